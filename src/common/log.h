@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * log.h - one-line log messages to stderr with a level filter.
+ *
+ * Every module logs through here so that a hostile peer's refusal is one
+ * clear line ("vda:q0: broken: chain longer than queue") and the daemon's
+ * --log-level applies everywhere.
+ */
+#ifndef VHOSTD_COMMON_LOG_H
+#define VHOSTD_COMMON_LOG_H
+
+enum log_level {
+	LOG_LVL_ERROR,
+	LOG_LVL_WARN,
+	LOG_LVL_INFO,
+	LOG_LVL_DEBUG,
+};
+
+/* Messages above this level are dropped (default: LOG_LVL_INFO). */
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+
+/* Parse "error|warn|info|debug"; returns -1 for anything else. */
+int log_level_parse(const char *name);
+
+void log_msg(enum log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_msg(LOG_LVL_ERROR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_LVL_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
+
+#endif /* VHOSTD_COMMON_LOG_H */

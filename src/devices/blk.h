@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * blk.h - the virtio-blk device model, exported over vhost-user.
+ *
+ * One struct blk_dev per --blk option: a vhost-user back-end (backend.h)
+ * whose queues each run on their own thread with their own io_uring, over a
+ * raw image file or block device (backends/).  Statistics follow the meaning
+ * of /proc/diskstats.
+ */
+#ifndef VHOSTD_DEVICES_BLK_H
+#define VHOSTD_DEVICES_BLK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vhost-user/backend.h"
+
+enum blk_cache_mode {
+	BLK_CACHE_NONE,		/* O_DIRECT; flush still reaches the disk */
+	BLK_CACHE_WRITEBACK,	/* page cache; flush is fdatasync */
+};
+
+struct blk_options {
+	char id[32];
+	char path[4096];
+	char socket[108];
+	char serial[21];	/* VIRTIO_BLK_ID_BYTES + NUL */
+	bool readonly;
+	bool client;		/* connect to the socket instead of listening */
+	unsigned int num_queues;
+	uint16_t queue_size;
+	enum blk_cache_mode cache;
+};
+
+/*
+ * Parse "id=NAME,path=FILE,socket=PATH[,readonly=on][,num-queues=N]
+ * [,queue-size=N][,cache=none|writeback][,serial=STR]" into @opts (defaults
+ * filled in).  Returns 0, or -EINVAL with a message in @err.
+ */
+int blk_options_parse(const char *str, struct blk_options *opts, char *err, size_t err_len);
+
+/*
+ * Counters with the meaning of /proc/diskstats (Documentation/admin-guide/
+ * iostats.rst): per direction ios completed, merges, sectors, milliseconds
+ * spent; requests in flight; io_ticks = ms during which at least one request
+ * was in flight; time_in_queue = the sum over requests of their ms in flight
+ * (weighted by how many were in flight).
+ */
+enum blk_stat_dir { BLK_STAT_READ, BLK_STAT_WRITE, BLK_STAT_DISCARD, BLK_STAT_FLUSH,
+		    BLK_STAT__COUNT };
+
+struct blk_stats {
+	uint64_t ios[BLK_STAT__COUNT];
+	uint64_t merges[BLK_STAT__COUNT];
+	uint64_t sectors[BLK_STAT__COUNT];
+	uint64_t ticks_ms[BLK_STAT__COUNT];
+	uint64_t in_flight;
+	uint64_t io_ticks_ms;
+	uint64_t time_in_queue_ms;
+};
+
+struct blk_dev;
+
+/* Open the image and start the vhost-user back-end.  NULL, message in @err. */
+struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watch_ops *watch,
+			    void *loop, char *err, size_t err_len);
+
+/* Stop taking requests, finish the in-flight ones, close everything. */
+void blk_dev_free(struct blk_dev *dev);
+
+const char *blk_dev_id(const struct blk_dev *dev);
+const struct blk_options *blk_dev_options(const struct blk_dev *dev);
+uint64_t blk_dev_capacity_sectors(const struct blk_dev *dev);
+bool blk_dev_connected(const struct blk_dev *dev);
+
+/* A consistent snapshot of the counters (summed over queues). */
+void blk_dev_get_stats(struct blk_dev *dev, struct blk_stats *st);
+
+/*
+ * Format @st as one /proc/diskstats line ("major minor name f1 ... f17"),
+ * major/minor 0.  Returns the snprintf result.
+ */
+int blk_stats_format(const struct blk_stats *st, const char *name, char *buf, size_t len);
+
+#endif /* VHOSTD_DEVICES_BLK_H */

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * frontend.h - a vhost-user front-end: a userspace virtio driver that talks
+ * to a vhost-user back-end over its unix socket (like DPDK's virtio-user or
+ * libblkio), used by vhost-bench and the tests.
+ *
+ * It shares one memfd with the back-end as "guest memory".  As DPDK's
+ * virtio-user does, the address a buffer has in this process is also its
+ * guest-physical address, so a pointer from vu_fe_alloc() goes straight
+ * into a descriptor with vu_fe_addr().
+ */
+#ifndef VHOSTD_VHOST_USER_FRONTEND_H
+#define VHOSTD_VHOST_USER_FRONTEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "virtq/virtq_drv.h"
+
+struct vu_fe;
+
+struct vu_fe_config {
+	const char *socket_path;
+	size_t mem_size;		/* bytes of shared memory (rings + buffers) */
+	unsigned int num_queues;	/* 0: as many as the back-end offers */
+	uint16_t queue_size;
+	uint64_t features;		/* bits the driver accepts; ANDed with the offer */
+	unsigned int indirect_max;	/* indirect table size per slot (0: none) */
+};
+
+/*
+ * Connect, negotiate features and protocol features, share memory, set up
+ * and enable every queue (SET_VRING_NUM/ADDR/BASE/KICK/CALL/ENABLE) and set
+ * DRIVER_OK.  NULL with errno set (and one log line) on failure.
+ */
+struct vu_fe *vu_fe_connect(const struct vu_fe_config *cfg);
+
+/* GET_VRING_BASE on every queue, close the socket, free the memory. */
+void vu_fe_disconnect(struct vu_fe *fe);
+
+uint64_t vu_fe_features(const struct vu_fe *fe);	/* negotiated */
+unsigned int vu_fe_num_queues(const struct vu_fe *fe);
+
+/* GET_CONFIG: read @len bytes of the device's config space. */
+int vu_fe_get_config(struct vu_fe *fe, void *buf, uint32_t len);
+
+/* Bump-allocate shared memory (never freed before disconnect); NULL if full. */
+void *vu_fe_alloc(struct vu_fe *fe, size_t size, size_t align);
+/* Device-visible address of a pointer into shared memory. */
+uint64_t vu_fe_addr(const struct vu_fe *fe, const void *ptr);
+
+struct virtq_drv *vu_fe_queue(struct vu_fe *fe, unsigned int index);
+
+/* Kick the device if virtq_drv_kick_prepare() says so.  0 or -errno. */
+int vu_fe_kick(struct vu_fe *fe, unsigned int index);
+
+/* The queue's call eventfd (to poll), and a blocking wait for it. */
+int vu_fe_call_fd(const struct vu_fe *fe, unsigned int index);
+/* Wait up to @timeout_ms for a call; 1 = signalled, 0 = timeout, -errno. */
+int vu_fe_wait_call(struct vu_fe *fe, unsigned int index, int timeout_ms);
+
+/* Stop one queue (GET_VRING_BASE); its base is stored in *@base. */
+int vu_fe_stop_queue(struct vu_fe *fe, unsigned int index, uint16_t *base);
+
+/*
+ * For protocol tests: send one raw message (header + payload, with @fds
+ * attached) and, if @reply is non-NULL, read one reply into it.  0 or -errno.
+ */
+int vu_fe_send_raw(struct vu_fe *fe, const void *msg, size_t len, const int *fds,
+		   unsigned int nfds, void *reply, size_t reply_len);
+
+#endif /* VHOSTD_VHOST_USER_FRONTEND_H */

@@ -1,0 +1,42 @@
+# Thin wrapper over meson/ninja.  `make` builds, `make test` runs every test
+# (normal build, ASan+UBSan build, bounded fuzzing, real-guest tests),
+# `make run` boots a guest on vhostd.  Missing Debian packages are installed.
+
+BUILD ?= build
+SAN_BUILD ?= build-san
+
+.PHONY: all deps build san test run bench format clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/build.ninja:
+	@scripts/deps.sh
+	meson setup $(BUILD) >/dev/null
+
+build: $(BUILD)/build.ninja
+	@ninja -C $(BUILD)
+
+$(SAN_BUILD)/build.ninja:
+	@scripts/deps.sh
+	meson setup $(SAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+
+san: $(SAN_BUILD)/build.ninja
+	@ninja -C $(SAN_BUILD)
+
+test: build san
+	@scripts/test.sh
+
+run: build
+	@scripts/run-demo.sh
+
+bench: build
+	@bench/blk.sh
+
+format:
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(SAN_BUILD) build-fuzz

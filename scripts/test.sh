@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Every test vhostd has, in one run, ending with "N passed, N failed".
+#
+#   1. the meson suites in the normal build (build/)
+#   2. the same suites under ASan + UBSan (build-san/)
+#   3. a bounded libFuzzer run of the ring's chain walker (scripts/fuzz.sh)
+#   4. the real-guest tests: a Debian kernel under QEMU TCG on vhostd
+#
+# Set VHOSTD_SKIP_GUEST=1 to leave out step 4 (it needs ~10 minutes).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+passed=0
+failed=0
+skipped=0
+failures=()
+
+# Count one meson run's results from its machine-readable log.
+count_meson() {
+	local dir=$1 label=$2 out
+	out=$(python3 - "$dir/meson-logs/testlog.json" "$label" <<'PY'
+import json, sys
+p = f = s = 0
+names = []
+for line in open(sys.argv[1]):
+    t = json.loads(line)
+    r = t["result"]
+    if r in ("OK", "EXPECTEDFAIL"):
+        p += 1
+    elif r == "SKIP":
+        s += 1
+    else:
+        f += 1
+        names.append(sys.argv[2] + ":" + t["name"])
+print(p, f, s, " ".join(names))
+PY
+)
+	read -r p f s names <<<"$out"
+	passed=$((passed + p))
+	failed=$((failed + f))
+	skipped=$((skipped + s))
+	[ -n "${names:-}" ] && failures+=($names)
+	return 0
+}
+
+run_meson() {
+	local dir=$1 label=$2
+	shift 2
+	echo "=== meson test ($label) ==="
+	meson test -C "$dir" --print-errorlogs "$@"
+	count_meson "$dir" "$label"
+}
+
+run_meson build normal
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	run_meson build-san asan-ubsan --timeout-multiplier 3
+
+if [ -x scripts/fuzz.sh ]; then
+	echo "=== fuzz (bounded) ==="
+	if scripts/fuzz.sh "${VHOSTD_FUZZ_SECONDS:-30}"; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+		failures+=("fuzz")
+	fi
+fi
+
+if [ "${VHOSTD_SKIP_GUEST:-0}" != 1 ] && [ -x tests/guest/run-all.sh ]; then
+	echo "=== real-guest tests (QEMU TCG) ==="
+	log=$(mktemp)
+	BACKEND=vhostd tests/guest/run-all.sh 2>&1 | tee "$log"
+	p=$(grep -c '^PASS ' "$log")
+	f=$(grep -c '^FAIL ' "$log")
+	s=$(grep -c '^SKIP ' "$log")
+	passed=$((passed + p))
+	failed=$((failed + f))
+	skipped=$((skipped + s))
+	while read -r _ name; do failures+=("guest:$name"); done < <(grep '^FAIL ' "$log")
+	rm -f "$log"
+fi
+
+echo
+[ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"
+if [ "$skipped" -gt 0 ]; then
+	echo "$passed passed, $failed failed, $skipped skipped"
+else
+	echo "$passed passed, $failed failed"
+fi
+[ "$failed" -eq 0 ]

@@ -75,8 +75,40 @@ check_expected_features() {
 
 # sha256 of LEN bytes at byte offset OFF of DEV, read with O_DIRECT so the
 # data comes from the device, not the guest page cache. OFF and LEN must be
-# multiples of the device's logical block size.
+# multiples of the device's logical block size. An optional fourth argument
+# pins the read to that vCPU, and so to that vCPU's virtqueue.
 sha256_range() {
-	dd if="$1" iflag=direct,skip_bytes,count_bytes bs=1M skip="$2" count="$3" \
-		status=none | sha256sum | cut -d' ' -f1
+	taskset -c "${4:-0-63}" /usr/bin/dd if="$1" iflag=direct,skip_bytes,count_bytes \
+		bs=1M skip="$2" count="$3" status=none | sha256sum | cut -d' ' -f1
+}
+
+# check_ranges DEV LIST [CPU]: every "off len sha256" line of LIST must match
+# DEV. With CPU (0 or 1) only every other line is checked, starting at line
+# CPU+1, on that vCPU; see on_both_cpus.
+check_ranges() {
+	i=0
+	while read -r off len want; do
+		if [ -z "${3:-}" ] || [ $((i % 2)) -eq "$3" ]; then
+			got=$(sha256_range "$1" "$off" "$len" "${3:-}")
+			[ "$got" = "$want" ] ||
+				fail "${2##*/}: $len bytes at $off read back wrong ($got, want $want)"
+		fi
+		i=$((i + 1))
+	done <"$2"
+}
+
+# on_both_cpus CMD ARGS...: run "CMD ARGS... 0" and "CMD ARGS... 1" at the
+# same time. With one virtqueue per vCPU this puts requests on both queues
+# concurrently. Fails if either fails (their fail reason is kept).
+on_both_cpus() {
+	"$@" 0 &
+	p0=$!
+	"$@" 1 &
+	p1=$!
+	r=0
+	wait "$p0" || r=1
+	wait "$p1" || r=1
+	[ "$r" -ne 0 ] || return 0
+	[ -s "$FAIL_REASON_FILE" ] || fail "$1 failed"
+	exit 1	# the failed half already logged its reason
 }

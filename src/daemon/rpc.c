@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: MIT
+/*
+ * rpc.c - vhostd's control methods: what the devices are and how busy.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "devices/blk.h"
+#include "rpc.h"
+
+#ifndef VHOSTD_VERSION
+#define VHOSTD_VERSION "unknown"
+#endif
+
+static const char *const cache_names[] = {
+	[BLK_CACHE_NONE] = "none",
+	[BLK_CACHE_WRITEBACK] = "writeback",
+};
+
+static const char *const stat_dir_names[BLK_STAT__COUNT] = {
+	[BLK_STAT_READ] = "read",
+	[BLK_STAT_WRITE] = "write",
+	[BLK_STAT_DISCARD] = "discard",
+	[BLK_STAT_FLUSH] = "flush",
+};
+
+static void add_str(struct json_object *obj, const char *key, const char *val)
+{
+	json_object_object_add(obj, key, json_object_new_string(val));
+}
+
+static void add_u64(struct json_object *obj, const char *key, uint64_t val)
+{
+	json_object_object_add(obj, key, json_object_new_uint64(val));
+}
+
+static struct json_object *device_describe(struct blk_dev *dev)
+{
+	const struct blk_options *o = blk_dev_options(dev);
+	struct json_object *d = json_object_new_object();
+	uint64_t sectors = blk_dev_capacity_sectors(dev);
+
+	add_str(d, "id", blk_dev_id(dev));
+	add_str(d, "type", "blk");
+	add_str(d, "path", o->path);
+	add_str(d, "socket", o->socket);
+	add_u64(d, "capacity", sectors);
+	add_u64(d, "size", sectors * 512);
+	json_object_object_add(d, "readonly", json_object_new_boolean(o->readonly));
+	add_u64(d, "num-queues", o->num_queues);
+	add_u64(d, "queue-size", o->queue_size);
+	add_str(d, "cache", o->cache <= BLK_CACHE_WRITEBACK ? cache_names[o->cache] : "?");
+	json_object_object_add(d, "connected", json_object_new_boolean(blk_dev_connected(dev)));
+	return d;
+}
+
+static int rpc_list_devices(void *opaque, struct json_object *params,
+			    struct json_object **result, char *err, size_t err_len)
+{
+	struct rpc_devices *devs = opaque;
+	struct json_object *arr = json_object_new_array();
+
+	for (unsigned int i = 0; i < devs->count; i++)
+		json_object_array_add(arr, device_describe(devs->devs[i]));
+	*result = json_object_new_object();
+	json_object_object_add(*result, "devices", arr);
+	return 0;
+}
+
+static struct json_object *stats_describe(struct blk_dev *dev)
+{
+	struct json_object *d = json_object_new_object(), *dir;
+	struct blk_stats st;
+	char line[512];
+
+	blk_dev_get_stats(dev, &st);
+	add_str(d, "id", blk_dev_id(dev));
+	for (int i = 0; i < BLK_STAT__COUNT; i++) {
+		dir = json_object_new_object();
+		add_u64(dir, "ios", st.ios[i]);
+		add_u64(dir, "merges", st.merges[i]);
+		add_u64(dir, "sectors", st.sectors[i]);
+		add_u64(dir, "ticks-ms", st.ticks_ms[i]);
+		json_object_object_add(d, stat_dir_names[i], dir);
+	}
+	add_u64(d, "in-flight", st.in_flight);
+	add_u64(d, "io-ticks-ms", st.io_ticks_ms);
+	add_u64(d, "time-in-queue-ms", st.time_in_queue_ms);
+	blk_stats_format(&st, blk_dev_id(dev), line, sizeof(line));
+	add_str(d, "diskstats", line);
+	return d;
+}
+
+/* The optional device name: {"name": "vda"} or ["vda"]. */
+static int stats_name(struct json_object *params, const char **name, char *err, size_t err_len)
+{
+	struct json_object *n = NULL;
+
+	*name = NULL;
+	if (!params)
+		return 0;
+	if (json_object_is_type(params, json_type_array)) {
+		if (json_object_array_length(params) > 1)
+			goto bad;
+		n = json_object_array_get_idx(params, 0);
+	} else if (json_object_object_length(params) > 1 ||
+		   (json_object_object_length(params) == 1 &&
+		    !json_object_object_get_ex(params, "name", &n))) {
+		goto bad;
+	} else {
+		json_object_object_get_ex(params, "name", &n);
+	}
+	if (!n)
+		return 0;
+	if (!json_object_is_type(n, json_type_string))
+		goto bad;
+	*name = json_object_get_string(n);
+	return 0;
+bad:
+	snprintf(err, err_len, "stats takes one optional parameter: the device name");
+	return CTL_ERR_INVALID_PARAMS;
+}
+
+static int rpc_stats(void *opaque, struct json_object *params, struct json_object **result,
+		     char *err, size_t err_len)
+{
+	struct rpc_devices *devs = opaque;
+	struct json_object *arr;
+	const char *name;
+	bool found = false;
+	int ret;
+
+	ret = stats_name(params, &name, err, err_len);
+	if (ret)
+		return ret;
+	arr = json_object_new_array();
+	for (unsigned int i = 0; i < devs->count; i++) {
+		if (name && strcmp(name, blk_dev_id(devs->devs[i])))
+			continue;
+		json_object_array_add(arr, stats_describe(devs->devs[i]));
+		found = true;
+	}
+	if (name && !found) {
+		json_object_put(arr);
+		snprintf(err, err_len, "no device named '%.64s'", name);
+		return CTL_ERR_INVALID_PARAMS;
+	}
+	*result = json_object_new_object();
+	json_object_object_add(*result, "devices", arr);
+	return 0;
+}
+
+static int rpc_version(void *opaque, struct json_object *params, struct json_object **result,
+		       char *err, size_t err_len)
+{
+	*result = json_object_new_object();
+	add_str(*result, "name", "vhostd");
+	add_str(*result, "version", VHOSTD_VERSION);
+	return 0;
+}
+
+const struct ctl_method rpc_methods[] = {
+	{ "list-devices", rpc_list_devices },
+	{ "stats", rpc_stats },
+	{ "version", rpc_version },
+	{ NULL, NULL },
+};

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rpc.h - the control methods vhostd serves on its JSON-RPC socket.
+ *
+ *   list-devices        -> {"devices": [{"id", "type", "path", "socket",
+ *                           "capacity" (512-byte sectors), "size" (bytes),
+ *                           "readonly", "num-queues", "queue-size", "cache",
+ *                           "connected"}, ...]}
+ *   stats [{"name": N}] -> {"devices": [{"id", "read"/"write"/"discard"/
+ *                           "flush": {"ios", "merges", "sectors", "ticks-ms"},
+ *                           "in-flight", "io-ticks-ms", "time-in-queue-ms",
+ *                           "diskstats": "<one /proc/diskstats line>"}, ...]}
+ *   version             -> {"name": "vhostd", "version": "X.Y.Z"}
+ *
+ * The methods run on the daemon's event loop thread, like the vhost-user
+ * back-ends, so they never race with a device being set up or torn down.
+ */
+#ifndef VHOSTD_DAEMON_RPC_H
+#define VHOSTD_DAEMON_RPC_H
+
+#include "control.h"
+
+struct blk_dev;
+
+/* The opaque pointer every method gets: the daemon's devices. */
+struct rpc_devices {
+	struct blk_dev **devs;
+	unsigned int count;
+};
+
+/* The method table for ctl_server_new(), NULL-terminated. */
+extern const struct ctl_method rpc_methods[];
+
+#endif /* VHOSTD_DAEMON_RPC_H */

@@ -1,0 +1,386 @@
+// SPDX-License-Identifier: MIT
+/*
+ * vhostd.c - the daemon: one vhost-user-blk back-end per --blk option, a
+ * JSON-RPC control socket, and a clean stop on SIGTERM or SIGINT.
+ *
+ * Everything is checked before anything starts (options, duplicate ids and
+ * sockets, that every image opens), so a bad command line leaves nothing
+ * behind.  If a device still fails to start, the ones already started are
+ * torn down (which removes their sockets) before exiting.
+ *
+ * Exit status: 0 after a signal, 1 when something failed at run time, 2 for
+ * a usage error.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "common/evloop.h"
+#include "common/log.h"
+#include "control.h"
+#include "devices/blk.h"
+#include "rpc.h"
+
+#ifndef VHOSTD_VERSION
+#define VHOSTD_VERSION "unknown"
+#endif
+
+#define EXIT_USAGE 2
+/* A sanity bound: each device holds a socket, an image and queue threads. */
+#define VHOSTD_MAX_DEVS 256
+
+struct vhostd {
+	struct blk_options *opts;	/* one per --blk, in command-line order */
+	unsigned int nopts;
+	struct blk_dev **devs;		/* started devices: rpc.count of them */
+	struct rpc_devices rpc;
+	const char *control_path;
+	struct evloop *loop;
+	struct ctl_server *ctl;
+	int sig_fd;
+};
+
+static const char usage_text[] =
+	"Usage: vhostd --blk id=NAME,path=FILE,socket=PATH[,OPTIONS] [--blk ...]\n"
+	"              [--control PATH] [--log-level LEVEL]\n"
+	"\n"
+	"Serve disk images to QEMU (or any vhost-user front-end) as virtio-blk\n"
+	"devices over vhost-user unix sockets.\n"
+	"\n"
+	"  --blk SPEC         add a device (repeatable); SPEC options:\n"
+	"                       id=NAME          device name (vda, ...), unique\n"
+	"                       path=FILE        raw image or block device\n"
+	"                       socket=PATH      vhost-user socket to listen on, unique\n"
+	"                       readonly=on      refuse writes (VIRTIO_BLK_F_RO)\n"
+	"                       num-queues=N     request queues offered\n"
+	"                       queue-size=N     largest ring size accepted\n"
+	"                       cache=none|writeback  O_DIRECT or page cache\n"
+	"                       serial=STR       reported by VIRTIO_BLK_T_GET_ID\n"
+	"  --control PATH     JSON-RPC 2.0 control socket (see vhostctl)\n"
+	"  --log-level LEVEL  error, warn, info (default) or debug\n"
+	"  -h, --help         show this help and exit\n"
+	"  -V, --version      show the version and exit\n"
+	"\n"
+	"SIGTERM or SIGINT: stop taking requests, finish the in-flight ones, remove\n"
+	"the sockets and exit 0.  See vhostd(8).\n";
+
+/* --- command line --- */
+
+enum { OPT_BLK = 0x100, OPT_CONTROL, OPT_LOG_LEVEL };
+
+static const struct option long_options[] = {
+	{ "blk", required_argument, NULL, OPT_BLK },
+	{ "control", required_argument, NULL, OPT_CONTROL },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Print one usage error line; returns -1 so callers can `return usage_error(...)`. */
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_error("%s (try 'vhostd --help')", msg);
+	return -1;
+}
+
+static int add_blk(struct vhostd *d, const char *spec)
+{
+	struct blk_options *opts;
+	char err[256] = "";
+
+	if (d->nopts == VHOSTD_MAX_DEVS)
+		return usage_error("more than %d --blk devices", VHOSTD_MAX_DEVS);
+	opts = realloc(d->opts, (d->nopts + 1) * sizeof(*opts));
+	if (!opts) {
+		log_error("out of memory");
+		return -1;
+	}
+	d->opts = opts;
+	if (blk_options_parse(spec, &opts[d->nopts], err, sizeof(err)))
+		return usage_error("--blk %s: %s", spec, err[0] ? err : "invalid");
+	d->nopts++;
+	return 0;
+}
+
+/* getopt_long's own messages are off: report the offending word ourselves. */
+static int bad_option(char **argv, int ret)
+{
+	const char *word = argv[optind - 1];
+
+	if (ret == ':')
+		return usage_error("option '%s' needs an argument", word);
+	if (optopt && word[0] == '-' && word[1] != '-')
+		return usage_error("unknown option '-%c'", optopt);
+	return usage_error("unknown option '%s'", word);
+}
+
+/* 0: go on; 1: done (help, version); -1: usage error, already reported. */
+static int parse_args(struct vhostd *d, int argc, char **argv)
+{
+	int opt, level;
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":hV", long_options, NULL)) != -1) {
+		switch (opt) {
+		case OPT_BLK:
+			if (add_blk(d, optarg))
+				return -1;
+			break;
+		case OPT_CONTROL:
+			d->control_path = optarg;
+			break;
+		case OPT_LOG_LEVEL:
+			level = log_level_parse(optarg);
+			if (level < 0)
+				return usage_error("--log-level %s: expected error, warn, info or debug",
+						   optarg);
+			log_set_level(level);
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 1;
+		case 'V':
+			printf("vhostd %s\n", VHOSTD_VERSION);
+			return 1;
+		default:
+			return bad_option(argv, opt);
+		}
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (!d->nopts)
+		return usage_error("no device: give at least one --blk");
+	return 0;
+}
+
+/* Two devices on one id or one socket would make no sense to anyone. */
+static int check_unique(const struct vhostd *d)
+{
+	const struct blk_options *a, *b;
+
+	for (unsigned int i = 0; i < d->nopts; i++) {
+		a = &d->opts[i];
+		if (d->control_path && !strcmp(a->socket, d->control_path))
+			return usage_error("%s: socket %s is also the control socket", a->id,
+					   a->socket);
+		for (unsigned int j = 0; j < i; j++) {
+			b = &d->opts[j];
+			if (!strcmp(a->id, b->id))
+				return usage_error("duplicate device id '%s'", a->id);
+			if (!strcmp(a->socket, b->socket))
+				return usage_error("%s and %s: same socket %s", b->id, a->id,
+						   a->socket);
+		}
+	}
+	return 0;
+}
+
+/*
+ * Open every image the way its device will, before starting any, so a
+ * typo in the second --blk does not briefly bring up the first.
+ */
+static int check_images(const struct vhostd *d)
+{
+	const struct blk_options *o;
+	int fd;
+
+	for (unsigned int i = 0; i < d->nopts; i++) {
+		o = &d->opts[i];
+		fd = open(o->path, (o->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+		if (fd < 0) {
+			log_error("%s: cannot open %s%s: %s", o->id, o->path,
+				  o->readonly ? "" : " for reading and writing", strerror(errno));
+			return -1;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+/* --- signals --- */
+
+static void on_signal(void *arg, uint32_t events)
+{
+	struct vhostd *d = arg;
+	struct signalfd_siginfo si;
+
+	if (read(d->sig_fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	log_info("%s: finishing in-flight requests and exiting", strsignal((int)si.ssi_signo));
+	evloop_stop(d->loop);
+}
+
+static void stop_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+}
+
+/*
+ * SIGTERM and SIGINT are blocked before any queue thread exists, so every
+ * thread inherits the mask and the signals only ever arrive on the
+ * signalfd, read by the loop.  A peer that hangs up must not kill us:
+ * SIGPIPE is ignored and writes fail with EPIPE instead.
+ */
+static int signals_start(struct vhostd *d)
+{
+	sigset_t set;
+	int ret;
+
+	signal(SIGPIPE, SIG_IGN);
+	stop_signals(&set);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	d->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (d->sig_fd < 0) {
+		log_error("signalfd: %s", strerror(errno));
+		return -1;
+	}
+	ret = evloop_add(d->loop, d->sig_fd, EPOLLIN, on_signal, d);
+	if (ret) {
+		log_error("cannot watch the signalfd: %s", strerror(-ret));
+		return -1;
+	}
+	return 0;
+}
+
+/* --- devices --- */
+
+/* The back-ends ask for their sockets to be watched through these. */
+static int watch_add(void *loop, int fd, void (*cb)(void *arg, uint32_t events), void *arg)
+{
+	return evloop_add(loop, fd, EPOLLIN, cb, arg);
+}
+
+static void watch_del(void *loop, int fd)
+{
+	evloop_del(loop, fd);
+}
+
+static const struct vu_watch_ops watch_ops = {
+	.add = watch_add,
+	.del = watch_del,
+};
+
+static int devices_start(struct vhostd *d)
+{
+	const struct blk_options *o;
+	struct blk_dev *dev;
+	char err[512];
+
+	d->devs = calloc(d->nopts, sizeof(*d->devs));
+	if (!d->devs) {
+		log_error("out of memory");
+		return -1;
+	}
+	d->rpc.devs = d->devs;
+	for (unsigned int i = 0; i < d->nopts; i++) {
+		o = &d->opts[i];
+		err[0] = '\0';
+		dev = blk_dev_new(o, &watch_ops, d->loop, err, sizeof(err));
+		if (!dev) {
+			log_error("%s: %s", o->id, err[0] ? err : "cannot start");
+			return -1;
+		}
+		d->devs[d->rpc.count++] = dev;
+		log_info("%s: serving %s (%" PRIu64 " sectors) on %s", o->id, o->path,
+			 blk_dev_capacity_sectors(dev), o->socket);
+	}
+	return 0;
+}
+
+/* --- life cycle --- */
+
+static int vhostd_start(struct vhostd *d)
+{
+	char err[512];
+
+	d->loop = evloop_new();
+	if (!d->loop) {
+		log_error("cannot create the event loop: %s", strerror(errno));
+		return -1;
+	}
+	if (signals_start(d))
+		return -1;
+	if (d->control_path) {
+		d->ctl = ctl_server_new(d->control_path, d->loop, rpc_methods, &d->rpc, err,
+					sizeof(err));
+		if (!d->ctl) {
+			log_error("%s", err);
+			return -1;
+		}
+	}
+	return devices_start(d);
+}
+
+static int vhostd_run(struct vhostd *d)
+{
+	sigset_t set;
+	int ret;
+
+	ret = evloop_run(d->loop);
+	if (ret) {
+		log_error("event loop: %s", strerror(-ret));
+		return 1;
+	}
+	/* A second SIGTERM while in-flight requests drain ends us at once. */
+	stop_signals(&set);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	return 0;
+}
+
+/* Tear down whatever vhostd_start() got to, in reverse order. */
+static void vhostd_stop(struct vhostd *d)
+{
+	ctl_server_free(d->ctl);
+	while (d->rpc.count)
+		blk_dev_free(d->devs[--d->rpc.count]);
+	if (d->sig_fd >= 0) {
+		evloop_del(d->loop, d->sig_fd);
+		close(d->sig_fd);
+	}
+	if (d->loop)
+		evloop_free(d->loop);
+	free(d->devs);
+	free(d->opts);
+}
+
+int main(int argc, char **argv)
+{
+	struct vhostd d = { .sig_fd = -1 };
+	int ret;
+
+	ret = parse_args(&d, argc, argv);
+	if (!ret && check_unique(&d))
+		ret = -1;
+	if (ret) {
+		free(d.opts);
+		return ret < 0 ? EXIT_USAGE : 0;
+	}
+	if (check_images(&d)) {
+		free(d.opts);
+		return 1;
+	}
+	ret = vhostd_start(&d) ? 1 : vhostd_run(&d);
+	vhostd_stop(&d);
+	if (!ret)
+		log_info("stopped");
+	return ret;
+}

@@ -1,0 +1,980 @@
+// SPDX-License-Identifier: MIT
+/*
+ * vhost-bench.c - drive any vhost-user-blk back-end (vhostd,
+ * qemu-storage-daemon, ...) from user space and measure it.
+ *
+ * The vhost-user front-end (frontend.h) plays the guest: one thread per
+ * queue keeps --iodepth virtio-blk requests in flight, each a 16-byte
+ * header (device-readable), the data, and a one-byte status
+ * (device-writable), all in the memory shared with the back-end.  Requests
+ * complete by the queue's call eventfd (a guest's interrupt) or, with
+ * --poll, by spinning on the used ring.  Every status byte is checked.
+ *
+ * Nothing is allocated per request: slots are made once, and a completed
+ * slot is refilled and resubmitted at once, stamped with the completion's
+ * own clock reading, so one clock_gettime() per request is all the
+ * measuring costs.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "common/log.h"
+#include "devices/virtio_blk.h"
+#include "lat_hist.h"
+#include "vhost-user/frontend.h"
+#include "virtq/ring.h"
+
+#ifndef VHOSTD_VERSION
+#define VHOSTD_VERSION "unknown"
+#endif
+
+#define EXIT_USAGE 2
+/* A request that takes this long means the back-end is stuck. */
+#define STALL_MS 10000
+#define DATA_ALIGN 4096
+
+enum rw_mode { RW_READ, RW_WRITE, RW_RANDREAD, RW_RANDWRITE, RW_RANDRW };
+
+static const char *const rw_names[] = {
+	[RW_READ] = "read",	    [RW_WRITE] = "write",   [RW_RANDREAD] = "randread",
+	[RW_RANDWRITE] = "randwrite", [RW_RANDRW] = "randrw",
+};
+
+struct bench_opts {
+	const char *socket;
+	enum rw_mode rw;
+	uint32_t bs;
+	unsigned int iodepth;
+	unsigned int queues;
+	double time_s;
+	uint64_t size;		/* bytes of the device to use; 0: all */
+	unsigned int rwmixread;	/* percent of reads for randrw */
+	uint16_t queue_size;	/* 0: derived from iodepth */
+	bool poll;
+	bool json;
+	bool packed;
+	bool event_idx;
+	bool indirect;
+};
+
+/* One request, preallocated; the header and data live in shared memory. */
+struct slot {
+	struct virtio_blk_outhdr *hdr;
+	uint8_t *data;
+	uint8_t *status;
+	uint64_t t_submit;	/* ns, CLOCK_MONOTONIC */
+	bool write;
+};
+
+struct worker_stats {
+	uint64_t ios[2];	/* [0] reads, [1] writes */
+	uint64_t bytes[2];
+	uint64_t kicks;
+	uint64_t calls;
+	struct lat_hist lat;
+};
+
+struct worker {
+	struct bench *b;
+	unsigned int q;
+	struct virtq_drv *vq;
+	struct slot *slots;
+	unsigned int inflight;
+	uint64_t rng;
+	uint64_t next_block;	/* sequential modes */
+	uint64_t first_block, nblocks;
+	uint64_t t_end;
+	char err[256];
+	struct worker_stats st;
+	pthread_t thread;
+};
+
+struct bench {
+	struct bench_opts o;
+	struct vu_fe *fe;
+	uint64_t capacity;	/* sectors */
+	uint64_t nblocks;	/* bs-sized blocks in the region used */
+	struct worker *workers;
+	atomic_bool stop;
+	atomic_bool failed;
+	uint64_t t_start;
+};
+
+__attribute__((format(printf, 1, 2))) static void error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("vhost-bench: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* xorshift64*: fast, and good enough to scatter block numbers. */
+static uint64_t rng_next(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545f4914f6cdd1dull;
+}
+
+/* --- requests --- */
+
+static bool rw_random(enum rw_mode rw)
+{
+	return rw == RW_RANDREAD || rw == RW_RANDWRITE || rw == RW_RANDRW;
+}
+
+static bool op_is_write(struct worker *w)
+{
+	switch (w->b->o.rw) {
+	case RW_WRITE:
+	case RW_RANDWRITE:
+		return true;
+	case RW_RANDRW:
+		return rng_next(&w->rng) % 100 >= w->b->o.rwmixread;
+	default:
+		return false;
+	}
+}
+
+static uint64_t op_block(struct worker *w)
+{
+	uint64_t blk;
+
+	if (rw_random(w->b->o.rw))
+		return rng_next(&w->rng) % w->b->nblocks;
+	blk = w->first_block + w->next_block;
+	if (++w->next_block == w->nblocks)
+		w->next_block = 0;
+	return blk % w->b->nblocks;
+}
+
+/* Fill @s with the next operation and expose it: header, data, status. */
+static int slot_submit(struct worker *w, struct slot *s, uint64_t t)
+{
+	struct vu_fe *fe = w->b->fe;
+	uint32_t bs = w->b->o.bs;
+	struct virtq_sg sg[3];
+	int ret;
+
+	s->write = op_is_write(w);
+	s->hdr->type = htole32(s->write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN);
+	s->hdr->ioprio = 0;
+	s->hdr->sector = htole64(op_block(w) * (bs >> VIRTIO_BLK_SECTOR_SHIFT));
+	/* Not a status a device can return: a device that forgets to write it is caught. */
+	*s->status = 0xff;
+	s->t_submit = t;
+
+	sg[0] = (struct virtq_sg){ vu_fe_addr(fe, s->hdr), sizeof(*s->hdr) };
+	sg[1] = (struct virtq_sg){ vu_fe_addr(fe, s->data), bs };
+	sg[2] = (struct virtq_sg){ vu_fe_addr(fe, s->status), 1 };
+	ret = virtq_drv_add_sgs(w->vq, sg, s->write ? 2 : 1, s->write ? 1 : 2, s);
+	if (ret) {
+		snprintf(w->err, sizeof(w->err), "q%u: cannot add a request: %s", w->q,
+			 strerror(-ret));
+		return ret;
+	}
+	w->inflight++;
+	return 0;
+}
+
+static const char *status_name(uint8_t status)
+{
+	switch (status) {
+	case VIRTIO_BLK_S_IOERR:
+		return "IOERR";
+	case VIRTIO_BLK_S_UNSUPP:
+		return "UNSUPP";
+	case 0xff:
+		return "never written";
+	default:
+		return "invalid";
+	}
+}
+
+/* Check one completed request and account for it; false on a failed one. */
+static bool slot_complete(struct worker *w, struct slot *s, uint32_t len, uint64_t t)
+{
+	uint8_t status = *(volatile uint8_t *)s->status;
+	unsigned int dir = s->write;
+
+	w->inflight--;
+	if (status != VIRTIO_BLK_S_OK || len < 1) {
+		snprintf(w->err, sizeof(w->err),
+			 "q%u: %s of sector %" PRIu64 " failed: status %u (%s), used length %u",
+			 w->q, s->write ? "write" : "read", le64toh(s->hdr->sector), status,
+			 status_name(status), len);
+		return false;
+	}
+	lat_hist_add(&w->st.lat, t - s->t_submit);
+	w->st.ios[dir]++;
+	w->st.bytes[dir] += w->b->o.bs;
+	return true;
+}
+
+static void fail(struct worker *w)
+{
+	atomic_store(&w->b->failed, true);
+	atomic_store(&w->b->stop, true);
+}
+
+/* Publish what was added and notify the device if it asks for it. */
+static int worker_kick(struct worker *w)
+{
+	int ret = vu_fe_kick(w->b->fe, w->q);
+
+	if (ret < 0) {
+		snprintf(w->err, sizeof(w->err), "q%u: kick: %s", w->q, strerror(-ret));
+		return ret;
+	}
+	w->st.kicks += (unsigned int)ret;
+	return 0;
+}
+
+/*
+ * Take every used request, check it, and refill it at once unless the
+ * run is over.  Returns how many completed, or -1 on a failure.
+ */
+static int worker_reap(struct worker *w)
+{
+	bool stopping = atomic_load_explicit(&w->b->stop, memory_order_relaxed);
+	unsigned int added = 0;
+	int done = 0;
+	struct slot *s;
+	uint64_t t = 0;
+	uint32_t len;
+
+	while ((s = virtq_drv_get_buf(w->vq, &len))) {
+		if (!done)
+			t = now_ns();
+		done++;
+		if (!slot_complete(w, s, len, t))
+			return -1;
+		if (stopping)
+			continue;
+		if (slot_submit(w, s, t))
+			return -1;
+		added++;
+	}
+	if (virtq_drv_is_broken(w->vq)) {
+		snprintf(w->err, sizeof(w->err), "q%u: the device broke the ring protocol", w->q);
+		return -1;
+	}
+	if (added && worker_kick(w))
+		return -1;
+	return done;
+}
+
+/*
+ * Sleep until the device calls.  Interrupts stay off while we reap (the
+ * device need not signal what we will see anyway) and are switched on
+ * only before sleeping; enable_cb() says whether something slipped in
+ * meanwhile, which closes the race with the device's last completion.
+ */
+static int worker_wait(struct worker *w)
+{
+	int ret;
+
+	if (!virtq_drv_enable_cb(w->vq)) {
+		virtq_drv_disable_cb(w->vq);
+		return 0;
+	}
+	ret = vu_fe_wait_call(w->b->fe, w->q, 100);
+	virtq_drv_disable_cb(w->vq);
+	if (ret < 0) {
+		snprintf(w->err, sizeof(w->err), "q%u: waiting for a call: %s", w->q,
+			 strerror(-ret));
+		return ret;
+	}
+	if (ret > 0)
+		w->st.calls++;
+	return 0;
+}
+
+static bool worker_stalled(struct worker *w, uint64_t since)
+{
+	if (now_ns() - since < (uint64_t)STALL_MS * 1000000u)
+		return false;
+	snprintf(w->err, sizeof(w->err), "q%u: no completion for %d s with %u requests in flight",
+		 w->q, STALL_MS / 1000, w->inflight);
+	return true;
+}
+
+static int worker_loop(struct worker *w)
+{
+	uint64_t last_progress = now_ns();
+	int n;
+
+	while (w->inflight) {
+		n = worker_reap(w);
+		if (n < 0)
+			return -1;
+		if (n) {
+			last_progress = now_ns();
+			continue;
+		}
+		if (!w->b->o.poll && worker_wait(w))
+			return -1;
+		if (worker_stalled(w, last_progress))
+			return -1;
+	}
+	return 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	uint64_t t = w->b->t_start;
+
+	virtq_drv_disable_cb(w->vq);
+	for (unsigned int i = 0; i < w->b->o.iodepth; i++) {
+		if (slot_submit(w, &w->slots[i], t))
+			goto failed;
+	}
+	if (worker_kick(w) || worker_loop(w))
+		goto failed;
+	w->t_end = now_ns();
+	return NULL;
+failed:
+	w->t_end = now_ns();
+	fail(w);
+	return NULL;
+}
+
+/* --- set-up --- */
+
+static int worker_init(struct bench *b, struct worker *w, unsigned int q)
+{
+	struct bench_opts *o = &b->o;
+
+	w->b = b;
+	w->q = q;
+	w->vq = vu_fe_queue(b->fe, q);
+	w->rng = 0x9e3779b97f4a7c15ull * (q + 1) ^ (uint64_t)getpid();
+	/* Sequential streams start spread over the region, one per queue. */
+	w->nblocks = b->nblocks;
+	w->first_block = b->nblocks / o->queues * q;
+	lat_hist_init(&w->st.lat);
+	w->slots = calloc(o->iodepth, sizeof(*w->slots));
+	if (!w->vq || !w->slots) {
+		error("q%u: cannot set up the queue", q);
+		return -1;
+	}
+	for (unsigned int i = 0; i < o->iodepth; i++) {
+		struct slot *s = &w->slots[i];
+
+		s->hdr = vu_fe_alloc(b->fe, sizeof(*s->hdr), 16);
+		s->status = vu_fe_alloc(b->fe, 1, 1);
+		s->data = vu_fe_alloc(b->fe, o->bs, DATA_ALIGN);
+		if (!s->hdr || !s->status || !s->data) {
+			error("out of shared memory for request buffers");
+			return -1;
+		}
+		/* Something other than zeroes for writes, so a device cannot cheat. */
+		memset(s->data, 0xa5 ^ (int)(i & 0xff), o->bs);
+	}
+	return 0;
+}
+
+static uint16_t default_queue_size(const struct bench_opts *o)
+{
+	/* Each request takes 3 descriptors, or 1 in an indirect table. */
+	unsigned int need = o->iodepth * (o->indirect ? 1 : 3);
+	unsigned int size = 256;
+
+	while (size < need && size < VIRTQ_MAX_SIZE)
+		size *= 2;
+	return (uint16_t)size;
+}
+
+static size_t shared_mem_size(const struct bench_opts *o)
+{
+	size_t ring = virtq_drv_mem_size(o->queue_size, o->packed, o->indirect ? 3 : 0);
+	size_t slot = 16 + 1 + 15 + o->bs + DATA_ALIGN;
+
+	/* Rings, request slots with alignment slack, and room for the front-end. */
+	return o->queues * (ring + 4096 + (size_t)o->iodepth * slot) + (1u << 20);
+}
+
+static uint64_t driver_features(const struct bench_opts *o)
+{
+	uint64_t f = 1ull << VIRTIO_F_VERSION_1;
+
+	if (o->event_idx)
+		f |= 1ull << VIRTIO_RING_F_EVENT_IDX;
+	if (o->indirect)
+		f |= 1ull << VIRTIO_RING_F_INDIRECT_DESC;
+	if (o->packed)
+		f |= 1ull << VIRTIO_F_RING_PACKED;
+	/* Device bits the bench understands: how many queues, read-only, block size. */
+	f |= 1ull << VIRTIO_BLK_F_MQ | 1ull << VIRTIO_BLK_F_RO | 1ull << VIRTIO_BLK_F_BLK_SIZE;
+	return f;
+}
+
+static bool has(uint64_t features, unsigned int bit)
+{
+	return features & (1ull << bit);
+}
+
+/* Check what the device said it is against what we are asked to do. */
+static int check_device(struct bench *b)
+{
+	struct bench_opts *o = &b->o;
+	uint64_t f = vu_fe_features(b->fe), bytes;
+	struct virtio_blk_config cfg = { 0 };
+
+	if (vu_fe_get_config(b->fe, &cfg, offsetof(struct virtio_blk_config, max_discard_sectors))) {
+		error("cannot read the device's config space");
+		return -1;
+	}
+	b->capacity = le64toh(cfg.capacity);
+	bytes = b->capacity << VIRTIO_BLK_SECTOR_SHIFT;
+	if (o->size > bytes) {
+		error("--size %" PRIu64 " is larger than the device (%" PRIu64 " bytes)", o->size,
+		      bytes);
+		return -1;
+	}
+	if (o->size)
+		bytes = o->size;
+	b->nblocks = bytes / o->bs;
+	if (!b->nblocks) {
+		error("the device (%" PRIu64 " bytes) is smaller than one block of %u", bytes,
+		      o->bs);
+		return -1;
+	}
+	if (has(f, VIRTIO_BLK_F_RO) && o->rw != RW_READ && o->rw != RW_RANDREAD) {
+		error("the device is read-only: use --rw read or randread");
+		return -1;
+	}
+	if (has(f, VIRTIO_BLK_F_BLK_SIZE) && le32toh(cfg.blk_size) &&
+	    o->bs % le32toh(cfg.blk_size))
+		error("warning: --bs %u is not a multiple of the device's block size %u", o->bs,
+		      le32toh(cfg.blk_size));
+	return 0;
+}
+
+static int bench_connect(struct bench *b)
+{
+	struct bench_opts *o = &b->o;
+	struct vu_fe_config cfg = {
+		.socket_path = o->socket,
+		.num_queues = o->queues,
+		.queue_size = o->queue_size,
+		.features = driver_features(o),
+		.indirect_max = o->indirect ? 3 : 0,
+		.mem_size = shared_mem_size(o),
+	};
+
+	b->fe = vu_fe_connect(&cfg);
+	if (!b->fe) {
+		error("cannot connect to a vhost-user-blk back-end at %s: %s", o->socket,
+		      strerror(errno));
+		return -1;
+	}
+	if (vu_fe_num_queues(b->fe) < o->queues) {
+		error("the device has %u queues, fewer than --queues %u",
+		      vu_fe_num_queues(b->fe), o->queues);
+		return -1;
+	}
+	return check_device(b);
+}
+
+/* --- running --- */
+
+static void sleep_until(uint64_t deadline, struct bench *b)
+{
+	struct timespec ts;
+	uint64_t t;
+
+	while (!atomic_load(&b->stop) && (t = now_ns()) < deadline) {
+		/* Wake every 50 ms so a failed worker ends the run early. */
+		t = deadline - t < 50000000u ? deadline - t : 50000000u;
+		ts.tv_sec = (time_t)(t / 1000000000u);
+		ts.tv_nsec = (long)(t % 1000000000u);
+		nanosleep(&ts, NULL);
+	}
+}
+
+static int bench_run(struct bench *b)
+{
+	unsigned int started = 0;
+	int ret = 0;
+
+	b->workers = calloc(b->o.queues, sizeof(*b->workers));
+	if (!b->workers)
+		return -1;
+	for (unsigned int q = 0; q < b->o.queues; q++) {
+		if (worker_init(b, &b->workers[q], q))
+			return -1;
+	}
+	b->t_start = now_ns();
+	for (; started < b->o.queues; started++) {
+		if (pthread_create(&b->workers[started].thread, NULL, worker_main,
+				   &b->workers[started])) {
+			error("cannot start a thread");
+			atomic_store(&b->stop, true);
+			ret = -1;
+			break;
+		}
+	}
+	sleep_until(b->t_start + (uint64_t)(b->o.time_s * 1e9), b);
+	atomic_store(&b->stop, true);
+	for (unsigned int q = 0; q < started; q++) {
+		pthread_join(b->workers[q].thread, NULL);
+		if (b->workers[q].err[0]) {
+			error("%s", b->workers[q].err);
+			ret = -1;
+		}
+	}
+	return atomic_load(&b->failed) ? -1 : ret;
+}
+
+/* --- report --- */
+
+struct totals {
+	struct worker_stats st;
+	double secs;
+	uint64_t ios;
+};
+
+static void totals_sum(const struct bench *b, struct totals *t)
+{
+	uint64_t t_end = b->t_start;
+
+	memset(t, 0, sizeof(*t));
+	lat_hist_init(&t->st.lat);
+	for (unsigned int q = 0; q < b->o.queues; q++) {
+		const struct worker *w = &b->workers[q];
+
+		for (int d = 0; d < 2; d++) {
+			t->st.ios[d] += w->st.ios[d];
+			t->st.bytes[d] += w->st.bytes[d];
+		}
+		t->st.kicks += w->st.kicks;
+		t->st.calls += w->st.calls;
+		lat_hist_merge(&t->st.lat, &w->st.lat);
+		if (w->t_end > t_end)
+			t_end = w->t_end;
+	}
+	t->secs = (double)(t_end - b->t_start) / 1e9;
+	t->ios = t->st.ios[0] + t->st.ios[1];
+}
+
+static double us(uint64_t ns)
+{
+	return (double)ns / 1000.0;
+}
+
+static double per_req(uint64_t n, uint64_t ios)
+{
+	return ios ? (double)n / (double)ios : 0;
+}
+
+static const char *features_text(const struct bench *b, char *buf, size_t len)
+{
+	uint64_t f = vu_fe_features(b->fe);
+
+	snprintf(buf, len, "%s%s%s", has(f, VIRTIO_F_RING_PACKED) ? "packed" : "split",
+		 has(f, VIRTIO_RING_F_EVENT_IDX) ? " event-idx" : "",
+		 has(f, VIRTIO_RING_F_INDIRECT_DESC) ? " indirect" : "");
+	return buf;
+}
+
+static void report_text(const struct bench *b, const struct totals *t)
+{
+	const struct bench_opts *o = &b->o;
+	const struct lat_hist *h = &t->st.lat;
+	char feat[64];
+
+	printf("%s: %s bs=%u iodepth=%u queues=%u, %.2f s, %s, %s completion\n", o->socket,
+	       rw_names[o->rw], o->bs, o->iodepth, o->queues, t->secs,
+	       features_text(b, feat, sizeof(feat)), o->poll ? "polled" : "call eventfd");
+	printf("  IOPS %.0f, %.1f MB/s", t->ios / t->secs,
+	       (double)(t->st.bytes[0] + t->st.bytes[1]) / t->secs / 1e6);
+	if (o->rw == RW_RANDRW)
+		printf(" (read %.0f IOPS, write %.0f IOPS)", t->st.ios[0] / t->secs,
+		       t->st.ios[1] / t->secs);
+	printf("\n  latency (us): min %.1f, mean %.1f, p50 %.1f, p99 %.1f, p99.9 %.1f, max %.1f\n",
+	       us(h->count ? h->min : 0), h->count ? us(h->sum) / (double)h->count : 0,
+	       us(lat_hist_percentile(h, 50)), us(lat_hist_percentile(h, 99)),
+	       us(lat_hist_percentile(h, 99.9)), us(h->max));
+	printf("  per request: %.3f kicks, %.3f calls (%" PRIu64 " requests, %" PRIu64
+	       " kicks, %" PRIu64 " calls)\n",
+	       per_req(t->st.kicks, t->ios), per_req(t->st.calls, t->ios), t->ios, t->st.kicks,
+	       t->st.calls);
+}
+
+static void json_add_double(struct json_object *obj, const char *key, double v)
+{
+	/* Three decimals are plenty and keep the output readable. */
+	json_object_object_add(obj, key, json_object_new_double(round(v * 1000) / 1000));
+}
+
+static void json_add_u64(struct json_object *obj, const char *key, uint64_t v)
+{
+	json_object_object_add(obj, key, json_object_new_uint64(v));
+}
+
+static struct json_object *json_dir(const struct totals *t, int d)
+{
+	struct json_object *obj = json_object_new_object();
+
+	json_add_u64(obj, "ios", t->st.ios[d]);
+	json_add_double(obj, "iops", t->st.ios[d] / t->secs);
+	json_add_double(obj, "mbps", (double)t->st.bytes[d] / t->secs / 1e6);
+	return obj;
+}
+
+static struct json_object *json_latency(const struct lat_hist *h)
+{
+	struct json_object *obj = json_object_new_object();
+
+	json_add_double(obj, "min", us(h->count ? h->min : 0));
+	json_add_double(obj, "mean", h->count ? us(h->sum) / (double)h->count : 0);
+	json_add_double(obj, "p50", us(lat_hist_percentile(h, 50)));
+	json_add_double(obj, "p99", us(lat_hist_percentile(h, 99)));
+	json_add_double(obj, "p99.9", us(lat_hist_percentile(h, 99.9)));
+	json_add_double(obj, "max", us(h->max));
+	return obj;
+}
+
+static void report_json(const struct bench *b, const struct totals *t)
+{
+	const struct bench_opts *o = &b->o;
+	struct json_object *r = json_object_new_object();
+	uint64_t f = vu_fe_features(b->fe);
+
+	json_object_object_add(r, "socket", json_object_new_string(o->socket));
+	json_object_object_add(r, "rw", json_object_new_string(rw_names[o->rw]));
+	json_add_u64(r, "bs", o->bs);
+	json_add_u64(r, "iodepth", o->iodepth);
+	json_add_u64(r, "queues", o->queues);
+	json_add_u64(r, "queue-size", o->queue_size);
+	json_add_u64(r, "capacity", b->capacity);
+	json_object_object_add(r, "poll", json_object_new_boolean(o->poll));
+	json_object_object_add(r, "packed", json_object_new_boolean(has(f, VIRTIO_F_RING_PACKED)));
+	json_object_object_add(r, "event-idx",
+			       json_object_new_boolean(has(f, VIRTIO_RING_F_EVENT_IDX)));
+	json_object_object_add(r, "indirect",
+			       json_object_new_boolean(has(f, VIRTIO_RING_F_INDIRECT_DESC)));
+	json_add_double(r, "seconds", t->secs);
+	json_add_u64(r, "ios", t->ios);
+	json_add_double(r, "iops", t->ios / t->secs);
+	json_add_double(r, "mbps", (double)(t->st.bytes[0] + t->st.bytes[1]) / t->secs / 1e6);
+	json_object_object_add(r, "read", json_dir(t, 0));
+	json_object_object_add(r, "write", json_dir(t, 1));
+	json_object_object_add(r, "latency-us", json_latency(&t->st.lat));
+	json_add_u64(r, "kicks", t->st.kicks);
+	json_add_u64(r, "calls", t->st.calls);
+	json_add_double(r, "kicks-per-request", per_req(t->st.kicks, t->ios));
+	json_add_double(r, "calls-per-request", per_req(t->st.calls, t->ios));
+	printf("%s\n", json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN |
+								 JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(r);
+}
+
+/* --- command line --- */
+
+static const char usage_text[] =
+	"Usage: vhost-bench --socket PATH [OPTIONS]\n"
+	"\n"
+	"Connect to a vhost-user-blk back-end as a userspace virtio driver and\n"
+	"measure it: IOPS, MB/s, latency percentiles, notifications per request.\n"
+	"\n"
+	"  --socket PATH      the back-end's vhost-user socket (required)\n"
+	"  --rw MODE          randread (default), randwrite, read, write, randrw\n"
+	"  --bs SIZE          request size, a multiple of 512 (default 4k)\n"
+	"  --iodepth N        requests in flight per queue (default 32)\n"
+	"  --queues N         queues, one thread each (default 1)\n"
+	"  --time S           seconds to run (default 5)\n"
+	"  --size BYTES       use only the first BYTES of the device\n"
+	"  --rwmixread PCT    percent of reads for randrw (default 50)\n"
+	"  --queue-size N     ring size (default: 256, or enough for --iodepth)\n"
+	"  --poll             complete by polling the used ring, not by call eventfd\n"
+	"  --packed           offer VIRTIO_F_RING_PACKED\n"
+	"  --no-event-idx     do not offer VIRTIO_RING_F_EVENT_IDX\n"
+	"  --no-indirect      do not offer VIRTIO_RING_F_INDIRECT_DESC\n"
+	"  --json             print one JSON object instead of text\n"
+	"  -h, --help         show this help and exit\n"
+	"  -V, --version      show the version and exit\n"
+	"\n"
+	"SIZE and BYTES take a k, m, g or t suffix (powers of 1024).  Exit status:\n"
+	"0 if every request succeeded, 1 on any failed request or error, 2 for a\n"
+	"usage error.\n";
+
+enum {
+	OPT_SOCKET = 0x100, OPT_RW, OPT_BS, OPT_IODEPTH, OPT_QUEUES, OPT_TIME, OPT_SIZE,
+	OPT_RWMIXREAD, OPT_QUEUE_SIZE, OPT_POLL, OPT_PACKED, OPT_NO_EVENT_IDX, OPT_NO_INDIRECT,
+	OPT_JSON,
+};
+
+static const struct option long_options[] = {
+	{ "socket", required_argument, NULL, OPT_SOCKET },
+	{ "rw", required_argument, NULL, OPT_RW },
+	{ "bs", required_argument, NULL, OPT_BS },
+	{ "iodepth", required_argument, NULL, OPT_IODEPTH },
+	{ "queues", required_argument, NULL, OPT_QUEUES },
+	{ "time", required_argument, NULL, OPT_TIME },
+	{ "size", required_argument, NULL, OPT_SIZE },
+	{ "rwmixread", required_argument, NULL, OPT_RWMIXREAD },
+	{ "queue-size", required_argument, NULL, OPT_QUEUE_SIZE },
+	{ "poll", no_argument, NULL, OPT_POLL },
+	{ "packed", no_argument, NULL, OPT_PACKED },
+	{ "no-event-idx", no_argument, NULL, OPT_NO_EVENT_IDX },
+	{ "no-indirect", no_argument, NULL, OPT_NO_INDIRECT },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* "4096", "4k", "1M", "2g": a byte count with an optional binary suffix. */
+static int parse_size(const char *s, uint64_t *out)
+{
+	unsigned int shift = 0;
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	if (*s == '-')
+		return -1;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	}
+	if (*end == 'b' || *end == 'B')
+		end++;
+	if (*end || v > (UINT64_MAX >> shift))
+		return -1;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static int parse_uint(const char *s, unsigned int min, unsigned int max, unsigned int *out)
+{
+	uint64_t v;
+
+	if (parse_size(s, &v) || v < min || v > max)
+		return -1;
+	*out = (unsigned int)v;
+	return 0;
+}
+
+static int parse_rw(const char *s, enum rw_mode *rw)
+{
+	for (unsigned int i = 0; i < sizeof(rw_names) / sizeof(rw_names[0]); i++) {
+		if (!strcmp(s, rw_names[i])) {
+			*rw = (enum rw_mode)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int parse_time(const char *s, double *secs)
+{
+	char *end;
+
+	errno = 0;
+	*secs = strtod(s, &end);
+	return errno || end == s || *end || !(*secs > 0 && *secs <= 86400) ? -1 : 0;
+}
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("vhost-bench: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs(" (try 'vhost-bench --help')\n", stderr);
+	return -1;
+}
+
+/* One option with an argument; 0, or -1 after a message. */
+static int parse_value_opt(struct bench_opts *o, int opt, const char *arg)
+{
+	unsigned int u;
+	uint64_t v;
+
+	switch (opt) {
+	case OPT_SOCKET:
+		o->socket = arg;
+		return 0;
+	case OPT_RW:
+		if (parse_rw(arg, &o->rw))
+			return usage_error("--rw %s: expected read, write, randread, randwrite or randrw",
+					   arg);
+		return 0;
+	case OPT_BS:
+		if (parse_size(arg, &v) || !v || v % VIRTIO_BLK_SECTOR_SIZE || v > (64u << 20))
+			return usage_error("--bs %s: expected a multiple of 512 up to 64M", arg);
+		o->bs = (uint32_t)v;
+		return 0;
+	case OPT_IODEPTH:
+		if (parse_uint(arg, 1, 4096, &o->iodepth))
+			return usage_error("--iodepth %s: expected 1 to 4096", arg);
+		return 0;
+	case OPT_QUEUES:
+		if (parse_uint(arg, 1, 64, &o->queues))
+			return usage_error("--queues %s: expected 1 to 64", arg);
+		return 0;
+	case OPT_TIME:
+		if (parse_time(arg, &o->time_s))
+			return usage_error("--time %s: expected seconds, more than 0", arg);
+		return 0;
+	case OPT_SIZE:
+		if (parse_size(arg, &o->size) || !o->size)
+			return usage_error("--size %s: expected a byte count", arg);
+		return 0;
+	case OPT_RWMIXREAD:
+		if (parse_uint(arg, 0, 100, &o->rwmixread))
+			return usage_error("--rwmixread %s: expected 0 to 100", arg);
+		return 0;
+	case OPT_QUEUE_SIZE:
+		if (parse_uint(arg, 1, VIRTQ_MAX_SIZE, &u))
+			return usage_error("--queue-size %s: expected 1 to 32768", arg);
+		o->queue_size = (uint16_t)u;
+		return 0;
+	}
+	return usage_error("internal: option %d", opt);
+}
+
+static int parse_flag_opt(struct bench_opts *o, int opt, char **argv)
+{
+	switch (opt) {
+	case OPT_POLL:
+		o->poll = true;
+		return 0;
+	case OPT_PACKED:
+		o->packed = true;
+		return 0;
+	case OPT_NO_EVENT_IDX:
+		o->event_idx = false;
+		return 0;
+	case OPT_NO_INDIRECT:
+		o->indirect = false;
+		return 0;
+	case OPT_JSON:
+		o->json = true;
+		return 0;
+	case 'h':
+		fputs(usage_text, stdout);
+		return 1;
+	case 'V':
+		printf("vhost-bench %s\n", VHOSTD_VERSION);
+		return 1;
+	case ':':
+		return usage_error("option '%s' needs an argument", argv[optind - 1]);
+	}
+	return usage_error("unknown option '%s'", argv[optind - 1]);
+}
+
+static int check_opts(struct bench_opts *o)
+{
+	if (!o->socket)
+		return usage_error("--socket is required");
+	if (o->size && o->size < o->bs)
+		return usage_error("--size %" PRIu64 " is smaller than --bs %u", o->size, o->bs);
+	if (!o->queue_size)
+		o->queue_size = default_queue_size(o);
+	if (!o->packed && (o->queue_size & (o->queue_size - 1)))
+		return usage_error("--queue-size %u: a split ring needs a power of two",
+				   o->queue_size);
+	if (o->iodepth * (o->indirect ? 1 : 3) > o->queue_size)
+		return usage_error("--iodepth %u does not fit a ring of %u", o->iodepth,
+				   o->queue_size);
+	return 0;
+}
+
+/* 0: run; 1: done (help, version); -1: usage error, reported. */
+static int parse_args(struct bench_opts *o, int argc, char **argv)
+{
+	int opt, ret;
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":hV", long_options, NULL)) != -1) {
+		if (opt >= OPT_SOCKET && opt <= OPT_QUEUE_SIZE)
+			ret = parse_value_opt(o, opt, optarg);
+		else
+			ret = parse_flag_opt(o, opt, argv);
+		if (ret)
+			return ret;
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	return check_opts(o);
+}
+
+int main(int argc, char **argv)
+{
+	struct bench b = {
+		.o = {
+			.rw = RW_RANDREAD,
+			.bs = 4096,
+			.iodepth = 32,
+			.queues = 1,
+			.time_s = 5,
+			.rwmixread = 50,
+			.event_idx = true,
+			.indirect = true,
+		},
+	};
+	struct totals t;
+	int ret;
+
+	ret = parse_args(&b.o, argc, argv);
+	if (ret)
+		return ret < 0 ? EXIT_USAGE : 0;
+	/* The front-end's own log lines: errors only, so --json stays parseable. */
+	log_set_level(LOG_LVL_ERROR);
+	ret = bench_connect(&b) || bench_run(&b) ? 1 : 0;
+	if (!ret) {
+		totals_sum(&b, &t);
+		if (b.o.json)
+			report_json(&b, &t);
+		else
+			report_text(&b, &t);
+	}
+	if (b.fe)
+		vu_fe_disconnect(b.fe);
+	if (b.workers) {
+		for (unsigned int q = 0; q < b.o.queues; q++)
+			free(b.workers[q].slots);
+	}
+	free(b.workers);
+	return ret;
+}

@@ -1,0 +1,510 @@
+// SPDX-License-Identifier: MIT
+/*
+ * vhostctl.c - ask a running vhostd about its devices over the JSON-RPC
+ * control socket (one request line, one reply line; see vhostd(8)).
+ *
+ * Exit status: 0 on success, 1 when the daemon cannot be reached or
+ * answers with an error, 2 for a usage error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#ifndef VHOSTD_VERSION
+#define VHOSTD_VERSION "unknown"
+#endif
+
+#define DEFAULT_CONTROL "/run/vhostd/control.sock"
+#define EXIT_USAGE 2
+/* A reply longer than this is not from vhostd. */
+#define MAX_REPLY (16u << 20)
+
+static const char usage_text[] =
+	"Usage: vhostctl [--control PATH] [--timeout SECONDS] COMMAND\n"
+	"\n"
+	"Commands:\n"
+	"  list                 the devices, as a table\n"
+	"  stats [NAME]         I/O counters, one /proc/diskstats line per device\n"
+	"  version              the daemon's version\n"
+	"  raw METHOD [PARAMS]  call any method (PARAMS: a JSON object or array)\n"
+	"                       and print its result as JSON\n"
+	"\n"
+	"  --control PATH     vhostd's control socket (default: $VHOSTD_CONTROL,\n"
+	"                     else " DEFAULT_CONTROL ")\n"
+	"  --timeout SECONDS  give up waiting for the reply (default 5)\n"
+	"  -h, --help         show this help and exit\n"
+	"  -V, --version      show the version and exit\n";
+
+struct ctl {
+	const char *path;
+	int timeout_ms;
+	int fd;
+};
+
+__attribute__((format(printf, 1, 2))) static void error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("vhostctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* --- the connection --- */
+
+static int ctl_connect(struct ctl *c)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	if (strlen(c->path) >= sizeof(sa.sun_path)) {
+		error("control socket path too long: %s", c->path);
+		return -1;
+	}
+	strcpy(sa.sun_path, c->path);
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		error("cannot reach vhostd at %s: %s (is it running with --control?)", c->path,
+		      strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int send_all(int fd, const char *buf, size_t len)
+{
+	ssize_t n;
+
+	while (len) {
+		n = send(fd, buf, len, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Read one reply line (malloc'd, NUL-terminated) within the timeout. */
+static char *recv_line(struct ctl *c)
+{
+	int64_t deadline = now_ms() + c->timeout_ms;
+	size_t len = 0, cap = 4096;
+	char *buf = malloc(cap), *p;
+	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+	ssize_t n;
+	int left;
+
+	while (buf && !memchr(buf, '\n', len)) {
+		left = (int)(deadline - now_ms());
+		if (left <= 0 || poll(&pfd, 1, left) == 0) {
+			error("no reply from vhostd at %s within %d ms", c->path, c->timeout_ms);
+			goto fail;
+		}
+		if (len + 1 == cap) {
+			if (cap >= MAX_REPLY)
+				goto bad;
+			p = realloc(buf, cap * 2);
+			if (!p)
+				goto fail;
+			buf = p;
+			cap *= 2;
+		}
+		n = recv(c->fd, buf + len, cap - len - 1, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			error("vhostd at %s closed the connection: %s", c->path,
+			      n ? strerror(errno) : "no reply");
+			goto fail;
+		}
+		len += (size_t)n;
+	}
+	if (!buf)
+		return NULL;
+	buf[len] = '\0';
+	*strchr(buf, '\n') = '\0';
+	return buf;
+bad:
+	error("reply from %s is too long", c->path);
+fail:
+	free(buf);
+	return NULL;
+}
+
+/* --- JSON-RPC --- */
+
+/* The "result" of @reply, or NULL after printing its error. */
+static struct json_object *reply_result(const char *method, struct json_object *reply)
+{
+	struct json_object *err, *msg = NULL, *code = NULL, *result;
+
+	if (!json_object_is_type(reply, json_type_object)) {
+		error("%s: the reply is not a JSON-RPC object", method);
+		return NULL;
+	}
+	if (json_object_object_get_ex(reply, "error", &err)) {
+		json_object_object_get_ex(err, "message", &msg);
+		json_object_object_get_ex(err, "code", &code);
+		error("%s: %s (error %d)", method, msg ? json_object_get_string(msg) : "failed",
+		      code ? json_object_get_int(code) : 0);
+		return NULL;
+	}
+	if (!json_object_object_get_ex(reply, "result", &result)) {
+		error("%s: the reply has neither result nor error", method);
+		return NULL;
+	}
+	/* A null result becomes an empty object, so NULL always means failure. */
+	return result ? json_object_get(result) : json_object_new_object();
+}
+
+static int send_request(struct ctl *c, const char *method, struct json_object *params)
+{
+	struct json_object *req = json_object_new_object();
+	const char *s;
+	int ret;
+
+	json_object_object_add(req, "jsonrpc", json_object_new_string("2.0"));
+	json_object_object_add(req, "id", json_object_new_int(1));
+	json_object_object_add(req, "method", json_object_new_string(method));
+	if (params)
+		json_object_object_add(req, "params", params);
+	s = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
+	ret = send_all(c->fd, s, strlen(s)) || send_all(c->fd, "\n", 1) ? -1 : 0;
+	if (ret)
+		error("cannot send to vhostd at %s: %s", c->path, strerror(errno));
+	json_object_put(req);
+	return ret;
+}
+
+/*
+ * Connect, call @method with @params (consumed, may be NULL).  Returns a
+ * new reference to the result, or NULL after one message.
+ */
+static struct json_object *rpc_call(struct ctl *c, const char *method, struct json_object *params)
+{
+	struct json_object *reply, *result;
+	char *line;
+
+	if (ctl_connect(c)) {
+		json_object_put(params);
+		return NULL;
+	}
+	if (send_request(c, method, params))
+		return NULL;
+	line = recv_line(c);
+	if (!line)
+		return NULL;
+	reply = json_tokener_parse(line);
+	result = reply_result(method, reply);
+	json_object_put(reply);
+	free(line);
+	return result;
+}
+
+static struct json_object *devices_of(struct json_object *result, const char *method)
+{
+	struct json_object *devs;
+
+	if (!json_object_object_get_ex(result, "devices", &devs) ||
+	    !json_object_is_type(devs, json_type_array)) {
+		error("%s: the reply has no device list", method);
+		return NULL;
+	}
+	return devs;
+}
+
+static const char *str_of(struct json_object *obj, const char *key)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(obj, key, &v) || !v)
+		return "-";
+	return json_object_get_string(v);
+}
+
+static uint64_t u64_of(struct json_object *obj, const char *key)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(obj, key, &v) ? json_object_get_uint64(v) : 0;
+}
+
+static bool bool_of(struct json_object *obj, const char *key)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(obj, key, &v) && json_object_get_boolean(v);
+}
+
+/* --- commands --- */
+
+static void human_size(uint64_t bytes, char *buf, size_t len)
+{
+	static const char units[] = "BKMGTPE";
+	double v = (double)bytes;
+	int u = 0;
+
+	while (v >= 1024 && units[u + 1]) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%" PRIu64 "B", bytes);
+	else
+		snprintf(buf, len, "%.1f%c", v, units[u]);
+}
+
+#define LIST_COLS 9
+
+static const char *const list_head[LIST_COLS] = {
+	"ID", "TYPE", "SIZE", "SECTORS", "RO", "QUEUES", "CONNECTED", "SOCKET", "PATH",
+};
+
+static void list_row(struct json_object *d, char cells[LIST_COLS][4096])
+{
+	human_size(u64_of(d, "size"), cells[2], sizeof(cells[2]));
+	snprintf(cells[0], sizeof(cells[0]), "%s", str_of(d, "id"));
+	snprintf(cells[1], sizeof(cells[1]), "%s", str_of(d, "type"));
+	snprintf(cells[3], sizeof(cells[3]), "%" PRIu64, u64_of(d, "capacity"));
+	snprintf(cells[4], sizeof(cells[4]), "%s", bool_of(d, "readonly") ? "yes" : "no");
+	snprintf(cells[5], sizeof(cells[5]), "%" PRIu64, u64_of(d, "num-queues"));
+	snprintf(cells[6], sizeof(cells[6]), "%s", bool_of(d, "connected") ? "yes" : "no");
+	snprintf(cells[7], sizeof(cells[7]), "%s", str_of(d, "socket"));
+	snprintf(cells[8], sizeof(cells[8]), "%s", str_of(d, "path"));
+}
+
+static void list_print(char (*cells)[LIST_COLS][4096], size_t rows)
+{
+	size_t width[LIST_COLS] = { 0 }, w;
+
+	for (size_t r = 0; r < rows; r++) {
+		for (int i = 0; i < LIST_COLS; i++) {
+			w = strlen(cells[r][i]);
+			width[i] = w > width[i] ? w : width[i];
+		}
+	}
+	for (size_t r = 0; r < rows; r++) {
+		for (int i = 0; i < LIST_COLS - 1; i++)
+			printf("%-*s  ", (int)width[i], cells[r][i]);
+		printf("%s\n", cells[r][LIST_COLS - 1]);
+	}
+}
+
+static int cmd_list(struct ctl *c, int argc, char **argv)
+{
+	struct json_object *result, *devs;
+	char (*cells)[LIST_COLS][4096];
+	size_t n;
+
+	result = rpc_call(c, "list-devices", NULL);
+	devs = result ? devices_of(result, "list-devices") : NULL;
+	if (!devs) {
+		json_object_put(result);
+		return 1;
+	}
+	n = json_object_array_length(devs);
+	cells = calloc(n + 1, sizeof(*cells));
+	if (!cells) {
+		json_object_put(result);
+		return 1;
+	}
+	for (int i = 0; i < LIST_COLS; i++)
+		snprintf(cells[0][i], sizeof(cells[0][i]), "%s", list_head[i]);
+	for (size_t r = 0; r < n; r++)
+		list_row(json_object_array_get_idx(devs, r), cells[r + 1]);
+	list_print(cells, n + 1);
+	free(cells);
+	json_object_put(result);
+	return 0;
+}
+
+static int cmd_stats(struct ctl *c, int argc, char **argv)
+{
+	struct json_object *params = NULL, *result, *devs;
+	size_t n;
+
+	if (argc == 2) {
+		params = json_object_new_object();
+		json_object_object_add(params, "name", json_object_new_string(argv[1]));
+	}
+	result = rpc_call(c, "stats", params);
+	devs = result ? devices_of(result, "stats") : NULL;
+	if (!devs) {
+		json_object_put(result);
+		return 1;
+	}
+	n = json_object_array_length(devs);
+	for (size_t i = 0; i < n; i++)
+		printf("%s\n", str_of(json_object_array_get_idx(devs, i), "diskstats"));
+	json_object_put(result);
+	return 0;
+}
+
+static int cmd_version(struct ctl *c, int argc, char **argv)
+{
+	struct json_object *result = rpc_call(c, "version", NULL);
+
+	if (!result)
+		return 1;
+	printf("%s %s\n", str_of(result, "name"), str_of(result, "version"));
+	json_object_put(result);
+	return 0;
+}
+
+static int cmd_raw(struct ctl *c, int argc, char **argv)
+{
+	struct json_object *params = NULL, *result;
+
+	if (argc == 3) {
+		params = json_tokener_parse(argv[2]);
+		if (!json_object_is_type(params, json_type_object) &&
+		    !json_object_is_type(params, json_type_array)) {
+			error("raw: PARAMS must be a JSON object or array: %s", argv[2]);
+			json_object_put(params);
+			return EXIT_USAGE;
+		}
+	}
+	result = rpc_call(c, argv[1], params);
+	if (!result)
+		return 1;
+	printf("%s\n", json_object_to_json_string_ext(result, JSON_C_TO_STRING_PRETTY |
+								      JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(result);
+	return 0;
+}
+
+/* Word counts include the command itself; checked before connecting. */
+static const struct command {
+	const char *name;
+	const char *usage;
+	int min_words, max_words;
+	int (*run)(struct ctl *c, int argc, char **argv);
+} commands[] = {
+	{ "list", "list", 1, 1, cmd_list },
+	{ "stats", "stats [NAME]", 1, 2, cmd_stats },
+	{ "version", "version", 1, 1, cmd_version },
+	{ "raw", "raw METHOD [JSON-PARAMS]", 2, 3, cmd_raw },
+};
+
+static int command_run(struct ctl *c, const struct command *cmd, int argc, char **argv)
+{
+	int ret;
+
+	if (argc < cmd->min_words || argc > cmd->max_words) {
+		error("usage: vhostctl [OPTIONS] %s", cmd->usage);
+		return EXIT_USAGE;
+	}
+	ret = cmd->run(c, argc, argv);
+	if (c->fd >= 0)
+		close(c->fd);
+	return ret;
+}
+
+/* --- main --- */
+
+static const struct option long_options[] = {
+	{ "control", required_argument, NULL, 'c' },
+	{ "timeout", required_argument, NULL, 't' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int parse_timeout(const char *s, int *ms)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || v <= 0 || v > 3600)
+		return -1;
+	*ms = (int)(v * 1000);
+	return 0;
+}
+
+/* Options; returns -1 to exit 0, >0 an exit status, 0 to run a command. */
+static int parse_args(struct ctl *c, int argc, char **argv)
+{
+	int opt;
+
+	opterr = 0;
+	/* "+": options end at the command, so `raw METHOD '-1'` is not an option. */
+	while ((opt = getopt_long(argc, argv, "+:hV", long_options, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			c->path = optarg;
+			break;
+		case 't':
+			if (parse_timeout(optarg, &c->timeout_ms)) {
+				error("--timeout %s: expected seconds, more than 0", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return -1;
+		case 'V':
+			printf("vhostctl %s\n", VHOSTD_VERSION);
+			return -1;
+		case ':':
+			error("option '%s' needs an argument (try 'vhostctl --help')",
+			      argv[optind - 1]);
+			return EXIT_USAGE;
+		default:
+			error("unknown option '%s' (try 'vhostctl --help')", argv[optind - 1]);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind == argc) {
+		error("no command given (try 'vhostctl --help')");
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct ctl c = { .timeout_ms = 5000, .fd = -1 };
+	int ret;
+
+	c.path = getenv("VHOSTD_CONTROL");
+	if (!c.path || !c.path[0])
+		c.path = DEFAULT_CONTROL;
+	ret = parse_args(&c, argc, argv);
+	if (ret)
+		return ret < 0 ? 0 : ret;
+	argc -= optind;
+	argv += optind;
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (!strcmp(argv[0], commands[i].name))
+			return command_run(&c, &commands[i], argc, argv);
+	}
+	error("unknown command '%s' (try 'vhostctl --help')", argv[0]);
+	return EXIT_USAGE;
+}

@@ -36,6 +36,7 @@ WORK=
 SOCK=
 BACKEND_PID=
 GUEST_QEMU_DEVICES=()
+VHOSTD_ARGS=()	# extra vhostd options, e.g. --control SOCK
 
 glog() { echo "[$CASE] $*" >&2; }
 gdie() { glog "error: $*"; exit 1; }
@@ -126,7 +127,7 @@ start_vhostd() {
 	local img=$1 ro=$2 blk
 	blk="id=vda,path=$img,socket=$SOCK,num-queues=$NUM_QUEUES"
 	if ((ro)); then blk+=",readonly=on"; fi
-	"$VHOSTD_BIN" --blk "$blk" >"$WORK/backend.log" 2>&1 &
+	"$VHOSTD_BIN" --blk "$blk" "${VHOSTD_ARGS[@]}" >"$WORK/backend.log" 2>&1 &
 	BACKEND_PID=$!
 }
 
@@ -192,7 +193,7 @@ boot_guest() {
 		timeout -k 10 "$GUEST_TIMEOUT" "${qemu[@]}" </dev/null >"$GUEST_LOG" 2>&1 || rc=$?
 	fi
 
-	result=$(grep -a -o 'GUEST-RESULT: .*' "$GUEST_LOG" | tr -d '\r' | tail -n 1)
+	result=$(grep -a -o 'GUEST-RESULT: .*' "$GUEST_LOG" | tr -d '\r' | tail -n 1) || true
 	if [[ $result == "GUEST-RESULT: PASS" && $rc -eq 0 ]]; then
 		return 0
 	fi

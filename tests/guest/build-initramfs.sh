@@ -210,6 +210,9 @@ build_base() {
 ensure_base() {
 	"$HERE/fetch-kernel.sh"
 	local base=$GUEST_CACHE/base.cpio stamp
+	# Two test runs starting at once must not build the image together.
+	exec 9>"$GUEST_CACHE/.build.lock"
+	flock 9
 	case $COMPRESS in
 	gzip) base=$base.gz ;;
 	zstd) base=$base.zst ;;
@@ -222,6 +225,7 @@ ensure_base() {
 		rm -rf "$tmp"
 		tmp=
 	fi
+	exec 9>&-
 	BASE=$base
 }
 

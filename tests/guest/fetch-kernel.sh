@@ -40,12 +40,16 @@ already_fetched() {
 tmp=
 main() {
 	already_fetched && return 0
+	mkdir -p "$GUEST_CACHE"
+	# Concurrent first runs: one fetches, the others wait and find it done.
+	exec 9>"$GUEST_CACHE/.fetch.lock"
+	flock 9
+	already_fetched && return 0
 
 	local pkg kver deb
 	pkg=$(resolve_image_pkg)
 	kver=${pkg#linux-image-}
 
-	mkdir -p "$GUEST_CACHE"
 	rm -rf "$GUEST_CACHE"/fetch.*	# leftovers of an interrupted run
 	tmp=$(mktemp -d "$GUEST_CACHE/fetch.XXXXXX")
 	trap 'rm -rf "$tmp"' EXIT	# global: the trap runs after main returns

@@ -46,14 +46,20 @@ struct virtq_drv;
 /*
  * Bytes of device-visible memory a queue needs: rings plus @indirect_max
  * descriptors of indirect table for each of @num slots (0: no indirect).
+ * Layout, from offset 0: split: descriptors (16-aligned), avail ring, used
+ * ring (4-aligned); packed: descriptors, driver event struct, device event
+ * struct (4-aligned); then the tables at the next multiple of 16.  Returns
+ * 0 for a size the spec does not allow (0, over 32768, split not a power of
+ * two) or @indirect_max over 32768.
  */
 size_t virtq_drv_mem_size(uint16_t num, bool packed, unsigned int indirect_max);
 
 /*
  * Create a driver-side queue of @num entries over @mem (virtq_drv_mem_size()
- * bytes, zeroed here), which the device knows at address @mem_dma.
- * @features are the negotiated bits (RING_PACKED, EVENT_IDX, INDIRECT_DESC).
- * Returns NULL with errno set on a bad size or allocation failure.
+ * bytes, zeroed here), which the device knows at address @mem_dma; both
+ * must be 16-byte aligned.  @features are the negotiated bits (RING_PACKED,
+ * EVENT_IDX, INDIRECT_DESC).  Returns NULL with errno set on a bad size or
+ * alignment (EINVAL) or allocation failure (ENOMEM).
  */
 struct virtq_drv *virtq_drv_new(uint16_t num, uint64_t features, void *mem, uint64_t mem_dma,
 				unsigned int indirect_max);
@@ -63,9 +69,11 @@ void virtq_drv_get_addrs(const struct virtq_drv *vq, struct virtq_drv_addrs *add
 
 /*
  * Expose @out_sgs device-readable then @in_sgs device-writable buffers as one
- * chain carrying @token (non-NULL).  Uses an indirect table when the feature
- * was negotiated, the chain has more than one buffer and a table is free.
- * Returns 0, or -ENOSPC when the ring is full, -EINVAL for a bad shape.
+ * chain carrying @token (non-NULL).  Uses the slot's indirect table when the
+ * feature was negotiated and 1 < buffers <= indirect_max.  Returns 0, or
+ * -ENOSPC when too few descriptors are free, -EINVAL for a bad shape (no
+ * buffers, more than the queue size, over 4 GiB in total, NULL token), -EIO
+ * once the queue is broken.
  */
 int virtq_drv_add_sgs(struct virtq_drv *vq, const struct virtq_sg *sgs, unsigned int out_sgs,
 		      unsigned int in_sgs, void *token);
@@ -73,8 +81,15 @@ int virtq_drv_add_sgs(struct virtq_drv *vq, const struct virtq_sg *sgs, unsigned
 /* Publish what was added; true if the device wants a kick (avail_event / NO_NOTIFY). */
 bool virtq_drv_kick_prepare(struct virtq_drv *vq);
 
-/* Next completed buffer's token and used length, or NULL; detaches its chain. */
+/*
+ * Next completed buffer's token and used length (@len may be NULL), or NULL;
+ * detaches its chain.  A used id that is out of range or not in flight
+ * marks the queue broken and returns NULL.
+ */
 void *virtq_drv_get_buf(struct virtq_drv *vq, uint32_t *len);
+
+/* The device broke the ring protocol; the queue must be reset. */
+bool virtq_drv_is_broken(const struct virtq_drv *vq);
 
 /* Ask the device not to interrupt (best effort, like Linux). */
 void virtq_drv_disable_cb(struct virtq_drv *vq);

@@ -50,6 +50,18 @@ void *vu_fe_alloc(struct vu_fe *fe, size_t size, size_t align);
 /* Device-visible address of a pointer into shared memory. */
 uint64_t vu_fe_addr(const struct vu_fe *fe, const void *ptr);
 
+/*
+ * Memory hot-plug, as QEMU does it: share one more memfd of @size bytes
+ * (ADD_MEM_REG with CONFIGURE_MEM_SLOTS, else a whole new SET_MEM_TABLE)
+ * and return its mapping, device-visible at its own address.  NULL with
+ * errno set on failure.  Safe while queues run on other threads.
+ */
+void *vu_fe_add_region(struct vu_fe *fe, size_t size);
+/* Take a region from vu_fe_add_region() back (REM_MEM_REG) and unmap it. */
+int vu_fe_remove_region(struct vu_fe *fe, void *addr);
+/* Send the current memory table again (SET_MEM_TABLE), as on a VM reconfiguration. */
+int vu_fe_resend_mem_table(struct vu_fe *fe);
+
 struct virtq_drv *vu_fe_queue(struct vu_fe *fe, unsigned int index);
 
 /* Kick the device if virtq_drv_kick_prepare() says so.  0 or -errno. */
@@ -64,8 +76,11 @@ int vu_fe_wait_call(struct vu_fe *fe, unsigned int index, int timeout_ms);
 int vu_fe_stop_queue(struct vu_fe *fe, unsigned int index, uint16_t *base);
 
 /*
- * For protocol tests: send one raw message (header + payload, with @fds
- * attached) and, if @reply is non-NULL, read one reply into it.  0 or -errno.
+ * For protocol tests: send @len raw wire bytes (a header and its payload,
+ * well-formed or not) with @fds attached, and, if @reply is non-NULL, read
+ * one reply into it as a struct vhost_user_msg (protocol.h; at most
+ * @reply_len bytes).  0 or -errno: -ECONNRESET when the back-end closed the
+ * connection instead of replying, -ETIMEDOUT after 5 s.
  */
 int vu_fe_send_raw(struct vu_fe *fe, const void *msg, size_t len, const int *fds,
 		   unsigned int nfds, void *reply, size_t reply_len);

@@ -1,0 +1,763 @@
+// SPDX-License-Identifier: MIT
+/*
+ * backend.c - the vhost-user back-end: sockets, the message dispatcher and
+ * the ring life cycle.  Message handlers are in backend_msgs.c, guest
+ * memory in backend_mem.c.
+ *
+ * Security model.  The front-end is a separate, less trusted process (a
+ * guest-facing QEMU may be compromised), so no field of any message is
+ * trusted: not the header's size, not the number of descriptors attached,
+ * not a ring index, a queue size, an address or a region.  One table
+ * (vu_msg_table) says what each request may carry; the dispatcher checks
+ * the header, payload size, descriptor count and ring index against it
+ * before any handler runs, and handlers check the values.  A message that
+ * breaks a rule closes that one connection with one log line naming the
+ * rule: the daemon and its other devices keep serving, and this device
+ * takes the next connection.  Every descriptor received is either kept by a
+ * handler or closed by the dispatcher.  What the peer writes into shared
+ * memory is the ring code's business (virtq.h); what this file guarantees
+ * is that the ring code only ever sees rings that lie inside mapped memory.
+ *
+ * Threads.  Everything here runs on the thread of the event loop that
+ * watches our sockets; device models run their queues on their own threads
+ * between start_queue() and stop_queue().  Anything a queue thread reads
+ * (the ring, call_fd, the memory map) is changed only while that queue is
+ * stopped: messages that touch a ring stop it first (VU_MSG_STOP_*), and
+ * after every message the rings' readiness is evaluated again, starting
+ * the ones that became ready and stopping the ones that no longer are (the
+ * DPDK model).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "backend_priv.h"
+#include "common/log.h"
+
+/* Client mode: first retry after this, doubling up to the maximum. */
+#define VU_RECONNECT_MIN_MS 50
+#define VU_RECONNECT_MAX_MS 5000
+/* Messages handled per readable event, so one busy peer cannot starve others. */
+#define VU_MSGS_PER_EVENT 64
+/* A peer that does not read its replies for this long is dropped. */
+#define VU_SEND_TIMEOUT_MS 1000
+
+enum vu_result vu_reject(struct vu_dev *dev, const struct vhost_user_msg *msg, const char *fmt,
+			 ...)
+{
+	char why[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_error("%s: %s (%u): %s; closing connection", dev->name,
+		  vhost_user_request_name(msg->hdr.request), msg->hdr.request, why);
+	return VU_CLOSE;
+}
+
+uint64_t vu_offered_features(const struct vu_dev *dev)
+{
+	uint64_t f = dev->ops->get_features(dev->opaque);
+
+	/*
+	 * Dirty logging and a vIOMMU need messages we do not implement
+	 * (SET_LOG_BASE, IOTLB_MSG), so never let a device offer them.
+	 */
+	f &= ~((1ull << VHOST_F_LOG_ALL) | (1ull << VIRTIO_F_ACCESS_PLATFORM));
+	return f | (1ull << VHOST_USER_F_PROTOCOL_FEATURES);
+}
+
+uint64_t vu_offered_protocol_features(const struct vu_dev *dev)
+{
+	uint64_t f = 1ull << VHOST_USER_PROTOCOL_F_MQ | 1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK |
+		     1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS |
+		     1ull << VHOST_USER_PROTOCOL_F_STATUS |
+		     1ull << VHOST_USER_PROTOCOL_F_RESET_DEVICE;
+
+	/* CONFIG only for a device that has a config space to show. */
+	if (dev->ops->get_protocol_features && dev->ops->get_config)
+		f |= dev->ops->get_protocol_features(dev->opaque) &
+		     (1ull << VHOST_USER_PROTOCOL_F_CONFIG);
+	return f;
+}
+
+/* --- ring life cycle --- */
+
+/*
+ * Host pointer for one ring part: wholly inside one region, and aligned as
+ * 2.7 / 2.8 demand (a misaligned index would make our atomic accesses tear).
+ */
+static int translate_part(const struct memmap *mem, uint64_t uva, size_t len, size_t align,
+			  const char *part, void **out, char *why, size_t why_len)
+{
+	*out = memmap_uva_to_hva(mem, uva, len);
+	if (!*out) {
+		snprintf(why, why_len, "%s [%#llx, +%zu) is not inside guest memory", part,
+			 (unsigned long long)uva, len);
+		return -EINVAL;
+	}
+	if ((uintptr_t)*out & (align - 1)) {
+		snprintf(why, why_len, "%s at %#llx is not %zu-byte aligned", part,
+			 (unsigned long long)uva, align);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int vu_vring_translate(const struct vu_dev *dev, const struct vu_vring *vr,
+		       struct vu_ring_ptrs *p, char *why, size_t why_len)
+{
+	bool event_idx = vu_has_feature(dev, VIRTIO_RING_F_EVENT_IDX);
+	size_t desc_len, drv_len, dev_len, drv_align, dev_align;
+	int r;
+
+	if (!dev->mem || !vr->num) {
+		snprintf(why, why_len, "%s", dev->mem ? "no queue size" : "no memory table");
+		return -EINVAL;
+	}
+	if (vu_has_feature(dev, VIRTIO_F_RING_PACKED)) {
+		desc_len = sizeof(struct vring_packed_desc) * vr->num;
+		drv_len = dev_len = sizeof(struct vring_packed_desc_event);
+		drv_align = dev_align = VRING_PACKED_EVENT_ALIGN;
+	} else {
+		/* The trailing event words exist only with EVENT_IDX (2.7.6, 2.7.8). */
+		desc_len = vring_desc_size(vr->num);
+		drv_len = vring_avail_size(vr->num) - (event_idx ? 0 : sizeof(uint16_t));
+		dev_len = vring_used_size(vr->num) - (event_idx ? 0 : sizeof(uint16_t));
+		drv_align = VRING_AVAIL_ALIGN;
+		dev_align = VRING_USED_ALIGN;
+	}
+
+	r = translate_part(dev->mem, vr->addr.desc, desc_len, VRING_DESC_ALIGN,
+			   "descriptor table", &p->desc, why, why_len);
+	if (!r)
+		r = translate_part(dev->mem, vr->addr.avail, drv_len, drv_align, "driver area",
+				   &p->driver_area, why, why_len);
+	if (!r)
+		r = translate_part(dev->mem, vr->addr.used, dev_len, dev_align, "device area",
+				   &p->device_area, why, why_len);
+	return r;
+}
+
+static bool vu_vring_ready(const struct vu_dev *dev, const struct vu_vring *vr)
+{
+	return dev->mem && vr->num && vr->addr_set && vr->kick_set && vr->q.enabled &&
+	       !vr->start_failed && !atomic_load(&dev->broken);
+}
+
+static void vu_vring_start(struct vu_dev *dev, struct vu_vring *vr)
+{
+	struct virtq_config cfg = {
+		.num = vr->num,
+		.features = dev->features,
+		.base = vu_vring_base(dev, vr),
+		.mem = dev->mem,
+		.name = vr->name,
+	};
+	struct vu_ring_ptrs p;
+	char why[128];
+	int r;
+
+	/* Translated on every start: the memory table may have changed. */
+	if (vu_vring_translate(dev, vr, &p, why, sizeof(why))) {
+		log_error("%s: not started: %s", vr->name, why);
+		goto failed;
+	}
+	cfg.desc = p.desc;
+	cfg.driver_area = p.driver_area;
+	cfg.device_area = p.device_area;
+	r = virtq_init(&vr->q.vq, &cfg);
+	if (r) {
+		log_error("%s: not started: ring rejected (size %u, base %#x): %s", vr->name,
+			  vr->num, cfg.base, strerror(-r));
+		goto failed;
+	}
+	r = dev->ops->start_queue(dev->opaque, &vr->q);
+	if (r < 0) {
+		log_error("%s: not started: device refused: %s", vr->name, strerror(-r));
+		virtq_destroy(&vr->q.vq);
+		goto failed;
+	}
+	vr->q.started = true;
+	log_debug("%s: started (size %u, base %#x)", vr->name, vr->num, cfg.base);
+	return;
+
+failed:
+	/* Retried once the front-end changes something about this ring. */
+	vr->start_failed = true;
+}
+
+static void vu_vring_stop(struct vu_dev *dev, struct vu_vring *vr)
+{
+	if (!vr->q.started)
+		return;
+	/* Synchronous: every in-flight request is completed when it returns. */
+	dev->ops->stop_queue(dev->opaque, &vr->q);
+	vr->base = virtq_get_base(&vr->q.vq);
+	vr->base_set = true;
+	virtq_destroy(&vr->q.vq);
+	vr->q.started = false;
+	log_debug("%s: stopped at base %#x", vr->name, vr->base);
+}
+
+void vu_stop_all(struct vu_dev *dev)
+{
+	for (unsigned int i = 0; i < dev->num_queues; i++)
+		vu_vring_stop(dev, &dev->vrings[i]);
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+void vu_vring_reset(struct vu_vring *vr)
+{
+	close_fd(&vr->q.kick_fd);
+	close_fd(&vr->q.call_fd);
+	close_fd(&vr->q.err_fd);
+	vr->q.enabled = false;
+	vr->num = 0;
+	vr->base = 0;
+	vr->base_set = false;
+	vr->addr_set = false;
+	vr->kick_set = false;
+	vr->start_failed = false;
+}
+
+/* Start what became ready, stop what no longer is: run after every message. */
+static void vu_update_rings(struct vu_dev *dev)
+{
+	for (unsigned int i = 0; i < dev->num_queues; i++) {
+		struct vu_vring *vr = &dev->vrings[i];
+		bool ready = vu_vring_ready(dev, vr);
+
+		if (vr->q.started && !ready)
+			vu_vring_stop(dev, vr);
+		else if (!vr->q.started && ready)
+			vu_vring_start(dev, vr);
+	}
+}
+
+void vu_queue_notify(struct vu_queue *q)
+{
+	/* Always ask, so the suppression bookkeeping stays in step. */
+	if (virtq_should_notify(&q->vq) && q->call_fd >= 0)
+		eventfd_write(q->call_fd, 1);
+}
+
+/* --- the dispatcher --- */
+
+/* Checks that need only the header, so a bad one is refused before its payload arrives. */
+static enum vu_result vu_check_header(struct vu_dev *dev, const struct vhost_user_msg *msg)
+{
+	const struct vhost_user_hdr *h = &msg->hdr;
+	const struct vu_msg_info *info;
+
+	if ((h->flags & VHOST_USER_VERSION_MASK) != VHOST_USER_VERSION)
+		return vu_reject(dev, msg, "protocol version %u, expected %u",
+				 h->flags & VHOST_USER_VERSION_MASK, VHOST_USER_VERSION);
+	if (h->flags & VHOST_USER_REPLY_MASK)
+		return vu_reject(dev, msg, "reply flag set on a request");
+	if (h->request >= VHOST_USER_REQUEST_MAX || !vu_msg_table[h->request].handler)
+		return vu_reject(dev, msg, "request not supported");
+	info = &vu_msg_table[h->request];
+	if (info->needs_protocol_feature &&
+	    !vu_has_protocol_feature(dev, info->needs_protocol_feature - 1u))
+		return vu_reject(dev, msg, "protocol feature %u not negotiated",
+				 info->needs_protocol_feature - 1u);
+	if (h->size < info->min_size || h->size > info->max_size)
+		return vu_reject(dev, msg, "payload size %u, expected %u..%u", h->size,
+				 info->min_size, info->max_size);
+	return VU_OK;
+}
+
+/* The ring a VU_MSG_VRING / VU_MSG_VRING_FD message addresses. */
+static unsigned int vu_msg_ring(const struct vhost_user_msg *msg, const struct vu_msg_info *info)
+{
+	if (info->flags & VU_MSG_VRING_FD)
+		return (unsigned int)(msg->payload.u64 & VHOST_USER_VRING_IDX_MASK);
+	return msg->payload.state.index;
+}
+
+/* Checks against the table entry that need the payload and the descriptors. */
+static enum vu_result vu_check_args(struct vu_dev *dev, const struct vhost_user_msg *msg,
+				    unsigned int nfds)
+{
+	const struct vu_msg_info *info = &vu_msg_table[msg->hdr.request];
+	unsigned int ring;
+
+	if (nfds < info->min_fds || nfds > info->max_fds)
+		return vu_reject(dev, msg, "%u file descriptors attached, expected %u..%u", nfds,
+				 info->min_fds, info->max_fds);
+	if (!(info->flags & (VU_MSG_VRING | VU_MSG_VRING_FD)))
+		return VU_OK;
+
+	ring = vu_msg_ring(msg, info);
+	if (ring >= dev->num_queues)
+		return vu_reject(dev, msg, "ring %u out of range (%u rings)", ring,
+				 dev->num_queues);
+	if (info->flags & VU_MSG_VRING_FD) {
+		uint64_t v = msg->payload.u64;
+		bool nofd = v & VHOST_USER_VRING_NOFD_MASK;
+
+		if (v & ~(VHOST_USER_VRING_IDX_MASK | VHOST_USER_VRING_NOFD_MASK))
+			return vu_reject(dev, msg, "reserved bits set in %#llx",
+					 (unsigned long long)v);
+		/* The NOFD bit and the ancillary data must agree. */
+		if (nfds != (nofd ? 0u : 1u))
+			return vu_reject(dev, msg, "%u file descriptors with the no-fd flag %s",
+					 nfds, nofd ? "set" : "clear");
+	}
+	return VU_OK;
+}
+
+static int vu_send_reply(struct vu_dev *dev, struct vhost_user_msg *msg)
+{
+	msg->hdr.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK;
+	return vhost_user_send(dev->conn_fd, msg, NULL, 0, VU_SEND_TIMEOUT_MS);
+}
+
+static enum vu_result vu_dispatch(struct vu_dev *dev, struct vhost_user_msg *msg, int *fds,
+				  unsigned int nfds)
+{
+	const struct vu_msg_info *info;
+	bool need_ack;
+	enum vu_result res;
+	int r = 0;
+
+	if (vu_check_header(dev, msg) != VU_OK || vu_check_args(dev, msg, nfds) != VU_OK)
+		return VU_CLOSE;
+	info = &vu_msg_table[msg->hdr.request];
+	log_debug("%s: %s size %u fds %u", dev->name, vhost_user_request_name(msg->hdr.request),
+		  msg->hdr.size, nfds);
+
+	/* REPLY_ACK: an ack only if negotiated before this message. */
+	need_ack = (msg->hdr.flags & VHOST_USER_NEED_REPLY_MASK) &&
+		   vu_has_protocol_feature(dev, VHOST_USER_PROTOCOL_F_REPLY_ACK);
+
+	/* A ring's inputs change only while its queue thread is parked. */
+	if (info->flags & VU_MSG_STOP_ALL) {
+		vu_stop_all(dev);
+		for (unsigned int i = 0; i < dev->num_queues; i++)
+			dev->vrings[i].start_failed = false;
+	} else if (info->flags & VU_MSG_STOP_VRING) {
+		struct vu_vring *vr = &dev->vrings[vu_msg_ring(msg, info)];
+
+		vu_vring_stop(dev, vr);
+		vr->start_failed = false;
+	}
+
+	res = info->handler(dev, msg, fds, nfds);
+	if (res == VU_CLOSE)
+		return VU_CLOSE;
+
+	if (info->flags & VU_MSG_REPLY) {
+		r = vu_send_reply(dev, msg);
+	} else if (need_ack) {
+		msg->payload.u64 = res == VU_OK ? 0 : 1;
+		msg->hdr.size = sizeof(msg->payload.u64);
+		r = vu_send_reply(dev, msg);
+	} else if (res == VU_NACK) {
+		log_warn("%s: %s failed (no reply requested)", dev->name,
+			 vhost_user_request_name(msg->hdr.request));
+	}
+	if (r) {
+		log_error("%s: cannot send the %s reply: %s; closing connection", dev->name,
+			  vhost_user_request_name(msg->hdr.request), strerror(-r));
+		return VU_CLOSE;
+	}
+
+	vu_update_rings(dev);
+	return VU_OK;
+}
+
+/* --- connection --- */
+
+static void vu_schedule_reconnect(struct vu_dev *dev, unsigned int ms)
+{
+	struct itimerspec its = {
+		.it_value = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 },
+	};
+
+	timerfd_settime(dev->timer_fd, 0, &its, NULL);
+}
+
+/* Back to the state of a fresh connection: nothing of the old session survives. */
+static void vu_session_reset(struct vu_dev *dev)
+{
+	eventfd_t v;
+
+	vu_stop_all(dev);
+	for (unsigned int i = 0; i < dev->num_queues; i++)
+		vu_vring_reset(&dev->vrings[i]);
+	vu_mem_drop(dev);
+	dev->owner = false;
+	dev->features = 0;
+	dev->protocol_features = 0;
+	dev->status = 0;
+	/* Queue threads are gone: no vu_dev_set_broken() can race with this. */
+	atomic_store(&dev->broken, false);
+	eventfd_read(dev->broken_fd, &v);
+}
+
+/* Tear the session down; the socket is closed last, so EOF means "all released". */
+static void vu_conn_teardown(struct vu_dev *dev)
+{
+	if (dev->conn_fd < 0)
+		return;
+	dev->watch->del(dev->loop, dev->conn_fd);
+	vu_session_reset(dev);
+	vhost_user_rx_reset(&dev->rx);
+	close_fd(&dev->conn_fd);
+	atomic_store(&dev->connected, false);
+}
+
+static void vu_conn_close(struct vu_dev *dev)
+{
+	vu_conn_teardown(dev);
+	if (dev->client) {
+		dev->backoff_ms = VU_RECONNECT_MIN_MS;
+		vu_schedule_reconnect(dev, dev->backoff_ms);
+	}
+}
+
+/* One line for a receive failure; a clean EOF between messages is not an error. */
+static void vu_log_recv_error(struct vu_dev *dev, int err)
+{
+	const struct vhost_user_rx *rx = &dev->rx;
+
+	switch (err) {
+	case -ECONNRESET:
+		log_info("%s: front-end disconnected", dev->name);
+		break;
+	case -EPIPE:
+		log_error("%s: connection closed in the middle of a message (%zu bytes of %s); "
+			  "closing connection",
+			  dev->name, rx->got,
+			  rx->got >= VHOST_USER_HDR_SIZE ? "payload" : "the 12-byte header");
+		break;
+	case -EMSGSIZE:
+		log_error("%s: %s (%u): payload size %u exceeds the protocol maximum %zu; "
+			  "closing connection",
+			  dev->name, vhost_user_request_name(rx->msg.hdr.request),
+			  rx->msg.hdr.request, rx->msg.hdr.size, VHOST_USER_MAX_PAYLOAD);
+		break;
+	case -ETOOMANYREFS:
+		log_error("%s: more than %d file descriptors attached to a message; "
+			  "closing connection",
+			  dev->name, VHOST_USER_MAX_FDS);
+		break;
+	default:
+		log_error("%s: socket error: %s; closing connection", dev->name, strerror(-err));
+		break;
+	}
+}
+
+static void vu_conn_event(void *arg, uint32_t events)
+{
+	struct vu_dev *dev = arg;
+
+	for (unsigned int budget = VU_MSGS_PER_EVENT; budget; budget--) {
+		enum vu_result res;
+		int r = vhost_user_recv_step(dev->conn_fd, &dev->rx);
+
+		if (r == 0) {
+			/*
+			 * The rest has not arrived.  If the header is in,
+			 * judge it now rather than wait for a payload that
+			 * a hostile size says is coming.
+			 */
+			if (dev->rx.got >= VHOST_USER_HDR_SIZE &&
+			    vu_check_header(dev, &dev->rx.msg) != VU_OK)
+				goto close;
+			return;
+		}
+		if (r < 0) {
+			vu_log_recv_error(dev, r);
+			goto close;
+		}
+		res = vu_dispatch(dev, &dev->rx.msg, dev->rx.fds, dev->rx.nfds);
+		/* Closes whatever descriptors the handler did not keep. */
+		vhost_user_rx_reset(&dev->rx);
+		if (res == VU_CLOSE)
+			goto close;
+	}
+	/* Budget used up: level-triggered watching calls us again. */
+	return;
+
+close:
+	vu_conn_close(dev);
+}
+
+static int vu_conn_open(struct vu_dev *dev, int fd)
+{
+	int r;
+
+	dev->conn_fd = fd;
+	vhost_user_rx_init(&dev->rx);
+	r = dev->watch->add(dev->loop, fd, vu_conn_event, dev);
+	if (r < 0) {
+		log_error("%s: cannot watch the connection: %s", dev->name, strerror(-r));
+		close_fd(&dev->conn_fd);
+		return r;
+	}
+	atomic_store(&dev->connected, true);
+	log_info("%s: front-end connected", dev->name);
+	return 0;
+}
+
+/* --- server mode --- */
+
+static void vu_accept_event(void *arg, uint32_t events)
+{
+	struct vu_dev *dev = arg;
+	int fd = accept4(dev->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+		    errno != ECONNABORTED)
+			log_warn("%s: accept: %s", dev->name, strerror(errno));
+		return;
+	}
+	/* One front-end drives a device; a second one gets an immediate EOF. */
+	if (dev->conn_fd >= 0) {
+		log_warn("%s: refusing a second front-end while one is connected", dev->name);
+		close(fd);
+		return;
+	}
+	vu_conn_open(dev, fd);
+}
+
+static int vu_socket_addr(const struct vu_dev *dev, struct sockaddr_un *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (strlen(dev->socket_path) >= sizeof(sa->sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa->sun_path, dev->socket_path);
+	return 0;
+}
+
+static int vu_listen(struct vu_dev *dev)
+{
+	struct sockaddr_un sa;
+	struct stat st;
+	int r = vu_socket_addr(dev, &sa);
+
+	if (r)
+		return r;
+	dev->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (dev->listen_fd < 0)
+		return -errno;
+	/*
+	 * A socket left by an earlier run would make bind() fail; anything
+	 * else at that path is not ours to delete.
+	 */
+	if (!lstat(dev->socket_path, &st) && S_ISSOCK(st.st_mode))
+		unlink(dev->socket_path);
+	if (bind(dev->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(dev->listen_fd, 1) < 0)
+		return -errno;
+	return dev->watch->add(dev->loop, dev->listen_fd, vu_accept_event, dev);
+}
+
+/* --- client mode --- */
+
+static int vu_try_connect(struct vu_dev *dev)
+{
+	struct sockaddr_un sa;
+	int fd, r = vu_socket_addr(dev, &sa);
+
+	if (r)
+		return r;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* AF_UNIX connect completes or fails at once, even non-blocking. */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return vu_conn_open(dev, fd);
+}
+
+static void vu_timer_event(void *arg, uint32_t events)
+{
+	struct vu_dev *dev = arg;
+	uint64_t expirations;
+	int r;
+
+	if (read(dev->timer_fd, &expirations, sizeof(expirations)) < 0 || dev->conn_fd >= 0)
+		return;
+	r = vu_try_connect(dev);
+	if (!r) {
+		dev->backoff_ms = VU_RECONNECT_MIN_MS;
+		return;
+	}
+	log_debug("%s: connect %s: %s; retrying in %u ms", dev->name, dev->socket_path,
+		  strerror(-r), dev->backoff_ms);
+	vu_schedule_reconnect(dev, dev->backoff_ms);
+	dev->backoff_ms = dev->backoff_ms * 2 > VU_RECONNECT_MAX_MS ? VU_RECONNECT_MAX_MS
+								   : dev->backoff_ms * 2;
+}
+
+/* --- broken devices --- */
+
+void vu_dev_set_broken(struct vu_dev *dev, const char *why)
+{
+	if (atomic_exchange(&dev->broken, true))
+		return;
+	log_error("%s: device needs reset: %s", dev->name, why);
+	/* Any thread may call this; the rings are stopped on the loop's thread. */
+	eventfd_write(dev->broken_fd, 1);
+}
+
+static void vu_broken_event(void *arg, uint32_t events)
+{
+	struct vu_dev *dev = arg;
+	eventfd_t v;
+
+	if (eventfd_read(dev->broken_fd, &v) < 0 || dev->conn_fd < 0 ||
+	    !atomic_load(&dev->broken))
+		return;
+	/* SET_VRING_ERR's eventfds tell the front-end; GET_STATUS shows NEEDS_RESET. */
+	for (unsigned int i = 0; i < dev->num_queues; i++) {
+		if (dev->vrings[i].q.err_fd >= 0)
+			eventfd_write(dev->vrings[i].q.err_fd, 1);
+	}
+	vu_update_rings(dev);
+}
+
+/* --- life cycle --- */
+
+static void vu_unwatch_close(struct vu_dev *dev, int *fd)
+{
+	if (*fd < 0)
+		return;
+	dev->watch->del(dev->loop, *fd);
+	close_fd(fd);
+}
+
+struct vu_dev *vu_dev_new(const struct vu_dev_config *cfg)
+{
+	struct vu_dev *dev;
+	int r = -EINVAL;
+
+	if (!cfg || !cfg->socket_path || !cfg->ops || !cfg->ops->get_features ||
+	    !cfg->ops->start_queue || !cfg->ops->stop_queue || !cfg->watch || !cfg->watch->add ||
+	    !cfg->watch->del || !cfg->num_queues || cfg->num_queues > VU_MAX_QUEUES ||
+	    cfg->max_queue_size > VIRTQ_MAX_SIZE) {
+		errno = EINVAL;
+		return NULL;
+	}
+	dev = calloc(1, sizeof(*dev));
+	if (!dev)
+		return NULL;
+	dev->listen_fd = dev->timer_fd = dev->broken_fd = dev->conn_fd = -1;
+	dev->client = cfg->client;
+	dev->num_queues = cfg->num_queues;
+	dev->max_queue_size = cfg->max_queue_size ? cfg->max_queue_size : VIRTQ_MAX_SIZE;
+	dev->ops = cfg->ops;
+	dev->opaque = cfg->opaque;
+	dev->watch = cfg->watch;
+	dev->loop = cfg->loop;
+	dev->backoff_ms = VU_RECONNECT_MIN_MS;
+	atomic_init(&dev->connected, false);
+	atomic_init(&dev->broken, false);
+	vhost_user_rx_init(&dev->rx);
+
+	dev->socket_path = strdup(cfg->socket_path);
+	dev->name = strdup(cfg->name ? cfg->name : cfg->socket_path);
+	dev->vrings = calloc(cfg->num_queues, sizeof(*dev->vrings));
+	if (!dev->socket_path || !dev->name || !dev->vrings) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	for (unsigned int i = 0; i < dev->num_queues; i++) {
+		struct vu_vring *vr = &dev->vrings[i];
+
+		vr->q.dev = dev;
+		vr->q.index = i;
+		vr->q.kick_fd = vr->q.call_fd = vr->q.err_fd = -1;
+		snprintf(vr->name, sizeof(vr->name), "%s:q%u", dev->name, i);
+	}
+
+	dev->broken_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (dev->broken_fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = dev->watch->add(dev->loop, dev->broken_fd, vu_broken_event, dev);
+	if (r < 0) {
+		close_fd(&dev->broken_fd);
+		goto fail;
+	}
+
+	if (dev->client) {
+		dev->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		if (dev->timer_fd < 0) {
+			r = -errno;
+			goto fail;
+		}
+		r = dev->watch->add(dev->loop, dev->timer_fd, vu_timer_event, dev);
+		if (r < 0) {
+			close_fd(&dev->timer_fd);
+			goto fail;
+		}
+		if (vu_try_connect(dev)) {
+			log_info("%s: waiting for a front-end at %s", dev->name, dev->socket_path);
+			vu_schedule_reconnect(dev, dev->backoff_ms);
+		}
+	} else {
+		r = vu_listen(dev);
+		if (r < 0) {
+			log_error("%s: cannot listen on %s: %s", dev->name, dev->socket_path,
+				  strerror(-r));
+			/* vu_listen leaves the fd unwatched on failure. */
+			close_fd(&dev->listen_fd);
+			goto fail;
+		}
+		log_info("%s: listening on %s", dev->name, dev->socket_path);
+	}
+	return dev;
+
+fail:
+	vu_dev_free(dev);
+	errno = -r;
+	return NULL;
+}
+
+void vu_dev_free(struct vu_dev *dev)
+{
+	if (!dev)
+		return;
+	vu_conn_teardown(dev);
+	if (dev->listen_fd >= 0) {
+		vu_unwatch_close(dev, &dev->listen_fd);
+		unlink(dev->socket_path);
+	}
+	vu_unwatch_close(dev, &dev->timer_fd);
+	vu_unwatch_close(dev, &dev->broken_fd);
+	free(dev->vrings);
+	free(dev->name);
+	free(dev->socket_path);
+	free(dev);
+}
+
+bool vu_dev_connected(const struct vu_dev *dev)
+{
+	return atomic_load(&dev->connected);
+}

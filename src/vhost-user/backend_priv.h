@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * backend_priv.h - what backend.c (connection, dispatcher, ring life
+ * cycle), backend_msgs.c (message handlers and the dispatch table) and
+ * backend_mem.c (guest memory) share.  Not for device models.
+ */
+#ifndef VHOSTD_VHOST_USER_BACKEND_PRIV_H
+#define VHOSTD_VHOST_USER_BACKEND_PRIV_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "protocol.h"
+
+/* One ring: the part the device sees, plus what the front-end told us. */
+struct vu_vring {
+	struct vu_queue q;
+	uint16_t num;			/* SET_VRING_NUM; 0 = not set */
+	uint16_t base;			/* resume point (SET_VRING_BASE or saved at stop) */
+	bool base_set;
+	bool addr_set;
+	struct vhost_user_vring_addr addr; /* front-end user addresses */
+	bool kick_set;			/* SET_VRING_KICK seen (an fd, or polling) */
+	bool start_failed;		/* don't retry until one of its inputs changes */
+	char name[48];			/* "dev:q3" for log lines and the virtq */
+};
+
+struct vu_dev {
+	char *name;
+	char *socket_path;
+	bool client;
+	unsigned int num_queues;
+	uint16_t max_queue_size;
+	const struct vu_device_ops *ops;
+	void *opaque;
+	const struct vu_watch_ops *watch;
+	void *loop;
+
+	int listen_fd;			/* server mode */
+	int timer_fd;			/* client mode: reconnect backoff */
+	unsigned int backoff_ms;
+	int broken_fd;			/* eventfd: vu_dev_set_broken() from any thread */
+	int conn_fd;
+	atomic_bool connected;
+	struct vhost_user_rx rx;
+
+	/* Session state, reset on every disconnect. */
+	bool owner;
+	uint64_t features;		/* SET_FEATURES */
+	uint64_t protocol_features;	/* SET_PROTOCOL_FEATURES */
+	uint8_t status;			/* SET_STATUS */
+	struct memmap *mem;		/* current guest memory; NULL before a table */
+	atomic_bool broken;
+	struct vu_vring *vrings;	/* num_queues of them */
+};
+
+/* What a handler tells the dispatcher. */
+enum vu_result {
+	VU_OK,		/* done; reply (if any) is in the message */
+	VU_NACK,	/* well-formed but refused or failed: ack with non-zero */
+	VU_CLOSE,	/* malformed or hostile: logged, drop the connection */
+};
+
+/*
+ * A handler sees the validated header (size, fd count and ring index were
+ * checked against its table entry).  It may take descriptors by setting
+ * fds[i] = -1; the dispatcher closes every one left.  A handler with a
+ * reply (VU_MSG_REPLY) writes its payload into @msg and sets hdr.size.
+ */
+typedef enum vu_result (*vu_msg_handler)(struct vu_dev *dev, struct vhost_user_msg *msg,
+					 int *fds, unsigned int nfds);
+
+/* Per-message metadata flags. */
+#define VU_MSG_REPLY (1u << 0)		/* has a reply payload of its own */
+#define VU_MSG_VRING (1u << 1)		/* payload starts with a u32 ring index */
+#define VU_MSG_VRING_FD (1u << 2)	/* u64: index bits 0-7, NOFD bit 8, fd iff !NOFD */
+#define VU_MSG_STOP_VRING (1u << 3)	/* stop the addressed ring first */
+#define VU_MSG_STOP_ALL (1u << 4)	/* stop every ring first */
+
+struct vu_msg_info {
+	vu_msg_handler handler;		/* NULL: we do not accept this request */
+	uint16_t min_size, max_size;	/* payload bytes */
+	uint8_t min_fds, max_fds;
+	uint8_t flags;
+	/* Protocol feature bit (+1) that must be negotiated first; 0: none. */
+	uint8_t needs_protocol_feature;
+};
+
+/* Indexed by request code; entries without a handler are refused. */
+extern const struct vu_msg_info vu_msg_table[VHOST_USER_REQUEST_MAX];
+
+#define VU_NEEDS(bit) ((uint8_t)((bit) + 1))
+
+/* Log one line naming the message and the reason; returns VU_CLOSE. */
+enum vu_result vu_reject(struct vu_dev *dev, const struct vhost_user_msg *msg, const char *fmt,
+			 ...) __attribute__((format(printf, 3, 4)));
+
+static inline bool vu_has_feature(const struct vu_dev *dev, unsigned int bit)
+{
+	return dev->features & (1ull << bit);
+}
+
+static inline bool vu_has_protocol_feature(const struct vu_dev *dev, unsigned int bit)
+{
+	return dev->protocol_features & (1ull << bit);
+}
+
+/* Resume point: what the front-end set, or where a fresh ring starts. */
+static inline uint16_t vu_vring_base(const struct vu_dev *dev, const struct vu_vring *vr)
+{
+	if (vr->base_set)
+		return vr->base;
+	/* 2.8.1: a packed ring's wrap counters start at 1. */
+	return vu_has_feature(dev, VIRTIO_F_RING_PACKED) ? 1u << VIRTQ_PACKED_WRAP_BIT : 0;
+}
+
+/* --- backend.c: ring life cycle --- */
+
+/* Forget everything about a ring (closing its fds); it must be stopped. */
+void vu_vring_reset(struct vu_vring *vr);
+/* Stop every started ring (ops->stop_queue), keeping where each left off. */
+void vu_stop_all(struct vu_dev *dev);
+/* Where a ring's three parts are in this process. */
+struct vu_ring_ptrs {
+	void *desc;
+	void *driver_area;
+	void *device_area;
+};
+
+/*
+ * Check a ring's addresses against the current memory map and layout:
+ * 0 with @p filled in, or -EINVAL with the reason in @why.
+ */
+int vu_vring_translate(const struct vu_dev *dev, const struct vu_vring *vr,
+		       struct vu_ring_ptrs *p, char *why, size_t why_len);
+/* Features the back-end offers in GET_FEATURES / GET_PROTOCOL_FEATURES. */
+uint64_t vu_offered_features(const struct vu_dev *dev);
+uint64_t vu_offered_protocol_features(const struct vu_dev *dev);
+
+/* --- backend_mem.c: guest memory --- */
+
+enum vu_result vu_set_mem_table(struct vu_dev *dev, struct vhost_user_msg *msg, int *fds,
+				unsigned int nfds);
+enum vu_result vu_add_mem_reg(struct vu_dev *dev, struct vhost_user_msg *msg, int *fds,
+			      unsigned int nfds);
+enum vu_result vu_rem_mem_reg(struct vu_dev *dev, struct vhost_user_msg *msg, int *fds,
+			      unsigned int nfds);
+enum vu_result vu_get_max_mem_slots(struct vu_dev *dev, struct vhost_user_msg *msg, int *fds,
+				    unsigned int nfds);
+/* Drop the session's memory (disconnect). */
+void vu_mem_drop(struct vu_dev *dev);
+
+#endif /* VHOSTD_VHOST_USER_BACKEND_PRIV_H */

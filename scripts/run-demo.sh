@@ -31,6 +31,7 @@ main() {
 
 	guest_workdir
 	local ctrl=$WORK/control.sock rc=0
+	# shellcheck disable=SC2034 # read by start_vhostd in lib.sh
 	VHOSTD_ARGS=(--control "$ctrl")
 	start_backend "$IMG"
 	glog "disk $IMG served by $BACKEND (pid $BACKEND_PID) on $SOCK"

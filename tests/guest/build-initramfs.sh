@@ -16,7 +16,7 @@
 # Environment:
 #   VHOSTD_CACHE          cache root (default: $REPO/.cache)
 #   INITRAMFS_COMPRESS    compressor for the base image: none (default), gzip
-#                         or zstd; see the note at compress_cmd
+#                         or zstd; see the note at compress()
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -32,7 +32,7 @@ WANT_MODULES=(virtio_pci virtio_blk sd_mod sg virtio_scsi virtio_net ext4)
 # Host programs copied into the guest with the libraries ldd reports.
 # coreutils dd rather than busybox dd: it aligns its buffer for O_DIRECT and
 # prints transfer rates. fio pulls in ~80 MB of libraries (rbd, gluster, ...)
-# because Debian links every engine in; see compress_cmd for the cost.
+# because Debian links every engine in; see compress() for the cost.
 REQUIRED_TOOLS=(dd mke2fs e2fsck blkdiscard fstrim lsblk fio)
 # Nice to have; skipped with a note when not installed.
 OPTIONAL_TOOLS=(sg_inq sg_readcap sg_turs)
@@ -50,11 +50,11 @@ trap cleanup EXIT
 # took about 3.1 s uncompressed against 4.0 s gzip and 3.9 s zstd. (lz4 is
 # not offered: the kernel reads only its legacy frame, which has no end
 # marker, so the appended payload would be decoded as part of it.)
-compress_cmd() {
+compress() {
 	case $COMPRESS in
-	gzip) echo "gzip -1 -n" ;;
-	zstd) echo "zstd -q -3" ;;
-	none) echo "cat" ;;
+	gzip) gzip -1 -n ;;
+	zstd) zstd -q -3 ;;
+	none) cat ;;
 	*) die "unknown INITRAMFS_COMPRESS=$COMPRESS" ;;
 	esac
 }
@@ -203,7 +203,7 @@ build_base() {
 	# the archive itself (devtmpfs is mounted only later, by /init).
 	mknod -m 600 "$root/dev/console" c 5 1
 
-	cpio_of "$root" | $(compress_cmd) >"$out.new"
+	cpio_of "$root" | compress >"$out.new"
 	mv "$out.new" "$out"
 }
 

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Guest side of `make run` (scripts/run-demo.sh): show what the guest sees of
 # the vhost-user disk and move some data through it.
 DEV=/dev/vda

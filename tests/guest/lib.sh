@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Host-side helpers for the real-guest tests; sourced, not run.
 #
 # A case driver typically does:
@@ -101,22 +102,22 @@ start_backend() {
 # Command lines as tested in shared/PEERS.md. cache.direct=on keeps the host
 # page cache out of the way, as our own daemon does.
 start_qsd() {
-	local img=$1 ro=$2 discard=$3 file raw export
+	local img=$1 ro=$2 discard=$3 file raw exp
 	file="driver=file,node-name=file0,filename=$img,cache.direct=on,aio=${QSD_AIO:-io_uring}"
 	raw="driver=raw,node-name=raw0,file=file0"
-	export="type=vhost-user-blk,id=exp0,addr.type=unix,addr.path=$SOCK,node-name=raw0,num-queues=$NUM_QUEUES"
+	exp="type=vhost-user-blk,id=exp0,addr.type=unix,addr.path=$SOCK,node-name=raw0,num-queues=$NUM_QUEUES"
 	if ((ro)); then
 		file+=",read-only=on"
 		raw+=",read-only=on"
-		export+=",writable=off"
+		exp+=",writable=off"
 	else
-		export+=",writable=on"
+		exp+=",writable=on"
 	fi
 	if ((discard)); then
 		file+=",discard=unmap"
 		raw+=",discard=unmap"
 	fi
-	qemu-storage-daemon --blockdev "$file" --blockdev "$raw" --export "$export" \
+	qemu-storage-daemon --blockdev "$file" --blockdev "$raw" --export "$exp" \
 		>"$WORK/backend.log" 2>&1 &
 	BACKEND_PID=$!
 }
@@ -180,6 +181,7 @@ boot_guest() {
 	# panic=-1 with -no-reboot: a guest panic ends QEMU at once rather than
 	# running into the timeout. quiet keeps the log readable.
 	append="console=ttyS0 quiet panic=-1 guest.packed=$PACKED"
+	# shellcheck disable=SC2054 # the commas are QEMU's, not array separators
 	local qemu=(qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1024
 		-object memory-backend-memfd,id=mem,size=1024M,share=on -numa node,memdev=mem
 		-nodefaults -no-user-config -display none -serial stdio -no-reboot

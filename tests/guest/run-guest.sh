@@ -35,7 +35,8 @@ done
 sock=$1 test=$2
 [[ -S $sock ]] || { echo "run-guest: $sock is not a socket" >&2; exit 2; }
 
-CASE=$(basename "$test" .sh)
+CASE=$(basename "$test" .sh)	# read by lib.sh: names the log
+export CASE
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Helpers for guest-side test scripts (busybox ash). /init sources this file
 # and then the test's /test.sh in a shell running with `set -e`.
 #

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # blk-data, guest side: read back with O_DIRECT what the host wrote, write a
 # deterministic plan with O_DIRECT from both vCPUs, read that back. The host
 # then compares the whole image with the one it expects (see plan.py).

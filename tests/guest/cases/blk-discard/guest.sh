@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # blk-discard, guest side: discard one range and zero another; the host then
 # checks the first became a hole in the image and the second reads as zeroes.
 # Offsets come from /data/ranges: "DISCARD_OFF DISCARD_LEN ZERO_OFF ZERO_LEN".

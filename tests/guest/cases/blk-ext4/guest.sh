@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # blk-ext4, guest side: make an ext4 file system, fill it, check the files
 # survive an unmount/remount with the caches dropped, and report their sums
 # so the host can check them once more from the image itself.
@@ -12,7 +13,7 @@ mkdir -p /mnt/dir/sub
 dd if=/dev/urandom of=/mnt/big bs=1M count=24 status=none
 dd if=/dev/urandom of=/mnt/dir/mid bs=64k count=33 status=none
 for i in $(seq 1 200); do
-	head -c $((i * 97)) /dev/urandom >/mnt/dir/sub/f$i
+	head -c $((i * 97)) /dev/urandom >"/mnt/dir/sub/f$i"
 done
 sync
 (cd /mnt && find . -type f ! -path './lost+found/*' | sort | xargs sha256sum) >/tmp/sums

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # blk-fio, guest side: fio writes with checksummed blocks and reads them all
 # back (--verify). Two jobs run at once, one per vCPU, so both virtqueues
 # carry requests: small random 4 KiB writes at queue depth 16, and mixed

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # blk-readonly, guest side: the device must show up read-only, read back the
 # host's data, and refuse writes, including once the guest has cleared its
 # own read-only flag (then only the back-end stands in the way).

@@ -498,27 +498,57 @@ static bool socket_alive(const struct sockaddr_un *sa)
 	return alive;
 }
 
-static int remove_stale(const struct sockaddr_un *sa, char *err, size_t err_len)
+/* The folder a socket goes in must exist and take new entries. */
+static int socket_dir_check(const char *path, char *err, size_t err_len)
 {
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char *slash;
+
+	strcpy(dir, path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (access(dir, W_OK | X_OK)) {
+		snprintf(err, err_len, "socket %s: cannot create it in %s: %s", path, dir,
+			 strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int ctl_socket_path_check(const char *path, bool *stale, char *err, size_t err_len)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat st;
 
-	if (lstat(sa->sun_path, &st)) {
+	*stale = false;
+	if (!path[0] || strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, err_len, "socket path empty or longer than %zu bytes: %s",
+			 sizeof(sa.sun_path) - 1, path);
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	if (socket_dir_check(path, err, err_len))
+		return -1;
+	if (lstat(path, &st)) {
 		if (errno == ENOENT)
 			return 0;
-		snprintf(err, err_len, "control socket %s: %s", sa->sun_path, strerror(errno));
+		snprintf(err, err_len, "socket %s: %s", path, strerror(errno));
 		return -1;
 	}
 	if (!S_ISSOCK(st.st_mode)) {
-		snprintf(err, err_len, "control socket %s: exists and is not a socket",
-			 sa->sun_path);
+		snprintf(err, err_len, "socket %s: exists and is not a socket", path);
 		return -1;
 	}
-	if (socket_alive(sa)) {
-		snprintf(err, err_len, "control socket %s: in use by another process",
-			 sa->sun_path);
+	if (socket_alive(&sa)) {
+		snprintf(err, err_len, "socket %s: in use by another process", path);
 		return -1;
 	}
-	unlink(sa->sun_path);
+	*stale = true;
 	return 0;
 }
 
@@ -526,17 +556,16 @@ static int ctl_listen(struct ctl_server *srv, const char *path, char *err, size_
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat st;
+	bool stale;
 	mode_t old;
 	int ret;
 
-	if (!path[0] || strlen(path) >= sizeof(sa.sun_path)) {
-		snprintf(err, err_len, "control socket path empty or longer than %zu bytes: %s",
-			 sizeof(sa.sun_path) - 1, path);
+
+	if (ctl_socket_path_check(path, &stale, err, err_len))
 		return -1;
-	}
+	if (stale)
+		unlink(path);
 	strcpy(sa.sun_path, path);
-	if (remove_stale(&sa, err, err_len))
-		return -1;
 	srv->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (srv->fd < 0)
 		goto fail;
@@ -559,7 +588,7 @@ static int ctl_listen(struct ctl_server *srv, const char *path, char *err, size_
 		goto fail;
 	return 0;
 fail:
-	snprintf(err, err_len, "control socket %s: %s", path, strerror(errno));
+	snprintf(err, err_len, "socket %s: %s", path, strerror(errno));
 	return -1;
 }
 
@@ -592,7 +621,7 @@ struct ctl_server *ctl_server_new(const char *path, struct evloop *loop,
 		goto fail;
 	ret = evloop_add(loop, srv->fd, EPOLLIN, ctl_accept, srv);
 	if (ret) {
-		snprintf(err, err_len, "control socket %s: %s", path, strerror(-ret));
+		snprintf(err, err_len, "socket %s: %s", path, strerror(-ret));
 		goto fail;
 	}
 	return srv;

@@ -17,6 +17,7 @@
 #ifndef VHOSTD_DAEMON_CONTROL_H
 #define VHOSTD_DAEMON_CONTROL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct evloop;
@@ -58,6 +59,15 @@ struct ctl_server;
 struct ctl_server *ctl_server_new(const char *path, struct evloop *loop,
 				  const struct ctl_method *methods, void *opaque, char *err,
 				  size_t err_len);
+
+/*
+ * Could a listening unix socket be made at @path?  The path fits, its
+ * folder exists and is writable, and nothing is there but perhaps a stale
+ * socket nobody listens on (*@stale: the caller may unlink it).  0, or -1
+ * with a message in @err.  The daemon checks every socket with this before
+ * it starts anything.
+ */
+int ctl_socket_path_check(const char *path, bool *stale, char *err, size_t err_len);
 
 /* Close every connection, remove the socket, free. */
 void ctl_server_free(struct ctl_server *srv);

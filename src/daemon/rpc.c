@@ -69,6 +69,19 @@ static int rpc_list_devices(void *opaque, struct json_object *params,
 	return 0;
 }
 
+/* The /proc/diskstats line, without the newline that file has. */
+static const char *diskstats_line(const struct blk_stats *st, const char *name, char *buf,
+				  size_t len)
+{
+	size_t n;
+
+	blk_stats_format(st, name, buf, len);
+	n = strlen(buf);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	return buf;
+}
+
 static struct json_object *stats_describe(struct blk_dev *dev)
 {
 	struct json_object *d = json_object_new_object(), *dir;
@@ -88,8 +101,7 @@ static struct json_object *stats_describe(struct blk_dev *dev)
 	add_u64(d, "in-flight", st.in_flight);
 	add_u64(d, "io-ticks-ms", st.io_ticks_ms);
 	add_u64(d, "time-in-queue-ms", st.time_in_queue_ms);
-	blk_stats_format(&st, blk_dev_id(dev), line, sizeof(line));
-	add_str(d, "diskstats", line);
+	add_str(d, "diskstats", diskstats_line(&st, blk_dev_id(dev), line, sizeof(line)));
 	return d;
 }
 

@@ -18,11 +18,13 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/evloop.h"
@@ -62,10 +64,11 @@ static const char usage_text[] =
 	"                       path=FILE        raw image or block device\n"
 	"                       socket=PATH      vhost-user socket to listen on, unique\n"
 	"                       readonly=on      refuse writes (VIRTIO_BLK_F_RO)\n"
-	"                       num-queues=N     request queues offered\n"
-	"                       queue-size=N     largest ring size accepted\n"
-	"                       cache=none|writeback  O_DIRECT or page cache\n"
+	"                       num-queues=N     request queues offered (1..64, default 1)\n"
+	"                       queue-size=N     largest ring accepted (default 256)\n"
+	"                       cache=none|writeback  O_DIRECT or page cache (default)\n"
 	"                       serial=STR       reported by VIRTIO_BLK_T_GET_ID\n"
+	"                       client=on        connect to the socket, do not listen\n"
 	"  --control PATH     JSON-RPC 2.0 control socket (see vhostctl)\n"
 	"  --log-level LEVEL  error, warn, info (default) or debug\n"
 	"  -h, --help         show this help and exit\n"
@@ -194,24 +197,74 @@ static int check_unique(const struct vhostd *d)
 
 /*
  * Open every image the way its device will, before starting any, so a
- * typo in the second --blk does not briefly bring up the first.
+ * typo in the second --blk does not briefly bring up the first.  The same
+ * image twice is refused too: the back-end locks it, so the second device
+ * would fail only after the first had started.  Returns an exit status.
  */
 static int check_images(const struct vhostd *d)
 {
 	const struct blk_options *o;
-	int fd;
+	struct stat *st;
+	int fd, ret = 0;
+
+	st = calloc(d->nopts, sizeof(*st));
+	if (!st)
+		return 1;
+	for (unsigned int i = 0; i < d->nopts && !ret; i++) {
+		o = &d->opts[i];
+		fd = open(o->path, (o->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &st[i])) {
+			log_error("%s: cannot open %s%s: %s", o->id, o->path,
+				  o->readonly ? "" : " for reading and writing", strerror(errno));
+			ret = 1;
+		}
+		if (fd >= 0)
+			close(fd);
+		for (unsigned int j = 0; j < i && !ret; j++) {
+			if (st[j].st_dev == st[i].st_dev && st[j].st_ino == st[i].st_ino) {
+				usage_error("%s and %s: same image %s", d->opts[j].id, o->id,
+					    o->path);
+				ret = EXIT_USAGE;
+			}
+		}
+	}
+	free(st);
+	return ret;
+}
+
+/* Every socket we will listen on must be creatable: checked before any starts. */
+static int check_sockets(const struct vhostd *d)
+{
+	const struct blk_options *o;
+	char err[512];
+	bool stale;
 
 	for (unsigned int i = 0; i < d->nopts; i++) {
 		o = &d->opts[i];
-		fd = open(o->path, (o->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-		if (fd < 0) {
-			log_error("%s: cannot open %s%s: %s", o->id, o->path,
-				  o->readonly ? "" : " for reading and writing", strerror(errno));
+		if (!o->client && ctl_socket_path_check(o->socket, &stale, err, sizeof(err))) {
+			log_error("%s: %s", o->id, err);
 			return -1;
 		}
-		close(fd);
+	}
+	if (d->control_path &&
+	    ctl_socket_path_check(d->control_path, &stale, err, sizeof(err))) {
+		log_error("control %s", err);
+		return -1;
 	}
 	return 0;
+}
+
+/* Everything that can be known before starting.  Returns an exit status. */
+static int preflight(const struct vhostd *d)
+{
+	int ret;
+
+	if (check_unique(d))
+		return EXIT_USAGE;
+	ret = check_images(d);
+	if (ret)
+		return ret;
+	return check_sockets(d) ? 1 : 0;
 }
 
 /* --- signals --- */
@@ -279,6 +332,14 @@ static const struct vu_watch_ops watch_ops = {
 	.del = watch_del,
 };
 
+/* Does @msg already start with "@id:"?  Then it is not prefixed again. */
+static bool msg_has_id(const char *msg, const char *id)
+{
+	size_t n = strlen(id);
+
+	return !strncmp(msg, id, n) && msg[n] == ':';
+}
+
 static int devices_start(struct vhostd *d)
 {
 	const struct blk_options *o;
@@ -296,7 +357,8 @@ static int devices_start(struct vhostd *d)
 		err[0] = '\0';
 		dev = blk_dev_new(o, &watch_ops, d->loop, err, sizeof(err));
 		if (!dev) {
-			log_error("%s: %s", o->id, err[0] ? err : "cannot start");
+			log_error("%s%s%s", msg_has_id(err, o->id) ? "" : o->id,
+				  msg_has_id(err, o->id) ? "" : ": ", err[0] ? err : "cannot start");
 			return -1;
 		}
 		d->devs[d->rpc.count++] = dev;
@@ -368,15 +430,14 @@ int main(int argc, char **argv)
 	int ret;
 
 	ret = parse_args(&d, argc, argv);
-	if (!ret && check_unique(&d))
-		ret = -1;
 	if (ret) {
 		free(d.opts);
 		return ret < 0 ? EXIT_USAGE : 0;
 	}
-	if (check_images(&d)) {
+	ret = preflight(&d);
+	if (ret) {
 		free(d.opts);
-		return 1;
+		return ret;
 	}
 	ret = vhostd_start(&d) ? 1 : vhostd_run(&d);
 	vhostd_stop(&d);

@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# daemon.sh VHOSTD VHOSTCTL VHOST_BENCH - vhostd end to end, as an operator
+# sees it:
+#   - bad command lines: non-zero exit (2 usage, 1 run time), exactly one
+#     line on stderr, no socket left behind;
+#   - the start-up line per device, `vhostctl list`, `vhostctl stats`;
+#   - stats move after vhost-bench does I/O, and nothing stays in flight;
+#   - a read-only device refuses a write benchmark; reads still work;
+#   - garbage on the control socket gets a JSON-RPC error and the daemon
+#     keeps serving;
+#   - SIGTERM during I/O: exit 0, sockets removed.
+set -u
+
+VHOSTD=$1
+VHOSTCTL=$2
+BENCH=$3
+
+T=$(mktemp -d /tmp/vhostd-test-daemon.XXXXXX)
+DPID=
+BPID=
+failed=0
+
+cleanup() {
+	[ -n "$BPID" ] && kill "$BPID" 2>/dev/null
+	[ -n "$DPID" ] && kill "$DPID" 2>/dev/null
+	wait 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+ok() { echo "ok - $*"; }
+not_ok() {
+	echo "not ok - $*"
+	failed=1
+}
+check() { # description command...
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else not_ok "$what"; fi
+}
+
+wait_for_socket() { # path seconds
+	local i
+	for ((i = 0; i < $2 * 10; i++)); do
+		[ -S "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# diskstats field N (1-based: 4 reads, 6 sectors read, 8 writes,
+# 10 sectors written, 12 in flight) of device $1 from `vhostctl stats`.
+stat_field() {
+	"$VHOSTCTL" --control "$T/ctl.sock" stats "$1" | awk -v f="$2" '{ print $f }'
+}
+
+truncate -s 64M "$T/disk.img"
+truncate -s 8M "$T/ro.img"
+mkdir "$T/adir"
+
+# --- bad command lines -------------------------------------------------------
+
+expect_fail() { # status description args...
+	local want=$1 what=$2 rc lines
+	shift 2
+	"$VHOSTD" "$@" >"$T/out" 2>"$T/err" </dev/null
+	rc=$?
+	lines=$(wc -l <"$T/err")
+	if [ "$rc" -ne "$want" ]; then
+		not_ok "$what: exit $rc, want $want: $(cat "$T/err")"
+	elif [ "$lines" -ne 1 ]; then
+		not_ok "$what: $lines lines on stderr, want 1: $(cat "$T/err")"
+	elif compgen -G "$T/*.sock" >/dev/null; then
+		not_ok "$what: left a socket behind: $(ls "$T"/*.sock)"
+	else
+		ok "$what ($(cat "$T/err"))"
+	fi
+	rm -f "$T"/*.sock
+}
+
+good="id=vda,path=$T/disk.img,socket=$T/a.sock"
+expect_fail 2 "unknown option" --frobnicate --blk "$good"
+expect_fail 2 "no device" --control "$T/c.sock"
+expect_fail 2 "stray argument" --blk "$good" extra
+expect_fail 2 "--blk without path" --blk "id=vda,socket=$T/a.sock"
+expect_fail 2 "--blk without argument" --blk
+expect_fail 2 "num-queues=0" --blk "$good,num-queues=0"
+expect_fail 2 "num-queues=abc" --blk "$good,num-queues=abc"
+expect_fail 2 "duplicate id" --blk "$good" --blk "id=vda,path=$T/ro.img,socket=$T/b.sock"
+expect_fail 2 "duplicate socket" --blk "$good" --blk "id=vdb,path=$T/ro.img,socket=$T/a.sock"
+expect_fail 2 "bad log level" --log-level loud --blk "$good"
+expect_fail 1 "missing image" --blk "$good" --blk "id=vdb,path=$T/nope.img,socket=$T/b.sock"
+# Root opens any mode, so a directory stands in for an unreadable image.
+expect_fail 1 "unreadable image" --blk "id=vdb,path=$T/adir,socket=$T/b.sock"
+if [ "$(id -u)" -ne 0 ]; then
+	cp "$T/ro.img" "$T/noperm.img"
+	chmod 000 "$T/noperm.img"
+	expect_fail 1 "image without permission" --blk "id=vdb,path=$T/noperm.img,socket=$T/b.sock"
+fi
+expect_fail 1 "socket folder missing" --blk "$good" \
+	--blk "id=vdb,path=$T/ro.img,socket=$T/nodir/b.sock"
+expect_fail 2 "same image twice" --blk "$good" --blk "id=vdb,path=$T/disk.img,socket=$T/b.sock"
+touch "$T/plain.file"
+expect_fail 1 "socket path is a regular file" --blk "id=vda,path=$T/disk.img,socket=$T/plain.file"
+rm -f "$T/plain.file"
+
+# A device that fails only when it starts (its image locked by another
+# vhostd): the one started before it must be torn down, socket and all.
+mkdir "$T/hold"
+"$VHOSTD" --blk "id=hold,path=$T/ro.img,socket=$T/hold/h.sock" 2>/dev/null &
+HPID=$!
+wait_for_socket "$T/hold/h.sock" 10
+"$VHOSTD" --blk "$good" --blk "id=vdb,path=$T/ro.img,socket=$T/b.sock" 2>"$T/err"
+rc=$?
+check "device failing at start: exit 1" test "$rc" = 1
+check "device failing at start: one error line" test "$(grep -c 'error:' "$T/err")" = 1
+check "device failing at start: first device's socket removed" test ! -e "$T/a.sock"
+sed 's/^/# /' "$T/err"
+kill "$HPID"
+wait "$HPID"
+
+check "--help exits 0" bash -c "'$VHOSTD' --help >/dev/null"
+check "--version prints the version" bash -c "'$VHOSTD' --version | grep -q '^vhostd [0-9]'"
+
+# --- a running daemon --------------------------------------------------------
+
+"$VHOSTD" --blk "id=vda,path=$T/disk.img,socket=$T/vda.sock,num-queues=2" \
+	--blk "id=vdb,path=$T/ro.img,socket=$T/vdb.sock,readonly=on" \
+	--control "$T/ctl.sock" 2>"$T/daemon.log" &
+DPID=$!
+if ! wait_for_socket "$T/ctl.sock" 10 || ! wait_for_socket "$T/vdb.sock" 10; then
+	not_ok "daemon did not start: $(cat "$T/daemon.log")"
+	exit 1
+fi
+check "start-up line for vda" \
+	grep -q "vda: serving $T/disk.img (131072 sectors) on $T/vda.sock" "$T/daemon.log"
+check "start-up line for vdb" \
+	grep -q "vdb: serving $T/ro.img (16384 sectors) on $T/vdb.sock" "$T/daemon.log"
+
+"$VHOSTCTL" --control "$T/ctl.sock" list >"$T/list"
+sed 's/^/# /' "$T/list"
+check "list: header" \
+	grep -Eq '^ID +TYPE +SIZE +SECTORS +RO +QUEUES +CONNECTED +SOCKET +PATH$' "$T/list"
+check "list: vda row" \
+	grep -Eq "^vda +blk +64.0M +131072 +no +2 +no +$T/vda.sock +$T/disk.img\$" "$T/list"
+check "list: vdb row" \
+	grep -Eq "^vdb +blk +8.0M +16384 +yes +1 +no +$T/vdb.sock +$T/ro.img\$" "$T/list"
+check "VHOSTD_CONTROL picks the socket" \
+	bash -c "VHOSTD_CONTROL='$T/ctl.sock' '$VHOSTCTL' list | grep -q '^vda '"
+
+"$VHOSTCTL" --control "$T/ctl.sock" stats >"$T/stats"
+sed 's/^/# /' "$T/stats"
+check "stats: one diskstats line per device" \
+	awk 'NF < 14 { exit 1 } END { exit NR != 2 }' "$T/stats"
+check "stats: idle vda has no reads" test "$(stat_field vda 4)" = 0
+
+# I/O on both queues of vda, reads and writes.
+if "$BENCH" --socket "$T/vda.sock" --rw randrw --bs 4k --iodepth 8 --queues 2 --time 1.5 \
+	>"$T/bench.out" 2>&1; then
+	ok "vhost-bench randrw on vda"
+else
+	not_ok "vhost-bench randrw on vda: $(cat "$T/bench.out")"
+fi
+sed 's/^/# /' "$T/bench.out"
+"$VHOSTCTL" --control "$T/ctl.sock" stats vda | sed 's/^/# /'
+check "stats: reads moved" test "$(stat_field vda 4)" -gt 0
+check "stats: sectors read moved" test "$(stat_field vda 6)" -gt 0
+check "stats: writes moved" test "$(stat_field vda 8)" -gt 0
+check "stats: sectors written moved" test "$(stat_field vda 10)" -gt 0
+check "stats: nothing in flight after the run" test "$(stat_field vda 12)" = 0
+check "stats: vdb untouched" test "$(stat_field vdb 4)" = 0
+check "raw stats: JSON counters" bash -c \
+	"'$VHOSTCTL' --control '$T/ctl.sock' raw stats '{\"name\":\"vda\"}' | grep -q '\"in-flight\":0'"
+
+check "read-only vdb refuses a write benchmark" \
+	bash -c "! '$BENCH' --socket '$T/vdb.sock' --rw randwrite --time 0.5 >/dev/null 2>&1"
+check "read-only vdb serves reads (--json)" bash -c \
+	"'$BENCH' --socket '$T/vdb.sock' --rw read --bs 64k --iodepth 4 --time 0.5 --json | grep -q '\"ios\":[1-9]'"
+
+check "vhostctl: unknown device is an error" \
+	bash -c "! '$VHOSTCTL' --control '$T/ctl.sock' stats nosuch 2>/dev/null"
+check "vhostctl: unreachable daemon is an error" \
+	bash -c "! '$VHOSTCTL' --control '$T/none.sock' list 2>/dev/null"
+
+# Garbage on the control socket, then a valid request on the same connection.
+python3 - "$T/ctl.sock" >"$T/reply" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+f = s.makefile("rwb")
+f.write(b"\x00\xffgarbage{{{\n"); f.flush()
+print(f.readline().decode().strip())
+f.write(b'{"jsonrpc":"2.0","id":2,"method":"list-devices"}\n'); f.flush()
+print(f.readline().decode().strip())
+s.close()
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+try:
+    s.sendall(b"x" * (8 << 20))
+except OSError:
+    pass
+print(s.recv(4096).decode().strip())
+EOF
+sed 's/^/# /' "$T/reply"
+check "garbage gets a parse error" grep -q '"code":-32700' <(sed -n 1p "$T/reply")
+check "same connection still served" grep -q '"id":"vda"' <(sed -n 2p "$T/reply")
+check "8 MiB line refused" grep -q 'too long' <(sed -n 3p "$T/reply")
+check "daemon alive after garbage" bash -c "'$VHOSTCTL' --control '$T/ctl.sock' list >/dev/null"
+
+# --- SIGTERM during I/O ------------------------------------------------------
+
+"$BENCH" --socket "$T/vda.sock" --rw randwrite --iodepth 16 --queues 2 --time 30 \
+	>"$T/bench2.out" 2>&1 &
+BPID=$!
+sleep 1
+before=$(stat_field vda 8)
+kill -TERM "$DPID"
+wait "$DPID"
+rc=$?
+DPID=
+sed 's/^/# /' "$T/daemon.log"
+check "SIGTERM during I/O: exit 0" test "$rc" = 0
+check "I/O was running when the signal came" test "${before:-0}" -gt 0
+check "SIGTERM: vda socket removed" test ! -e "$T/vda.sock"
+check "SIGTERM: vdb socket removed" test ! -e "$T/vdb.sock"
+check "SIGTERM: control socket removed" test ! -e "$T/ctl.sock"
+check "SIGTERM: logged the stop" grep -q "stopped" "$T/daemon.log"
+kill "$BPID" 2>/dev/null
+wait "$BPID" 2>/dev/null
+BPID=
+
+exit $failed

@@ -18,15 +18,18 @@ die() { echo "fetch-kernel: $*" >&2; exit 1; }
 
 # The meta package only depends on the versioned image package; resolving it at
 # run time follows Debian's point releases without editing this script.
+image_pkg_of_meta() {
+	apt-cache depends linux-image-cloud-amd64 2>/dev/null |
+		awk '/Depends: linux-image-[0-9]/ { print $2; exit }'
+}
+
 resolve_image_pkg() {
 	local pkg
-	pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
-		awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+	pkg=$(image_pkg_of_meta)
 	if [[ -z $pkg ]]; then
 		# apt-cache knows nothing until the lists have been fetched once.
 		apt-get update -qq >/dev/null || die "apt-get update failed"
-		pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
-			awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+		pkg=$(image_pkg_of_meta)
 	fi
 	[[ -n $pkg ]] || die "cannot resolve linux-image-cloud-amd64"
 	echo "$pkg"

@@ -158,21 +158,16 @@ blk_device() {
 	GUEST_QEMU_DEVICES+=(-chardev "socket,id=$id,path=$1" -device "$dev")
 }
 
-# Kernel + initramfs, cached; TEST.sh and DATA go into a payload appended to
-# the cached base image.
-guest_initrd() {
-	local out=$1 test=$2 data=${3:-}
-	"$GUEST_DIR/build-initramfs.sh" -o "$out" "$test" ${data:+"$data"}
-}
-
 # boot_guest TEST.sh [DATA_DIR]
 # Boots the guest with GUEST_QEMU_DEVICES, runs TEST.sh as its /test.sh and
 # returns 0 only if the console shows "GUEST-RESULT: PASS". The console log
 # is kept in $GUEST_LOG for later inspection.
 boot_guest() {
 	local test=$1 data=${2:-} initrd append rc=0 result
+	# Kernel and base image come from the cache; TEST.sh and DATA go into a
+	# small payload appended to the base image.
 	initrd=$WORK/initrd
-	guest_initrd "$initrd" "$test" "$data"
+	"$GUEST_DIR/build-initramfs.sh" -o "$initrd" "$test" ${data:+"$data"}
 	local suffix=
 	if ((PACKED)); then suffix=-packed; fi
 	GUEST_LOG=${GUEST_LOG:-$GUEST_LOG_DIR/$CASE$suffix.log}

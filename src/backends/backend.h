@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * backend.h - block storage back-ends: where a block device model's
+ * requests end up (a raw image file or a host block device).
+ *
+ * A back-end is opened once per device (struct blk_backend) and gives each
+ * queue thread its own submission context (struct blk_backend_queue, one
+ * io_uring for the uring back-end), so queues never share a lock.  Work is
+ * described by a struct blk_io that the caller embeds in its preallocated
+ * request: nothing is allocated per I/O.  The queue thread preps any number
+ * of blk_ios, submits them all with one call, and reaps completions through
+ * a callback.  Besides disk I/O a blk_io can wait for an eventfd, so one
+ * wait covers both I/O completions and the guest's kicks.
+ *
+ * The back-end hides how an operation is carried out: it finishes short
+ * transfers, retries EINTR/EAGAIN, sends I/O that O_DIRECT cannot take
+ * (misaligned guest buffers) through a buffered descriptor of the same
+ * file, and falls back from one fallocate mode to another, and finally to
+ * writing zeroes, for write-zeroes.  The caller sees one completion per
+ * blk_io it prepped.
+ */
+#ifndef VHOSTD_BACKENDS_BACKEND_H
+#define VHOSTD_BACKENDS_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+enum blk_io_op {
+	BLK_IO_READ,		/* preadv into iov at offset */
+	BLK_IO_WRITE,		/* pwritev from iov at offset */
+	BLK_IO_FLUSH,		/* fdatasync */
+	BLK_IO_DISCARD,		/* deallocate [offset, offset+len); a hint: never fails for lack of support */
+	BLK_IO_WRITE_ZEROES,	/* [offset, offset+len) reads back as zeroes */
+	BLK_IO_EVENTFD,		/* wait until eventfd @fd is readable, then reset its count */
+};
+
+/* blk_io flags */
+#define BLK_IO_F_FUA 1u		/* WRITE/WRITE_ZEROES/DISCARD: durable when completed */
+#define BLK_IO_F_UNMAP 2u	/* WRITE_ZEROES: the range may be deallocated */
+
+/*
+ * One operation.  The caller fills the first block, preps it and gets it
+ * back in its reap callback with @res set; between the two the back-end
+ * owns it (including @iov, which it may advance to finish a short
+ * transfer).
+ */
+struct blk_io {
+	uint8_t op;		/* enum blk_io_op */
+	uint8_t flags;		/* BLK_IO_F_* */
+	int fd;			/* BLK_IO_EVENTFD */
+	struct iovec *iov;	/* READ / WRITE */
+	unsigned int iovcnt;
+	uint64_t offset;	/* bytes */
+	uint64_t len;		/* bytes: DISCARD / WRITE_ZEROES; READ / WRITE: set by prep */
+
+	int64_t res;		/* bytes transferred (READ/WRITE), 0, or -errno */
+
+	/* private to the back-end */
+	uint64_t done;		/* bytes finished so far */
+	uint8_t stage;		/* fallback step */
+	uint64_t evt;		/* BLK_IO_EVENTFD: the value read */
+};
+
+/* What the device model needs to describe the disk to the guest. */
+struct blk_backend_info {
+	uint64_t size;			/* bytes */
+	uint32_t logical_block_size;	/* smallest unit the device advertises (>= 512) */
+	uint32_t physical_block_size;	/* unit that avoids read-modify-write */
+	bool readonly;
+	bool direct;			/* O_DIRECT is in effect */
+	bool blockdev;
+};
+
+struct blk_backend_config {
+	const char *path;
+	bool readonly;
+	bool direct;	/* O_DIRECT (cache=none); refused by the FS: buffered + a warning */
+	const char *name;	/* for log lines */
+};
+
+struct blk_backend;
+struct blk_backend_queue;
+
+typedef void (*blk_io_done_fn)(struct blk_io *io, void *arg);
+
+struct blk_backend_ops {
+	const char *name;
+	/* Open the image.  0 or -errno with a message in @err. */
+	int (*open)(const struct blk_backend_config *cfg, struct blk_backend **out, char *err,
+		    size_t err_len);
+	/* Close it; every queue must be freed first. */
+	void (*close)(struct blk_backend *be);
+	void (*get_info)(const struct blk_backend *be, struct blk_backend_info *info);
+	/*
+	 * A submission context for one thread, able to hold @depth blk_ios in
+	 * flight at once.  0 or -errno.
+	 */
+	int (*queue_new)(struct blk_backend *be, unsigned int depth,
+			 struct blk_backend_queue **out);
+	/* Free it; pending operations are cancelled, not reported. */
+	void (*queue_free)(struct blk_backend_queue *bq);
+	/*
+	 * Stage @io for the next submit.  0, or -errno if @io is malformed
+	 * (nothing staged) or more than @depth are in flight (-EBUSY).
+	 */
+	int (*prep)(struct blk_backend_queue *bq, struct blk_io *io);
+	/*
+	 * Submit everything staged with one system call, then wait for a
+	 * completion as poll(2) does: @timeout_ms < 0 until one is ready, 0 not
+	 * at all, > 0 at most that long.  0 or -errno (-EINTR is harmless).
+	 */
+	int (*submit)(struct blk_backend_queue *bq, int timeout_ms);
+	/* Call @done for each finished blk_io; returns how many. */
+	unsigned int (*reap)(struct blk_backend_queue *bq, blk_io_done_fn done, void *arg);
+};
+
+/* The io_uring back-end (uring.c). */
+extern const struct blk_backend_ops blk_backend_uring_ops;
+
+/* Every opened back-end starts with this, so callers reach its ops. */
+struct blk_backend {
+	const struct blk_backend_ops *ops;
+};
+
+#endif /* VHOSTD_BACKENDS_BACKEND_H */

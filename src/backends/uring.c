@@ -1,0 +1,605 @@
+// SPDX-License-Identifier: MIT
+/*
+ * uring.c - the io_uring block back-end: a raw image file or a host block
+ * device, one io_uring per queue thread.
+ *
+ * Every operation is one SQE at a time per blk_io; a blk_io that needs more
+ * (a short transfer, a fallback, a sync after fallocate in writethrough
+ * mode) is resubmitted from the reap path and reported once, at the end.
+ * So a queue with @depth blk_ios in flight never needs more than @depth
+ * SQEs, and a CQ ring of twice that can never overflow.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <liburing.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "common/log.h"
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* Write-zeroes fallback writes from this many zero bytes at a time. */
+#define ZERO_BUF_SIZE (256u * 1024)
+
+struct uring_backend {
+	struct blk_backend be;
+	int fd;			/* O_DIRECT when info.direct */
+	int buffered_fd;	/* the same file through the page cache; == fd if !direct */
+	struct blk_backend_info info;
+	uint32_t dio_mem_align;		/* buffer address alignment O_DIRECT needs */
+	uint32_t dio_offset_align;	/* file offset / length alignment O_DIRECT needs */
+	void *zero_buf;
+	char name[64];
+};
+
+struct blk_backend_queue {
+	struct uring_backend *ub;
+	struct io_uring ring;
+	unsigned int depth;
+	unsigned int inflight;	/* prepped and not yet reported */
+};
+
+/* Steps of the multi-stage operations (blk_io.stage). */
+enum {
+	STAGE_FIRST,
+	STAGE_ZERO_RANGE,	/* write zeroes: FALLOC_FL_ZERO_RANGE */
+	STAGE_WRITE_ZEROES,	/* write zeroes: plain writes from zero_buf */
+	STAGE_SYNC,		/* FUA after fallocate: fdatasync, then done */
+};
+
+static struct uring_backend *to_ub(struct blk_backend *be)
+{
+	return container_of(be, struct uring_backend, be);
+}
+
+/* ---- open / close -------------------------------------------------------- */
+
+static void set_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, len, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * O_DIRECT's alignment rules for this file (statx STATX_DIOALIGN, Linux
+ * 6.1+), or the logical block size when the kernel cannot tell us.
+ */
+static void uring_probe_dio_align(struct uring_backend *ub, uint32_t fallback)
+{
+	ub->dio_mem_align = fallback;
+	ub->dio_offset_align = fallback;
+#ifdef STATX_DIOALIGN
+	struct statx stx;
+
+	if (statx(ub->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
+	    (stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_mem_align &&
+	    stx.stx_dio_offset_align) {
+		ub->dio_mem_align = stx.stx_dio_mem_align;
+		ub->dio_offset_align = stx.stx_dio_offset_align;
+	}
+#endif
+}
+
+static int uring_open_fd(const struct blk_backend_config *cfg, bool direct)
+{
+	int flags = O_CLOEXEC | (cfg->readonly ? O_RDONLY : O_RDWR) | (direct ? O_DIRECT : 0);
+
+	return open(cfg->path, flags);
+}
+
+/*
+ * Lock the image like QEMU does (an OFD lock: shared for a read-only user,
+ * exclusive for a writer), so two daemons cannot corrupt one image.  Plain
+ * readers that take no lock are not affected.
+ */
+static int uring_lock(int fd, bool readonly)
+{
+	struct flock fl = {
+		.l_type = readonly ? F_RDLCK : F_WRLCK,
+		.l_whence = SEEK_SET,
+	};
+
+	return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
+}
+
+static int uring_probe_size(struct uring_backend *ub, const struct stat *st, char *err,
+			    size_t err_len)
+{
+	if (S_ISREG(st->st_mode)) {
+		ub->info.size = (uint64_t)st->st_size;
+		ub->info.logical_block_size = 512;
+		if (ub->info.direct && ub->dio_offset_align > 512)
+			ub->info.logical_block_size = ub->dio_offset_align;
+		/* File systems allocate in blocks: a hint that avoids RMW. */
+		ub->info.physical_block_size = ub->info.logical_block_size;
+		if (st->st_blksize >= 4096 && ub->info.physical_block_size < 4096)
+			ub->info.physical_block_size = 4096;
+		return 0;
+	}
+	if (S_ISBLK(st->st_mode)) {
+		uint64_t bytes;
+		int lbs = 512;
+		unsigned int pbs = 512;
+
+		if (ioctl(ub->fd, BLKGETSIZE64, &bytes) < 0) {
+			set_err(err, err_len, "%s: BLKGETSIZE64: %s", ub->name, strerror(errno));
+			return -errno;
+		}
+		if (ioctl(ub->fd, BLKSSZGET, &lbs) < 0 || lbs < 512)
+			lbs = 512;
+		if (ioctl(ub->fd, BLKPBSZGET, &pbs) < 0 || pbs < (unsigned int)lbs)
+			pbs = (unsigned int)lbs;
+		ub->info.size = bytes;
+		ub->info.blockdev = true;
+		ub->info.logical_block_size = (uint32_t)lbs;
+		ub->info.physical_block_size = pbs;
+		return 0;
+	}
+	set_err(err, err_len, "%s: not a regular file or block device", ub->name);
+	return -EINVAL;
+}
+
+static int uring_open(const struct blk_backend_config *cfg, struct blk_backend **out, char *err,
+		      size_t err_len)
+{
+	struct uring_backend *ub;
+	struct stat st;
+	int r;
+
+	ub = calloc(1, sizeof(*ub));
+	if (!ub) {
+		set_err(err, err_len, "out of memory");
+		return -ENOMEM;
+	}
+	ub->be.ops = &blk_backend_uring_ops;
+	ub->fd = ub->buffered_fd = -1;
+	snprintf(ub->name, sizeof(ub->name), "%s", cfg->name ? cfg->name : cfg->path);
+	ub->info.readonly = cfg->readonly;
+	ub->info.direct = cfg->direct;
+
+	ub->fd = uring_open_fd(cfg, cfg->direct);
+	if (ub->fd < 0 && errno == EINVAL && cfg->direct) {
+		/* The file system refuses O_DIRECT (older tmpfs, some FUSE). */
+		log_warn("%s: %s: the file system refuses O_DIRECT; cache=none falls back to "
+			 "the page cache (flushes still reach the disk)", ub->name, cfg->path);
+		ub->info.direct = false;
+		ub->fd = uring_open_fd(cfg, false);
+	}
+	if (ub->fd < 0) {
+		r = -errno;
+		set_err(err, err_len, "%s: open %s: %s", ub->name, cfg->path, strerror(errno));
+		goto fail;
+	}
+	if (fstat(ub->fd, &st) < 0) {
+		r = -errno;
+		set_err(err, err_len, "%s: fstat %s: %s", ub->name, cfg->path, strerror(errno));
+		goto fail;
+	}
+	r = uring_lock(ub->fd, cfg->readonly);
+	if (r < 0) {
+		set_err(err, err_len, "%s: %s is in use by another process (%s)", ub->name,
+			cfg->path, strerror(-r));
+		goto fail;
+	}
+	if (ub->info.direct) {
+		ub->buffered_fd = uring_open_fd(cfg, false);
+		if (ub->buffered_fd < 0) {
+			r = -errno;
+			set_err(err, err_len, "%s: open %s: %s", ub->name, cfg->path,
+				strerror(errno));
+			goto fail;
+		}
+	} else {
+		ub->buffered_fd = ub->fd;
+	}
+	uring_probe_dio_align(ub, 512);
+	if (S_ISBLK(st.st_mode)) {
+		int lbs = 512;
+
+		/* Without statx's answer, a block device wants its logical block size. */
+		if (ioctl(ub->fd, BLKSSZGET, &lbs) == 0 && (uint32_t)lbs > ub->dio_offset_align)
+			ub->dio_offset_align = ub->dio_mem_align = (uint32_t)lbs;
+	}
+	r = uring_probe_size(ub, &st, err, err_len);
+	if (r < 0)
+		goto fail;
+
+	if (posix_memalign(&ub->zero_buf, 4096, ZERO_BUF_SIZE)) {
+		r = -ENOMEM;
+		set_err(err, err_len, "out of memory");
+		goto fail;
+	}
+	memset(ub->zero_buf, 0, ZERO_BUF_SIZE);
+	*out = &ub->be;
+	return 0;
+
+fail:
+	if (ub->buffered_fd >= 0 && ub->buffered_fd != ub->fd)
+		close(ub->buffered_fd);
+	if (ub->fd >= 0)
+		close(ub->fd);
+	free(ub);
+	return r;
+}
+
+static void uring_close(struct blk_backend *be)
+{
+	struct uring_backend *ub;
+
+	if (!be)
+		return;
+	ub = to_ub(be);
+	if (ub->buffered_fd != ub->fd)
+		close(ub->buffered_fd);
+	close(ub->fd);
+	free(ub->zero_buf);
+	free(ub);
+}
+
+static void uring_get_info(const struct blk_backend *be, struct blk_backend_info *info)
+{
+	*info = container_of(be, const struct uring_backend, be)->info;
+}
+
+/* ---- queues ---------------------------------------------------------------- */
+
+static int uring_queue_new(struct blk_backend *be, unsigned int depth,
+			   struct blk_backend_queue **out)
+{
+	struct blk_backend_queue *bq;
+	int r;
+
+	if (!depth || depth > 32768)
+		return -EINVAL;
+	bq = calloc(1, sizeof(*bq));
+	if (!bq)
+		return -ENOMEM;
+	bq->ub = to_ub(be);
+	bq->depth = depth;
+	/* The CQ ring is twice the SQ ring by default: never overflows (see top). */
+	r = io_uring_queue_init(depth, &bq->ring, 0);
+	if (r < 0) {
+		free(bq);
+		return r;
+	}
+	*out = bq;
+	return 0;
+}
+
+static void uring_queue_free(struct blk_backend_queue *bq)
+{
+	if (!bq)
+		return;
+	/* Closing the ring cancels what is still pending (kick polls). */
+	io_uring_queue_exit(&bq->ring);
+	free(bq);
+}
+
+/*
+ * Can O_DIRECT take this transfer?  The kernel wants the file offset and
+ * every segment length aligned to the logical block size and every buffer
+ * address aligned to the DMA alignment; guest buffers need not be.
+ */
+static bool uring_dio_ok(const struct uring_backend *ub, uint64_t offset,
+			 const struct iovec *iov, unsigned int cnt)
+{
+	uint64_t mem_mask = ub->dio_mem_align - 1;
+	uint64_t len_mask = ub->dio_offset_align - 1;
+	unsigned int i;
+
+	if (offset & len_mask)
+		return false;
+	for (i = 0; i < cnt; i++) {
+		if (((uintptr_t)iov[i].iov_base & mem_mask) || (iov[i].iov_len & len_mask))
+			return false;
+	}
+	return true;
+}
+
+static int uring_rw_fd(const struct uring_backend *ub, uint64_t offset, const struct iovec *iov,
+		       unsigned int cnt)
+{
+	if (!ub->info.direct || uring_dio_ok(ub, offset, iov, cnt))
+		return ub->fd;
+	return ub->buffered_fd;
+}
+
+/* Queue the next SQE for @io according to its op and stage. */
+static int uring_issue(struct blk_backend_queue *bq, struct blk_io *io)
+{
+	struct uring_backend *ub = bq->ub;
+	struct io_uring_sqe *sqe;
+	uint64_t off = io->offset + io->done;
+	uint64_t left = io->len - io->done;
+	int mode;
+
+	sqe = io_uring_get_sqe(&bq->ring);
+	if (!sqe) {
+		/* Only if more than @depth are staged: a caller bug. */
+		io_uring_submit(&bq->ring);
+		sqe = io_uring_get_sqe(&bq->ring);
+		if (!sqe)
+			return -EBUSY;
+	}
+
+	switch (io->op) {
+	case BLK_IO_READ:
+		io_uring_prep_readv(sqe, uring_rw_fd(ub, off, io->iov, io->iovcnt), io->iov,
+				    io->iovcnt, off);
+		break;
+	case BLK_IO_WRITE:
+		io_uring_prep_writev(sqe, uring_rw_fd(ub, off, io->iov, io->iovcnt), io->iov,
+				     io->iovcnt, off);
+		/* Writethrough: per-write O_DSYNC rather than a separate flush. */
+		if (io->flags & BLK_IO_F_FUA)
+			sqe->rw_flags = RWF_DSYNC;
+		break;
+	case BLK_IO_FLUSH:
+		io_uring_prep_fsync(sqe, ub->fd, IORING_FSYNC_DATASYNC);
+		break;
+	case BLK_IO_DISCARD:
+	case BLK_IO_WRITE_ZEROES:
+		if (io->stage == STAGE_SYNC) {
+			io_uring_prep_fsync(sqe, ub->fd, IORING_FSYNC_DATASYNC);
+			break;
+		}
+		if (io->stage == STAGE_WRITE_ZEROES) {
+			struct iovec zv = {
+				.iov_base = ub->zero_buf,
+				.iov_len = left < ZERO_BUF_SIZE ? left : ZERO_BUF_SIZE,
+			};
+
+			io_uring_prep_write(sqe, uring_rw_fd(ub, off, &zv, 1), zv.iov_base,
+					    (unsigned int)zv.iov_len, off);
+			if (io->flags & BLK_IO_F_FUA)
+				sqe->rw_flags = RWF_DSYNC;
+			break;
+		}
+		/*
+		 * Discard and write-zeroes with UNMAP punch a hole (reads then
+		 * return zeroes, 5.2.6.2); write-zeroes without it must keep
+		 * the blocks allocated: ZERO_RANGE.
+		 */
+		if (io->op == BLK_IO_DISCARD ||
+		    (io->stage == STAGE_FIRST && (io->flags & BLK_IO_F_UNMAP)))
+			mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+		else
+			mode = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+		io_uring_prep_fallocate(sqe, ub->fd, mode, (off_t)io->offset, (off_t)io->len);
+		break;
+	case BLK_IO_EVENTFD:
+		io_uring_prep_poll_add(sqe, io->fd, POLLIN);
+		break;
+	default:
+		io_uring_prep_nop(sqe);
+		break;
+	}
+	io_uring_sqe_set_data(sqe, io);
+	return 0;
+}
+
+static int uring_prep(struct blk_backend_queue *bq, struct blk_io *io)
+{
+	int r;
+
+	if (io->op > BLK_IO_EVENTFD)
+		return -EINVAL;
+	if (bq->inflight >= bq->depth)
+		return -EBUSY;
+	io->res = 0;
+	io->done = 0;
+	io->stage = STAGE_FIRST;
+	if (io->op == BLK_IO_READ || io->op == BLK_IO_WRITE) {
+		unsigned int i;
+
+		io->len = 0;
+		for (i = 0; i < io->iovcnt; i++)
+			io->len += io->iov[i].iov_len;
+	}
+	r = uring_issue(bq, io);
+	if (r == 0)
+		bq->inflight++;
+	return r;
+}
+
+static int uring_submit(struct blk_backend_queue *bq, int timeout_ms)
+{
+	struct io_uring_cqe *cqe;
+	int r;
+
+	if (timeout_ms == 0) {
+		r = io_uring_submit(&bq->ring);
+	} else if (timeout_ms < 0) {
+		r = io_uring_submit_and_wait(&bq->ring, 1);
+	} else {
+		struct __kernel_timespec ts = {
+			.tv_sec = timeout_ms / 1000,
+			.tv_nsec = (long long)(timeout_ms % 1000) * 1000000,
+		};
+
+		r = io_uring_submit_and_wait_timeout(&bq->ring, &cqe, 1, &ts, NULL);
+		if (r == -ETIME)
+			r = 0;
+	}
+	return r < 0 ? r : 0;
+}
+
+/* Skip @n bytes of @io's iovec array (after a short transfer). */
+static void uring_iov_advance(struct blk_io *io, uint64_t n)
+{
+	while (n && io->iovcnt) {
+		if (n < io->iov->iov_len) {
+			io->iov->iov_base = (char *)io->iov->iov_base + n;
+			io->iov->iov_len -= n;
+			return;
+		}
+		n -= io->iov->iov_len;
+		io->iov++;
+		io->iovcnt--;
+	}
+}
+
+/* Reset an eventfd's count without ever blocking (the fd may be blocking). */
+static void uring_eventfd_drain(int fd)
+{
+	uint64_t v;
+	struct iovec iov = { &v, sizeof(v) };
+
+	if (preadv2(fd, &iov, 1, -1, RWF_NOWAIT) < 0 && errno == EOPNOTSUPP) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		if (poll(&p, 1, 0) == 1 && read(fd, &v, sizeof(v)) < 0)
+			return;
+	}
+}
+
+static bool retryable(int res)
+{
+	return res == -EINTR || res == -EAGAIN;
+}
+
+/*
+ * One CQE for @io.  Returns true if @io was reissued (not finished yet),
+ * false if io->res holds its final result.
+ */
+static bool uring_continue(struct blk_backend_queue *bq, struct blk_io *io, int res)
+{
+	bool fua = io->flags & BLK_IO_F_FUA;
+
+	if (retryable(res))
+		goto reissue;
+
+	switch (io->op) {
+	case BLK_IO_READ:
+	case BLK_IO_WRITE:
+		if (res < 0) {
+			io->res = res;
+			return false;
+		}
+		if (res == 0 && io->done < io->len) {
+			/* EOF inside the image: someone truncated it under us. */
+			io->res = -EIO;
+			return false;
+		}
+		io->done += (uint64_t)res;
+		if (io->done < io->len) {
+			uring_iov_advance(io, (uint64_t)res);
+			goto reissue;
+		}
+		io->res = (int64_t)io->done;
+		return false;
+
+	case BLK_IO_DISCARD:
+		if (io->stage == STAGE_SYNC) {
+			io->res = res < 0 ? res : 0;
+			return false;
+		}
+		/* Discard is a hint (5.2.6.2: "MAY deallocate"). */
+		if (res == -EOPNOTSUPP || res == -ENOTSUP)
+			res = 0;
+		if (res == 0 && fua) {
+			io->stage = STAGE_SYNC;
+			goto reissue;
+		}
+		io->res = res;
+		return false;
+
+	case BLK_IO_WRITE_ZEROES:
+		if (io->stage == STAGE_SYNC) {
+			io->res = res < 0 ? res : 0;
+			return false;
+		}
+		if (io->stage == STAGE_WRITE_ZEROES) {
+			if (res <= 0) {
+				io->res = res < 0 ? res : -EIO;
+				return false;
+			}
+			io->done += (uint64_t)res;
+			if (io->done < io->len)
+				goto reissue;
+			io->res = 0;
+			return false;
+		}
+		if (res == -EOPNOTSUPP || res == -ENOTSUP || res == -EINVAL) {
+			/* Punch hole -> zero range -> write zeroes from memory. */
+			if (io->stage == STAGE_FIRST && (io->flags & BLK_IO_F_UNMAP))
+				io->stage = STAGE_ZERO_RANGE;
+			else
+				io->stage = STAGE_WRITE_ZEROES;
+			goto reissue;
+		}
+		if (res == 0 && fua) {
+			io->stage = STAGE_SYNC;
+			goto reissue;
+		}
+		io->res = res;
+		return false;
+
+	case BLK_IO_EVENTFD:
+		if (res >= 0)
+			uring_eventfd_drain(io->fd);
+		io->res = res < 0 ? res : 0;
+		return false;
+
+	default:
+		io->res = res;
+		return false;
+	}
+
+reissue:
+	if (uring_issue(bq, io) < 0) {
+		io->res = -EIO;
+		return false;
+	}
+	return true;
+}
+
+static unsigned int uring_reap(struct blk_backend_queue *bq, blk_io_done_fn done, void *arg)
+{
+	struct io_uring_cqe *cqe;
+	unsigned int head, seen = 0, n = 0;
+
+	io_uring_for_each_cqe(&bq->ring, head, cqe) {
+		struct blk_io *io = io_uring_cqe_get_data(cqe);
+
+		seen++;
+		if (!io || uring_continue(bq, io, cqe->res))
+			continue;
+		bq->inflight--;
+		done(io, arg);
+		n++;
+	}
+	io_uring_cq_advance(&bq->ring, seen);
+	return n;
+}
+
+const struct blk_backend_ops blk_backend_uring_ops = {
+	.name = "io_uring",
+	.open = uring_open,
+	.close = uring_close,
+	.get_info = uring_get_info,
+	.queue_new = uring_queue_new,
+	.queue_free = uring_queue_free,
+	.prep = uring_prep,
+	.submit = uring_submit,
+	.reap = uring_reap,
+};

@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_blk_options.c - blk_options_parse() on good and bad --blk strings,
+ * and blk_stats_format()'s /proc/diskstats line.
+ */
+#include <stdint.h>
+
+#include "blk_test.h"
+#include "devices/blk.h"
+
+static void parse_ok(const char *s, struct blk_options *o)
+{
+	char err[256] = "untouched";
+
+	if (blk_options_parse(s, o, err, sizeof(err)))
+		FAIL("'%s' refused: %s", s, err);
+}
+
+static void parse_bad(const char *s, const char *why)
+{
+	struct blk_options o;
+	char err[256] = "";
+
+	if (!blk_options_parse(s, &o, err, sizeof(err)))
+		FAIL("'%s' accepted", s);
+	if (!strstr(err, why))
+		FAIL("'%s': error '%s' does not mention '%s'", s, err, why);
+}
+
+static void test_defaults(void)
+{
+	struct blk_options o;
+
+	parse_ok("id=vda,path=/img/a.raw,socket=/run/vda.sock", &o);
+	CHECK(!strcmp(o.id, "vda"));
+	CHECK(!strcmp(o.path, "/img/a.raw"));
+	CHECK(!strcmp(o.socket, "/run/vda.sock"));
+	CHECK(!o.readonly && !o.client);
+	CHECK_EQ(o.num_queues, 1);
+	CHECK_EQ(o.queue_size, 256);
+	CHECK_EQ(o.cache, BLK_CACHE_WRITEBACK);
+	/* GET_ID falls back to the id. */
+	CHECK(!strcmp(o.serial, "vda"));
+}
+
+static void test_everything(void)
+{
+	struct blk_options o;
+
+	parse_ok("socket=/s,readonly=on,num-queues=64,queue-size=1024,cache=none,"
+		 "serial=SN-0123456789abcdefg,client=on,path=/img/with,,comma,id=d.1_x-y",
+		 &o);
+	CHECK(!strcmp(o.id, "d.1_x-y"));
+	CHECK(!strcmp(o.path, "/img/with,comma"));
+	CHECK(!strcmp(o.socket, "/s"));
+	CHECK(!strcmp(o.serial, "SN-0123456789abcdefg"));
+	CHECK(o.readonly && o.client);
+	CHECK_EQ(o.num_queues, 64);
+	CHECK_EQ(o.queue_size, 1024);
+	CHECK_EQ(o.cache, BLK_CACHE_NONE);
+
+	parse_ok("id=a,path=p,socket=s,readonly=off,client=no,cache=writeback,queue-size=4", &o);
+	CHECK(!o.readonly && !o.client);
+	CHECK_EQ(o.queue_size, 4);
+	CHECK_EQ(o.cache, BLK_CACHE_WRITEBACK);
+
+	/* A long id is cut to 20 bytes for the serial. */
+	parse_ok("id=abcdefghijklmnopqrstuvwxyz,path=p,socket=s", &o);
+	CHECK(!strcmp(o.serial, "abcdefghijklmnopqrst"));
+}
+
+static void test_bad(void)
+{
+	char big[5000];
+
+	parse_bad("", "empty");
+	parse_bad("id=a,path=p", "socket");
+	parse_bad("id=a,socket=s", "path");
+	parse_bad("path=p,socket=s", "id");
+	parse_bad("id=a,path=p,socket=s,size=3", "unknown option 'size'");
+	parse_bad("id=a,path=p,socket=s,id=b", "twice");
+	parse_bad("id=,path=p,socket=s", "empty value");
+	parse_bad("id=a b,path=p,socket=s", "id");
+	parse_bad("id=a/b,path=p,socket=s", "id");
+	parse_bad("id=abcdefghijklmnopqrstuvwxyz0123456,path=p,socket=s", "id");
+	parse_bad("id=a,path=p,socket=s,", "trailing comma");
+	parse_bad("id=a,path=p,socket=s,readonly", "key=value");
+	parse_bad("id=a,path=p,socket=s,readonly=maybe", "readonly");
+	parse_bad("id=a,path=p,socket=s,client=1", "client");
+	parse_bad("id=a,path=p,socket=s,cache=unsafe", "cache");
+	parse_bad("id=a,path=p,socket=s,num-queues=0", "num-queues");
+	parse_bad("id=a,path=p,socket=s,num-queues=65", "num-queues");
+	parse_bad("id=a,path=p,socket=s,num-queues=-1", "num-queues");
+	parse_bad("id=a,path=p,socket=s,num-queues=2x", "num-queues");
+	parse_bad("id=a,path=p,socket=s,num-queues=99999999999999999999999", "num-queues");
+	parse_bad("id=a,path=p,socket=s,queue-size=100", "queue-size");
+	parse_bad("id=a,path=p,socket=s,queue-size=2", "queue-size");
+	parse_bad("id=a,path=p,socket=s,queue-size=2048", "queue-size");
+	parse_bad("id=a,path=p,socket=s,serial=012345678901234567890", "serial");
+	parse_bad("id=a,path=p,socket=s,serial=tab\there", "serial");
+	parse_bad("id=a,path=p,socket=/tmp/0123456789012345678901234567890123456789012345678901"
+		  "234567890123456789012345678901234567890123456789012345",
+		  "socket");
+	parse_bad("=x,id=a,path=p,socket=s", "unknown option ''");
+	parse_bad("id=a,path=p,socket=s,thisoptionnameiswaytoolongtobeanoption=1", "too long");
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	memcpy(big, "id=a,socket=s,path=", 19);
+	parse_bad(big, "too long");
+
+	/* A NULL error buffer is allowed. */
+	{
+		struct blk_options o;
+
+		CHECK(blk_options_parse("nonsense", &o, NULL, 0) == -EINVAL);
+	}
+}
+
+static void test_format(void)
+{
+	struct blk_stats st;
+	char line[512];
+	int n;
+
+	memset(&st, 0, sizeof(st));
+	n = blk_stats_format(&st, "vda", line, sizeof(line));
+	CHECK(!strcmp(line, "   0       0 vda 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"));
+	CHECK_EQ(n, (int)strlen(line));
+
+	st.ios[BLK_STAT_READ] = 1;
+	st.merges[BLK_STAT_READ] = 2;
+	st.sectors[BLK_STAT_READ] = 3;
+	st.ticks_ms[BLK_STAT_READ] = 4;
+	st.ios[BLK_STAT_WRITE] = 5;
+	st.merges[BLK_STAT_WRITE] = 6;
+	st.sectors[BLK_STAT_WRITE] = 7;
+	st.ticks_ms[BLK_STAT_WRITE] = 8;
+	st.in_flight = 9;
+	st.io_ticks_ms = 10;
+	st.time_in_queue_ms = 11;
+	st.ios[BLK_STAT_DISCARD] = 12;
+	st.merges[BLK_STAT_DISCARD] = 13;
+	st.sectors[BLK_STAT_DISCARD] = 14;
+	st.ticks_ms[BLK_STAT_DISCARD] = 15;
+	st.ios[BLK_STAT_FLUSH] = 16;
+	st.ticks_ms[BLK_STAT_FLUSH] = UINT64_MAX;
+	blk_stats_format(&st, "disk-1", line, sizeof(line));
+	CHECK(!strcmp(line, "   0       0 disk-1 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 "
+			    "18446744073709551615\n"));
+
+	/* Truncation behaves like snprintf: the full length is returned. */
+	n = blk_stats_format(&st, "disk-1", line, 8);
+	CHECK(n > 8);
+	CHECK_EQ(strlen(line), 7);
+}
+
+int main(void)
+{
+	test_defaults();
+	test_everything();
+	test_bad();
+	test_format();
+	printf("ok\n");
+	return 0;
+}

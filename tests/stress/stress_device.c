@@ -1,0 +1,246 @@
+// SPDX-License-Identifier: MIT
+/*
+ * stress_device.c - the device side of the stress test: pops in bursts,
+ * checks every readable byte, writes its answer, and completes out of
+ * order (a few elements are held back and the rest completed shuffled) with
+ * one flush and at most one notification per burst.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pattern.h"
+#include "stress.h"
+#include "test_util.h"
+#include "virtq/virtq.h"
+
+struct dev_slot {
+	struct virtq_elem elem;
+	struct iovec iov[STRESS_MAX_SGS];
+	uint64_t seq;
+	uint32_t written;
+};
+
+struct dev_side {
+	struct stress_shared *sh;
+	struct virtq vq;
+	struct dev_slot *slots;
+	struct dev_slot **free_slots;
+	unsigned int nr_free;
+	struct dev_slot **pending; /* popped, answered, not yet filled */
+	unsigned int nr_pending;
+	uint8_t *seen; /* one bit per sequence number */
+	struct test_rng rng;
+	uint64_t completed;
+};
+
+static bool driver_gone(const struct stress_shared *sh)
+{
+	/* Process mode: we were re-parented, so the driver exited. */
+	return sh->cfg.processes && getppid() == 1;
+}
+
+/* Check a popped chain against the request it claims to be, and answer it. */
+static void dev_handle(struct dev_side *d, struct dev_slot *s)
+{
+	const struct stress_cfg *cfg = &d->sh->cfg;
+	const struct virtq_elem *e = &s->elem;
+	struct stress_shape shape;
+	uint8_t hdr[8];
+	long bad;
+
+	if (e->out_num < 1 || iov_to_buf(e->iov, e->out_num, 0, hdr, 8) != 8)
+		FAIL("device: chain %u has no sequence number", e->id);
+	s->seq = 0;
+	for (int i = 0; i < 8; i++)
+		s->seq |= (uint64_t)hdr[i] << (8 * i);
+	if (s->seq >= cfg->requests)
+		FAIL("device: sequence number %llu out of range", (unsigned long long)s->seq);
+	if (d->seen[s->seq / 8] & (1u << (s->seq % 8)))
+		FAIL("device: request %llu popped twice", (unsigned long long)s->seq);
+	d->seen[s->seq / 8] |= (uint8_t)(1u << (s->seq % 8));
+
+	stress_shape(cfg, s->seq, &shape);
+	if (e->out_num != shape.nout || e->in_num != shape.nin)
+		FAIL("device: seq %llu has %u+%u buffers, driver gave %u+%u",
+		     (unsigned long long)s->seq, e->out_num, e->in_num, shape.nout, shape.nin);
+	for (unsigned int i = 0; i < shape.nout + shape.nin; i++) {
+		if (e->iov[i].iov_len != shape.len[i])
+			FAIL("device: seq %llu buffer %u is %zu bytes, driver gave %u",
+			     (unsigned long long)s->seq, i, e->iov[i].iov_len, shape.len[i]);
+	}
+	CHECK_EQ(e->out_len, shape.out_len);
+	CHECK_EQ(e->in_len, shape.in_len);
+	CHECK_EQ(iov_length(e->iov, e->out_num), shape.out_len);
+	bad = pattern_check_iov(e->iov, e->out_num, 8, shape.out_len - 8,
+				stress_out_seed(cfg->seed, s->seq));
+	if (bad >= 0)
+		FAIL("device: seq %llu readable byte %ld of %u is wrong",
+		     (unsigned long long)s->seq, bad, shape.out_len);
+	pattern_fill_iov(e->iov + e->out_num, e->in_num, 0, shape.written,
+			 stress_in_seed(cfg->seed, s->seq));
+	s->written = shape.written;
+}
+
+/* Pop up to a random burst; returns how many; FAILs if the ring is refused. */
+static unsigned int dev_pop_burst(struct dev_side *d)
+{
+	unsigned int burst = test_rng_range(&d->rng, 1, STRESS_BURST), n = 0;
+
+	while (n < burst && d->nr_free) {
+		struct dev_slot *s = d->free_slots[d->nr_free - 1];
+		int r;
+
+		virtq_elem_init(&s->elem, s->iov, STRESS_MAX_SGS);
+		r = virtq_pop(&d->vq, &s->elem);
+		if (r == 0)
+			break;
+		if (r < 0)
+			FAIL("device: virtq_pop refused our own driver's ring: %s",
+			     virtq_strerror(d->vq.error));
+		d->nr_free--;
+		dev_handle(d, s);
+		d->pending[d->nr_pending++] = s;
+		n++;
+	}
+	return n;
+}
+
+/* Complete all pending elements but @hold of them, in random order. */
+static void dev_complete(struct dev_side *d, unsigned int hold)
+{
+	unsigned int n = d->nr_pending > hold ? d->nr_pending - hold : 0;
+	bool one_by_one = test_rng_below(&d->rng, 8) == 0;
+
+	if (!n)
+		return;
+	/* Fisher-Yates: the first n after the shuffle go, the rest wait. */
+	for (unsigned int i = d->nr_pending - 1; i > 0; i--) {
+		unsigned int j = test_rng_below(&d->rng, i + 1);
+		struct dev_slot *t = d->pending[i];
+
+		d->pending[i] = d->pending[j];
+		d->pending[j] = t;
+	}
+	for (unsigned int i = 0; i < n; i++) {
+		struct dev_slot *s = d->pending[i];
+
+		/* Mostly a burst of fills and one flush; sometimes push each. */
+		if (one_by_one)
+			virtq_push(&d->vq, &s->elem, s->written);
+		else
+			virtq_fill(&d->vq, &s->elem, s->written);
+		d->free_slots[d->nr_free++] = s;
+	}
+	if (!one_by_one)
+		virtq_flush(&d->vq);
+	if (d->vq.broken)
+		FAIL("device: queue broke on completion: %s", virtq_strerror(d->vq.error));
+	memmove(d->pending, d->pending + n, (d->nr_pending - n) * sizeof(d->pending[0]));
+	d->nr_pending -= n;
+	d->completed += n;
+	d->sh->call_checks++;
+	if (virtq_should_notify(&d->vq)) {
+		stress_notify(d->sh->call_fd);
+		d->sh->calls++;
+	}
+}
+
+static void dev_loop(struct dev_side *d)
+{
+	const struct stress_cfg *cfg = &d->sh->cfg;
+
+	while (d->completed < cfg->requests) {
+		unsigned int n = dev_pop_burst(d);
+
+		/*
+		 * Hold a few back while the ring has more (out-of-order
+		 * completion), but never sleep on held work: the driver may
+		 * be waiting for exactly those.
+		 */
+		dev_complete(d, n ? test_rng_below(&d->rng, STRESS_HOLD + 1) : 0);
+		if (n || d->completed == cfg->requests)
+			continue;
+		if (virtq_enable_notify(&d->vq)) {
+			virtq_disable_notify(&d->vq);
+			continue;
+		}
+		d->sh->device_sleeps++;
+		stress_wait(d->sh, d->sh->kick_fd, "device", driver_gone);
+		virtq_disable_notify(&d->vq);
+	}
+}
+
+/* Device-side view of the ring: translate the driver's addresses through our map. */
+static void dev_init(struct dev_side *d, void *hva)
+{
+	const struct stress_shared *sh = d->sh;
+	const struct stress_cfg *cfg = &sh->cfg;
+	struct mem_region region = {
+		.gpa = sh->mem_dma,
+		.size = sh->mem_size,
+		.uva = sh->mem_uva,
+		.hva = hva,
+	};
+	struct virtq_config vc = {
+		.num = cfg->num,
+		.features = stress_features(cfg),
+		.base = cfg->packed ? (uint16_t)(1u << VIRTQ_PACKED_WRAP_BIT) : 0,
+		.name = "stress:q0",
+	};
+	size_t desc_size = (size_t)cfg->num * 16;
+	size_t driver_size =
+		cfg->packed ? sizeof(struct vring_packed_desc_event) : vring_avail_size(cfg->num);
+	size_t device_size =
+		cfg->packed ? sizeof(struct vring_packed_desc_event) : vring_used_size(cfg->num);
+	int ret;
+
+	vc.mem = memmap_new(&region, 1);
+	if (!vc.mem)
+		FAIL("memmap_new: %m");
+	vc.desc = memmap_gpa_to_hva(vc.mem, sh->addrs.desc, desc_size);
+	vc.driver_area = memmap_gpa_to_hva(vc.mem, sh->addrs.driver_area, driver_size);
+	vc.device_area = memmap_gpa_to_hva(vc.mem, sh->addrs.device_area, device_size);
+	if (!vc.desc || !vc.driver_area || !vc.device_area)
+		FAIL("driver's ring addresses are not inside the block");
+	ret = virtq_init(&d->vq, &vc);
+	if (ret)
+		FAIL("virtq_init: %d", ret);
+	memmap_put(vc.mem); /* the queue holds its own reference */
+
+	d->slots = calloc(cfg->num, sizeof(*d->slots));
+	d->free_slots = calloc(cfg->num, sizeof(*d->free_slots));
+	d->pending = calloc(cfg->num, sizeof(*d->pending));
+	d->seen = calloc(cfg->requests / 8 + 1, 1);
+	if (!d->slots || !d->free_slots || !d->pending || !d->seen)
+		FAIL("out of memory");
+	for (unsigned int i = 0; i < cfg->num; i++)
+		d->free_slots[d->nr_free++] = &d->slots[i];
+	test_rng_seed(&d->rng, cfg->seed ^ 0xde71ce);
+}
+
+void stress_device_run(struct stress_shared *sh, void *hva)
+{
+	struct dev_side d = {.sh = sh};
+
+	dev_init(&d, hva);
+	dev_loop(&d);
+
+	/* Everything was popped exactly once and nothing is left in flight. */
+	for (uint64_t i = 0; i < sh->cfg.requests; i++) {
+		if (!(d.seen[i / 8] & (1u << (i % 8))))
+			FAIL("device: request %llu never popped", (unsigned long long)i);
+	}
+	CHECK(virtq_avail_empty(&d.vq));
+	CHECK_EQ(d.vq.inflight, 0);
+	CHECK_EQ(d.vq.nr_popped, sh->cfg.requests);
+	if (!sh->cfg.packed)
+		CHECK_EQ(virtq_get_base(&d.vq), (uint16_t)sh->cfg.requests);
+	sh->dev_notified = d.vq.nr_notified;
+	sh->dev_suppressed = d.vq.nr_notify_suppressed;
+	virtq_destroy(&d.vq);
+	free(d.slots);
+	free(d.free_slots);
+	free(d.pending);
+	free(d.seen);
+}

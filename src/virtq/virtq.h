@@ -24,6 +24,12 @@
  *
  * A queue is not thread safe: pop/fill/flush/notify for one queue happen on
  * one thread (or under the caller's lock).
+ *
+ * Kicks: a new queue asks the driver for kicks.  A device that polls calls
+ * virtq_disable_notify() while it works and virtq_enable_notify() before it
+ * sleeps (re-polling if that returns true).  With VIRTIO_RING_F_EVENT_IDX an
+ * empty virtq_pop() also moves the event index to where it stopped, so a
+ * device that never touches the notify calls still gets every kick it needs.
  */
 #ifndef VHOSTD_VIRTQ_VIRTQ_H
 #define VHOSTD_VIRTQ_VIRTQ_H
@@ -38,19 +44,21 @@
 /* Why a queue was marked broken (named like vringh's refusals). */
 enum virtq_error {
 	VIRTQ_OK = 0,
-	VIRTQ_ERR_AVAIL_IDX,	/* avail index ran ahead by more than the queue size */
+	VIRTQ_ERR_AVAIL_IDX,	/* more made available than the queue holds (split: avail
+				 * idx ahead by > num; packed: > num slots in flight) */
 	VIRTQ_ERR_HEAD,		/* head / buffer id out of range */
 	VIRTQ_ERR_ADDR,		/* buffer outside every region, or straddling two */
 	VIRTQ_ERR_LEN_OVERFLOW,	/* total chain length overflows 32 bits */
 	VIRTQ_ERR_CHAIN_LONG,	/* more descriptors than the queue (or table) holds: a loop */
 	VIRTQ_ERR_NESTED_INDIRECT, /* indirect descriptor inside an indirect table */
-	VIRTQ_ERR_INDIRECT_LEN,	/* table length zero or not a multiple of 16 */
-	VIRTQ_ERR_INDIRECT_NEXT, /* INDIRECT combined with NEXT (2.7.5.3.1) */
+	VIRTQ_ERR_INDIRECT_LEN,	/* table length zero, not a multiple of 16, > 32768 entries */
+	VIRTQ_ERR_INDIRECT_NEXT, /* INDIRECT with NEXT (2.7.5.3.1); packed: in a list (2.8.19) */
 	VIRTQ_ERR_INDIRECT_FEATURE, /* INDIRECT used without VIRTIO_RING_F_INDIRECT_DESC */
 	VIRTQ_ERR_ORDER,	/* a readable descriptor after a writable one */
 	VIRTQ_ERR_TOO_MANY_IOV,	/* chain needs more iovecs than the element holds */
 	VIRTQ_ERR_NO_MAP,	/* no memory map installed */
 	VIRTQ_ERR_USED_ID,	/* fill() of an id that is not in flight */
+	VIRTQ_ERR_ID_IN_FLIGHT,	/* driver made available an id we have not completed */
 	VIRTQ_ERR__COUNT
 };
 
@@ -61,7 +69,11 @@ const char *virtq_strerror(enum virtq_error err);
  * One popped chain.  The caller owns the iovec storage (embed it in a
  * preallocated request: no allocation per I/O).  iov[0 .. out_num) are the
  * device-readable buffers, iov[out_num .. out_num + in_num) the writable
- * ones, in chain order.
+ * ones, in chain order.  Zero-length descriptors produce no iovec.
+ *
+ * A popped element holds a reference on the memory map its iovecs point
+ * into (@mem); virtq_fill() drops it.  Every popped element must be filled
+ * exactly once, even on a broken queue (fill is then only that release).
  */
 struct virtq_elem {
 	uint16_t id;		/* split: head index; packed: buffer id */
@@ -72,6 +84,7 @@ struct virtq_elem {
 	uint32_t in_len;	/* sum of writable lengths */
 	unsigned int max_iov;	/* capacity of iov[] */
 	struct iovec *iov;
+	struct memmap *mem;	/* referenced while in flight */
 };
 
 static inline void virtq_elem_init(struct virtq_elem *elem, struct iovec *iov,
@@ -80,6 +93,8 @@ static inline void virtq_elem_init(struct virtq_elem *elem, struct iovec *iov,
 	elem->iov = iov;
 	elem->max_iov = max_iov;
 	elem->out_num = elem->in_num = 0;
+	elem->out_len = elem->in_len = 0;
+	elem->mem = NULL;
 }
 
 /* Where the ring lives (host pointers, already translated) and how to walk it. */
@@ -93,6 +108,8 @@ struct virtq_config {
 	 * Where to resume (vhost-user SET_VRING_BASE): split, the next avail
 	 * index; packed, bits 0..14 the next avail slot, bit 15 its wrap
 	 * counter.  Used index starts equal to it (the ring must be idle).
+	 * Both wrap counters start at 1 (2.8.1), so a fresh packed ring has
+	 * base 0x8000, not 0.
 	 */
 	uint16_t base;
 	struct memmap *mem;	/* borrowed: virtq_init takes its own reference */
@@ -101,14 +118,24 @@ struct virtq_config {
 
 struct virtq;
 
-/* Split/packed dispatch; one const table per layout. */
+/*
+ * Split/packed dispatch; one const table per layout (device_split.c,
+ * device_packed.c).  device.c does everything the two share: the broken
+ * check, the in-flight ids and map references, the barriers, counting.
+ */
 struct virtq_layout_ops {
+	/* Check @cfg's layout rules (size, base, alignment), set up, ask for kicks. */
+	int (*init)(struct virtq *vq, const struct virtq_config *cfg);
+	/* 1 with elem->id / ndescs / iovecs set, 0 if empty, -EIO if hostile. */
 	int (*pop)(struct virtq *vq, struct virtq_elem *elem);
+	/* Stage a used entry; @elem's id is known in flight, @len clamped. */
 	void (*fill)(struct virtq *vq, const struct virtq_elem *elem, uint32_t len);
+	/* Publish the staged entries with one release store. */
 	void (*flush)(struct virtq *vq);
-	bool (*should_notify)(struct virtq *vq);
-	bool (*enable_notify)(struct virtq *vq);
-	void (*disable_notify)(struct virtq *vq);
+	/* After vq_mb(): -1 nothing published since last asked, 0 suppressed, 1 notify. */
+	int (*should_notify)(struct virtq *vq);
+	/* Write the kick-suppression state; true if ring memory changed. */
+	bool (*set_notify)(struct virtq *vq, bool enable);
 	bool (*avail_empty)(struct virtq *vq);
 	uint16_t (*get_base)(const struct virtq *vq);
 };
@@ -118,11 +145,13 @@ struct virtq_split_state {
 	struct vring_avail *avail;
 	struct vring_used *used;
 	uint16_t last_avail_idx;	/* next avail entry to consume */
-	uint16_t shadow_avail_idx;	/* last avail->idx we read */
+	uint16_t shadow_avail_idx;	/* last avail->idx we read (and checked) */
 	uint16_t used_idx;		/* next used entry to write (private) */
 	uint16_t published_used_idx;	/* value last stored to used->idx */
-	uint16_t signalled_used;	/* used idx at the last notification */
-	bool signalled_used_valid;
+	uint16_t signalled_used;	/* published idx when should_notify last ran */
+	bool signalled_used_valid;	/* false: we lost track, notify next time */
+	uint16_t used_flags;		/* value last stored to used->flags */
+	uint16_t avail_event;		/* value last stored to avail_event */
 };
 
 struct virtq_packed_state {
@@ -133,13 +162,20 @@ struct virtq_packed_state {
 	bool avail_wrap;		/* its wrap counter */
 	uint16_t used_idx;		/* next slot to write a used element */
 	bool used_wrap;
+	uint16_t published_used_idx;	/* used_idx / used_wrap at the last flush */
+	bool published_used_wrap;
 	/* First used slot written since the last flush: its flags go last. */
 	uint16_t batch_head_idx;
 	uint16_t batch_head_flags;
-	uint16_t batch_count;
-	uint16_t signalled_used;	/* used_idx at the last notification */
-	bool signalled_used_wrap;
+	uint32_t batch_slots;		/* slots filled since the last flush */
+	/*
+	 * Slots published since should_notify last ran; saturates at num,
+	 * which means "we lost track" (a full lap: notify unconditionally).
+	 */
+	uint16_t unsignalled;
 	bool signalled_used_valid;
+	uint32_t inflight_descs;	/* ring slots popped and not yet filled */
+	uint32_t device_event_shadow;	/* value last stored to *device_event */
 };
 
 struct virtq {
@@ -149,10 +185,12 @@ struct virtq {
 	bool event_idx;
 	bool indirect;
 	bool notify_on_empty;
+	bool notify_enabled;	/* kicks wanted (virtq_enable/disable_notify) */
 	bool broken;
 	enum virtq_error error;
 	struct memmap *mem;	/* referenced; see virtq_set_memmap() */
 	uint16_t inflight;	/* popped, not yet filled */
+	uint64_t *inflight_map;	/* bit per id: popped, not yet filled */
 	union {
 		struct virtq_split_state split;
 		struct virtq_packed_state packed;
@@ -163,13 +201,20 @@ struct virtq {
 	uint64_t nr_notified;
 };
 
-/* Set up a device-side queue; -EINVAL for a bad size or layout. */
+/*
+ * Set up a device-side queue and ask the driver for kicks (writes the
+ * device's suppression state).  -EINVAL for a bad size, base or ring
+ * alignment; -ENOMEM.
+ */
 int virtq_init(struct virtq *vq, const struct virtq_config *cfg);
 
-/* Drop the queue's memory-map reference; the rings are not touched. */
+/* Drop the queue's memory-map reference and free; the rings are not touched. */
 void virtq_destroy(struct virtq *vq);
 
-/* Install a new memory map (takes a reference, drops the old one). */
+/*
+ * Install a new memory map (takes a reference, drops the old one; NULL
+ * allowed).  Elements already popped keep their own map.
+ */
 void virtq_set_memmap(struct virtq *vq, struct memmap *mem);
 
 /*
@@ -179,7 +224,11 @@ void virtq_set_memmap(struct virtq *vq, struct memmap *mem);
  */
 int virtq_pop(struct virtq *vq, struct virtq_elem *elem);
 
-/* Stage a completion: @len bytes were written to @elem's writable buffers. */
+/*
+ * Stage a completion: @len bytes were written to @elem's writable buffers
+ * (clamped to elem->in_len).  Any order.  Drops @elem's map reference.
+ * Completing an id that is not in flight breaks the queue (USED_ID).
+ */
 void virtq_fill(struct virtq *vq, const struct virtq_elem *elem, uint32_t len);
 
 /* Publish every staged completion to the driver with one index update. */
@@ -226,5 +275,77 @@ size_t iov_to_buf(const struct iovec *iov, unsigned int cnt, size_t offset, void
 size_t iov_from_buf(const struct iovec *iov, unsigned int cnt, size_t offset,
 		    const void *buf, size_t len);
 size_t iov_length(const struct iovec *iov, unsigned int cnt);
+
+/*
+ * --- internals: shared by device.c, device_split.c and device_packed.c ---
+ * (struct virtq must be complete so callers can embed it; nothing below is
+ * for device models.)
+ */
+
+extern const struct virtq_layout_ops virtq_split_layout;
+extern const struct virtq_layout_ops virtq_packed_layout;
+
+/* A descriptor copied out of shared memory: read once, then checked, then used. */
+struct virtq_desc_copy {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;		/* split: next index; packed: buffer id */
+};
+
+/*
+ * The 16 bytes of either descriptor layout, byte-aligned: an indirect table
+ * may sit at any address the driver picks, so entries are read through this
+ * (still one load per field on x86, and no misaligned-access UB elsewhere).
+ * Volatile: each field is loaded exactly once, as ring.h's accessors do.
+ */
+struct virtq_raw_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t w12;		/* split: flags; packed: id */
+	uint16_t w14;		/* split: next; packed: flags */
+} __attribute__((packed));
+
+static inline void virtq_copy_split_desc(const void *src, struct virtq_desc_copy *d)
+{
+	const volatile struct virtq_raw_desc *r = src;
+
+	d->addr = le64toh(r->addr);
+	d->len = le32toh(r->len);
+	d->flags = le16toh(r->w12);
+	d->next = le16toh(r->w14);
+}
+
+/* Packed: everything but the flags, which the caller loaded (acquire) already. */
+static inline void virtq_copy_packed_desc(const void *src, struct virtq_desc_copy *d)
+{
+	const volatile struct virtq_raw_desc *r = src;
+
+	d->addr = le64toh(r->addr);
+	d->len = le32toh(r->len);
+	d->next = le16toh(r->w12);
+}
+
+static inline uint16_t virtq_packed_desc_flags(const void *src)
+{
+	const volatile struct virtq_raw_desc *r = src;
+
+	return le16toh(r->w14);
+}
+
+/*
+ * Append one descriptor's buffer to @elem: readable-before-writable order,
+ * 32-bit total length, iovec capacity, translation through vq->mem.  0, or
+ * -EIO with the queue broken.
+ */
+int virtq_elem_add(struct virtq *vq, struct virtq_elem *elem, const struct virtq_desc_copy *d);
+
+/*
+ * Check and map the indirect table @d points to (feature negotiated, length
+ * a non-zero multiple of 16, inside one region).  0 with *@table / *@n set,
+ * or -EIO with the queue broken.
+ */
+int virtq_indirect_table(struct virtq *vq, const struct virtq_desc_copy *d, const void **table,
+			 unsigned int *n);
 
 #endif /* VHOSTD_VIRTQ_VIRTQ_H */

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define LAT_HIST_SUB_BITS 5
-#define LAT_HIST_SUB (1u << LAT_HIST_SUB_BITS)
+#define LAT_HIST_SUB	  (1u << LAT_HIST_SUB_BITS)
 /* Values below LAT_HIST_SUB are exact; then one group per power of two. */
 #define LAT_HIST_BUCKETS ((64 - LAT_HIST_SUB_BITS + 1) * LAT_HIST_SUB)
 

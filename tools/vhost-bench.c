@@ -15,6 +15,7 @@
  * own clock reading, so one clock_gettime() per request is all the
  * measuring costs.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -43,13 +44,13 @@
 
 #define EXIT_USAGE 2
 /* A request that takes this long means the back-end is stuck. */
-#define STALL_MS 10000
+#define STALL_MS   10000
 #define DATA_ALIGN 4096
 
 enum rw_mode { RW_READ, RW_WRITE, RW_RANDREAD, RW_RANDWRITE, RW_RANDRW };
 
 static const char *const rw_names[] = {
-	[RW_READ] = "read",	    [RW_WRITE] = "write",   [RW_RANDREAD] = "randread",
+	[RW_READ] = "read",	      [RW_WRITE] = "write",   [RW_RANDREAD] = "randread",
 	[RW_RANDWRITE] = "randwrite", [RW_RANDRW] = "randrw",
 };
 
@@ -61,7 +62,7 @@ struct bench_opts {
 	unsigned int queues;
 	double time_s;
 	uint64_t size;		/* bytes of the device to use; 0: all */
-	unsigned int rwmixread;	/* percent of reads for randrw */
+	unsigned int rwmixread; /* percent of reads for randrw */
 	uint16_t queue_size;	/* 0: derived from iodepth */
 	bool poll;
 	bool json;
@@ -75,12 +76,12 @@ struct slot {
 	struct virtio_blk_outhdr *hdr;
 	uint8_t *data;
 	uint8_t *status;
-	uint64_t t_submit;	/* ns, CLOCK_MONOTONIC */
+	uint64_t t_submit; /* ns, CLOCK_MONOTONIC */
 	bool write;
 };
 
 struct worker_stats {
-	uint64_t ios[2];	/* [0] reads, [1] writes */
+	uint64_t ios[2]; /* [0] reads, [1] writes */
 	uint64_t bytes[2];
 	uint64_t kicks;
 	uint64_t calls;
@@ -94,7 +95,7 @@ struct worker {
 	struct slot *slots;
 	unsigned int inflight;
 	uint64_t rng;
-	uint64_t next_block;	/* sequential modes */
+	uint64_t next_block; /* sequential modes */
 	uint64_t first_block, nblocks;
 	uint64_t t_end;
 	char err[256];
@@ -105,8 +106,8 @@ struct worker {
 struct bench {
 	struct bench_opts o;
 	struct vu_fe *fe;
-	uint64_t capacity;	/* sectors */
-	uint64_t nblocks;	/* bs-sized blocks in the region used */
+	uint64_t capacity; /* sectors */
+	uint64_t nblocks;  /* bs-sized blocks in the region used */
 	struct worker *workers;
 	atomic_bool stop;
 	atomic_bool failed;
@@ -192,9 +193,9 @@ static int slot_submit(struct worker *w, struct slot *s, uint64_t t)
 	*s->status = 0xff;
 	s->t_submit = t;
 
-	sg[0] = (struct virtq_sg){ vu_fe_addr(fe, s->hdr), sizeof(*s->hdr) };
-	sg[1] = (struct virtq_sg){ vu_fe_addr(fe, s->data), bs };
-	sg[2] = (struct virtq_sg){ vu_fe_addr(fe, s->status), 1 };
+	sg[0] = (struct virtq_sg){vu_fe_addr(fe, s->hdr), sizeof(*s->hdr)};
+	sg[1] = (struct virtq_sg){vu_fe_addr(fe, s->data), bs};
+	sg[2] = (struct virtq_sg){vu_fe_addr(fe, s->status), 1};
 	ret = virtq_drv_add_sgs(w->vq, sg, s->write ? 2 : 1, s->write ? 1 : 2, s);
 	if (ret) {
 		snprintf(w->err, sizeof(w->err), "q%u: cannot add a request: %s", w->q,
@@ -395,7 +396,7 @@ static int worker_init(struct bench *b, struct worker *w, unsigned int q)
 	w->b = b;
 	w->q = q;
 	w->vq = vu_fe_queue(b->fe, q);
-	w->rng = 0x9e3779b97f4a7c15ull * (q + 1) ^ (uint64_t)getpid();
+	w->rng = (0x9e3779b97f4a7c15ull * (q + 1) ^ (uint64_t)getpid()) | 1;
 	/* Sequential streams start spread over the region, one per queue. */
 	w->nblocks = b->nblocks;
 	w->first_block = b->nblocks / o->queues * q;
@@ -466,9 +467,10 @@ static int check_device(struct bench *b)
 {
 	struct bench_opts *o = &b->o;
 	uint64_t f = vu_fe_features(b->fe), bytes;
-	struct virtio_blk_config cfg = { 0 };
+	struct virtio_blk_config cfg = {0};
 
-	if (vu_fe_get_config(b->fe, &cfg, offsetof(struct virtio_blk_config, max_discard_sectors))) {
+	if (vu_fe_get_config(b->fe, &cfg,
+			     offsetof(struct virtio_blk_config, max_discard_sectors))) {
 		error("cannot read the device's config space");
 		return -1;
 	}
@@ -491,8 +493,7 @@ static int check_device(struct bench *b)
 		error("the device is read-only: use --rw read or randread");
 		return -1;
 	}
-	if (has(f, VIRTIO_BLK_F_BLK_SIZE) && le32toh(cfg.blk_size) &&
-	    o->bs % le32toh(cfg.blk_size))
+	if (has(f, VIRTIO_BLK_F_BLK_SIZE) && le32toh(cfg.blk_size) && o->bs % le32toh(cfg.blk_size))
 		error("warning: --bs %u is not a multiple of the device's block size %u", o->bs,
 		      le32toh(cfg.blk_size));
 	return 0;
@@ -512,13 +513,14 @@ static int bench_connect(struct bench *b)
 
 	b->fe = vu_fe_connect(&cfg);
 	if (!b->fe) {
-		error("cannot connect to a vhost-user-blk back-end at %s: %s", o->socket,
-		      strerror(errno));
+		error("cannot connect to a vhost-user-blk back-end at %s with %u queue(s) of %u: "
+		      "%s",
+		      o->socket, o->queues, o->queue_size, strerror(errno));
 		return -1;
 	}
 	if (vu_fe_num_queues(b->fe) < o->queues) {
-		error("the device has %u queues, fewer than --queues %u",
-		      vu_fe_num_queues(b->fe), o->queues);
+		error("the device has %u queues, fewer than --queues %u", vu_fe_num_queues(b->fe),
+		      o->queues);
 		return -1;
 	}
 	return check_device(b);
@@ -751,29 +753,40 @@ static const char usage_text[] =
 	"usage error.\n";
 
 enum {
-	OPT_SOCKET = 0x100, OPT_RW, OPT_BS, OPT_IODEPTH, OPT_QUEUES, OPT_TIME, OPT_SIZE,
-	OPT_RWMIXREAD, OPT_QUEUE_SIZE, OPT_POLL, OPT_PACKED, OPT_NO_EVENT_IDX, OPT_NO_INDIRECT,
+	OPT_SOCKET = 0x100,
+	OPT_RW,
+	OPT_BS,
+	OPT_IODEPTH,
+	OPT_QUEUES,
+	OPT_TIME,
+	OPT_SIZE,
+	OPT_RWMIXREAD,
+	OPT_QUEUE_SIZE,
+	OPT_POLL,
+	OPT_PACKED,
+	OPT_NO_EVENT_IDX,
+	OPT_NO_INDIRECT,
 	OPT_JSON,
 };
 
 static const struct option long_options[] = {
-	{ "socket", required_argument, NULL, OPT_SOCKET },
-	{ "rw", required_argument, NULL, OPT_RW },
-	{ "bs", required_argument, NULL, OPT_BS },
-	{ "iodepth", required_argument, NULL, OPT_IODEPTH },
-	{ "queues", required_argument, NULL, OPT_QUEUES },
-	{ "time", required_argument, NULL, OPT_TIME },
-	{ "size", required_argument, NULL, OPT_SIZE },
-	{ "rwmixread", required_argument, NULL, OPT_RWMIXREAD },
-	{ "queue-size", required_argument, NULL, OPT_QUEUE_SIZE },
-	{ "poll", no_argument, NULL, OPT_POLL },
-	{ "packed", no_argument, NULL, OPT_PACKED },
-	{ "no-event-idx", no_argument, NULL, OPT_NO_EVENT_IDX },
-	{ "no-indirect", no_argument, NULL, OPT_NO_INDIRECT },
-	{ "json", no_argument, NULL, OPT_JSON },
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, 'V' },
-	{ NULL, 0, NULL, 0 },
+	{"socket", required_argument, NULL, OPT_SOCKET},
+	{"rw", required_argument, NULL, OPT_RW},
+	{"bs", required_argument, NULL, OPT_BS},
+	{"iodepth", required_argument, NULL, OPT_IODEPTH},
+	{"queues", required_argument, NULL, OPT_QUEUES},
+	{"time", required_argument, NULL, OPT_TIME},
+	{"size", required_argument, NULL, OPT_SIZE},
+	{"rwmixread", required_argument, NULL, OPT_RWMIXREAD},
+	{"queue-size", required_argument, NULL, OPT_QUEUE_SIZE},
+	{"poll", no_argument, NULL, OPT_POLL},
+	{"packed", no_argument, NULL, OPT_PACKED},
+	{"no-event-idx", no_argument, NULL, OPT_NO_EVENT_IDX},
+	{"no-indirect", no_argument, NULL, OPT_NO_INDIRECT},
+	{"json", no_argument, NULL, OPT_JSON},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},
+	{NULL, 0, NULL, 0},
 };
 
 /* "4096", "4k", "1M", "2g": a byte count with an optional binary suffix. */
@@ -781,6 +794,7 @@ static int parse_size(const char *s, uint64_t *out)
 {
 	unsigned int shift = 0;
 	unsigned long long v;
+	const char *suffix;
 	char *end;
 
 	errno = 0;
@@ -789,11 +803,10 @@ static int parse_size(const char *s, uint64_t *out)
 	v = strtoull(s, &end, 10);
 	if (errno || end == s)
 		return -1;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
+	suffix = *end ? strchr("kmgt", tolower((unsigned char)*end)) : NULL;
+	if (suffix) {
+		shift = 10 * (unsigned int)(suffix - "kmgt" + 1);
+		end++;
 	}
 	if (*end == 'b' || *end == 'B')
 		end++;
@@ -857,8 +870,9 @@ static int parse_value_opt(struct bench_opts *o, int opt, const char *arg)
 		return 0;
 	case OPT_RW:
 		if (parse_rw(arg, &o->rw))
-			return usage_error("--rw %s: expected read, write, randread, randwrite or randrw",
-					   arg);
+			return usage_error(
+				"--rw %s: expected read, write, randread, randwrite or randrw",
+				arg);
 		return 0;
 	case OPT_BS:
 		if (parse_size(arg, &v) || !v || v % VIRTIO_BLK_SECTOR_SIZE || v > (64u << 20))
@@ -963,16 +977,17 @@ static int parse_args(struct bench_opts *o, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	struct bench b = {
-		.o = {
-			.rw = RW_RANDREAD,
-			.bs = 4096,
-			.iodepth = 32,
-			.queues = 1,
-			.time_s = 5,
-			.rwmixread = 50,
-			.event_idx = true,
-			.indirect = true,
-		},
+		.o =
+			{
+				.rw = RW_RANDREAD,
+				.bs = 4096,
+				.iodepth = 32,
+				.queues = 1,
+				.time_s = 5,
+				.rwmixread = 50,
+				.event_idx = true,
+				.indirect = true,
+			},
 	};
 	struct totals t;
 	int ret;

@@ -27,7 +27,7 @@
 #endif
 
 #define DEFAULT_CONTROL "/run/vhostd/control.sock"
-#define EXIT_USAGE 2
+#define EXIT_USAGE	2
 /* A reply longer than this is not from vhostd. */
 #define MAX_REPLY (16u << 20)
 
@@ -68,7 +68,7 @@ __attribute__((format(printf, 1, 2))) static void error(const char *fmt, ...)
 
 static int ctl_connect(struct ctl *c)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 
 	if (strlen(c->path) >= sizeof(sa.sun_path)) {
 		error("control socket path too long: %s", c->path);
@@ -115,7 +115,7 @@ static char *recv_line(struct ctl *c)
 	int64_t deadline = now_ms() + c->timeout_ms;
 	size_t len = 0, cap = 4096;
 	char *buf = malloc(cap), *p;
-	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+	struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
 	ssize_t n;
 	int left;
 
@@ -300,7 +300,7 @@ static void list_row(struct json_object *d, char cells[LIST_COLS][4096])
 
 static void list_print(char (*cells)[LIST_COLS][4096], size_t rows)
 {
-	size_t width[LIST_COLS] = { 0 }, w;
+	size_t width[LIST_COLS] = {0}, w;
 
 	for (size_t r = 0; r < rows; r++) {
 		for (int i = 0; i < LIST_COLS; i++) {
@@ -318,7 +318,7 @@ static void list_print(char (*cells)[LIST_COLS][4096], size_t rows)
 static int cmd_list(struct ctl *c, int argc, char **argv)
 {
 	struct json_object *result, *devs;
-	char (*cells)[LIST_COLS][4096];
+	char(*cells)[LIST_COLS][4096];
 	size_t n;
 
 	result = rpc_call(c, "list-devices", NULL);
@@ -392,8 +392,8 @@ static int cmd_raw(struct ctl *c, int argc, char **argv)
 	result = rpc_call(c, argv[1], params);
 	if (!result)
 		return 1;
-	printf("%s\n", json_object_to_json_string_ext(result, JSON_C_TO_STRING_PRETTY |
-								      JSON_C_TO_STRING_NOSLASHESCAPE));
+	printf("%s\n", json_object_to_json_string_ext(
+			       result, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(result);
 	return 0;
 }
@@ -405,10 +405,10 @@ static const struct command {
 	int min_words, max_words;
 	int (*run)(struct ctl *c, int argc, char **argv);
 } commands[] = {
-	{ "list", "list", 1, 1, cmd_list },
-	{ "stats", "stats [NAME]", 1, 2, cmd_stats },
-	{ "version", "version", 1, 1, cmd_version },
-	{ "raw", "raw METHOD [JSON-PARAMS]", 2, 3, cmd_raw },
+	{"list", "list", 1, 1, cmd_list},
+	{"stats", "stats [NAME]", 1, 2, cmd_stats},
+	{"version", "version", 1, 1, cmd_version},
+	{"raw", "raw METHOD [JSON-PARAMS]", 2, 3, cmd_raw},
 };
 
 static int command_run(struct ctl *c, const struct command *cmd, int argc, char **argv)
@@ -428,11 +428,11 @@ static int command_run(struct ctl *c, const struct command *cmd, int argc, char 
 /* --- main --- */
 
 static const struct option long_options[] = {
-	{ "control", required_argument, NULL, 'c' },
-	{ "timeout", required_argument, NULL, 't' },
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, 'V' },
-	{ NULL, 0, NULL, 0 },
+	{"control", required_argument, NULL, 'c'},
+	{"timeout", required_argument, NULL, 't'},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},
+	{NULL, 0, NULL, 0},
 };
 
 static int parse_timeout(const char *s, int *ms)
@@ -490,7 +490,7 @@ static int parse_args(struct ctl *c, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	struct ctl c = { .timeout_ms = 5000, .fd = -1 };
+	struct ctl c = {.timeout_ms = 5000, .fd = -1};
 	int ret;
 
 	c.path = getenv("VHOSTD_CONTROL");

@@ -34,11 +34,11 @@ struct ctl_client {
 	struct ctl_server *srv;
 	struct ctl_client *next;
 	int fd;
-	uint32_t watched;	/* epoll events currently asked for */
-	bool eof;		/* the peer shut down its sending side */
-	bool closing;		/* close as soon as the output is flushed */
+	uint32_t watched; /* epoll events currently asked for */
+	bool eof;	  /* the peer shut down its sending side */
+	bool closing;	  /* close as soon as the output is flushed */
 	size_t in_len;
-	char *in;		/* CTL_MAX_LINE bytes */
+	char *in; /* CTL_MAX_LINE bytes */
 	char *out;
 	size_t out_len, out_off, out_cap;
 };
@@ -48,7 +48,7 @@ struct ctl_server {
 	const struct ctl_method *methods;
 	void *opaque;
 	int fd;
-	dev_t sock_dev;		/* the socket file we made, so we unlink only it */
+	dev_t sock_dev; /* the socket file we made, so we unlink only it */
 	ino_t sock_ino;
 	unsigned int nclients;
 	struct ctl_client *clients;
@@ -90,8 +90,7 @@ static struct json_object *reply_result(struct json_object *result, struct json_
 static bool id_valid(struct json_object *id)
 {
 	return !id || json_object_is_type(id, json_type_string) ||
-	       json_object_is_type(id, json_type_int) ||
-	       json_object_is_type(id, json_type_double);
+	       json_object_is_type(id, json_type_int) || json_object_is_type(id, json_type_double);
 }
 
 static bool member_is_string(struct json_object *obj, const char *key, const char **val)
@@ -141,8 +140,8 @@ static struct json_object *request_handle(const struct ctl_method *methods, void
 		return reply_error(CTL_ERR_INVALID_REQUEST, "a request must be an object", NULL);
 	has_id = json_object_object_get_ex(req, "id", &id);
 	if (!id_valid(id))
-		return reply_error(CTL_ERR_INVALID_REQUEST, "\"id\" must be a string, number or null",
-				   NULL);
+		return reply_error(CTL_ERR_INVALID_REQUEST,
+				   "\"id\" must be a string, number or null", NULL);
 	if (!member_is_string(req, "jsonrpc", &ver) || strcmp(ver, "2.0"))
 		return reply_error(CTL_ERR_INVALID_REQUEST, "\"jsonrpc\" must be \"2.0\"", id);
 	if (!member_is_string(req, "method", &name))
@@ -243,7 +242,7 @@ static char *reply_string(struct json_object *reply)
 	if (!reply)
 		return NULL;
 	out = strdup(json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN |
-								  JSON_C_TO_STRING_NOSLASHESCAPE));
+								   JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(reply);
 	return out;
 }
@@ -383,8 +382,8 @@ static void client_process(struct ctl_client *c)
 		return;
 	if (c->in_len == CTL_MAX_LINE) {
 		/* No resync point inside an over-long line: answer and hang up. */
-		char *msg = reply_string(reply_error(CTL_ERR_INVALID_REQUEST,
-						     "request line too long", NULL));
+		char *msg = reply_string(
+			reply_error(CTL_ERR_INVALID_REQUEST, "request line too long", NULL));
 
 		if (msg)
 			client_queue(c, msg, strlen(msg));
@@ -492,7 +491,7 @@ static bool socket_alive(const struct sockaddr_un *sa)
 	bool alive;
 
 	if (fd < 0)
-		return true;	/* cannot tell: do not remove it */
+		return true; /* cannot tell: do not remove it */
 	alive = !connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) || errno != ECONNREFUSED;
 	close(fd);
 	return alive;
@@ -522,7 +521,7 @@ static int socket_dir_check(const char *path, char *err, size_t err_len)
 
 int ctl_socket_path_check(const char *path, bool *stale, char *err, size_t err_len)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct stat st;
 
 	*stale = false;
@@ -554,12 +553,11 @@ int ctl_socket_path_check(const char *path, bool *stale, char *err, size_t err_l
 
 static int ctl_listen(struct ctl_server *srv, const char *path, char *err, size_t err_len)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct stat st;
 	bool stale;
 	mode_t old;
 	int ret;
-
 
 	if (ctl_socket_path_check(path, &stale, err, err_len))
 		return -1;

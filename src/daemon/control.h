@@ -24,11 +24,11 @@ struct evloop;
 struct json_object;
 
 /* Error codes from the JSON-RPC 2.0 specification, section 5.1. */
-#define CTL_ERR_PARSE -32700
-#define CTL_ERR_INVALID_REQUEST -32600
+#define CTL_ERR_PARSE		 -32700
+#define CTL_ERR_INVALID_REQUEST	 -32600
 #define CTL_ERR_METHOD_NOT_FOUND -32601
-#define CTL_ERR_INVALID_PARAMS -32602
-#define CTL_ERR_INTERNAL -32603
+#define CTL_ERR_INVALID_PARAMS	 -32602
+#define CTL_ERR_INTERNAL	 -32603
 
 /* Longest request line; a longer one gets an error and the connection closes. */
 #define CTL_MAX_LINE (64 * 1024)

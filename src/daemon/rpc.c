@@ -56,8 +56,8 @@ static struct json_object *device_describe(struct blk_dev *dev)
 	return d;
 }
 
-static int rpc_list_devices(void *opaque, struct json_object *params,
-			    struct json_object **result, char *err, size_t err_len)
+static int rpc_list_devices(void *opaque, struct json_object *params, struct json_object **result,
+			    char *err, size_t err_len)
 {
 	struct rpc_devices *devs = opaque;
 	struct json_object *arr = json_object_new_array();
@@ -174,8 +174,8 @@ static int rpc_version(void *opaque, struct json_object *params, struct json_obj
 }
 
 const struct ctl_method rpc_methods[] = {
-	{ "list-devices", rpc_list_devices },
-	{ "stats", rpc_stats },
-	{ "version", rpc_version },
-	{ NULL, NULL },
+	{"list-devices", rpc_list_devices},
+	{"stats", rpc_stats},
+	{"version", rpc_version},
+	{NULL, NULL},
 };

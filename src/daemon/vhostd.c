@@ -42,9 +42,9 @@
 #define VHOSTD_MAX_DEVS 256
 
 struct vhostd {
-	struct blk_options *opts;	/* one per --blk, in command-line order */
+	struct blk_options *opts; /* one per --blk, in command-line order */
 	unsigned int nopts;
-	struct blk_dev **devs;		/* started devices: rpc.count of them */
+	struct blk_dev **devs; /* started devices: rpc.count of them */
 	struct rpc_devices rpc;
 	const char *control_path;
 	struct evloop *loop;
@@ -82,12 +82,12 @@ static const char usage_text[] =
 enum { OPT_BLK = 0x100, OPT_CONTROL, OPT_LOG_LEVEL };
 
 static const struct option long_options[] = {
-	{ "blk", required_argument, NULL, OPT_BLK },
-	{ "control", required_argument, NULL, OPT_CONTROL },
-	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, 'V' },
-	{ NULL, 0, NULL, 0 },
+	{"blk", required_argument, NULL, OPT_BLK},
+	{"control", required_argument, NULL, OPT_CONTROL},
+	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},
+	{NULL, 0, NULL, 0},
 };
 
 /* Print one usage error line; returns -1 so callers can `return usage_error(...)`. */
@@ -152,8 +152,9 @@ static int parse_args(struct vhostd *d, int argc, char **argv)
 		case OPT_LOG_LEVEL:
 			level = log_level_parse(optarg);
 			if (level < 0)
-				return usage_error("--log-level %s: expected error, warn, info or debug",
-						   optarg);
+				return usage_error(
+					"--log-level %s: expected error, warn, info or debug",
+					optarg);
 			log_set_level(level);
 			break;
 		case 'h':
@@ -246,8 +247,7 @@ static int check_sockets(const struct vhostd *d)
 			return -1;
 		}
 	}
-	if (d->control_path &&
-	    ctl_socket_path_check(d->control_path, &stale, err, sizeof(err))) {
+	if (d->control_path && ctl_socket_path_check(d->control_path, &stale, err, sizeof(err))) {
 		log_error("control %s", err);
 		return -1;
 	}
@@ -358,7 +358,8 @@ static int devices_start(struct vhostd *d)
 		dev = blk_dev_new(o, &watch_ops, d->loop, err, sizeof(err));
 		if (!dev) {
 			log_error("%s%s%s", msg_has_id(err, o->id) ? "" : o->id,
-				  msg_has_id(err, o->id) ? "" : ": ", err[0] ? err : "cannot start");
+				  msg_has_id(err, o->id) ? "" : ": ",
+				  err[0] ? err : "cannot start");
 			return -1;
 		}
 		d->devs[d->rpc.count++] = dev;
@@ -426,7 +427,7 @@ static void vhostd_stop(struct vhostd *d)
 
 int main(int argc, char **argv)
 {
-	struct vhostd d = { .sig_fd = -1 };
+	struct vhostd d = {.sig_fd = -1};
 	int ret;
 
 	ret = parse_args(&d, argc, argv);

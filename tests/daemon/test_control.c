@@ -27,32 +27,32 @@
 
 static int failures;
 
-#define CHECK(cond, ...)                                                                   \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);    \
-			fprintf(stderr, __VA_ARGS__);                                      \
-			fputc('\n', stderr);                                               \
-			failures++;                                                        \
-		}                                                                          \
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);            \
+			fprintf(stderr, __VA_ARGS__);                                              \
+			fputc('\n', stderr);                                                       \
+			failures++;                                                                \
+		}                                                                                  \
 	} while (0)
 
-static int m_echo(void *opaque, struct json_object *params, struct json_object **result,
-		  char *err, size_t err_len)
+static int m_echo(void *opaque, struct json_object *params, struct json_object **result, char *err,
+		  size_t err_len)
 {
 	*result = json_object_get(params);
 	return 0;
 }
 
-static int m_fail(void *opaque, struct json_object *params, struct json_object **result,
-		  char *err, size_t err_len)
+static int m_fail(void *opaque, struct json_object *params, struct json_object **result, char *err,
+		  size_t err_len)
 {
 	snprintf(err, err_len, "refused on purpose");
 	return -1000;
 }
 
-static int m_count(void *opaque, struct json_object *params, struct json_object **result,
-		   char *err, size_t err_len)
+static int m_count(void *opaque, struct json_object *params, struct json_object **result, char *err,
+		   size_t err_len)
 {
 	(*(int *)opaque)++;
 	return 0;
@@ -61,10 +61,10 @@ static int m_count(void *opaque, struct json_object *params, struct json_object 
 static int calls;
 
 static const struct ctl_method methods[] = {
-	{ "echo", m_echo },
-	{ "fail", m_fail },
-	{ "count", m_count },
-	{ NULL, NULL },
+	{"echo", m_echo},
+	{"fail", m_fail},
+	{"count", m_count},
+	{NULL, NULL},
 };
 
 /* --- the envelope, without sockets --- */
@@ -129,10 +129,12 @@ static void test_envelope(void)
 	expect_error("[]", CTL_ERR_INVALID_REQUEST);
 	expect_error("{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"echo\"}", CTL_ERR_INVALID_REQUEST);
 	expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":5}", CTL_ERR_INVALID_REQUEST);
-	expect_error("{\"jsonrpc\":\"2.0\",\"id\":{},\"method\":\"echo\"}", CTL_ERR_INVALID_REQUEST);
+	expect_error("{\"jsonrpc\":\"2.0\",\"id\":{},\"method\":\"echo\"}",
+		     CTL_ERR_INVALID_REQUEST);
 	expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"echo\",\"params\":3}",
 		     CTL_ERR_INVALID_REQUEST);
-	expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"nope\"}", CTL_ERR_METHOD_NOT_FOUND);
+	expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"nope\"}",
+		     CTL_ERR_METHOD_NOT_FOUND);
 
 	/* A NUL inside the line is not JSON, whatever follows. */
 	{
@@ -209,7 +211,7 @@ static void server_stop(struct server *s)
 
 static int client_connect(const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
@@ -225,7 +227,7 @@ static int client_connect(const char *path)
 /* Read one line within 5 s; "" on EOF; NULL on timeout or error. */
 static char *read_line(int fd, char *buf, size_t len)
 {
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
 	size_t got = 0;
 	ssize_t n;
 
@@ -253,7 +255,7 @@ static char *call(int fd, const char *req, char *buf, size_t len)
 /* Wait for EOF (or a reset) within 5 s, skipping what is still queued. */
 static bool closed_by_peer(int fd)
 {
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
 	char buf[4096];
 	ssize_t n;
 
@@ -348,8 +350,9 @@ static void test_never_reads(struct server *s)
 		sent += sizeof(req) - 1;
 	CHECK(sent < (64u << 20), "the server read 64 MiB it could not answer");
 	fd = client_connect(s->path);
-	CHECK(fd >= 0 && call(fd, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"echo\"}\n", buf,
-			      sizeof(buf)) &&
+	CHECK(fd >= 0 &&
+		      call(fd, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"echo\"}\n", buf,
+			   sizeof(buf)) &&
 		      strstr(buf, "\"id\":3"),
 	      "server stuck behind a client that does not read");
 	if (fd >= 0)
@@ -372,8 +375,9 @@ static void test_too_many(struct server *s)
 	/* Once they are gone, new ones are served again. */
 	usleep(100000);
 	fd = client_connect(s->path);
-	CHECK(fd >= 0 && call(fd, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"echo\"}\n", buf,
-			      sizeof(buf)) &&
+	CHECK(fd >= 0 &&
+		      call(fd, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"echo\"}\n", buf,
+			   sizeof(buf)) &&
 		      strstr(buf, "\"id\":4"),
 	      "not served after the crowd left");
 	if (fd >= 0)
@@ -382,7 +386,7 @@ static void test_too_many(struct server *s)
 
 static void test_socket_files(const char *dir)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct evloop *loop = evloop_new();
 	struct ctl_server *srv, *srv2;
 	char err[256];

@@ -58,7 +58,11 @@
 #define BLK_DEFAULT_QUEUE_SIZE 256
 #define BLK_MIN_QUEUE_SIZE 4
 #define BLK_MAX_QUEUE_SIZE 1024		/* QEMU's VIRTQUEUE_MAX_SIZE */
-/* seg_max: a chain of seg_max + 2 must fit a ring without indirect (5.2.4). */
+/*
+ * seg_max is queue_size - 2 (header and status: a chain must fit the ring
+ * without indirect descriptors), capped so that a slot's iovec array stays
+ * at 4 KiB.
+ */
 #define BLK_MAX_SEG_MAX 254
 /* Ranges per DISCARD / WRITE_ZEROES request and sectors per range. */
 #define BLK_MAX_DWZ_SEG 16

@@ -34,9 +34,13 @@ struct blk_options {
 };
 
 /*
- * Parse "id=NAME,path=FILE,socket=PATH[,readonly=on][,num-queues=N]
- * [,queue-size=N][,cache=none|writeback][,serial=STR]" into @opts (defaults
- * filled in).  Returns 0, or -EINVAL with a message in @err.
+ * Parse "id=NAME,path=FILE,socket=PATH[,readonly=on][,client=on]
+ * [,num-queues=N][,queue-size=N][,cache=none|writeback][,serial=STR]" into
+ * @opts (defaults filled in: 1 queue of 256, cache=writeback, serial = the
+ * id cut to 20 bytes).  NAME is [A-Za-z0-9_.-]{1,31}; booleans take
+ * on/off/yes/no/true/false; num-queues 1..VU_MAX_QUEUES; queue-size a power
+ * of two in 4..1024; ",," in a value is a literal comma, as in QEMU.
+ * Returns 0, or -EINVAL with a message in @err (which may be NULL).
  */
 int blk_options_parse(const char *str, struct blk_options *opts, char *err, size_t err_len);
 
@@ -78,8 +82,9 @@ bool blk_dev_connected(const struct blk_dev *dev);
 void blk_dev_get_stats(struct blk_dev *dev, struct blk_stats *st);
 
 /*
- * Format @st as one /proc/diskstats line ("major minor name f1 ... f17"),
- * major/minor 0.  Returns the snprintf result.
+ * Format @st as one /proc/diskstats line ("major minor name f1 ... f17",
+ * major/minor 0, ending in '\n' as in that file).  Returns the snprintf
+ * result.
  */
 int blk_stats_format(const struct blk_stats *st, const char *name, char *buf, size_t len);
 

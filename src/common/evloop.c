@@ -37,17 +37,17 @@ struct evloop_watch {
 
 struct evloop {
 	int epfd;
-	int wake_fd;			/* eventfd: evloop_stop() from any thread */
+	int wake_fd; /* eventfd: evloop_stop() from any thread */
 	atomic_bool stop;
 	pthread_mutex_t lock;
-	struct evloop_watch **by_fd;	/* indexed by fd */
+	struct evloop_watch **by_fd; /* indexed by fd */
 	unsigned int nr_slots;
-	struct evloop_watch *dead;	/* deleted, freed after the round */
+	struct evloop_watch *dead; /* deleted, freed after the round */
 };
 
 struct evloop *evloop_new(void)
 {
-	struct epoll_event ev = { .events = EPOLLIN };
+	struct epoll_event ev = {.events = EPOLLIN};
 	struct evloop *loop = calloc(1, sizeof(*loop));
 
 	if (!loop)
@@ -122,7 +122,7 @@ static int grow_slots(struct evloop *loop, int fd)
 
 int evloop_add(struct evloop *loop, int fd, uint32_t events, evloop_cb cb, void *arg)
 {
-	struct epoll_event ev = { .events = events };
+	struct epoll_event ev = {.events = events};
 	struct evloop_watch *w;
 	int r;
 
@@ -153,7 +153,7 @@ int evloop_add(struct evloop *loop, int fd, uint32_t events, evloop_cb cb, void 
 
 int evloop_mod(struct evloop *loop, int fd, uint32_t events)
 {
-	struct epoll_event ev = { .events = events };
+	struct epoll_event ev = {.events = events};
 	struct evloop_watch *w;
 	int r = 0;
 

@@ -47,11 +47,13 @@
 #define VU_RECONNECT_MAX_MS 5000
 /* Messages handled per readable event, so one busy peer cannot starve others. */
 #define VU_MSGS_PER_EVENT 64
-/* A peer that does not read its replies for this long is dropped. */
-#define VU_SEND_TIMEOUT_MS 1000
+/*
+ * A peer that leaves its replies unread until the socket buffer is full,
+ * and for this long after, is dropped (the loop waits that long, once).
+ */
+#define VU_SEND_TIMEOUT_MS 200
 
-enum vu_result vu_reject(struct vu_dev *dev, const struct vhost_user_msg *msg, const char *fmt,
-			 ...)
+enum vu_result vu_reject(struct vu_dev *dev, const struct vhost_user_msg *msg, const char *fmt, ...)
 {
 	char why[256];
 	va_list ap;
@@ -113,8 +115,8 @@ static int translate_part(const struct memmap *mem, uint64_t uva, size_t len, si
 	return 0;
 }
 
-int vu_vring_translate(const struct vu_dev *dev, const struct vu_vring *vr,
-		       struct vu_ring_ptrs *p, char *why, size_t why_len)
+int vu_vring_translate(const struct vu_dev *dev, const struct vu_vring *vr, struct vu_ring_ptrs *p,
+		       char *why, size_t why_len)
 {
 	bool event_idx = vu_has_feature(dev, VIRTIO_RING_F_EVENT_IDX);
 	size_t desc_len, drv_len, dev_len, drv_align, dev_align;
@@ -137,8 +139,8 @@ int vu_vring_translate(const struct vu_dev *dev, const struct vu_vring *vr,
 		dev_align = VRING_USED_ALIGN;
 	}
 
-	r = translate_part(dev->mem, vr->addr.desc, desc_len, VRING_DESC_ALIGN,
-			   "descriptor table", &p->desc, why, why_len);
+	r = translate_part(dev->mem, vr->addr.desc, desc_len, VRING_DESC_ALIGN, "descriptor table",
+			   &p->desc, why, why_len);
 	if (!r)
 		r = translate_part(dev->mem, vr->addr.avail, drv_len, drv_align, "driver area",
 				   &p->driver_area, why, why_len);
@@ -362,6 +364,12 @@ static enum vu_result vu_dispatch(struct vu_dev *dev, struct vhost_user_msg *msg
 	res = info->handler(dev, msg, fds, nfds);
 	if (res == VU_CLOSE)
 		return VU_CLOSE;
+	/*
+	 * Rings first, reply second: when the front-end reads its ack the
+	 * message has taken full effect (a disabled ring is stopped, rings
+	 * run on the new memory table).
+	 */
+	vu_update_rings(dev);
 
 	if (info->flags & VU_MSG_REPLY) {
 		r = vu_send_reply(dev, msg);
@@ -378,8 +386,6 @@ static enum vu_result vu_dispatch(struct vu_dev *dev, struct vhost_user_msg *msg
 			  vhost_user_request_name(msg->hdr.request), strerror(-r));
 		return VU_CLOSE;
 	}
-
-	vu_update_rings(dev);
 	return VU_OK;
 }
 
@@ -388,7 +394,7 @@ static enum vu_result vu_dispatch(struct vu_dev *dev, struct vhost_user_msg *msg
 static void vu_schedule_reconnect(struct vu_dev *dev, unsigned int ms)
 {
 	struct itimerspec its = {
-		.it_value = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 },
+		.it_value = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000},
 	};
 
 	timerfd_settime(dev->timer_fd, 0, &its, NULL);
@@ -611,7 +617,7 @@ static void vu_timer_event(void *arg, uint32_t events)
 		  strerror(-r), dev->backoff_ms);
 	vu_schedule_reconnect(dev, dev->backoff_ms);
 	dev->backoff_ms = dev->backoff_ms * 2 > VU_RECONNECT_MAX_MS ? VU_RECONNECT_MAX_MS
-								   : dev->backoff_ms * 2;
+								    : dev->backoff_ms * 2;
 }
 
 /* --- broken devices --- */
@@ -630,8 +636,7 @@ static void vu_broken_event(void *arg, uint32_t events)
 	struct vu_dev *dev = arg;
 	eventfd_t v;
 
-	if (eventfd_read(dev->broken_fd, &v) < 0 || dev->conn_fd < 0 ||
-	    !atomic_load(&dev->broken))
+	if (eventfd_read(dev->broken_fd, &v) < 0 || dev->conn_fd < 0 || !atomic_load(&dev->broken))
 		return;
 	/* SET_VRING_ERR's eventfds tell the front-end; GET_STATUS shows NEEDS_RESET. */
 	for (unsigned int i = 0; i < dev->num_queues; i++) {

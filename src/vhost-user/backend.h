@@ -10,14 +10,25 @@
  * its sockets to be watched through struct vu_watch_ops.
  *
  * Queue life cycle as the device sees it:
- *   start_queue(q)  - the ring is mapped and enabled, q->kick_fd/call_fd are
- *                     valid; the device begins servicing (usually on its own
- *                     thread).
+ *   start_queue(q)  - the ring is mapped and enabled, q->vq is freshly
+ *                     initialised, q->kick_fd/call_fd are valid; the device
+ *                     begins servicing (usually on its own thread).  It must
+ *                     look at the ring once before it first waits for a
+ *                     kick: a kick may have been consumed before a restart.
+ *                     q->kick_fd is -1 when the front-end asked for polling.
  *   stop_queue(q)   - synchronous: when it returns the device has finished or
  *                     cancelled every in-flight request, pushed their
  *                     completions, and will not touch the ring again.
- * A new memory table, a disconnect, RESET_DEVICE or GET_VRING_BASE stop the
- * affected queues first, so a device never sees memory change under it.
+ * A new memory table (SET_MEM_TABLE, ADD/REM_MEM_REG), SET_FEATURES, a new
+ * call fd, a disconnect, RESET_DEVICE or GET_VRING_BASE stop the affected
+ * queues first, so a device never sees memory or eventfds change under it;
+ * a queue that is still ready is started again right after, resuming where
+ * it stopped.  Start and stop always come in pairs.
+ *
+ * Threads: vu_dev_new/vu_dev_free and every vu_device_ops call run on the
+ * thread of the loop behind vu_watch_ops (vu_dev_new/free may also run while
+ * that loop is not running).  vu_queue_notify() and vu_dev_set_broken() may
+ * be called from queue threads.
  */
 #ifndef VHOSTD_VHOST_USER_BACKEND_H
 #define VHOSTD_VHOST_USER_BACKEND_H
@@ -35,18 +46,19 @@ struct vu_dev;
 struct vu_queue {
 	struct vu_dev *dev;
 	unsigned int index;
-	struct virtq vq;	/* device side of the ring, valid while started */
-	int kick_fd;		/* guest → device (eventfd), -1 if polling */
-	int call_fd;		/* device → guest (eventfd), -1 if none */
+	struct virtq vq; /* device side of the ring, valid while started */
+	int kick_fd;	 /* guest → device (eventfd), -1 if polling */
+	int call_fd;	 /* device → guest (eventfd), -1 if none */
 	int err_fd;
-	bool enabled;		/* SET_VRING_ENABLE */
-	bool started;		/* handed to the device */
-	void *priv;		/* the device model's per-queue state */
+	bool enabled; /* SET_VRING_ENABLE */
+	bool started; /* handed to the device */
+	void *priv;   /* the device model's per-queue state */
 };
 
 /*
  * Signal the guest if the ring's suppression state asks for it (after a
- * virtq_flush).  Safe to call from the queue's own thread.
+ * virtq_flush): virtq_should_notify(), then a write to call_fd.  Call it
+ * from the queue's own thread, once per flushed burst.
  */
 void vu_queue_notify(struct vu_queue *q);
 
@@ -68,25 +80,35 @@ struct vu_device_ops {
 	void (*set_status)(void *opaque, uint8_t status);
 };
 
-/* How the back-end gets its sockets watched (bound to evloop by the daemon). */
+/*
+ * How the back-end gets its sockets watched (bound to evloop by the daemon).
+ * add: call @cb whenever @fd is readable (level-triggered; EPOLLIN), 0 or
+ * -errno.  del: stop, and never call that watch's @cb again, even when del
+ * is called from inside a callback of the same round (evloop guarantees it).
+ */
 struct vu_watch_ops {
 	int (*add)(void *loop, int fd, void (*cb)(void *arg, uint32_t events), void *arg);
 	void (*del)(void *loop, int fd);
 };
 
 struct vu_dev_config {
-	const char *name;		/* for log lines */
+	const char *name; /* for log lines */
 	const char *socket_path;
-	bool client;			/* connect (and reconnect) instead of listen */
-	unsigned int num_queues;	/* queues the device offers (GET_QUEUE_NUM) */
+	bool client;		 /* connect (and reconnect) instead of listen */
+	unsigned int num_queues; /* queues the device offers (GET_QUEUE_NUM) */
 	uint16_t max_queue_size;
 	const struct vu_device_ops *ops;
-	void *opaque;			/* passed to every ops call */
+	void *opaque; /* passed to every ops call */
 	const struct vu_watch_ops *watch;
-	void *loop;			/* passed to every watch call */
+	void *loop; /* passed to every watch call */
 };
 
-/* Create the device and start listening / connecting.  NULL with errno set. */
+/*
+ * Create the device and start listening (server mode: a stale socket file at
+ * the path is replaced; one front-end at a time, a second one is refused) or
+ * connecting (client mode: retried with backoff from 50 ms up to 5 s, also
+ * after every disconnect).  NULL with errno set.
+ */
 struct vu_dev *vu_dev_new(const struct vu_dev_config *cfg);
 
 /* Stop every queue, close the connection and the socket, free. */
@@ -95,7 +117,13 @@ void vu_dev_free(struct vu_dev *dev);
 /* Is a front-end connected and driving the device? */
 bool vu_dev_connected(const struct vu_dev *dev);
 
-/* Mark the device broken (NEEDS_RESET): stop its queues, log once. */
+/*
+ * Mark the device broken (NEEDS_RESET), from any thread: logs once; soon
+ * after, the loop's thread signals every SET_VRING_ERR eventfd and stops
+ * every queue, and GET_STATUS reports NEEDS_RESET.  Cleared by a device
+ * reset - the front-end stopping every ring (GET_VRING_BASE, as QEMU does on
+ * a guest reset), SET_STATUS 0 or RESET_DEVICE - or a new connection.
+ */
 void vu_dev_set_broken(struct vu_dev *dev, const char *why);
 
 #endif /* VHOSTD_VHOST_USER_BACKEND_H */

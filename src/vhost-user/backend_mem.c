@@ -133,8 +133,9 @@ static enum vu_result map_region(struct vu_dev *dev, const struct vhost_user_msg
 	if (!S_ISREG(st.st_mode))
 		return vu_reject(dev, msg, "%s: descriptor is not a memory file", what);
 	if (st.st_size < 0 || file_end > (uint64_t)st.st_size)
-		return vu_reject(dev, msg, "%s ends at file offset %#llx, past the file's %lld bytes",
-				 what, (unsigned long long)file_end, (long long)st.st_size);
+		return vu_reject(dev, msg,
+				 "%s ends at file offset %#llx, past the file's %lld bytes", what,
+				 (unsigned long long)file_end, (long long)st.st_size);
 
 	align = map_align(&st);
 	map_off = w->mmap_offset & ~(uint64_t)(align - 1);
@@ -198,8 +199,8 @@ enum vu_result vu_set_mem_table(struct vu_dev *dev, struct vhost_user_msg *msg, 
 	if (n > VHOST_USER_MEM_TABLE_MAX_REGIONS)
 		return vu_reject(dev, msg, "%u regions, at most %u", n,
 				 VHOST_USER_MEM_TABLE_MAX_REGIONS);
-	if (msg->hdr.size != offsetof(struct vhost_user_mem_table, regions) +
-				     n * sizeof(t->regions[0]))
+	if (msg->hdr.size !=
+	    offsetof(struct vhost_user_mem_table, regions) + n * sizeof(t->regions[0]))
 		return vu_reject(dev, msg, "payload size %u does not hold %u regions",
 				 msg->hdr.size, n);
 	/* "The size and ordering of the fds matches the number and ordering of regions." */
@@ -240,8 +241,8 @@ enum vu_result vu_add_mem_reg(struct vu_dev *dev, struct vhost_user_msg *msg, in
 	if (dev->mem && dev->mem->nr >= MEMMAP_MAX_REGIONS)
 		return vu_reject(dev, msg, "all %u memory slots are in use", MEMMAP_MAX_REGIONS);
 	n = copy_current(dev, regions);
-	if (map_region(dev, msg, "region", &msg->payload.mem_reg.region, fds[0],
-		       &regions[n]) != VU_OK) {
+	if (map_region(dev, msg, "region", &msg->payload.mem_reg.region, fds[0], &regions[n]) !=
+	    VU_OK) {
 		regions_put(regions, n);
 		return VU_CLOSE;
 	}

@@ -32,6 +32,29 @@ static struct vu_vring *msg_vring_fd(struct vu_dev *dev, const struct vhost_user
 	return &dev->vrings[msg->payload.u64 & VHOST_USER_VRING_IDX_MASK];
 }
 
+/*
+ * The front-end stopped every ring (GET_VRING_BASE on each: QEMU's
+ * vhost_dev_stop, as on a guest reset) - started rings always have a kick.
+ */
+static bool vu_all_rings_stopped(const struct vu_dev *dev)
+{
+	for (unsigned int i = 0; i < dev->num_queues; i++) {
+		if (dev->vrings[i].kick_set)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * A device that needed a reset got one (every ring stopped, status 0,
+ * RESET_DEVICE): let its rings start again when they are set up anew.
+ */
+static void vu_clear_broken(struct vu_dev *dev)
+{
+	if (atomic_exchange(&dev->broken, false))
+		log_info("%s: device reset", dev->name);
+}
+
 /* --- features and ownership --- */
 
 static enum vu_result get_features(struct vu_dev *dev, struct vhost_user_msg *msg, int *fds,
@@ -52,8 +75,8 @@ static enum vu_result set_features(struct vu_dev *dev, struct vhost_user_msg *ms
 				 (unsigned long long)extra);
 	if (dev->ops->set_features) {
 		/* Bit 30 is the transport's business, not the device's. */
-		int r = dev->ops->set_features(dev->opaque,
-					       features & ~(1ull << VHOST_USER_F_PROTOCOL_FEATURES));
+		int r = dev->ops->set_features(
+			dev->opaque, features & ~(1ull << VHOST_USER_F_PROTOCOL_FEATURES));
 
 		if (r < 0)
 			return VU_NACK;
@@ -114,7 +137,7 @@ static enum vu_result reset_device(struct vu_dev *dev, struct vhost_user_msg *ms
 		vu_vring_reset(&dev->vrings[i]);
 	dev->features = 0;
 	dev->status = 0;
-	atomic_store(&dev->broken, false);
+	vu_clear_broken(dev);
 	if (dev->ops->set_status)
 		dev->ops->set_status(dev->opaque, 0);
 	return VU_OK;
@@ -203,6 +226,8 @@ static enum vu_result get_vring_base(struct vu_dev *dev, struct vhost_user_msg *
 		close(vr->q.kick_fd);
 	vr->q.kick_fd = -1;
 	vr->kick_set = false;
+	if (vu_all_rings_stopped(dev))
+		vu_clear_broken(dev);
 	return VU_OK;
 }
 
@@ -310,7 +335,7 @@ static enum vu_result set_config(struct vu_dev *dev, struct vhost_user_msg *msg,
 		return VU_NACK;
 	/* The device decides which fields are writable. */
 	return dev->ops->set_config(dev->opaque, c->region, c->offset, c->size) < 0 ? VU_NACK
-										 : VU_OK;
+										    : VU_OK;
 }
 
 static enum vu_result set_status(struct vu_dev *dev, struct vhost_user_msg *msg, int *fds,
@@ -320,6 +345,11 @@ static enum vu_result set_status(struct vu_dev *dev, struct vhost_user_msg *msg,
 		return vu_reject(dev, msg, "status %#llx does not fit the status byte",
 				 (unsigned long long)msg->payload.u64);
 	dev->status = (uint8_t)msg->payload.u64;
+	/* Writing 0 resets the device (virtio 2.1.2): nothing may still run. */
+	if (!dev->status) {
+		vu_stop_all(dev);
+		vu_clear_broken(dev);
+	}
 	if (dev->ops->set_status)
 		dev->ops->set_status(dev->opaque, dev->status);
 	return VU_OK;
@@ -338,12 +368,12 @@ static enum vu_result get_status(struct vu_dev *dev, struct vhost_user_msg *msg,
 
 /* --- the table --- */
 
-#define U64 sizeof(uint64_t)
-#define STATE sizeof(struct vhost_user_vring_state)
-#define ADDR sizeof(struct vhost_user_vring_addr)
-#define MEM_REG sizeof(struct vhost_user_mem_reg)
-#define CONFIG_MIN VHOST_USER_CONFIG_HDR_SIZE
-#define CONFIG_MAX sizeof(struct vhost_user_config)
+#define U64	      sizeof(uint64_t)
+#define STATE	      sizeof(struct vhost_user_vring_state)
+#define ADDR	      sizeof(struct vhost_user_vring_addr)
+#define MEM_REG	      sizeof(struct vhost_user_mem_reg)
+#define CONFIG_MIN    VHOST_USER_CONFIG_HDR_SIZE
+#define CONFIG_MAX    sizeof(struct vhost_user_config)
 #define MEM_TABLE_MIN offsetof(struct vhost_user_mem_table, regions)
 #define MEM_TABLE_MAX sizeof(struct vhost_user_mem_table)
 
@@ -353,6 +383,7 @@ static enum vu_result get_status(struct vu_dev *dev, struct vhost_user_msg *msg,
  * in-band notifications...) belongs to a feature we never offer, so a
  * front-end that sends one is not following the protocol.
  */
+/* clang-format off */
 const struct vu_msg_info vu_msg_table[VHOST_USER_REQUEST_MAX] = {
 	[VHOST_USER_GET_FEATURES] = {
 		.handler = get_features, .flags = VU_MSG_REPLY,
@@ -452,3 +483,4 @@ const struct vu_msg_info vu_msg_table[VHOST_USER_REQUEST_MAX] = {
 		.needs_protocol_feature = VU_NEEDS(VHOST_USER_PROTOCOL_F_STATUS),
 	},
 };
+/* clang-format on */

@@ -18,14 +18,14 @@
 /* One ring: the part the device sees, plus what the front-end told us. */
 struct vu_vring {
 	struct vu_queue q;
-	uint16_t num;			/* SET_VRING_NUM; 0 = not set */
-	uint16_t base;			/* resume point (SET_VRING_BASE or saved at stop) */
+	uint16_t num;  /* SET_VRING_NUM; 0 = not set */
+	uint16_t base; /* resume point (SET_VRING_BASE or saved at stop) */
 	bool base_set;
 	bool addr_set;
 	struct vhost_user_vring_addr addr; /* front-end user addresses */
-	bool kick_set;			/* SET_VRING_KICK seen (an fd, or polling) */
-	bool start_failed;		/* don't retry until one of its inputs changes */
-	char name[48];			/* "dev:q3" for log lines and the virtq */
+	bool kick_set;			   /* SET_VRING_KICK seen (an fd, or polling) */
+	bool start_failed;		   /* don't retry until one of its inputs changes */
+	char name[48];			   /* "dev:q3" for log lines and the virtq */
 };
 
 struct vu_dev {
@@ -39,29 +39,29 @@ struct vu_dev {
 	const struct vu_watch_ops *watch;
 	void *loop;
 
-	int listen_fd;			/* server mode */
-	int timer_fd;			/* client mode: reconnect backoff */
+	int listen_fd; /* server mode */
+	int timer_fd;  /* client mode: reconnect backoff */
 	unsigned int backoff_ms;
-	int broken_fd;			/* eventfd: vu_dev_set_broken() from any thread */
+	int broken_fd; /* eventfd: vu_dev_set_broken() from any thread */
 	int conn_fd;
 	atomic_bool connected;
 	struct vhost_user_rx rx;
 
 	/* Session state, reset on every disconnect. */
 	bool owner;
-	uint64_t features;		/* SET_FEATURES */
-	uint64_t protocol_features;	/* SET_PROTOCOL_FEATURES */
-	uint8_t status;			/* SET_STATUS */
-	struct memmap *mem;		/* current guest memory; NULL before a table */
+	uint64_t features;	    /* SET_FEATURES */
+	uint64_t protocol_features; /* SET_PROTOCOL_FEATURES */
+	uint8_t status;		    /* SET_STATUS */
+	struct memmap *mem;	    /* current guest memory; NULL before a table */
 	atomic_bool broken;
-	struct vu_vring *vrings;	/* num_queues of them */
+	struct vu_vring *vrings; /* num_queues of them */
 };
 
 /* What a handler tells the dispatcher. */
 enum vu_result {
-	VU_OK,		/* done; reply (if any) is in the message */
-	VU_NACK,	/* well-formed but refused or failed: ack with non-zero */
-	VU_CLOSE,	/* malformed or hostile: logged, drop the connection */
+	VU_OK,	  /* done; reply (if any) is in the message */
+	VU_NACK,  /* well-formed but refused or failed: ack with non-zero */
+	VU_CLOSE, /* malformed or hostile: logged, drop the connection */
 };
 
 /*
@@ -70,19 +70,19 @@ enum vu_result {
  * fds[i] = -1; the dispatcher closes every one left.  A handler with a
  * reply (VU_MSG_REPLY) writes its payload into @msg and sets hdr.size.
  */
-typedef enum vu_result (*vu_msg_handler)(struct vu_dev *dev, struct vhost_user_msg *msg,
-					 int *fds, unsigned int nfds);
+typedef enum vu_result (*vu_msg_handler)(struct vu_dev *dev, struct vhost_user_msg *msg, int *fds,
+					 unsigned int nfds);
 
 /* Per-message metadata flags. */
-#define VU_MSG_REPLY (1u << 0)		/* has a reply payload of its own */
-#define VU_MSG_VRING (1u << 1)		/* payload starts with a u32 ring index */
-#define VU_MSG_VRING_FD (1u << 2)	/* u64: index bits 0-7, NOFD bit 8, fd iff !NOFD */
-#define VU_MSG_STOP_VRING (1u << 3)	/* stop the addressed ring first */
-#define VU_MSG_STOP_ALL (1u << 4)	/* stop every ring first */
+#define VU_MSG_REPLY	  (1u << 0) /* has a reply payload of its own */
+#define VU_MSG_VRING	  (1u << 1) /* payload starts with a u32 ring index */
+#define VU_MSG_VRING_FD	  (1u << 2) /* u64: index bits 0-7, NOFD bit 8, fd iff !NOFD */
+#define VU_MSG_STOP_VRING (1u << 3) /* stop the addressed ring first */
+#define VU_MSG_STOP_ALL	  (1u << 4) /* stop every ring first */
 
 struct vu_msg_info {
-	vu_msg_handler handler;		/* NULL: we do not accept this request */
-	uint16_t min_size, max_size;	/* payload bytes */
+	vu_msg_handler handler;	     /* NULL: we do not accept this request */
+	uint16_t min_size, max_size; /* payload bytes */
 	uint8_t min_fds, max_fds;
 	uint8_t flags;
 	/* Protocol feature bit (+1) that must be negotiated first; 0: none. */
@@ -95,8 +95,8 @@ extern const struct vu_msg_info vu_msg_table[VHOST_USER_REQUEST_MAX];
 #define VU_NEEDS(bit) ((uint8_t)((bit) + 1))
 
 /* Log one line naming the message and the reason; returns VU_CLOSE. */
-enum vu_result vu_reject(struct vu_dev *dev, const struct vhost_user_msg *msg, const char *fmt,
-			 ...) __attribute__((format(printf, 3, 4)));
+enum vu_result vu_reject(struct vu_dev *dev, const struct vhost_user_msg *msg, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static inline bool vu_has_feature(const struct vu_dev *dev, unsigned int bit)
 {
@@ -134,8 +134,8 @@ struct vu_ring_ptrs {
  * Check a ring's addresses against the current memory map and layout:
  * 0 with @p filled in, or -EINVAL with the reason in @why.
  */
-int vu_vring_translate(const struct vu_dev *dev, const struct vu_vring *vr,
-		       struct vu_ring_ptrs *p, char *why, size_t why_len);
+int vu_vring_translate(const struct vu_dev *dev, const struct vu_vring *vr, struct vu_ring_ptrs *p,
+		       char *why, size_t why_len);
 /* Features the back-end offers in GET_FEATURES / GET_PROTOCOL_FEATURES. */
 uint64_t vu_offered_features(const struct vu_dev *dev);
 uint64_t vu_offered_protocol_features(const struct vu_dev *dev);

@@ -44,20 +44,20 @@ struct vu_fe_queue {
 
 struct vu_fe {
 	int sock;
-	char *path;			/* for log lines */
-	uint64_t features;		/* negotiated virtio features */
-	uint64_t protocol_features;	/* negotiated protocol features */
+	char *path;		    /* for log lines */
+	uint64_t features;	    /* negotiated virtio features */
+	uint64_t protocol_features; /* negotiated protocol features */
 	unsigned int num_queues;
 	struct vu_fe_region regions[VHOST_USER_MEM_TABLE_MAX_REGIONS];
-	unsigned int nr_regions;	/* regions[0]: rings + vu_fe_alloc() */
-	size_t used;			/* bump pointer into regions[0] */
+	unsigned int nr_regions; /* regions[0]: rings + vu_fe_alloc() */
+	size_t used;		 /* bump pointer into regions[0] */
 	struct vu_fe_queue *queues;
 };
 
 /* Protocol features we use when the back-end offers them. */
-#define VU_FE_PROTOCOL_FEATURES                                                            \
-	(1ull << VHOST_USER_PROTOCOL_F_MQ | 1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK |      \
-	 1ull << VHOST_USER_PROTOCOL_F_CONFIG | 1ull << VHOST_USER_PROTOCOL_F_STATUS |     \
+#define VU_FE_PROTOCOL_FEATURES                                                                    \
+	(1ull << VHOST_USER_PROTOCOL_F_MQ | 1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK |              \
+	 1ull << VHOST_USER_PROTOCOL_F_CONFIG | 1ull << VHOST_USER_PROTOCOL_F_STATUS |             \
 	 1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS)
 
 static bool fe_has_protocol(const struct vu_fe *fe, unsigned int bit)
@@ -425,7 +425,7 @@ static void fe_free(struct vu_fe *fe)
 
 static int fe_connect_socket(struct vu_fe *fe, const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
@@ -591,7 +591,7 @@ int vu_fe_call_fd(const struct vu_fe *fe, unsigned int index)
 
 int vu_fe_wait_call(struct vu_fe *fe, unsigned int index, int timeout_ms)
 {
-	struct pollfd pfd = { .events = POLLIN };
+	struct pollfd pfd = {.events = POLLIN};
 	eventfd_t v;
 	int r;
 
@@ -610,10 +610,10 @@ int vu_fe_wait_call(struct vu_fe *fe, unsigned int index, int timeout_ms)
 	return 1;
 }
 
-int vu_fe_send_raw(struct vu_fe *fe, const void *msg, size_t len, const int *fds,
-		   unsigned int nfds, void *reply, size_t reply_len)
+int vu_fe_send_raw(struct vu_fe *fe, const void *msg, size_t len, const int *fds, unsigned int nfds,
+		   void *reply, size_t reply_len)
 {
-	struct iovec iov = { .iov_base = (void *)msg, .iov_len = len };
+	struct iovec iov = {.iov_base = (void *)msg, .iov_len = len};
 	struct vhost_user_rx rx;
 	int r;
 

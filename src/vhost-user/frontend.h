@@ -22,11 +22,11 @@ struct vu_fe;
 
 struct vu_fe_config {
 	const char *socket_path;
-	size_t mem_size;		/* bytes of shared memory (rings + buffers) */
-	unsigned int num_queues;	/* 0: as many as the back-end offers */
+	size_t mem_size;	 /* bytes of shared memory (rings + buffers) */
+	unsigned int num_queues; /* 0: as many as the back-end offers */
 	uint16_t queue_size;
-	uint64_t features;		/* bits the driver accepts; ANDed with the offer */
-	unsigned int indirect_max;	/* indirect table size per slot (0: none) */
+	uint64_t features;	   /* bits the driver accepts; ANDed with the offer */
+	unsigned int indirect_max; /* indirect table size per slot (0: none) */
 };
 
 /*
@@ -39,7 +39,7 @@ struct vu_fe *vu_fe_connect(const struct vu_fe_config *cfg);
 /* GET_VRING_BASE on every queue, close the socket, free the memory. */
 void vu_fe_disconnect(struct vu_fe *fe);
 
-uint64_t vu_fe_features(const struct vu_fe *fe);	/* negotiated */
+uint64_t vu_fe_features(const struct vu_fe *fe); /* negotiated */
 unsigned int vu_fe_num_queues(const struct vu_fe *fe);
 
 /* GET_CONFIG: read @len bytes of the device's config space. */
@@ -82,7 +82,7 @@ int vu_fe_stop_queue(struct vu_fe *fe, unsigned int index, uint16_t *base);
  * @reply_len bytes).  0 or -errno: -ECONNRESET when the back-end closed the
  * connection instead of replying, -ETIMEDOUT after 5 s.
  */
-int vu_fe_send_raw(struct vu_fe *fe, const void *msg, size_t len, const int *fds,
-		   unsigned int nfds, void *reply, size_t reply_len);
+int vu_fe_send_raw(struct vu_fe *fe, const void *msg, size_t len, const int *fds, unsigned int nfds,
+		   void *reply, size_t reply_len);
 
 #endif /* VHOSTD_VHOST_USER_FRONTEND_H */

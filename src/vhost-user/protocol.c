@@ -99,7 +99,7 @@ static void deadline_set(struct timespec *deadline, int timeout_ms)
 /* Wait for @events on @sock until @deadline; 0, -ETIMEDOUT or -errno. */
 static int wait_sock(int sock, short events, const struct timespec *deadline)
 {
-	struct pollfd pfd = { .fd = sock, .events = events };
+	struct pollfd pfd = {.fd = sock, .events = events};
 	int r;
 
 	do {
@@ -130,7 +130,7 @@ int vhost_user_sendv(int sock, const struct iovec *iov, unsigned int iovcnt, con
 	}
 
 	while (iovcnt) {
-		struct msghdr mh = { .msg_iov = left, .msg_iovlen = iovcnt };
+		struct msghdr mh = {.msg_iov = left, .msg_iovlen = iovcnt};
 		ssize_t n;
 
 		if (!left[0].iov_len) {
@@ -179,12 +179,12 @@ int vhost_user_sendv(int sock, const struct iovec *iov, unsigned int iovcnt, con
 	return 0;
 }
 
-int vhost_user_send(int sock, const struct vhost_user_msg *msg, const int *fds,
-		    unsigned int nfds, int timeout_ms)
+int vhost_user_send(int sock, const struct vhost_user_msg *msg, const int *fds, unsigned int nfds,
+		    int timeout_ms)
 {
 	struct iovec iov[2] = {
-		{ .iov_base = (void *)&msg->hdr, .iov_len = VHOST_USER_HDR_SIZE },
-		{ .iov_base = (void *)&msg->payload, .iov_len = msg->hdr.size },
+		{.iov_base = (void *)&msg->hdr, .iov_len = VHOST_USER_HDR_SIZE},
+		{.iov_base = (void *)&msg->payload, .iov_len = msg->hdr.size},
 	};
 
 	if (msg->hdr.size > VHOST_USER_MAX_PAYLOAD)
@@ -194,6 +194,8 @@ int vhost_user_send(int sock, const struct vhost_user_msg *msg, const int *fds,
 
 void vhost_user_rx_init(struct vhost_user_rx *rx)
 {
+	/* No byte of an earlier message can be read as part of this one. */
+	memset(&rx->msg, 0, sizeof(rx->msg));
 	rx->got = 0;
 	rx->nfds = 0;
 	for (unsigned int i = 0; i < VHOST_USER_MAX_FDS; i++)
@@ -242,7 +244,7 @@ int vhost_user_recv_step(int sock, struct vhost_user_rx *rx)
 
 	for (;;) {
 		struct iovec iov;
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 		size_t want;
 		ssize_t n;
 
@@ -267,7 +269,8 @@ int vhost_user_recv_step(int sock, struct vhost_user_rx *rx)
 		if (rx->got < VHOST_USER_HDR_SIZE)
 			iov.iov_base = (uint8_t *)&rx->msg.hdr + rx->got;
 		else
-			iov.iov_base = (uint8_t *)&rx->msg.payload + (rx->got - VHOST_USER_HDR_SIZE);
+			iov.iov_base =
+				(uint8_t *)&rx->msg.payload + (rx->got - VHOST_USER_HDR_SIZE);
 		iov.iov_len = want;
 		mh.msg_control = control.buf;
 		mh.msg_controllen = sizeof(control.buf);

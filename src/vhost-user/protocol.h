@@ -70,9 +70,9 @@ enum vhost_user_request {
 };
 
 /* Header flags: version in bits 0-1, then REPLY and NEED_REPLY ("Header"). */
-#define VHOST_USER_VERSION_MASK 0x3u
-#define VHOST_USER_VERSION 0x1u
-#define VHOST_USER_REPLY_MASK (1u << 2)
+#define VHOST_USER_VERSION_MASK	   0x3u
+#define VHOST_USER_VERSION	   0x1u
+#define VHOST_USER_REPLY_MASK	   (1u << 2)
 #define VHOST_USER_NEED_REPLY_MASK (1u << 3)
 
 /* Virtio feature bit 30, reused by vhost-user for protocol negotiation. */
@@ -81,26 +81,26 @@ enum vhost_user_request {
 #define VHOST_F_LOG_ALL 26
 
 /* Protocol features ("Protocol features"). */
-#define VHOST_USER_PROTOCOL_F_MQ 0
-#define VHOST_USER_PROTOCOL_F_LOG_SHMFD 1
-#define VHOST_USER_PROTOCOL_F_RARP 2
-#define VHOST_USER_PROTOCOL_F_REPLY_ACK 3
-#define VHOST_USER_PROTOCOL_F_NET_MTU 4
-#define VHOST_USER_PROTOCOL_F_BACKEND_REQ 5
-#define VHOST_USER_PROTOCOL_F_CROSS_ENDIAN 6
-#define VHOST_USER_PROTOCOL_F_CRYPTO_SESSION 7
-#define VHOST_USER_PROTOCOL_F_PAGEFAULT 8
-#define VHOST_USER_PROTOCOL_F_CONFIG 9
-#define VHOST_USER_PROTOCOL_F_BACKEND_SEND_FD 10
-#define VHOST_USER_PROTOCOL_F_HOST_NOTIFIER 11
-#define VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD 12
-#define VHOST_USER_PROTOCOL_F_RESET_DEVICE 13
+#define VHOST_USER_PROTOCOL_F_MQ		   0
+#define VHOST_USER_PROTOCOL_F_LOG_SHMFD		   1
+#define VHOST_USER_PROTOCOL_F_RARP		   2
+#define VHOST_USER_PROTOCOL_F_REPLY_ACK		   3
+#define VHOST_USER_PROTOCOL_F_NET_MTU		   4
+#define VHOST_USER_PROTOCOL_F_BACKEND_REQ	   5
+#define VHOST_USER_PROTOCOL_F_CROSS_ENDIAN	   6
+#define VHOST_USER_PROTOCOL_F_CRYPTO_SESSION	   7
+#define VHOST_USER_PROTOCOL_F_PAGEFAULT		   8
+#define VHOST_USER_PROTOCOL_F_CONFIG		   9
+#define VHOST_USER_PROTOCOL_F_BACKEND_SEND_FD	   10
+#define VHOST_USER_PROTOCOL_F_HOST_NOTIFIER	   11
+#define VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD	   12
+#define VHOST_USER_PROTOCOL_F_RESET_DEVICE	   13
 #define VHOST_USER_PROTOCOL_F_INBAND_NOTIFICATIONS 14
-#define VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS 15
-#define VHOST_USER_PROTOCOL_F_STATUS 16
+#define VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS  15
+#define VHOST_USER_PROTOCOL_F_STATUS		   16
 
 /* SET_VRING_KICK/CALL/ERR u64: ring index in bits 0-7, "no fd" in bit 8. */
-#define VHOST_USER_VRING_IDX_MASK 0xffull
+#define VHOST_USER_VRING_IDX_MASK  0xffull
 #define VHOST_USER_VRING_NOFD_MASK (1ull << 8)
 
 /* SET_VRING_ADDR flags: bit 0 asks for used-ring dirty logging. */
@@ -114,13 +114,13 @@ enum vhost_user_request {
 #define VHOST_USER_MAX_FDS VHOST_USER_MEM_TABLE_MAX_REGIONS
 
 /* SET_CONFIG flags. */
-#define VHOST_USER_CONFIG_FLAG_WRITABLE 0
+#define VHOST_USER_CONFIG_FLAG_WRITABLE	 0
 #define VHOST_USER_CONFIG_FLAG_MIGRATION 1
 
 struct vhost_user_hdr {
 	uint32_t request;
 	uint32_t flags;
-	uint32_t size;		/* payload bytes that follow */
+	uint32_t size; /* payload bytes that follow */
 };
 
 /* "A vring state description" */
@@ -198,8 +198,8 @@ _Static_assert(VHOST_USER_HDR_SIZE == 12, "vhost-user header is 12 bytes on the 
 const char *vhost_user_request_name(uint32_t request);
 
 /* Fill @msg's header for a request (or reply) with @size payload bytes. */
-static inline void vhost_user_msg_init(struct vhost_user_msg *msg, uint32_t request,
-				       uint32_t flags, uint32_t size)
+static inline void vhost_user_msg_init(struct vhost_user_msg *msg, uint32_t request, uint32_t flags,
+				       uint32_t size)
 {
 	msg->hdr.request = request;
 	msg->hdr.flags = VHOST_USER_VERSION | flags;
@@ -216,8 +216,8 @@ int vhost_user_sendv(int sock, const struct iovec *iov, unsigned int iovcnt, con
 		     unsigned int nfds, int timeout_ms);
 
 /* Send @msg: its header and hdr.size bytes of payload (at most the maximum). */
-int vhost_user_send(int sock, const struct vhost_user_msg *msg, const int *fds,
-		    unsigned int nfds, int timeout_ms);
+int vhost_user_send(int sock, const struct vhost_user_msg *msg, const int *fds, unsigned int nfds,
+		    int timeout_ms);
 
 /*
  * Incremental receiver for one message.  Bytes and descriptors accumulate
@@ -226,7 +226,7 @@ int vhost_user_send(int sock, const struct vhost_user_msg *msg, const int *fds,
  */
 struct vhost_user_rx {
 	struct vhost_user_msg msg;
-	size_t got;			/* wire bytes received so far (header first) */
+	size_t got; /* wire bytes received so far (header first) */
 	int fds[VHOST_USER_MAX_FDS];
 	unsigned int nfds;
 };

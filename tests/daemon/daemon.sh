@@ -58,6 +58,7 @@ stat_field() {
 
 truncate -s 64M "$T/disk.img"
 truncate -s 8M "$T/ro.img"
+truncate -s 8M "$T/shrink.img"
 mkdir "$T/adir"
 
 # --- bad command lines -------------------------------------------------------
@@ -128,9 +129,10 @@ check "--version prints the version" bash -c "'$VHOSTD' --version | grep -q '^vh
 
 "$VHOSTD" --blk "id=vda,path=$T/disk.img,socket=$T/vda.sock,num-queues=2" \
 	--blk "id=vdb,path=$T/ro.img,socket=$T/vdb.sock,readonly=on" \
+	--blk "id=vdc,path=$T/shrink.img,socket=$T/vdc.sock" \
 	--control "$T/ctl.sock" 2>"$T/daemon.log" &
 DPID=$!
-if ! wait_for_socket "$T/ctl.sock" 10 || ! wait_for_socket "$T/vdb.sock" 10; then
+if ! wait_for_socket "$T/ctl.sock" 10 || ! wait_for_socket "$T/vdc.sock" 10; then
 	not_ok "daemon did not start: $(cat "$T/daemon.log")"
 	exit 1
 fi
@@ -153,7 +155,7 @@ check "VHOSTD_CONTROL picks the socket" \
 "$VHOSTCTL" --control "$T/ctl.sock" stats >"$T/stats"
 sed 's/^/# /' "$T/stats"
 check "stats: one diskstats line per device" \
-	awk 'NF < 14 { exit 1 } END { exit NR != 2 }' "$T/stats"
+	awk 'NF < 14 { exit 1 } END { exit NR != 3 }' "$T/stats"
 check "stats: idle vda has no reads" test "$(stat_field vda 4)" = 0
 
 # I/O on both queues of vda, reads and writes.
@@ -178,6 +180,17 @@ check "read-only vdb refuses a write benchmark" \
 	bash -c "! '$BENCH' --socket '$T/vdb.sock' --rw randwrite --time 0.5 >/dev/null 2>&1"
 check "read-only vdb serves reads (--json)" bash -c \
 	"'$BENCH' --socket '$T/vdb.sock' --rw read --bs 64k --iodepth 4 --time 0.5 --json | grep -q '\"ios\":[1-9]'"
+
+# The image shrinks under a running benchmark: reads past its new end fail
+# with IOERR, and vhost-bench must say so and exit 1.
+(sleep 0.5 && truncate -s 4k "$T/shrink.img") &
+SPID=$!
+"$BENCH" --socket "$T/vdc.sock" --rw randread --time 3 >"$T/bench3.out" 2>&1
+rc=$?
+wait "$SPID"
+sed 's/^/# /' "$T/bench3.out"
+check "vhost-bench: a failed request means exit 1" test "$rc" = 1
+check "vhost-bench: the failed request is reported" grep -q 'status 1 (IOERR)' "$T/bench3.out"
 
 check "vhostctl: unknown device is an error" \
 	bash -c "! '$VHOSTCTL' --control '$T/ctl.sock' stats nosuch 2>/dev/null"
@@ -227,10 +240,23 @@ check "SIGTERM during I/O: exit 0" test "$rc" = 0
 check "I/O was running when the signal came" test "${before:-0}" -gt 0
 check "SIGTERM: vda socket removed" test ! -e "$T/vda.sock"
 check "SIGTERM: vdb socket removed" test ! -e "$T/vdb.sock"
+check "SIGTERM: vdc socket removed" test ! -e "$T/vdc.sock"
 check "SIGTERM: control socket removed" test ! -e "$T/ctl.sock"
 check "SIGTERM: logged the stop" grep -q "stopped" "$T/daemon.log"
 kill "$BPID" 2>/dev/null
 wait "$BPID" 2>/dev/null
 BPID=
+
+# --- SIGINT (Ctrl-C) on an idle daemon ---------------------------------------
+
+"$VHOSTD" --blk "$good" --control "$T/ctl.sock" 2>"$T/daemon2.log" &
+DPID=$!
+wait_for_socket "$T/ctl.sock" 10
+kill -INT "$DPID"
+wait "$DPID"
+rc=$?
+DPID=
+check "SIGINT: exit 0" test "$rc" = 0
+check "SIGINT: sockets removed" test ! -e "$T/a.sock" -a ! -e "$T/ctl.sock"
 
 exit $failed

@@ -226,18 +226,23 @@ check "daemon alive after garbage" bash -c "'$VHOSTCTL' --control '$T/ctl.sock' 
 
 # --- SIGTERM during I/O ------------------------------------------------------
 
+writes0=$(stat_field vda 8)
 "$BENCH" --socket "$T/vda.sock" --rw randwrite --iodepth 16 --queues 2 --time 30 \
 	>"$T/bench2.out" 2>&1 &
 BPID=$!
-sleep 1
-before=$(stat_field vda 8)
+# Wait until writes are really flowing (slow under sanitizers), then signal.
+for ((i = 0; i < 100; i++)); do
+	now=$(stat_field vda 8)
+	[ "${now:-0}" -gt $((writes0 + 100)) ] && break
+	sleep 0.1
+done
 kill -TERM "$DPID"
 wait "$DPID"
 rc=$?
 DPID=
 sed 's/^/# /' "$T/daemon.log"
 check "SIGTERM during I/O: exit 0" test "$rc" = 0
-check "I/O was running when the signal came" test "${before:-0}" -gt 0
+check "I/O was running when the signal came" test "${now:-0}" -gt $((writes0 + 100))
 check "SIGTERM: vda socket removed" test ! -e "$T/vda.sock"
 check "SIGTERM: vdb socket removed" test ! -e "$T/vdb.sock"
 check "SIGTERM: vdc socket removed" test ! -e "$T/vdc.sock"

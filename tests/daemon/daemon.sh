@@ -252,11 +252,20 @@ kill "$BPID" 2>/dev/null
 wait "$BPID" 2>/dev/null
 BPID=
 
-# --- SIGINT (Ctrl-C) on an idle daemon ---------------------------------------
+# --- stale sockets, then SIGINT (Ctrl-C) on an idle daemon ----------------------
 
+# Sockets left by a process that died: nobody listens, so they are replaced.
+for s in a ctl; do
+	python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$T/$s.sock"
+done
 "$VHOSTD" --blk "$good" --control "$T/ctl.sock" 2>"$T/daemon2.log" &
 DPID=$!
-wait_for_socket "$T/ctl.sock" 10
+# The stale file is there from the start: wait for the daemon to answer.
+for ((i = 0; i < 100; i++)); do
+	"$VHOSTCTL" --control "$T/ctl.sock" version >/dev/null 2>&1 && break
+	sleep 0.1
+done
+check "stale sockets replaced" "$VHOSTCTL" --control "$T/ctl.sock" version
 kill -INT "$DPID"
 wait "$DPID"
 rc=$?

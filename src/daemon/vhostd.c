@@ -357,9 +357,10 @@ static int devices_start(struct vhostd *d)
 		err[0] = '\0';
 		dev = blk_dev_new(o, &watch_ops, d->loop, err, sizeof(err));
 		if (!dev) {
-			log_error("%s%s%s", msg_has_id(err, o->id) ? "" : o->id,
-				  msg_has_id(err, o->id) ? "" : ": ",
-				  err[0] ? err : "cannot start");
+			if (msg_has_id(err, o->id))
+				log_error("%s", err);
+			else
+				log_error("%s: %s", o->id, err[0] ? err : "cannot start");
 			return -1;
 		}
 		d->devs[d->rpc.count++] = dev;

@@ -28,17 +28,18 @@
 #include <sys/uio.h>
 
 enum blk_io_op {
-	BLK_IO_READ,		/* preadv into iov at offset */
-	BLK_IO_WRITE,		/* pwritev from iov at offset */
-	BLK_IO_FLUSH,		/* fdatasync */
-	BLK_IO_DISCARD,		/* deallocate [offset, offset+len); a hint: never fails for lack of support */
-	BLK_IO_WRITE_ZEROES,	/* [offset, offset+len) reads back as zeroes */
-	BLK_IO_EVENTFD,		/* wait until eventfd @fd is readable, then reset its count */
+	BLK_IO_READ,	/* preadv into iov at offset */
+	BLK_IO_WRITE,	/* pwritev from iov at offset */
+	BLK_IO_FLUSH,	/* fdatasync */
+	BLK_IO_DISCARD, /* deallocate [offset, offset+len); a hint: never fails for lack of support
+			 */
+	BLK_IO_WRITE_ZEROES, /* [offset, offset+len) reads back as zeroes */
+	BLK_IO_EVENTFD,	     /* wait until eventfd @fd is readable, then reset its count */
 };
 
 /* blk_io flags */
-#define BLK_IO_F_FUA 1u		/* WRITE/WRITE_ZEROES/DISCARD: durable when completed */
-#define BLK_IO_F_UNMAP 2u	/* WRITE_ZEROES: the range may be deallocated */
+#define BLK_IO_F_FUA   1u /* WRITE/WRITE_ZEROES/DISCARD: durable when completed */
+#define BLK_IO_F_UNMAP 2u /* WRITE_ZEROES: the range may be deallocated */
 
 /*
  * One operation.  The caller fills the first block, preps it and gets it
@@ -47,37 +48,37 @@ enum blk_io_op {
  * transfer).
  */
 struct blk_io {
-	uint8_t op;		/* enum blk_io_op */
-	uint8_t flags;		/* BLK_IO_F_* */
-	int fd;			/* BLK_IO_EVENTFD */
-	struct iovec *iov;	/* READ / WRITE */
+	uint8_t op;	   /* enum blk_io_op */
+	uint8_t flags;	   /* BLK_IO_F_* */
+	int fd;		   /* BLK_IO_EVENTFD */
+	struct iovec *iov; /* READ / WRITE */
 	unsigned int iovcnt;
-	uint64_t offset;	/* bytes */
-	uint64_t len;		/* bytes: DISCARD / WRITE_ZEROES; READ / WRITE: set by prep */
+	uint64_t offset; /* bytes */
+	uint64_t len;	 /* bytes: DISCARD / WRITE_ZEROES; READ / WRITE: set by prep */
 
-	int64_t res;		/* bytes transferred (READ/WRITE), 0, or -errno */
+	int64_t res; /* bytes transferred (READ/WRITE), 0, or -errno */
 
 	/* private to the back-end */
-	uint64_t done;		/* bytes finished so far */
-	uint8_t stage;		/* fallback step */
-	uint64_t evt;		/* BLK_IO_EVENTFD: the value read */
+	uint64_t done; /* bytes finished so far */
+	uint8_t stage; /* fallback step */
+	uint64_t evt;  /* BLK_IO_EVENTFD: the value read */
 };
 
 /* What the device model needs to describe the disk to the guest. */
 struct blk_backend_info {
-	uint64_t size;			/* bytes */
-	uint32_t logical_block_size;	/* smallest unit the device advertises (>= 512) */
-	uint32_t physical_block_size;	/* unit that avoids read-modify-write */
+	uint64_t size;		      /* bytes */
+	uint32_t logical_block_size;  /* smallest unit the device advertises (>= 512) */
+	uint32_t physical_block_size; /* unit that avoids read-modify-write */
 	bool readonly;
-	bool direct;			/* O_DIRECT is in effect */
+	bool direct; /* O_DIRECT is in effect */
 	bool blockdev;
 };
 
 struct blk_backend_config {
 	const char *path;
 	bool readonly;
-	bool direct;	/* O_DIRECT (cache=none); refused by the FS: buffered + a warning */
-	const char *name;	/* for log lines */
+	bool direct;	  /* O_DIRECT (cache=none); refused by the FS: buffered + a warning */
+	const char *name; /* for log lines */
 };
 
 struct blk_backend;

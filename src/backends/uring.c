@@ -28,18 +28,18 @@
 #include "backend.h"
 #include "common/log.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* Write-zeroes fallback writes from this many zero bytes at a time. */
 #define ZERO_BUF_SIZE (256u * 1024)
 
 struct uring_backend {
 	struct blk_backend be;
-	int fd;			/* O_DIRECT when info.direct */
-	int buffered_fd;	/* the same file through the page cache; == fd if !direct */
+	int fd;		 /* O_DIRECT when info.direct */
+	int buffered_fd; /* the same file through the page cache; == fd if !direct */
 	struct blk_backend_info info;
-	uint32_t dio_mem_align;		/* buffer address alignment O_DIRECT needs */
-	uint32_t dio_offset_align;	/* file offset / length alignment O_DIRECT needs */
+	uint32_t dio_mem_align;	   /* buffer address alignment O_DIRECT needs */
+	uint32_t dio_offset_align; /* file offset / length alignment O_DIRECT needs */
 	void *zero_buf;
 	char name[64];
 };
@@ -48,15 +48,15 @@ struct blk_backend_queue {
 	struct uring_backend *ub;
 	struct io_uring ring;
 	unsigned int depth;
-	unsigned int inflight;	/* prepped and not yet reported */
+	unsigned int inflight; /* prepped and not yet reported */
 };
 
 /* Steps of the multi-stage operations (blk_io.stage). */
 enum {
 	STAGE_FIRST,
-	STAGE_ZERO_RANGE,	/* write zeroes: FALLOC_FL_ZERO_RANGE */
-	STAGE_WRITE_ZEROES,	/* write zeroes: plain writes from zero_buf */
-	STAGE_SYNC,		/* FUA after fallocate: fdatasync, then done */
+	STAGE_ZERO_RANGE,   /* write zeroes: FALLOC_FL_ZERO_RANGE */
+	STAGE_WRITE_ZEROES, /* write zeroes: plain writes from zero_buf */
+	STAGE_SYNC,	    /* FUA after fallocate: fdatasync, then done */
 };
 
 static struct uring_backend *to_ub(struct blk_backend *be)
@@ -66,7 +66,8 @@ static struct uring_backend *to_ub(struct blk_backend *be)
 
 /* ---- open / close -------------------------------------------------------- */
 
-static void set_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static void set_err(char *err, size_t len, const char *fmt, ...)
 {
@@ -91,8 +92,7 @@ static void uring_probe_dio_align(struct uring_backend *ub, uint32_t fallback)
 	struct statx stx;
 
 	if (statx(ub->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
-	    (stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_mem_align &&
-	    stx.stx_dio_offset_align) {
+	    (stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_mem_align && stx.stx_dio_offset_align) {
 		ub->dio_mem_align = stx.stx_dio_mem_align;
 		ub->dio_offset_align = stx.stx_dio_offset_align;
 	}
@@ -180,7 +180,8 @@ static int uring_open(const struct blk_backend_config *cfg, struct blk_backend *
 	if (ub->fd < 0 && errno == EINVAL && cfg->direct) {
 		/* The file system refuses O_DIRECT (older tmpfs, some FUSE). */
 		log_warn("%s: %s: the file system refuses O_DIRECT; cache=none falls back to "
-			 "the page cache (flushes still reach the disk)", ub->name, cfg->path);
+			 "the page cache (flushes still reach the disk)",
+			 ub->name, cfg->path);
 		ub->info.direct = false;
 		ub->fd = uring_open_fd(cfg, false);
 	}
@@ -299,8 +300,8 @@ static void uring_queue_free(struct blk_backend_queue *bq)
  * every segment length aligned to the logical block size and every buffer
  * address aligned to the DMA alignment; guest buffers need not be.
  */
-static bool uring_dio_ok(const struct uring_backend *ub, uint64_t offset,
-			 const struct iovec *iov, unsigned int cnt)
+static bool uring_dio_ok(const struct uring_backend *ub, uint64_t offset, const struct iovec *iov,
+			 unsigned int cnt)
 {
 	uint64_t mem_mask = ub->dio_mem_align - 1;
 	uint64_t len_mask = ub->dio_offset_align - 1;
@@ -462,10 +463,10 @@ static void uring_iov_advance(struct blk_io *io, uint64_t n)
 static void uring_eventfd_drain(int fd)
 {
 	uint64_t v;
-	struct iovec iov = { &v, sizeof(v) };
+	struct iovec iov = {&v, sizeof(v)};
 
 	if (preadv2(fd, &iov, 1, -1, RWF_NOWAIT) < 0 && errno == EOPNOTSUPP) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
+		struct pollfd p = {.fd = fd, .events = POLLIN};
 
 		if (poll(&p, 1, 0) == 1 && read(fd, &v, sizeof(v)) < 0)
 			return;
@@ -578,7 +579,8 @@ static unsigned int uring_reap(struct blk_backend_queue *bq, blk_io_done_fn done
 	struct io_uring_cqe *cqe;
 	unsigned int head, seen = 0, n = 0;
 
-	io_uring_for_each_cqe(&bq->ring, head, cqe) {
+	io_uring_for_each_cqe(&bq->ring, head, cqe)
+	{
 		struct blk_io *io = io_uring_cqe_get_data(cqe);
 
 		seen++;

@@ -53,11 +53,11 @@
 #include "stats.h"
 #include "virtio_blk.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 #define BLK_DEFAULT_QUEUE_SIZE 256
-#define BLK_MIN_QUEUE_SIZE 4
-#define BLK_MAX_QUEUE_SIZE 1024		/* QEMU's VIRTQUEUE_MAX_SIZE */
+#define BLK_MIN_QUEUE_SIZE     4
+#define BLK_MAX_QUEUE_SIZE     1024 /* QEMU's VIRTQUEUE_MAX_SIZE */
 /*
  * seg_max is queue_size - 2 (header and status: a chain must fit the ring
  * without indirect descriptors), capped so that a slot's iovec array stays
@@ -65,8 +65,8 @@
  */
 #define BLK_MAX_SEG_MAX 254
 /* Ranges per DISCARD / WRITE_ZEROES request and sectors per range. */
-#define BLK_MAX_DWZ_SEG 16
-#define BLK_MAX_DWZ_SECTORS (1u << 22)	/* 2 GiB */
+#define BLK_MAX_DWZ_SEG	    16
+#define BLK_MAX_DWZ_SECTORS (1u << 22) /* 2 GiB */
 /* Chains popped before completions get a look (fairness with the reap). */
 #define BLK_BURST 64
 /* No kick eventfd (the front-end wants us to poll): look this often. */
@@ -82,14 +82,14 @@ struct blk_queue;
 
 /* A request slot.  iov[] follows it (max_iov entries). */
 struct blk_req {
-	struct virtq_elem elem;		/* the popped chain; elem.iov = iov */
-	struct blk_io io;		/* the back-end operation */
-	uint8_t *status;		/* the status byte: last writable byte */
-	uint32_t type;			/* copied from the header */
-	uint32_t used_len;		/* bytes written to writable buffers on success */
-	uint64_t sectors;		/* for the statistics */
+	struct virtq_elem elem; /* the popped chain; elem.iov = iov */
+	struct blk_io io;	/* the back-end operation */
+	uint8_t *status;	/* the status byte: last writable byte */
+	uint32_t type;		/* copied from the header */
+	uint32_t used_len;	/* bytes written to writable buffers on success */
+	uint64_t sectors;	/* for the statistics */
 	uint64_t start_ns;
-	int8_t stat_dir;		/* enum blk_stat_dir, or -1: not counted */
+	int8_t stat_dir; /* enum blk_stat_dir, or -1: not counted */
 	bool busy;
 	uint8_t nr_ranges;
 	uint8_t cur_range;
@@ -100,7 +100,7 @@ struct blk_req {
 struct blk_queue {
 	struct blk_dev *dev;
 	unsigned int index;
-	char name[48];			/* "id:qN" for log lines */
+	char name[48]; /* "id:qN" for log lines */
 
 	/* Valid while started; touched only by the queue thread in between. */
 	struct vu_queue *q;
@@ -109,22 +109,22 @@ struct blk_queue {
 	pthread_t thread;
 	bool running;
 	int stop_fd;
-	struct blk_io kick_io;		/* waits on q->kick_fd */
-	struct blk_io stop_io;		/* waits on stop_fd */
+	struct blk_io kick_io; /* waits on q->kick_fd */
+	struct blk_io stop_io; /* waits on stop_fd */
 	void *slot_mem;
 	size_t slot_stride;
-	struct blk_req **by_head;	/* num entries: the slot of each head */
-	struct blk_req *spare;		/* the next chain is popped into this */
+	struct blk_req **by_head; /* num entries: the slot of each head */
+	struct blk_req *spare;	  /* the next chain is popped into this */
 	unsigned int num;
 	unsigned int max_iov;
-	unsigned int inflight;		/* requests handed to the back-end */
-	unsigned int nr_filled;		/* filled since the last flush */
-	bool kick_pending;		/* the ring may hold work */
-	bool notify_off;		/* kicks disabled (we are polling) */
+	unsigned int inflight;	/* requests handed to the back-end */
+	unsigned int nr_filled; /* filled since the last flush */
+	bool kick_pending;	/* the ring may hold work */
+	bool notify_off;	/* kicks disabled (we are polling) */
 	bool stopping;
-	bool halted;			/* hostile input: pop no more */
+	bool halted; /* hostile input: pop no more */
 	bool io_error_logged;
-	uint64_t now_ns;		/* clock at the start of this round */
+	uint64_t now_ns; /* clock at the start of this round */
 };
 
 struct blk_dev {
@@ -132,21 +132,22 @@ struct blk_dev {
 	struct blk_backend *be;
 	const struct blk_backend_ops *bops;
 	struct blk_backend_info info;
-	uint64_t capacity;		/* 512-byte sectors */
+	uint64_t capacity; /* 512-byte sectors */
 	uint32_t seg_max;
 	struct vu_dev *vu;
 
 	/* Set by the vhost-user thread, read by queue threads. */
-	_Atomic uint64_t features;	/* negotiated */
-	atomic_uchar writeback;		/* config space "writeback" */
+	_Atomic uint64_t features; /* negotiated */
+	atomic_uchar writeback;	   /* config space "writeback" */
 
 	struct blk_dev_stats stats;
-	struct blk_queue *queues;	/* opts.num_queues */
+	struct blk_queue *queues; /* opts.num_queues */
 };
 
 /* ---- options ------------------------------------------------------------- */
 
-static int opt_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int opt_err(char *err, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static int opt_err(char *err, size_t len, const char *fmt, ...)
 {
@@ -231,11 +232,15 @@ static const struct {
 	const char *key;
 	unsigned int bit;
 } blk_keys[] = {
-	{ "id", OPT_ID },		{ "path", OPT_PATH },
-	{ "socket", OPT_SOCKET },	{ "readonly", OPT_READONLY },
-	{ "client", OPT_CLIENT },	{ "num-queues", OPT_NUM_QUEUES },
-	{ "queue-size", OPT_QUEUE_SIZE }, { "cache", OPT_CACHE },
-	{ "serial", OPT_SERIAL },
+	{"id", OPT_ID},
+	{"path", OPT_PATH},
+	{"socket", OPT_SOCKET},
+	{"readonly", OPT_READONLY},
+	{"client", OPT_CLIENT},
+	{"num-queues", OPT_NUM_QUEUES},
+	{"queue-size", OPT_QUEUE_SIZE},
+	{"cache", OPT_CACHE},
+	{"serial", OPT_SERIAL},
 };
 
 /* Copy @v (at most @size - 1 bytes) into @dst; -EINVAL if empty or too long. */
@@ -384,8 +389,7 @@ int blk_options_parse(const char *str, struct blk_options *opts, char *err, size
 		return opt_err(err, err_len, "socket= is required");
 	/* GET_ID answers with the id when no serial was given. */
 	if (!(seen & OPT_SERIAL))
-		snprintf(opts->serial, sizeof(opts->serial), "%.*s", VIRTIO_BLK_ID_BYTES,
-			 opts->id);
+		snprintf(opts->serial, sizeof(opts->serial), "%.*s", VIRTIO_BLK_ID_BYTES, opts->id);
 	return 0;
 }
 
@@ -546,7 +550,7 @@ static int blk_req_rw(struct blk_queue *bq, struct blk_req *req, uint64_t sector
 
 static int blk_req_flush(struct blk_queue *bq, struct blk_req *req)
 {
-	req->io = (struct blk_io){ .op = BLK_IO_FLUSH };
+	req->io = (struct blk_io){.op = BLK_IO_FLUSH};
 	blk_stats_start(bq, req, BLK_STAT_FLUSH, 0);
 	return blk_req_submit(bq, req);
 }
@@ -555,7 +559,7 @@ static int blk_req_flush(struct blk_queue *bq, struct blk_req *req)
 static int blk_req_get_id(struct blk_queue *bq, struct blk_req *req, struct iovec *data,
 			  unsigned int cnt)
 {
-	char id[VIRTIO_BLK_ID_BYTES] = { 0 };
+	char id[VIRTIO_BLK_ID_BYTES] = {0};
 	size_t n;
 
 	memcpy(id, bq->dev->opts.serial, strnlen(bq->dev->opts.serial, sizeof(id)));
@@ -688,8 +692,8 @@ static void blk_req_start(struct blk_queue *bq, struct blk_req *req)
 	if (e->out_len < sizeof(hdr) || e->in_len < 1) {
 		char why[96];
 
-		snprintf(why, sizeof(why), "request %u has %u readable / %u writable bytes",
-			 e->id, e->out_len, e->in_len);
+		snprintf(why, sizeof(why), "request %u has %u readable / %u writable bytes", e->id,
+			 e->out_len, e->in_len);
 		blk_queue_halt(bq, why);
 		/* Still filled once (virtq.h), so its map reference is dropped. */
 		virtq_fill(bq->vq, &req->elem, 0);
@@ -728,7 +732,8 @@ static void blk_req_io_done(struct blk_queue *bq, struct blk_req *req)
 	if (res < 0 && !bq->io_error_logged) {
 		bq->io_error_logged = true;
 		log_warn("%s: request type %u failed: %s (further errors on this queue are not "
-			 "logged)", bq->name, req->type, strerror((int)-res));
+			 "logged)",
+			 bq->name, req->type, strerror((int)-res));
 	}
 	blk_stats_done(bq, req, res >= 0);
 	blk_req_complete(bq, req, res < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
@@ -930,8 +935,8 @@ static int blk_queue_setup(struct blk_queue *bq, struct vu_queue *q)
 	bq->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (bq->stop_fd < 0)
 		return -errno;
-	bq->kick_io = (struct blk_io){ .op = BLK_IO_EVENTFD, .fd = q->kick_fd };
-	bq->stop_io = (struct blk_io){ .op = BLK_IO_EVENTFD, .fd = bq->stop_fd };
+	bq->kick_io = (struct blk_io){.op = BLK_IO_EVENTFD, .fd = q->kick_fd};
+	bq->stop_io = (struct blk_io){.op = BLK_IO_EVENTFD, .fd = bq->stop_fd};
 	bq->inflight = bq->nr_filled = 0;
 	bq->kick_pending = bq->notify_off = bq->stopping = bq->halted = false;
 	bq->io_error_logged = false;
@@ -1002,8 +1007,8 @@ static void blk_fill_config(const struct blk_dev *dev, struct virtio_blk_config 
 		c->max_discard_sectors = htole32(BLK_MAX_DWZ_SECTORS);
 		c->max_discard_seg = htole32(BLK_MAX_DWZ_SEG);
 		/* Hole punching works in physical blocks; partial ones are zeroed. */
-		c->discard_sector_alignment = htole32(dev->info.physical_block_size >>
-						      VIRTIO_BLK_SECTOR_SHIFT);
+		c->discard_sector_alignment =
+			htole32(dev->info.physical_block_size >> VIRTIO_BLK_SECTOR_SHIFT);
 		c->max_write_zeroes_sectors = htole32(BLK_MAX_DWZ_SECTORS);
 		c->max_write_zeroes_seg = htole32(BLK_MAX_DWZ_SEG);
 		/* UNMAP punches a hole, so write zeroes may deallocate (5.2.6.2). */
@@ -1029,7 +1034,7 @@ static int blk_set_config(void *opaque, const uint8_t *buf, uint32_t offset, uin
 	const uint32_t wb = offsetof(struct virtio_blk_config, writeback);
 
 	if (offset > wb || len <= wb - offset)
-		return 0;	/* read-only fields: ignored, as QEMU's virtio-blk does */
+		return 0; /* read-only fields: ignored, as QEMU's virtio-blk does */
 	if (!blk_has_feature(dev, VIRTIO_BLK_F_CONFIG_WCE)) {
 		log_warn("%s: writeback changed without CONFIG_WCE; ignored", dev->opts.id);
 		return -EINVAL;

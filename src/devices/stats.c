@@ -138,7 +138,7 @@ static void read_queue(struct blk_queue_stats *qs, uint64_t ios[], uint64_t sect
 
 void blk_dev_stats_read(struct blk_dev_stats *ds, struct blk_stats *st)
 {
-	uint64_t ticks_ns[BLK_STAT__COUNT] = { 0 }, total_ns = 0;
+	uint64_t ticks_ns[BLK_STAT__COUNT] = {0}, total_ns = 0;
 
 	memset(st, 0, sizeof(*st));
 	for (unsigned int i = 0; i < ds->nr_queues; i++) {
@@ -171,17 +171,16 @@ void blk_dev_stats_read(struct blk_dev_stats *ds, struct blk_stats *st)
 /* The line format of block/genhd.c's diskstats_show(). */
 int blk_stats_format(const struct blk_stats *st, const char *name, char *buf, size_t len)
 {
-	return snprintf(buf, len,
-			"%4u %7u %s %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
-			" %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
-			" %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
-			"\n",
-			0u, 0u, name, st->ios[BLK_STAT_READ], st->merges[BLK_STAT_READ],
-			st->sectors[BLK_STAT_READ], st->ticks_ms[BLK_STAT_READ],
-			st->ios[BLK_STAT_WRITE], st->merges[BLK_STAT_WRITE],
-			st->sectors[BLK_STAT_WRITE], st->ticks_ms[BLK_STAT_WRITE], st->in_flight,
-			st->io_ticks_ms, st->time_in_queue_ms, st->ios[BLK_STAT_DISCARD],
-			st->merges[BLK_STAT_DISCARD], st->sectors[BLK_STAT_DISCARD],
-			st->ticks_ms[BLK_STAT_DISCARD], st->ios[BLK_STAT_FLUSH],
-			st->ticks_ms[BLK_STAT_FLUSH]);
+	return snprintf(
+		buf, len,
+		"%4u %7u %s %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
+		" %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
+		" %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+		0u, 0u, name, st->ios[BLK_STAT_READ], st->merges[BLK_STAT_READ],
+		st->sectors[BLK_STAT_READ], st->ticks_ms[BLK_STAT_READ], st->ios[BLK_STAT_WRITE],
+		st->merges[BLK_STAT_WRITE], st->sectors[BLK_STAT_WRITE],
+		st->ticks_ms[BLK_STAT_WRITE], st->in_flight, st->io_ticks_ms, st->time_in_queue_ms,
+		st->ios[BLK_STAT_DISCARD], st->merges[BLK_STAT_DISCARD],
+		st->sectors[BLK_STAT_DISCARD], st->ticks_ms[BLK_STAT_DISCARD],
+		st->ios[BLK_STAT_FLUSH], st->ticks_ms[BLK_STAT_FLUSH]);
 }

@@ -21,7 +21,7 @@
 #include "blk.h"
 
 struct blk_queue_stats {
-	alignas(64) atomic_uint seq;	/* odd while the fields below change */
+	alignas(64) atomic_uint seq; /* odd while the fields below change */
 	_Atomic uint64_t ios[BLK_STAT__COUNT];
 	_Atomic uint64_t sectors[BLK_STAT__COUNT];
 	_Atomic uint64_t ticks_ns[BLK_STAT__COUNT];
@@ -29,10 +29,10 @@ struct blk_queue_stats {
 };
 
 struct blk_dev_stats {
-	_Atomic uint64_t stamp_ms;	/* update_io_ticks()'s stamp */
+	_Atomic uint64_t stamp_ms; /* update_io_ticks()'s stamp */
 	_Atomic uint64_t io_ticks_ms;
 	unsigned int nr_queues;
-	struct blk_queue_stats *queues;	/* one cache-line-aligned block each */
+	struct blk_queue_stats *queues; /* one cache-line-aligned block each */
 };
 
 /* Zeroed counters for @nr_queues queues.  0 or -ENOMEM. */

@@ -18,7 +18,7 @@
 #include "blk_test.h"
 
 #define IMG_SIZE (8u << 20)
-#define BLK 4096u
+#define BLK	 4096u
 
 static const struct blk_backend_ops *ops = &blk_backend_uring_ops;
 
@@ -38,7 +38,7 @@ static void on_done(struct blk_io *io, void *arg)
 /* Prep @io, submit, and wait until it (alone) completes; returns io->res. */
 static int64_t run_one(struct blk_backend_queue *bq, struct blk_io *io)
 {
-	struct done_log log = { .n = 0 };
+	struct done_log log = {.n = 0};
 
 	CHECK_EQ(ops->prep(bq, io), 0);
 	while (!log.n) {
@@ -55,7 +55,10 @@ static int64_t run_one(struct blk_backend_queue *bq, struct blk_io *io)
 static struct blk_backend *open_image(const char *path, bool readonly, bool direct)
 {
 	struct blk_backend_config cfg = {
-		.path = path, .readonly = readonly, .direct = direct, .name = "test",
+		.path = path,
+		.readonly = readonly,
+		.direct = direct,
+		.name = "test",
 	};
 	struct blk_backend *be = NULL;
 	char err[256];
@@ -69,7 +72,8 @@ static bool is_hole(int fd, off_t off, off_t len)
 {
 	off_t h = lseek(fd, off, SEEK_HOLE);
 
-	return h == off && (lseek(fd, off, SEEK_DATA) < 0 || lseek(fd, off, SEEK_DATA) >= off + len);
+	return h == off &&
+	       (lseek(fd, off, SEEK_DATA) < 0 || lseek(fd, off, SEEK_DATA) >= off + len);
 }
 
 static blkcnt_t file_blocks(int fd)
@@ -119,11 +123,13 @@ static void test_rw(struct blk_backend_queue *bq, int fd, bool misaligned)
 	size_t off = misaligned ? 7 : 0;
 	unsigned char *s = src + off, *d = dst + off;
 	struct iovec wv[3] = {
-		{ s, 512 }, { s + 512, BLK - 512 }, { s + BLK, 2 * BLK },
+		{s, 512},
+		{s + 512, BLK - 512},
+		{s + BLK, 2 * BLK},
 	};
-	struct iovec rv[2] = { { d, 1000 }, { d + 1000, 3 * BLK - 1000 } };
-	struct blk_io w = { .op = BLK_IO_WRITE, .iov = wv, .iovcnt = 3, .offset = 5 * BLK };
-	struct blk_io r = { .op = BLK_IO_READ, .iov = rv, .iovcnt = 2, .offset = 5 * BLK };
+	struct iovec rv[2] = {{d, 1000}, {d + 1000, 3 * BLK - 1000}};
+	struct blk_io w = {.op = BLK_IO_WRITE, .iov = wv, .iovcnt = 3, .offset = 5 * BLK};
+	struct blk_io r = {.op = BLK_IO_READ, .iov = rv, .iovcnt = 2, .offset = 5 * BLK};
 
 	blk_test_fill(s, 3 * BLK, 1, 5 * BLK);
 	CHECK_EQ(run_one(bq, &w), 3 * BLK);
@@ -136,17 +142,21 @@ static void test_rw(struct blk_backend_queue *bq, int fd, bool misaligned)
 static void test_flush_discard_zeroes(struct blk_backend_queue *bq, int fd)
 {
 	static unsigned char buf[64 * BLK] __attribute__((aligned(4096)));
-	struct iovec v = { buf, sizeof(buf) };
-	struct blk_io w = { .op = BLK_IO_WRITE, .iov = &v, .iovcnt = 1, .offset = 0x100000 };
-	struct blk_io f = { .op = BLK_IO_FLUSH };
-	struct blk_io dz = { .op = BLK_IO_DISCARD, .offset = 0x100000 + 16 * BLK,
-			     .len = 16 * BLK };
-	struct blk_io wz = { .op = BLK_IO_WRITE_ZEROES, .offset = 0x100000 + 32 * BLK,
-			     .len = 8 * BLK };
-	struct blk_io wzu = { .op = BLK_IO_WRITE_ZEROES, .flags = BLK_IO_F_UNMAP | BLK_IO_F_FUA,
-			      .offset = 0x100000 + 48 * BLK, .len = 8 * BLK };
-	struct blk_io wt = { .op = BLK_IO_WRITE, .flags = BLK_IO_F_FUA, .iov = &v, .iovcnt = 1,
-			     .offset = 0x300000 };
+	struct iovec v = {buf, sizeof(buf)};
+	struct blk_io w = {.op = BLK_IO_WRITE, .iov = &v, .iovcnt = 1, .offset = 0x100000};
+	struct blk_io f = {.op = BLK_IO_FLUSH};
+	struct blk_io dz = {.op = BLK_IO_DISCARD, .offset = 0x100000 + 16 * BLK, .len = 16 * BLK};
+	struct blk_io wz = {
+		.op = BLK_IO_WRITE_ZEROES, .offset = 0x100000 + 32 * BLK, .len = 8 * BLK};
+	struct blk_io wzu = {.op = BLK_IO_WRITE_ZEROES,
+			     .flags = BLK_IO_F_UNMAP | BLK_IO_F_FUA,
+			     .offset = 0x100000 + 48 * BLK,
+			     .len = 8 * BLK};
+	struct blk_io wt = {.op = BLK_IO_WRITE,
+			    .flags = BLK_IO_F_FUA,
+			    .iov = &v,
+			    .iovcnt = 1,
+			    .offset = 0x300000};
 	blkcnt_t blocks;
 
 	blk_test_fill(buf, sizeof(buf), 2, 0x100000);
@@ -193,14 +203,16 @@ static void test_many_inflight(struct blk_backend_queue *bq, int fd)
 	static unsigned char bufs[N][BLK] __attribute__((aligned(4096)));
 	static struct iovec v[N];
 	static struct blk_io io[N];
-	struct done_log log = { .n = 0 };
-	bool seen[N] = { false };
+	struct done_log log = {.n = 0};
+	bool seen[N] = {false};
 
 	for (int i = 0; i < N; i++) {
 		blk_test_fill(bufs[i], BLK, 4, (size_t)(0x400000 + i * BLK));
-		v[i] = (struct iovec){ bufs[i], BLK };
-		io[i] = (struct blk_io){ .op = BLK_IO_WRITE, .iov = &v[i], .iovcnt = 1,
-					 .offset = 0x400000 + (uint64_t)i * BLK };
+		v[i] = (struct iovec){bufs[i], BLK};
+		io[i] = (struct blk_io){.op = BLK_IO_WRITE,
+					.iov = &v[i],
+					.iovcnt = 1,
+					.offset = 0x400000 + (uint64_t)i * BLK};
 		CHECK_EQ(ops->prep(bq, &io[i]), 0);
 	}
 	while (log.n < N) {
@@ -220,9 +232,9 @@ static void test_many_inflight(struct blk_backend_queue *bq, int fd)
 static void test_eventfd(struct blk_backend_queue *bq)
 {
 	int efd = eventfd(0, EFD_CLOEXEC);
-	struct blk_io e = { .op = BLK_IO_EVENTFD, .fd = efd };
-	struct done_log log = { .n = 0 };
-	struct pollfd p = { .fd = efd, .events = POLLIN };
+	struct blk_io e = {.op = BLK_IO_EVENTFD, .fd = efd};
+	struct done_log log = {.n = 0};
+	struct pollfd p = {.fd = efd, .events = POLLIN};
 
 	CHECK(efd >= 0);
 	CHECK_EQ(ops->prep(bq, &e), 0);
@@ -246,9 +258,8 @@ static void test_eventfd(struct blk_backend_queue *bq)
 static void test_eof(struct blk_backend_queue *bq, int fd)
 {
 	static unsigned char buf[2 * BLK];
-	struct iovec v = { buf, sizeof(buf) };
-	struct blk_io r = { .op = BLK_IO_READ, .iov = &v, .iovcnt = 1,
-			    .offset = IMG_SIZE - BLK };
+	struct iovec v = {buf, sizeof(buf)};
+	struct blk_io r = {.op = BLK_IO_READ, .iov = &v, .iovcnt = 1, .offset = IMG_SIZE - BLK};
 
 	CHECK_EQ(run_one(bq, &r), -EIO);
 	(void)fd;
@@ -260,9 +271,9 @@ static void test_readonly(const char *path)
 	struct blk_backend_queue *bq;
 	struct blk_backend_info info;
 	static unsigned char buf[BLK];
-	struct iovec v = { buf, sizeof(buf) };
-	struct blk_io w = { .op = BLK_IO_WRITE, .iov = &v, .iovcnt = 1 };
-	struct blk_io r = { .op = BLK_IO_READ, .iov = &v, .iovcnt = 1, .offset = 5 * BLK };
+	struct iovec v = {buf, sizeof(buf)};
+	struct blk_io w = {.op = BLK_IO_WRITE, .iov = &v, .iovcnt = 1};
+	struct blk_io r = {.op = BLK_IO_READ, .iov = &v, .iovcnt = 1, .offset = 5 * BLK};
 
 	ops->get_info(be, &info);
 	CHECK(info.readonly);
@@ -276,7 +287,7 @@ static void test_readonly(const char *path)
 
 static void test_lock(const char *path)
 {
-	struct blk_backend_config cfg = { .path = path, .name = "second" };
+	struct blk_backend_config cfg = {.path = path, .name = "second"};
 	struct blk_backend *be = NULL;
 	char err[256];
 
@@ -287,7 +298,7 @@ static void test_lock(const char *path)
 
 static void test_bad_paths(void)
 {
-	struct blk_backend_config cfg = { .path = "/nonexistent/vhostd.img", .name = "x" };
+	struct blk_backend_config cfg = {.path = "/nonexistent/vhostd.img", .name = "x"};
 	struct blk_backend *be = NULL;
 	char err[256];
 

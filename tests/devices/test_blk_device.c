@@ -35,10 +35,10 @@
 #include "vhost-user/protocol.h"
 #include "virtq/ring.h"
 
-#define IMG_SECTORS 8192u			/* 4 MiB */
-#define IMG_BYTES ((size_t)IMG_SECTORS * 512)
-#define QSIZE 64
-#define DATA_BYTES (256u * 1024)
+#define IMG_SECTORS 8192u /* 4 MiB */
+#define IMG_BYTES   ((size_t)IMG_SECTORS * 512)
+#define QSIZE	    64
+#define DATA_BYTES  (256u * 1024)
 
 struct ctx {
 	struct evloop *loop;
@@ -49,7 +49,7 @@ struct ctx {
 	char img[256];
 	char sock[108];
 	int img_fd;
-	uint8_t *model;		/* what the image must contain */
+	uint8_t *model; /* what the image must contain */
 	bool packed;
 	struct timespec started;
 
@@ -76,7 +76,7 @@ static void watch_del(void *loop, int fd)
 	evloop_del(loop, fd);
 }
 
-static const struct vu_watch_ops watch_ops = { .add = watch_add, .del = watch_del };
+static const struct vu_watch_ops watch_ops = {.add = watch_add, .del = watch_del};
 
 static void *loop_main(void *arg)
 {
@@ -106,8 +106,9 @@ static void dev_start(struct ctx *c, const char *extra_opts, bool packed, int nq
 	/* sun_path is short: the socket lives in /tmp whatever $TMPDIR is. */
 	snprintf(c->sock, sizeof(c->sock), "/tmp/vhostd-blk-%d-%d.sock", (int)getpid(), serial);
 	unlink(c->sock);
-	snprintf(spec, sizeof(spec), "id=vdt%d,path=%s,socket=%s,queue-size=%d,serial=SERIAL-1234%s",
-		 serial++, c->img, c->sock, QSIZE, extra_opts);
+	snprintf(spec, sizeof(spec),
+		 "id=vdt%d,path=%s,socket=%s,queue-size=%d,serial=SERIAL-1234%s", serial++, c->img,
+		 c->sock, QSIZE, extra_opts);
 	if (blk_options_parse(spec, &opts, err, sizeof(err)))
 		FAIL("options: %s", err);
 	c->loop = evloop_new();
@@ -201,8 +202,8 @@ static void set_hdr(struct ctx *c, uint32_t type, uint64_t sector)
  * The usual layout: header | data (readable for OUT-like, writable for IN)
  * | status.  Returns the status, used length in *@used.
  */
-static uint8_t blk_req(struct ctx *c, unsigned int q, uint32_t type, uint64_t sector,
-		       void *data, uint32_t len, bool data_writable, uint32_t *used)
+static uint8_t blk_req(struct ctx *c, unsigned int q, uint32_t type, uint64_t sector, void *data,
+		       uint32_t len, bool data_writable, uint32_t *used)
 {
 	struct virtq_sg sg[3];
 	unsigned int n = 0, nout;
@@ -210,13 +211,13 @@ static uint8_t blk_req(struct ctx *c, unsigned int q, uint32_t type, uint64_t se
 
 	set_hdr(c, type, sector);
 	*c->status = 0xee;
-	sg[n++] = (struct virtq_sg){ sg_addr(c, c->hdr), 16 };
+	sg[n++] = (struct virtq_sg){sg_addr(c, c->hdr), 16};
 	if (len && !data_writable)
-		sg[n++] = (struct virtq_sg){ sg_addr(c, data), len };
+		sg[n++] = (struct virtq_sg){sg_addr(c, data), len};
 	nout = n;
 	if (len && data_writable)
-		sg[n++] = (struct virtq_sg){ sg_addr(c, data), len };
-	sg[n++] = (struct virtq_sg){ sg_addr(c, c->status), 1 };
+		sg[n++] = (struct virtq_sg){sg_addr(c, data), len};
+	sg[n++] = (struct virtq_sg){sg_addr(c, c->status), 1};
 	u = run_chain(c, q, sg, nout, n - nout);
 	if (used)
 		*used = u;
@@ -258,8 +259,9 @@ static void check_read(struct ctx *c, unsigned int q, uint64_t sector, uint32_t 
 }
 
 /* A DISCARD / WRITE_ZEROES request with @n ranges (or @raw_len bytes). */
-static uint8_t dwz_req(struct ctx *c, uint32_t type, const struct virtio_blk_discard_write_zeroes *r,
-		       unsigned int n, size_t raw_len)
+static uint8_t dwz_req(struct ctx *c, uint32_t type,
+		       const struct virtio_blk_discard_write_zeroes *r, unsigned int n,
+		       size_t raw_len)
 {
 	struct virtio_blk_discard_write_zeroes *segs = (void *)c->scratch;
 	struct virtq_sg sg[3];
@@ -273,10 +275,10 @@ static uint8_t dwz_req(struct ctx *c, uint32_t type, const struct virtio_blk_dis
 	}
 	set_hdr(c, type, 0);
 	*c->status = 0xee;
-	sg[k++] = (struct virtq_sg){ sg_addr(c, c->hdr), 16 };
+	sg[k++] = (struct virtq_sg){sg_addr(c, c->hdr), 16};
 	if (raw_len)
-		sg[k++] = (struct virtq_sg){ sg_addr(c, segs), (uint32_t)raw_len };
-	sg[k++] = (struct virtq_sg){ sg_addr(c, c->status), 1 };
+		sg[k++] = (struct virtq_sg){sg_addr(c, segs), (uint32_t)raw_len};
+	sg[k++] = (struct virtq_sg){sg_addr(c, c->status), 1};
 	used = run_chain(c, 0, sg, k - 1, 1);
 	CHECK_EQ(used, 1);
 	return *c->status;
@@ -304,12 +306,12 @@ static void check_image(struct ctx *c)
 
 	CHECK(buf);
 	CHECK_EQ(fstat(c->img_fd, &st), 0);
-	CHECK_EQ(st.st_size, IMG_BYTES);	/* nothing written past the end */
+	CHECK_EQ(st.st_size, IMG_BYTES); /* nothing written past the end */
 	CHECK_EQ(pread(c->img_fd, buf, IMG_BYTES, 0), (ssize_t)IMG_BYTES);
 	for (size_t i = 0; i < IMG_BYTES; i++) {
 		if (buf[i] != c->model[i])
-			FAIL("image byte %zu (sector %zu) is %#x, expected %#x", i, i / 512,
-			     buf[i], c->model[i]);
+			FAIL("image byte %zu (sector %zu) is %#x, expected %#x", i, i / 512, buf[i],
+			     c->model[i]);
 	}
 	free(buf);
 }
@@ -391,16 +393,14 @@ static void test_get_id(struct ctx *c)
 	uint32_t used;
 
 	memset(c->data, 0x55, 32);
-	CHECK_EQ(blk_req(c, 0, VIRTIO_BLK_T_GET_ID, 0, c->data, 20, true, &used),
-		 VIRTIO_BLK_S_OK);
+	CHECK_EQ(blk_req(c, 0, VIRTIO_BLK_T_GET_ID, 0, c->data, 20, true, &used), VIRTIO_BLK_S_OK);
 	CHECK_EQ(used, 21);
 	CHECK(!memcmp(c->data, "SERIAL-1234\0\0\0\0\0\0\0\0\0", 20));
 	CHECK_EQ(c->data[20], 0x55);
 
 	/* A short buffer gets what fits. */
 	memset(c->data, 0x55, 32);
-	CHECK_EQ(blk_req(c, 0, VIRTIO_BLK_T_GET_ID, 0, c->data, 6, true, &used),
-		 VIRTIO_BLK_S_OK);
+	CHECK_EQ(blk_req(c, 0, VIRTIO_BLK_T_GET_ID, 0, c->data, 6, true, &used), VIRTIO_BLK_S_OK);
 	CHECK_EQ(used, 7);
 	CHECK(!memcmp(c->data, "SERIAL\x55", 7));
 }
@@ -424,11 +424,11 @@ static void test_read_write(struct ctx *c)
 
 	/* Header and data in one readable buffer; data spread unevenly. */
 	blk_test_fill(c->data + 16, 3072, 6, 200 * 512);
-	memcpy(c->data, &(struct virtio_blk_outhdr){ htole32(VIRTIO_BLK_T_OUT), 0, htole64(200) },
+	memcpy(c->data, &(struct virtio_blk_outhdr){htole32(VIRTIO_BLK_T_OUT), 0, htole64(200)},
 	       16);
-	sg[0] = (struct virtq_sg){ sg_addr(c, c->data), 16 + 1000 };
-	sg[1] = (struct virtq_sg){ sg_addr(c, c->data + 1016), 2072 };
-	sg[2] = (struct virtq_sg){ sg_addr(c, c->status), 1 };
+	sg[0] = (struct virtq_sg){sg_addr(c, c->data), 16 + 1000};
+	sg[1] = (struct virtq_sg){sg_addr(c, c->data + 1016), 2072};
+	sg[2] = (struct virtq_sg){sg_addr(c, c->status), 1};
 	*c->status = 0xee;
 	CHECK_EQ(run_chain(c, 0, sg, 2, 1), 1);
 	CHECK_EQ(*c->status, VIRTIO_BLK_S_OK);
@@ -438,10 +438,10 @@ static void test_read_write(struct ctx *c)
 	/* Header split 5 + 11; the status byte shares the last data buffer. */
 	set_hdr(c, VIRTIO_BLK_T_IN, 200);
 	memset(c->data, 0xa5, 4096);
-	sg[0] = (struct virtq_sg){ sg_addr(c, c->hdr), 5 };
-	sg[1] = (struct virtq_sg){ sg_addr(c, (uint8_t *)c->hdr + 5), 11 };
-	sg[2] = (struct virtq_sg){ sg_addr(c, c->data), 1536 };
-	sg[3] = (struct virtq_sg){ sg_addr(c, c->data + 1536), 1536 + 1 };
+	sg[0] = (struct virtq_sg){sg_addr(c, c->hdr), 5};
+	sg[1] = (struct virtq_sg){sg_addr(c, (uint8_t *)c->hdr + 5), 11};
+	sg[2] = (struct virtq_sg){sg_addr(c, c->data), 1536};
+	sg[3] = (struct virtq_sg){sg_addr(c, c->data + 1536), 1536 + 1};
 	used = run_chain(c, 0, sg, 2, 2);
 	CHECK_EQ(used, 3073);
 	CHECK_EQ(c->data[3072], VIRTIO_BLK_S_OK);
@@ -450,8 +450,8 @@ static void test_read_write(struct ctx *c)
 
 	/* Data and status in a single writable buffer. */
 	memset(c->data, 0xa5, 4096);
-	sg[0] = (struct virtq_sg){ sg_addr(c, c->hdr), 16 };
-	sg[1] = (struct virtq_sg){ sg_addr(c, c->data), 1024 + 1 };
+	sg[0] = (struct virtq_sg){sg_addr(c, c->hdr), 16};
+	sg[1] = (struct virtq_sg){sg_addr(c, c->data), 1024 + 1};
 	used = run_chain(c, 0, sg, 1, 1);
 	CHECK_EQ(used, 1025);
 	CHECK_EQ(c->data[1024], VIRTIO_BLK_S_OK);
@@ -462,9 +462,9 @@ static void test_read_write(struct ctx *c)
 	set_hdr(c, VIRTIO_BLK_T_OUT, 300);
 	blk_test_fill(c->data, 512, 7, 300 * 512);
 	c->data[600] = 0xee;
-	sg[0] = (struct virtq_sg){ sg_addr(c, c->hdr), 16 };
-	sg[1] = (struct virtq_sg){ sg_addr(c, c->data), 512 };
-	sg[2] = (struct virtq_sg){ sg_addr(c, c->data + 590), 11 };
+	sg[0] = (struct virtq_sg){sg_addr(c, c->hdr), 16};
+	sg[1] = (struct virtq_sg){sg_addr(c, c->data), 512};
+	sg[2] = (struct virtq_sg){sg_addr(c, c->data + 590), 11};
 	CHECK_EQ(run_chain(c, 0, sg, 2, 1), 1);
 	CHECK_EQ(c->data[600], VIRTIO_BLK_S_OK);
 	memcpy(c->model + 300 * 512, c->data, 512);
@@ -495,8 +495,7 @@ static void test_bad_rw(struct ctx *c)
 
 	/* Data that is not a whole number of sectors. */
 	CHECK_EQ(do_write(c, 0, 20, 100, 9), VIRTIO_BLK_S_IOERR);
-	CHECK_EQ(blk_req(c, 0, VIRTIO_BLK_T_IN, 20, c->data, 513, true, &used),
-		 VIRTIO_BLK_S_IOERR);
+	CHECK_EQ(blk_req(c, 0, VIRTIO_BLK_T_IN, 20, c->data, 513, true, &used), VIRTIO_BLK_S_IOERR);
 
 	/* Unknown and unoffered types. */
 	CHECK_EQ(blk_req(c, 0, 0x77, 0, NULL, 0, true, &used), VIRTIO_BLK_S_UNSUPP);
@@ -505,8 +504,7 @@ static void test_bad_rw(struct ctx *c)
 		 VIRTIO_BLK_S_UNSUPP);
 	CHECK_EQ(blk_req(c, 0, VIRTIO_BLK_T_SECURE_ERASE, 0, c->data, 16, false, &used),
 		 VIRTIO_BLK_S_UNSUPP);
-	CHECK_EQ(blk_req(c, 0, 0x80000001u, 10, c->data, 512, false, &used),
-		 VIRTIO_BLK_S_UNSUPP);
+	CHECK_EQ(blk_req(c, 0, 0x80000001u, 10, c->data, 512, false, &used), VIRTIO_BLK_S_UNSUPP);
 }
 
 static void test_flush(struct ctx *c)
@@ -536,7 +534,7 @@ static void test_discard_write_zeroes(struct ctx *c)
 		CHECK_EQ(do_write(c, 0, s, 256 * 512, 10 + s), VIRTIO_BLK_S_OK);
 
 	/* One discard: a hole, reading back as zeroes. */
-	r[0] = (struct virtio_blk_discard_write_zeroes){ 1024, 256, 0 };
+	r[0] = (struct virtio_blk_discard_write_zeroes){1024, 256, 0};
 	CHECK_EQ(dwz_req(c, D, r, 1, 16), VIRTIO_BLK_S_OK);
 	zero_model(c, 1024, 256);
 	count(c, BLK_STAT_DISCARD, 256);
@@ -544,8 +542,8 @@ static void test_discard_write_zeroes(struct ctx *c)
 	check_read(c, 0, 1020, 8192);
 
 	/* Two ranges in one request. */
-	r[0] = (struct virtio_blk_discard_write_zeroes){ 1536, 64, 0 };
-	r[1] = (struct virtio_blk_discard_write_zeroes){ 1792, 128, 0 };
+	r[0] = (struct virtio_blk_discard_write_zeroes){1536, 64, 0};
+	r[1] = (struct virtio_blk_discard_write_zeroes){1792, 128, 0};
 	CHECK_EQ(dwz_req(c, D, r, 2, 32), VIRTIO_BLK_S_OK);
 	zero_model(c, 1536, 64);
 	zero_model(c, 1792, 128);
@@ -553,28 +551,29 @@ static void test_discard_write_zeroes(struct ctx *c)
 	CHECK(file_is_hole(c, 1792 * 512, 128 * 512));
 
 	/* Bad: UNMAP on a discard, reserved flags, beyond the end, too long. */
-	r[0] = (struct virtio_blk_discard_write_zeroes){ 2048, 8, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP };
+	r[0] = (struct virtio_blk_discard_write_zeroes){2048, 8,
+							VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP};
 	CHECK_EQ(dwz_req(c, D, r, 1, 16), VIRTIO_BLK_S_UNSUPP);
-	r[0] = (struct virtio_blk_discard_write_zeroes){ 2048, 8, 2 };
+	r[0] = (struct virtio_blk_discard_write_zeroes){2048, 8, 2};
 	CHECK_EQ(dwz_req(c, D, r, 1, 16), VIRTIO_BLK_S_UNSUPP);
 	CHECK_EQ(dwz_req(c, WZ, r, 1, 16), VIRTIO_BLK_S_UNSUPP);
-	r[0] = (struct virtio_blk_discard_write_zeroes){ IMG_SECTORS - 8, 16, 0 };
+	r[0] = (struct virtio_blk_discard_write_zeroes){IMG_SECTORS - 8, 16, 0};
 	CHECK_EQ(dwz_req(c, D, r, 1, 16), VIRTIO_BLK_S_IOERR);
 	CHECK_EQ(dwz_req(c, WZ, r, 1, 16), VIRTIO_BLK_S_IOERR);
-	r[0] = (struct virtio_blk_discard_write_zeroes){ UINT64_MAX - 4, 8, 0 };
+	r[0] = (struct virtio_blk_discard_write_zeroes){UINT64_MAX - 4, 8, 0};
 	CHECK_EQ(dwz_req(c, D, r, 1, 16), VIRTIO_BLK_S_IOERR);
-	r[0] = (struct virtio_blk_discard_write_zeroes){ 0, UINT32_MAX, 0 };
+	r[0] = (struct virtio_blk_discard_write_zeroes){0, UINT32_MAX, 0};
 	CHECK_EQ(dwz_req(c, WZ, r, 1, 16), VIRTIO_BLK_S_IOERR);
 	/* A bad range anywhere fails the whole request before anything is done. */
-	r[0] = (struct virtio_blk_discard_write_zeroes){ 2048, 8, 0 };
-	r[1] = (struct virtio_blk_discard_write_zeroes){ IMG_SECTORS, 1, 0 };
+	r[0] = (struct virtio_blk_discard_write_zeroes){2048, 8, 0};
+	r[1] = (struct virtio_blk_discard_write_zeroes){IMG_SECTORS, 1, 0};
 	CHECK_EQ(dwz_req(c, D, r, 2, 32), VIRTIO_BLK_S_IOERR);
 	CHECK_EQ(dwz_req(c, WZ, r, 2, 32), VIRTIO_BLK_S_IOERR);
 	/* Framing: no range, a torn range, more ranges than max_discard_seg. */
 	CHECK_EQ(dwz_req(c, D, r, 0, 0), VIRTIO_BLK_S_UNSUPP);
 	CHECK_EQ(dwz_req(c, D, r, 1, 20), VIRTIO_BLK_S_UNSUPP);
 	for (int i = 0; i < 17; i++)
-		r[i] = (struct virtio_blk_discard_write_zeroes){ 2048 + 8 * i, 8, 0 };
+		r[i] = (struct virtio_blk_discard_write_zeroes){2048 + 8 * i, 8, 0};
 	CHECK_EQ(dwz_req(c, D, r, 17, 17 * 16), VIRTIO_BLK_S_UNSUPP);
 	CHECK_EQ(dwz_req(c, WZ, r, 17, 17 * 16), VIRTIO_BLK_S_UNSUPP);
 	/* Sixteen is fine. */
@@ -588,21 +587,23 @@ static void test_discard_write_zeroes(struct ctx *c)
 	 * count blocks instead).
 	 */
 	blocks = file_blocks(c);
-	r[0] = (struct virtio_blk_discard_write_zeroes){ 2304, 64, 0 };
+	r[0] = (struct virtio_blk_discard_write_zeroes){2304, 64, 0};
 	CHECK_EQ(dwz_req(c, WZ, r, 1, 16), VIRTIO_BLK_S_OK);
 	zero_model(c, 2304, 64);
 	count(c, BLK_STAT_WRITE, 64);
 	CHECK(file_blocks(c) >= blocks);
 	/* With UNMAP: a hole. */
-	r[0] = (struct virtio_blk_discard_write_zeroes){ 2560, 256, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP };
+	r[0] = (struct virtio_blk_discard_write_zeroes){2560, 256,
+							VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP};
 	CHECK_EQ(dwz_req(c, WZ, r, 1, 16), VIRTIO_BLK_S_OK);
 	zero_model(c, 2560, 256);
 	count(c, BLK_STAT_WRITE, 256);
 	CHECK(file_is_hole(c, 2560 * 512, 256 * 512));
 	/* Unaligned, zero-length and several ranges. */
-	r[0] = (struct virtio_blk_discard_write_zeroes){ 2901, 3, 0 };
-	r[1] = (struct virtio_blk_discard_write_zeroes){ 2950, 0, 0 };
-	r[2] = (struct virtio_blk_discard_write_zeroes){ 3000, 70, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP };
+	r[0] = (struct virtio_blk_discard_write_zeroes){2901, 3, 0};
+	r[1] = (struct virtio_blk_discard_write_zeroes){2950, 0, 0};
+	r[2] = (struct virtio_blk_discard_write_zeroes){3000, 70,
+							VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP};
 	CHECK_EQ(dwz_req(c, WZ, r, 3, 48), VIRTIO_BLK_S_OK);
 	zero_model(c, 2901, 3);
 	zero_model(c, 3000, 70);
@@ -618,7 +619,7 @@ static void test_writeback_toggle(struct ctx *c)
 		.flags = VHOST_USER_VERSION,
 		.size = 12 + 1,
 	};
-	uint32_t cfghdr[3] = { offsetof(struct virtio_blk_config, writeback), 1, 0 };
+	uint32_t cfghdr[3] = {offsetof(struct virtio_blk_config, writeback), 1, 0};
 	struct virtio_blk_config cfg;
 
 	for (int wb = 0; wb <= 1; wb++) {
@@ -642,20 +643,19 @@ static void test_burst(struct ctx *c)
 	uint8_t *sts = vu_fe_alloc(c->fe, N, 1);
 	uint8_t *bufs = vu_fe_alloc(c->fe, (size_t)N * 4096, 4096);
 	struct virtq_drv *vq = vu_fe_queue(c->fe, 1);
-	bool seen[N] = { false };
+	bool seen[N] = {false};
 	int got = 0;
 
 	CHECK(hdrs && sts && bufs);
 	for (int i = 0; i < N; i++) {
 		uint64_t sector = 5000 + (uint64_t)i * 8;
 		struct virtq_sg sg[3] = {
-			{ sg_addr(c, &hdrs[i]), 16 },
-			{ sg_addr(c, bufs + i * 4096), 4096 },
-			{ sg_addr(c, &sts[i]), 1 },
+			{sg_addr(c, &hdrs[i]), 16},
+			{sg_addr(c, bufs + i * 4096), 4096},
+			{sg_addr(c, &sts[i]), 1},
 		};
 
-		hdrs[i] = (struct virtio_blk_outhdr){ htole32(VIRTIO_BLK_T_OUT), 0,
-						      htole64(sector) };
+		hdrs[i] = (struct virtio_blk_outhdr){htole32(VIRTIO_BLK_T_OUT), 0, htole64(sector)};
 		blk_test_fill(bufs + i * 4096, 4096, 30, sector * 512);
 		sts[i] = 0xee;
 		CHECK_EQ(virtq_drv_add_sgs(vq, sg, 2, 1, &seen[i]), 0);
@@ -709,7 +709,7 @@ static void drop_image(struct ctx *c)
 
 static void run_main(bool packed, const char *cache)
 {
-	struct ctx c = { 0 };
+	struct ctx c = {0};
 	char extra[64];
 
 	printf("main: %s ring, cache=%s\n", packed ? "packed" : "split", cache);
@@ -734,8 +734,8 @@ static void run_main(bool packed, const char *cache)
 
 static void run_readonly(bool packed)
 {
-	struct ctx c = { 0 };
-	struct virtio_blk_discard_write_zeroes r = { 1024, 8, 0 };
+	struct ctx c = {0};
+	struct virtio_blk_discard_write_zeroes r = {1024, 8, 0};
 	uint32_t used;
 
 	printf("read-only: %s ring\n", packed ? "packed" : "split");
@@ -762,7 +762,7 @@ static void run_readonly(bool packed)
  */
 static void run_hostile(int variant)
 {
-	struct ctx c = { 0 };
+	struct ctx c = {0};
 	struct virtq_sg sg[2];
 	struct virtq_drv *vq;
 	uint32_t len;
@@ -774,18 +774,18 @@ static void run_hostile(int variant)
 	set_hdr(&c, VIRTIO_BLK_T_OUT, 0);
 	blk_test_fill(c.data, 512, 50, 0);
 	switch (variant) {
-	case 0:	/* no writable byte at all: nowhere to put a status */
-		sg[0] = (struct virtq_sg){ sg_addr(&c, c.hdr), 16 };
-		sg[1] = (struct virtq_sg){ sg_addr(&c, c.data), 512 };
+	case 0: /* no writable byte at all: nowhere to put a status */
+		sg[0] = (struct virtq_sg){sg_addr(&c, c.hdr), 16};
+		sg[1] = (struct virtq_sg){sg_addr(&c, c.data), 512};
 		CHECK_EQ(virtq_drv_add_sgs(vq, sg, 2, 0, &c), 0);
 		break;
-	case 1:	/* a header shorter than 16 bytes */
-		sg[0] = (struct virtq_sg){ sg_addr(&c, c.hdr), 8 };
-		sg[1] = (struct virtq_sg){ sg_addr(&c, c.status), 1 };
+	case 1: /* a header shorter than 16 bytes */
+		sg[0] = (struct virtq_sg){sg_addr(&c, c.hdr), 8};
+		sg[1] = (struct virtq_sg){sg_addr(&c, c.status), 1};
 		CHECK_EQ(virtq_drv_add_sgs(vq, sg, 1, 1, &c), 0);
 		break;
 	default: /* nothing readable: no header at all */
-		sg[0] = (struct virtq_sg){ sg_addr(&c, c.data), 513 };
+		sg[0] = (struct virtq_sg){sg_addr(&c, c.data), 513};
 		CHECK_EQ(virtq_drv_add_sgs(vq, sg, 0, 1, &c), 0);
 		break;
 	}
@@ -807,11 +807,11 @@ static void run_hostile(int variant)
 static void run_teardown(void)
 {
 	enum { N = 32 };
-	struct ctx c = { 0 };
+	struct ctx c = {0};
 	struct virtio_blk_outhdr *hdrs;
 	uint8_t *sts, *bufs;
 	struct virtq_drv *vq;
-	bool seen[N] = { false };
+	bool seen[N] = {false};
 	uint32_t len;
 	bool *t;
 	int got = 0;
@@ -827,13 +827,12 @@ static void run_teardown(void)
 	for (int i = 0; i < N; i++) {
 		uint64_t sector = (uint64_t)i * 128;
 		struct virtq_sg sg[3] = {
-			{ sg_addr(&c, &hdrs[i]), 16 },
-			{ sg_addr(&c, bufs + (size_t)i * 65536), 65536 },
-			{ sg_addr(&c, &sts[i]), 1 },
+			{sg_addr(&c, &hdrs[i]), 16},
+			{sg_addr(&c, bufs + (size_t)i * 65536), 65536},
+			{sg_addr(&c, &sts[i]), 1},
 		};
 
-		hdrs[i] = (struct virtio_blk_outhdr){ htole32(VIRTIO_BLK_T_OUT), 0,
-						      htole64(sector) };
+		hdrs[i] = (struct virtio_blk_outhdr){htole32(VIRTIO_BLK_T_OUT), 0, htole64(sector)};
 		blk_test_fill(bufs + (size_t)i * 65536, 65536, 60, sector * 512);
 		sts[i] = 0xee;
 		CHECK_EQ(virtq_drv_add_sgs(vq, sg, 2, 1, &seen[i]), 0);

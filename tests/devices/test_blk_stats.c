@@ -23,7 +23,7 @@ static void test_io_ticks(void)
 	 * to bring io_ticks up to date while requests are in flight.
 	 */
 	uint64_t base = blk_stats_now_ns() + 3600 * 1000 * MS;
-#define T(ms) (base + (ms) * MS)
+#define T(ms) (base + (ms)*MS)
 
 	CHECK_EQ(blk_dev_stats_init(&ds, 2), 0);
 

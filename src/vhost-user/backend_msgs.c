@@ -191,20 +191,36 @@ static enum vu_result set_vring_addr(struct vu_dev *dev, struct vhost_user_msg *
 	return VU_OK;
 }
 
+/*
+ * Packed rings: QEMU encodes both positions in the 32-bit state, the next
+ * avail slot and its wrap counter in bits 0-15 and the next used slot and
+ * its wrap counter in bits 16-31 (virtio_queue_packed_get_last_avail_idx).
+ * We resume only idle rings, where the two are equal, so the avail half is
+ * the position and the used half is checked for range like it.
+ */
+#define PACKED_USED_SHIFT 16
+
+static bool packed_slot_ok(uint32_t half, uint16_t num)
+{
+	return (half & ~(1u << VIRTQ_PACKED_WRAP_BIT)) < num;
+}
+
 static enum vu_result set_vring_base(struct vu_dev *dev, struct vhost_user_msg *msg, int *fds,
 				     unsigned int nfds)
 {
 	struct vu_vring *vr = msg_vring(dev, msg);
 	uint32_t base = msg->payload.state.num;
-	uint32_t slot = base & ~(1u << VIRTQ_PACKED_WRAP_BIT);
 
-	if (base > UINT16_MAX)
-		return vu_reject(dev, msg, "ring %u: base %#x does not fit 16 bits", vr->q.index,
-				 base);
-	/* Packed: bits 0-14 are a slot and must lie inside the ring. */
-	if (vu_has_feature(dev, VIRTIO_F_RING_PACKED) && vr->num && slot >= vr->num)
-		return vu_reject(dev, msg, "ring %u: packed base slot %u beyond size %u",
-				 vr->q.index, slot, vr->num);
+	if (!vu_has_feature(dev, VIRTIO_F_RING_PACKED)) {
+		if (base > UINT16_MAX)
+			return vu_reject(dev, msg, "ring %u: base %#x does not fit 16 bits",
+					 vr->q.index, base);
+	} else if (vr->num && (!packed_slot_ok(base & UINT16_MAX, vr->num) ||
+			       !packed_slot_ok(base >> PACKED_USED_SHIFT, vr->num))) {
+		/* Bits 0-14 of each half are a slot and must lie inside the ring. */
+		return vu_reject(dev, msg, "ring %u: packed base %#x beyond size %u",
+				 vr->q.index, base, vr->num);
+	}
 	vr->base = (uint16_t)base;
 	vr->base_set = true;
 	return VU_OK;
@@ -221,6 +237,9 @@ static enum vu_result get_vring_base(struct vu_dev *dev, struct vhost_user_msg *
 	struct vu_vring *vr = msg_vring(dev, msg);
 
 	msg->payload.state.num = vu_vring_base(dev, vr);
+	/* A stopped ring is idle: its used position equals its avail one. */
+	if (vu_has_feature(dev, VIRTIO_F_RING_PACKED))
+		msg->payload.state.num |= msg->payload.state.num << PACKED_USED_SHIFT;
 	msg->hdr.size = sizeof(msg->payload.state);
 	if (vr->q.kick_fd >= 0)
 		close(vr->q.kick_fd);

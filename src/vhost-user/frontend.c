@@ -371,10 +371,14 @@ static int fe_setup_queue(struct vu_fe *fe, unsigned int i, const struct vu_fe_c
 	r = fe_set_state(fe, VHOST_USER_SET_VRING_NUM, i, cfg->queue_size);
 	if (r)
 		return r;
-	/* A fresh packed ring starts with both wrap counters at 1 (2.8.1). */
+	/*
+	 * A fresh packed ring starts with both wrap counters at 1 (2.8.1);
+	 * like QEMU, send the avail position in bits 0-15 and the used one in
+	 * bits 16-31.
+	 */
 	*step = "SET_VRING_BASE";
 	r = fe_set_state(fe, VHOST_USER_SET_VRING_BASE, i,
-			 packed ? 1u << VIRTQ_PACKED_WRAP_BIT : 0);
+			 packed ? 0x10001u << VIRTQ_PACKED_WRAP_BIT : 0);
 	if (r)
 		return r;
 	*step = "SET_VRING_ADDR";

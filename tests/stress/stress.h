@@ -110,6 +110,8 @@ struct stress_shared {
 	uint64_t driver_sleeps, device_sleeps;
 	uint64_t dev_notified, dev_suppressed; /* virtq's own counters */
 	uint64_t indirect_chains;
+	uint64_t device_resets; /* queue re-inits from virtq_get_base() */
+	uint64_t device_maps;	/* memory maps installed */
 	atomic_bool device_done;
 };
 
@@ -129,5 +131,14 @@ void stress_device_run(struct stress_shared *sh, void *hva);
 void stress_wait(const struct stress_shared *sh, int fd, const char *who,
 		 bool (*peer_gone)(const struct stress_shared *sh));
 void stress_notify(int fd);
+
+/*
+ * Now and then, spin for a moment.  Called between a side's last look at
+ * the ring and its re-enabling of notifications, it widens the window in
+ * which a missing re-check would lose a wakeup, so such a bug hangs (and
+ * fails) within a run rather than once a month.
+ */
+struct test_rng;
+void stress_jitter(struct test_rng *rng);
 
 #endif /* VHOSTD_TESTS_STRESS_H */

@@ -92,6 +92,17 @@ size_t stress_mem_size(const struct stress_cfg *cfg)
 	return stress_data_off(cfg) + (size_t)cfg->num * STRESS_SLOT_BYTES;
 }
 
+void stress_jitter(struct test_rng *rng)
+{
+	uint32_t spins;
+
+	if (test_rng_below(rng, 4))
+		return;
+	spins = test_rng_below(rng, 2000);
+	for (volatile uint32_t i = 0; i < spins; i++)
+		;
+}
+
 void stress_notify(int fd)
 {
 	if (eventfd_write(fd, 1))

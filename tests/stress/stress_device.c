@@ -4,7 +4,14 @@
  * checks every readable byte, writes its answer, and completes out of
  * order (a few elements are held back and the rest completed shuffled) with
  * one flush and at most one notification per burst.
+ *
+ * Now and then it also does what a vhost-user back-end does mid-run: it
+ * installs a fresh memory map while elements are in flight (each element
+ * must keep the map it was popped under alive: SET_MEM_TABLE), and, when
+ * nothing is in flight, tears the queue down and sets it up again from
+ * virtq_get_base() (GET/SET_VRING_BASE, the packed wrap counter included).
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,6 +26,7 @@ struct dev_slot {
 	struct iovec iov[STRESS_MAX_SGS];
 	uint64_t seq;
 	uint32_t written;
+	bool filled; /* handed back to the queue (its map reference with it) */
 };
 
 struct dev_side {
@@ -32,7 +40,71 @@ struct dev_side {
 	uint8_t *seen; /* one bit per sequence number */
 	struct test_rng rng;
 	uint64_t completed;
+	struct virtq_config vc;	  /* for re-init */
+	struct mem_region region; /* for new maps */
+	unsigned int maps_made, maps_released;
+	bool closing; /* the final virtq_destroy() */
+	/* counters of queues already torn down */
+	uint64_t popped, notified, suppressed;
 };
+
+/* Only one device side per process (thread or child), so the hook finds it here. */
+static struct dev_side *the_dev;
+
+/* A map's last reference is gone: no element still in flight may point into it. */
+static void dev_map_released(struct mem_region *r)
+{
+	const struct memmap *map =
+		(const struct memmap *)((const char *)r - offsetof(struct memmap, regions));
+
+	for (unsigned int i = 0; i < the_dev->nr_pending; i++) {
+		if (!the_dev->pending[i]->filled && the_dev->pending[i]->elem.mem == map)
+			FAIL("device: map released while an element popped under it is in flight");
+	}
+	if (map == the_dev->vq.mem && !the_dev->closing)
+		FAIL("device: the queue's current map was released");
+	the_dev->maps_released++;
+}
+
+static struct memmap *dev_new_map(struct dev_side *d)
+{
+	struct memmap *map = memmap_new(&d->region, 1);
+
+	if (!map)
+		FAIL("memmap_new: %m");
+	d->maps_made++;
+	return map;
+}
+
+/* SET_MEM_TABLE: a new map for the queue; elements in flight keep theirs. */
+static void dev_swap_map(struct dev_side *d)
+{
+	struct memmap *map = dev_new_map(d);
+
+	virtq_set_memmap(&d->vq, map);
+	memmap_put(map);
+}
+
+/* Stop and restart the queue where it stood: nothing may be in flight. */
+static void dev_reinit(struct dev_side *d)
+{
+	uint16_t base = virtq_get_base(&d->vq);
+	int ret;
+
+	CHECK_EQ(d->vq.inflight, 0);
+	d->popped += d->vq.nr_popped;
+	d->notified += d->vq.nr_notified;
+	d->suppressed += d->vq.nr_notify_suppressed;
+	d->vc.base = base;
+	d->vc.mem = memmap_get(d->vq.mem);
+	virtq_destroy(&d->vq);
+	ret = virtq_init(&d->vq, &d->vc);
+	memmap_put(d->vc.mem);
+	if (ret)
+		FAIL("device: virtq_init at base %#x: %d", base, ret);
+	CHECK_EQ(virtq_get_base(&d->vq), base);
+	d->sh->device_resets++;
+}
 
 static bool driver_gone(const struct stress_shared *sh)
 {
@@ -99,6 +171,7 @@ static unsigned int dev_pop_burst(struct dev_side *d)
 			FAIL("device: virtq_pop refused our own driver's ring: %s",
 			     virtq_strerror(d->vq.error));
 		d->nr_free--;
+		s->filled = false;
 		dev_handle(d, s);
 		d->pending[d->nr_pending++] = s;
 		n++;
@@ -126,6 +199,7 @@ static void dev_complete(struct dev_side *d, unsigned int hold)
 		struct dev_slot *s = d->pending[i];
 
 		/* Mostly a burst of fills and one flush; sometimes push each. */
+		s->filled = true;
 		if (one_by_one)
 			virtq_push(&d->vq, &s->elem, s->written);
 		else
@@ -159,8 +233,13 @@ static void dev_loop(struct dev_side *d)
 		 * be waiting for exactly those.
 		 */
 		dev_complete(d, n ? test_rng_below(&d->rng, STRESS_HOLD + 1) : 0);
+		if (!test_rng_below(&d->rng, 512))
+			dev_swap_map(d);
+		if (!d->nr_pending && !test_rng_below(&d->rng, 256))
+			dev_reinit(d);
 		if (n || d->completed == cfg->requests)
 			continue;
+		stress_jitter(&d->rng);
 		if (virtq_enable_notify(&d->vq)) {
 			virtq_disable_notify(&d->vq);
 			continue;
@@ -176,37 +255,38 @@ static void dev_init(struct dev_side *d, void *hva)
 {
 	const struct stress_shared *sh = d->sh;
 	const struct stress_cfg *cfg = &sh->cfg;
-	struct mem_region region = {
-		.gpa = sh->mem_dma,
-		.size = sh->mem_size,
-		.uva = sh->mem_uva,
-		.hva = hva,
-	};
-	struct virtq_config vc = {
-		.num = cfg->num,
-		.features = stress_features(cfg),
-		.base = cfg->packed ? (uint16_t)(1u << VIRTQ_PACKED_WRAP_BIT) : 0,
-		.name = "stress:q0",
-	};
 	size_t desc_size = (size_t)cfg->num * 16;
 	size_t driver_size =
 		cfg->packed ? sizeof(struct vring_packed_desc_event) : vring_avail_size(cfg->num);
 	size_t device_size =
 		cfg->packed ? sizeof(struct vring_packed_desc_event) : vring_used_size(cfg->num);
+	struct virtq_config *vc = &d->vc;
 	int ret;
 
-	vc.mem = memmap_new(&region, 1);
-	if (!vc.mem)
-		FAIL("memmap_new: %m");
-	vc.desc = memmap_gpa_to_hva(vc.mem, sh->addrs.desc, desc_size);
-	vc.driver_area = memmap_gpa_to_hva(vc.mem, sh->addrs.driver_area, driver_size);
-	vc.device_area = memmap_gpa_to_hva(vc.mem, sh->addrs.device_area, device_size);
-	if (!vc.desc || !vc.driver_area || !vc.device_area)
+	the_dev = d;
+	d->region = (struct mem_region){
+		.gpa = sh->mem_dma,
+		.size = sh->mem_size,
+		.uva = sh->mem_uva,
+		.hva = hva,
+		.release = dev_map_released,
+	};
+	*vc = (struct virtq_config){
+		.num = cfg->num,
+		.features = stress_features(cfg),
+		.base = cfg->packed ? (uint16_t)(1u << VIRTQ_PACKED_WRAP_BIT) : 0,
+		.name = "stress:q0",
+		.mem = dev_new_map(d),
+	};
+	vc->desc = memmap_gpa_to_hva(vc->mem, sh->addrs.desc, desc_size);
+	vc->driver_area = memmap_gpa_to_hva(vc->mem, sh->addrs.driver_area, driver_size);
+	vc->device_area = memmap_gpa_to_hva(vc->mem, sh->addrs.device_area, device_size);
+	if (!vc->desc || !vc->driver_area || !vc->device_area)
 		FAIL("driver's ring addresses are not inside the block");
-	ret = virtq_init(&d->vq, &vc);
+	ret = virtq_init(&d->vq, vc);
 	if (ret)
 		FAIL("virtq_init: %d", ret);
-	memmap_put(vc.mem); /* the queue holds its own reference */
+	memmap_put(vc->mem); /* the queue holds its own reference */
 
 	d->slots = calloc(cfg->num, sizeof(*d->slots));
 	d->free_slots = calloc(cfg->num, sizeof(*d->free_slots));
@@ -233,12 +313,17 @@ void stress_device_run(struct stress_shared *sh, void *hva)
 	}
 	CHECK(virtq_avail_empty(&d.vq));
 	CHECK_EQ(d.vq.inflight, 0);
-	CHECK_EQ(d.vq.nr_popped, sh->cfg.requests);
+	CHECK_EQ(d.popped + d.vq.nr_popped, sh->cfg.requests);
 	if (!sh->cfg.packed)
 		CHECK_EQ(virtq_get_base(&d.vq), (uint16_t)sh->cfg.requests);
-	sh->dev_notified = d.vq.nr_notified;
-	sh->dev_suppressed = d.vq.nr_notify_suppressed;
+	sh->dev_notified = d.notified + d.vq.nr_notified;
+	sh->dev_suppressed = d.suppressed + d.vq.nr_notify_suppressed;
+	/* Every map but the queue's own is gone; the last goes with the queue. */
+	CHECK_EQ(d.maps_released, d.maps_made - 1);
+	d.closing = true;
 	virtq_destroy(&d.vq);
+	CHECK_EQ(d.maps_released, d.maps_made);
+	sh->device_maps = d.maps_made;
 	free(d.slots);
 	free(d.free_slots);
 	free(d.pending);

@@ -193,6 +193,7 @@ static void drv_loop(struct drv_side *d)
 		if (added || reaped)
 			continue;
 		/* Nothing to do until the device completes something. */
+		stress_jitter(&d->rng);
 		if (!drv_enable_cb(d)) {
 			virtq_drv_disable_cb(d->vq);
 			continue;

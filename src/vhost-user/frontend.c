@@ -583,9 +583,11 @@ int vu_fe_kick(struct vu_fe *fe, unsigned int index)
 	if (index >= fe->num_queues)
 		return -EINVAL;
 	q = &fe->queues[index];
-	if (virtq_drv_kick_prepare(q->drv) && eventfd_write(q->kick_fd, 1) < 0)
+	if (!virtq_drv_kick_prepare(q->drv))
+		return 0;
+	if (eventfd_write(q->kick_fd, 1) < 0)
 		return -errno;
-	return 0;
+	return 1;
 }
 
 int vu_fe_call_fd(const struct vu_fe *fe, unsigned int index)

@@ -64,7 +64,7 @@ int vu_fe_resend_mem_table(struct vu_fe *fe);
 
 struct virtq_drv *vu_fe_queue(struct vu_fe *fe, unsigned int index);
 
-/* Kick the device if virtq_drv_kick_prepare() says so.  0 or -errno. */
+/* Kick the device if virtq_drv_kick_prepare() says so: 1 kicked, 0 not needed, -errno. */
 int vu_fe_kick(struct vu_fe *fe, unsigned int index);
 
 /* The queue's call eventfd (to poll), and a blocking wait for it. */

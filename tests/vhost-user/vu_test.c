@@ -443,7 +443,7 @@ void vt_io_run(struct vt_io *io)
 			more = io->nreq ? submitted < io->nreq : more;
 		}
 		if (added)
-			VT_CHECK_EQ(vu_fe_kick(io->fe, io->queue), 0);
+			VT_CHECK_EQ(vu_fe_kick(io->fe, io->queue) < 0, 0);
 		if (io->submit_only)
 			break;
 

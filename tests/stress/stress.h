@@ -45,6 +45,7 @@ struct stress_cfg {
 	bool event_idx;
 	bool indirect;
 	bool processes; /* fork: device in the child */
+	bool small;	/* tiny requests: measures the ring, not our byte checks */
 	uint16_t num;
 	uint64_t requests;
 	uint64_t seed;

@@ -28,8 +28,8 @@ void stress_shape(const struct stress_cfg *cfg, uint64_t seq, struct stress_shap
 	struct test_rng rng;
 
 	test_rng_seed(&rng, cfg->seed ^ (seq * 0x9e3779b97f4a7c15ull));
-	s->nout = test_rng_range(&rng, 1, STRESS_MAX_OUT);
-	s->nin = test_rng_range(&rng, 0, STRESS_MAX_IN);
+	s->nout = cfg->small ? 1 : test_rng_range(&rng, 1, STRESS_MAX_OUT);
+	s->nin = test_rng_range(&rng, 0, cfg->small ? 1 : STRESS_MAX_IN);
 	/* Trim to the queue: writable buffers first, one readable stays. */
 	while (s->nout + s->nin > max) {
 		if (s->nin)
@@ -39,7 +39,7 @@ void stress_shape(const struct stress_cfg *cfg, uint64_t seq, struct stress_shap
 	}
 	s->out_len = s->in_len = 0;
 	for (i = 0; i < s->nout + s->nin; i++) {
-		s->len[i] = stress_len(&rng);
+		s->len[i] = cfg->small ? test_rng_range(&rng, 1, 16) : stress_len(&rng);
 		/* The first readable buffer carries the 8-byte sequence number. */
 		if (i == 0 && s->len[i] < 8)
 			s->len[i] = 8;

@@ -5,10 +5,9 @@
 # side by side in one run, and a table of vhostd/QSD ratios.
 #
 # Two comparisons, on terms as equal as the two programs allow:
-#   null  QSD's null-co driver (reads give zeroes, writes are dropped)
-#         against vhostd on a sparse file in /dev/shm with cache=writeback:
-#         vhostd has no null back-end, and tmpfs through the page cache is
-#         the nearest thing (its writes do allocate memory).
+#   null  QSD's null-co driver with read-zeroes=on against vhostd's
+#         backend=null: no storage on either side; reads memset the guest's
+#         buffers to zero, writes are dropped.  Only the datapath is measured.
 #   file  the same image on disk, O_DIRECT on both sides: vhostd cache=none,
 #         QSD cache.direct=on,aio=io_uring (and locking=off, since vhostd
 #         holds its own lock on the image; the two never run at once).
@@ -49,7 +48,6 @@ done
 command -v python3 >/dev/null || { echo "blk.sh: python3 needed for the table" >&2; exit 1; }
 
 SOCKS=$(mktemp -d /tmp/vhostd-bench.XXXXXX)
-SHM=$(mktemp -d /dev/shm/vhostd-bench.XXXXXX)
 DISK=$(mktemp -d "$FILE_DIR/vhostd-bench.XXXXXX")
 PIDS=()
 
@@ -58,7 +56,7 @@ cleanup() {
 		kill "$pid" 2>/dev/null || true
 	done
 	wait 2>/dev/null || true
-	rm -rf "$SOCKS" "$SHM" "$DISK"
+	rm -rf "$SOCKS" "$DISK"
 }
 trap cleanup EXIT
 
@@ -80,14 +78,13 @@ wait_for_socket() {
 
 null_bytes=$(bytes "$NULL_SIZE")
 file_bytes=$(bytes "$FILE_SIZE")
-truncate -s "$null_bytes" "$SHM/null.img"
 # Really written, so O_DIRECT reads hit the disk rather than unwritten extents.
 echo "blk.sh: writing a $FILE_SIZE image in $DISK ..." >&2
 dd if=/dev/zero of="$DISK/disk.img" bs=1M count=$((file_bytes >> 20)) oflag=direct \
 	conv=fsync status=none
 
 "$VHOSTD" --log-level warn \
-	--blk "id=null,path=$SHM/null.img,socket=$SOCKS/vhostd-null.sock,num-queues=$QUEUES,cache=writeback" \
+	--blk "id=null,backend=null,size=$null_bytes,socket=$SOCKS/vhostd-null.sock,num-queues=$QUEUES" \
 	--blk "id=file,path=$DISK/disk.img,socket=$SOCKS/vhostd-file.sock,num-queues=$QUEUES,cache=none" &
 PIDS+=($!)
 "$QSD" \
@@ -159,8 +156,7 @@ def stat(by, get, fmt):
 
 print(f"vhost-bench, {queues} queue(s), {secs} s per run, {rounds} rounds interleaved; "
       "medians over rounds")
-print(f"  null: vhostd on a sparse {null_size} file in /dev/shm, cache=writeback "
-      "(vhostd has no null back-end)")
+print(f"  null: vhostd backend=null,size={null_size}")
 print(f"        vs qemu-storage-daemon null-co, size={null_size}, read-zeroes=on")
 print(f"  file: the same {file_size} image in {file_dir}, O_DIRECT on both: vhostd cache=none,")
 print("        vs qemu-storage-daemon cache.direct=on,aio=io_uring")

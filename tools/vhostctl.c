@@ -295,7 +295,9 @@ static void list_row(struct json_object *d, char cells[LIST_COLS][4096])
 	snprintf(cells[5], sizeof(cells[5]), "%" PRIu64, u64_of(d, "num-queues"));
 	snprintf(cells[6], sizeof(cells[6]), "%s", bool_of(d, "connected") ? "yes" : "no");
 	snprintf(cells[7], sizeof(cells[7]), "%s", str_of(d, "socket"));
-	snprintf(cells[8], sizeof(cells[8]), "%s", str_of(d, "path"));
+	/* backend=null has no path: say so rather than print nothing. */
+	snprintf(cells[8], sizeof(cells[8]), "%s",
+		 *str_of(d, "path") ? str_of(d, "path") : "(null back-end)");
 }
 
 static void list_print(char (*cells)[LIST_COLS][4096], size_t rows)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * backend.h - block storage back-ends: where a block device model's
- * requests end up (a raw image file or a host block device).
+ * requests end up (a raw image file or a host block device through
+ * io_uring, or nothing at all: the null back-end).
  *
  * A back-end is opened once per device (struct blk_backend) and gives each
  * queue thread its own submission context (struct blk_backend_queue, one
@@ -75,7 +76,8 @@ struct blk_backend_info {
 };
 
 struct blk_backend_config {
-	const char *path;
+	const char *path; /* io_uring: the image */
+	uint64_t size;	  /* null: the capacity in bytes, a multiple of 512 */
 	bool readonly;
 	bool direct;	  /* O_DIRECT (cache=none); refused by the FS: buffered + a warning */
 	const char *name; /* for log lines */
@@ -119,6 +121,12 @@ struct blk_backend_ops {
 
 /* The io_uring back-end (uring.c). */
 extern const struct blk_backend_ops blk_backend_uring_ops;
+/*
+ * The null back-end (null.c): @size bytes of nothing, like QEMU's null-co
+ * with read-zeroes=on.  Reads return zeroes, everything else succeeds and
+ * stores nothing; every operation completes at once.
+ */
+extern const struct blk_backend_ops blk_backend_null_ops;
 
 /* Every opened back-end starts with this, so callers reach its ops. */
 struct blk_backend {

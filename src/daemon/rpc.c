@@ -44,6 +44,7 @@ static struct json_object *device_describe(struct blk_dev *dev)
 
 	add_str(d, "id", blk_dev_id(dev));
 	add_str(d, "type", "blk");
+	add_str(d, "backend", o->backend == BLK_BACKEND_NULL ? "null" : "file");
 	add_str(d, "path", o->path);
 	add_str(d, "socket", o->socket);
 	add_u64(d, "capacity", sectors);

@@ -4,7 +4,7 @@
  * JSON-RPC control socket, and a clean stop on SIGTERM or SIGINT.
  *
  * Everything is checked before anything starts (options, duplicate ids and
- * sockets, that every image opens), so a bad command line leaves nothing
+ * sockets, that every image opens; backend=null has none), so a bad command line leaves nothing
  * behind.  If a device still fails to start, the ones already started are
  * torn down (which removes their sockets) before exiting.
  *
@@ -62,6 +62,9 @@ static const char usage_text[] =
 	"  --blk SPEC         add a device (repeatable); SPEC options:\n"
 	"                       id=NAME          device name (vda, ...), unique\n"
 	"                       path=FILE        raw image or block device\n"
+	"                       backend=null     instead of path=: no storage, reads\n"
+	"                                        return zeroes, writes are dropped\n"
+	"                       size=BYTES       backend=null's capacity (k/m/g/t suffix)\n"
 	"                       socket=PATH      vhost-user socket to listen on, unique\n"
 	"                       readonly=on      refuse writes (VIRTIO_BLK_F_RO)\n"
 	"                       num-queues=N     request queues offered (1..64, default 1)\n"
@@ -213,6 +216,9 @@ static int check_images(const struct vhostd *d)
 		return 1;
 	for (unsigned int i = 0; i < d->nopts && !ret; i++) {
 		o = &d->opts[i];
+		/* backend=null has no image; its st stays zeroed and matches nothing. */
+		if (o->backend == BLK_BACKEND_NULL)
+			continue;
 		fd = open(o->path, (o->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 		if (fd < 0 || fstat(fd, &st[i])) {
 			log_error("%s: cannot open %s%s: %s", o->id, o->path,
@@ -222,6 +228,8 @@ static int check_images(const struct vhostd *d)
 		if (fd >= 0)
 			close(fd);
 		for (unsigned int j = 0; j < i && !ret; j++) {
+			if (d->opts[j].backend == BLK_BACKEND_NULL)
+				continue;
 			if (st[j].st_dev == st[i].st_dev && st[j].st_ino == st[i].st_ino) {
 				usage_error("%s and %s: same image %s", d->opts[j].id, o->id,
 					    o->path);
@@ -364,7 +372,8 @@ static int devices_start(struct vhostd *d)
 			return -1;
 		}
 		d->devs[d->rpc.count++] = dev;
-		log_info("%s: serving %s (%" PRIu64 " sectors) on %s", o->id, o->path,
+		log_info("%s: serving %s (%" PRIu64 " sectors) on %s", o->id,
+			 o->backend == BLK_BACKEND_NULL ? "the null back-end" : o->path,
 			 blk_dev_capacity_sectors(dev), o->socket);
 	}
 	return 0;

@@ -37,6 +37,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -194,6 +195,30 @@ static int parse_uint(const char *v, unsigned long min, unsigned long max, unsig
 	return 0;
 }
 
+/* "1073741824", "1G", "512k": bytes with an optional binary suffix. */
+static int parse_bytes(const char *v, uint64_t *out)
+{
+	static const char suffixes[] = "kmgt";
+	char num[24];
+	unsigned int shift = 0;
+	unsigned long n;
+	size_t len = strlen(v);
+	const char *sfx;
+
+	if (!len || len >= sizeof(num))
+		return -EINVAL;
+	memcpy(num, v, len + 1);
+	sfx = strchr(suffixes, num[len - 1] | 0x20);
+	if (sfx) {
+		shift = 10 * (unsigned int)(sfx - suffixes + 1);
+		num[len - 1] = '\0';
+	}
+	if (parse_uint(num, 1, ULONG_MAX >> shift, &n))
+		return -EINVAL;
+	*out = (uint64_t)n << shift;
+	return 0;
+}
+
 /* The id names the disk in diskstats lines, logs and thread names. */
 static bool valid_id(const char *s)
 {
@@ -226,6 +251,8 @@ enum {
 	OPT_QUEUE_SIZE = 1 << 6,
 	OPT_CACHE = 1 << 7,
 	OPT_SERIAL = 1 << 8,
+	OPT_BACKEND = 1 << 9,
+	OPT_SIZE = 1 << 10,
 };
 
 static const struct {
@@ -241,6 +268,8 @@ static const struct {
 	{"queue-size", OPT_QUEUE_SIZE},
 	{"cache", OPT_CACHE},
 	{"serial", OPT_SERIAL},
+	{"backend", OPT_BACKEND},
+	{"size", OPT_SIZE},
 };
 
 /* Copy @v (at most @size - 1 bytes) into @dst; -EINVAL if empty or too long. */
@@ -303,6 +332,21 @@ static int blk_option_set(struct blk_options *o, unsigned int bit, const char *k
 				       "queue-size: a power of two in %d..%d expected, not '%s'",
 				       BLK_MIN_QUEUE_SIZE, BLK_MAX_QUEUE_SIZE, v);
 		o->queue_size = (uint16_t)n;
+		return 0;
+	case OPT_BACKEND:
+		if (!strcmp(v, "file"))
+			o->backend = BLK_BACKEND_FILE;
+		else if (!strcmp(v, "null"))
+			o->backend = BLK_BACKEND_NULL;
+		else
+			return opt_err(err, err_len, "backend: file or null expected, not '%s'", v);
+		return 0;
+	case OPT_SIZE:
+		if (parse_bytes(v, &o->size) || o->size % VIRTIO_BLK_SECTOR_SIZE)
+			return opt_err(err, err_len,
+				       "size: a multiple of 512 bytes (k/m/g/t suffix) expected, "
+				       "not '%s'",
+				       v);
 		return 0;
 	case OPT_CACHE:
 		if (!strcmp(v, "none"))
@@ -383,8 +427,18 @@ int blk_options_parse(const char *str, struct blk_options *opts, char *err, size
 
 	if (!(seen & OPT_ID))
 		return opt_err(err, err_len, "id= is required");
-	if (!(seen & OPT_PATH))
-		return opt_err(err, err_len, "path= is required");
+	if (opts->backend == BLK_BACKEND_NULL) {
+		if (seen & OPT_PATH)
+			return opt_err(err, err_len, "path= is not for backend=null (no image)");
+		if (!(seen & OPT_SIZE))
+			return opt_err(err, err_len, "backend=null needs size=");
+	} else {
+		if (!(seen & OPT_PATH))
+			return opt_err(err, err_len, "path= is required");
+		if (seen & OPT_SIZE)
+			return opt_err(err, err_len,
+				       "size= is only for backend=null (an image has its own)");
+	}
 	if (!(seen & OPT_SOCKET))
 		return opt_err(err, err_len, "socket= is required");
 	/* GET_ID answers with the id when no serial was given. */
@@ -1129,11 +1183,14 @@ struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watc
 {
 	struct blk_backend_config bcfg = {
 		.path = opts->path,
+		.size = opts->size,
 		.readonly = opts->readonly,
 		.direct = opts->cache == BLK_CACHE_NONE,
 		.name = opts->id,
 	};
+	bool null = opts->backend == BLK_BACKEND_NULL;
 	struct vu_dev_config vcfg;
+	const char *how;
 	struct blk_dev *dev;
 
 	if (!opts->num_queues || opts->num_queues > VU_MAX_QUEUES ||
@@ -1147,7 +1204,7 @@ struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watc
 		return NULL;
 	}
 	dev->opts = *opts;
-	dev->bops = &blk_backend_uring_ops;
+	dev->bops = null ? &blk_backend_null_ops : &blk_backend_uring_ops;
 	if (dev->bops->open(&bcfg, &dev->be, err, err_len) < 0) {
 		free(dev);
 		return NULL;
@@ -1155,7 +1212,8 @@ struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watc
 	dev->bops->get_info(dev->be, &dev->info);
 	dev->capacity = dev->info.size >> VIRTIO_BLK_SECTOR_SHIFT;
 	if (!dev->capacity)
-		log_warn("%s: %s is smaller than one sector", opts->id, opts->path);
+		log_warn("%s: %s is smaller than one sector", opts->id,
+			 null ? "the null back-end" : opts->path);
 	dev->seg_max = opts->queue_size - 2u;
 	if (dev->seg_max > BLK_MAX_SEG_MAX)
 		dev->seg_max = BLK_MAX_SEG_MAX;
@@ -1192,8 +1250,12 @@ struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watc
 			strerror(errno));
 		goto fail;
 	}
-	log_info("%s: %s, %" PRIu64 " sectors, %s%s, %u queue(s) of %u", opts->id, opts->path,
-		 dev->capacity, dev->info.direct ? "O_DIRECT" : "page cache",
+	if (null)
+		how = "no storage";
+	else
+		how = dev->info.direct ? "O_DIRECT" : "page cache";
+	log_info("%s: %s, %" PRIu64 " sectors, %s%s, %u queue(s) of %u", opts->id,
+		 null ? "null back-end" : opts->path, dev->capacity, how,
 		 opts->readonly ? ", read-only" : "", opts->num_queues, opts->queue_size);
 	return dev;
 

@@ -4,8 +4,8 @@
  *
  * One struct blk_dev per --blk option: a vhost-user back-end (backend.h)
  * whose queues each run on their own thread with their own io_uring, over a
- * raw image file or block device (backends/).  Statistics follow the meaning
- * of /proc/diskstats.
+ * raw image file or block device, or over the null back-end (backends/).
+ * Statistics follow the meaning of /proc/diskstats.
  */
 #ifndef VHOSTD_DEVICES_BLK_H
 #define VHOSTD_DEVICES_BLK_H
@@ -21,9 +21,16 @@ enum blk_cache_mode {
 	BLK_CACHE_WRITEBACK,	/* page cache; flush is fdatasync */
 };
 
+enum blk_backend_kind {
+	BLK_BACKEND_FILE, /* path=: an image file or block device, io_uring */
+	BLK_BACKEND_NULL, /* size=: no storage; reads return zeroes */
+};
+
 struct blk_options {
 	char id[32];
-	char path[4096];
+	enum blk_backend_kind backend;
+	char path[4096]; /* BLK_BACKEND_FILE; empty for null */
+	uint64_t size;	 /* BLK_BACKEND_NULL: capacity in bytes; 0 for file */
 	char socket[108];
 	char serial[21];	/* VIRTIO_BLK_ID_BYTES + NUL */
 	bool readonly;
@@ -37,9 +44,13 @@ struct blk_options {
  * Parse "id=NAME,path=FILE,socket=PATH[,readonly=on][,client=on]
  * [,num-queues=N][,queue-size=N][,cache=none|writeback][,serial=STR]" into
  * @opts (defaults filled in: 1 queue of 256, cache=writeback, serial = the
- * id cut to 20 bytes).  NAME is [A-Za-z0-9_.-]{1,31}; booleans take
+ * id cut to 20 bytes).  "backend=null,size=BYTES" replaces path= with the
+ * null back-end (backend=file, the default, needs path= and takes no
+ * size=).  NAME is [A-Za-z0-9_.-]{1,31}; booleans take
  * on/off/yes/no/true/false; num-queues 1..VU_MAX_QUEUES; queue-size a power
- * of two in 4..1024; ",," in a value is a literal comma, as in QEMU.
+ * of two in 4..1024; BYTES a positive multiple of 512 with an optional
+ * k/m/g/t suffix (powers of 1024); ",," in a value is a literal comma, as
+ * in QEMU.
  * Returns 0, or -EINVAL with a message in @err (which may be NULL).
  */
 int blk_options_parse(const char *str, struct blk_options *opts, char *err, size_t err_len);

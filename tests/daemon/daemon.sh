@@ -122,6 +122,31 @@ sed 's/^/# /' "$T/err"
 kill "$HPID"
 wait "$HPID"
 
+expect_fail 2 "backend=null without size" --blk "id=n0,backend=null,socket=$T/a.sock"
+expect_fail 2 "backend=null with a path" --blk "$good,backend=null,size=1M"
+
+# --- the null back-end: no image to check, two of them are not "the same" ---
+
+"$VHOSTD" --blk "id=n0,backend=null,size=64M,socket=$T/n0.sock" \
+	--blk "id=n1,backend=null,size=1M,socket=$T/n1.sock" \
+	--control "$T/nctl.sock" 2>"$T/null.log" &
+NPID=$!
+if wait_for_socket "$T/nctl.sock" 10 && wait_for_socket "$T/n1.sock" 10; then
+	check "null: start-up line" \
+		grep -q "n0: serving the null back-end (131072 sectors) on $T/n0.sock" "$T/null.log"
+	check "null: vhost-bench randrw" "$BENCH" --socket "$T/n0.sock" --rw randrw --time 0.5
+	"$VHOSTCTL" --control "$T/nctl.sock" list >"$T/list"
+	check "null: list row" \
+		grep -Eq "^n0 +blk +64.0M +131072 +no +1 +[a-z]+ +$T/n0.sock +\(null back-end\)\$" "$T/list"
+	"$VHOSTCTL" --control "$T/nctl.sock" stats n0 >"$T/stats"
+	check "null: reads counted" test "$(awk '{ print $4 }' "$T/stats")" -gt 0
+	check "null: writes counted" test "$(awk '{ print $8 }' "$T/stats")" -gt 0
+else
+	not_ok "null daemon did not start: $(cat "$T/null.log")"
+fi
+kill "$NPID"
+wait "$NPID"
+
 check "--help exits 0" bash -c "'$VHOSTD' --help >/dev/null"
 check "--version prints the version" bash -c "'$VHOSTD' --version | grep -q '^vhostd [0-9]'"
 

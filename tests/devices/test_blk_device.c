@@ -15,7 +15,8 @@
  * (the device goes broken, the process lives), and tearing the device down
  * with requests in flight.  The test keeps a model of what the image must
  * hold and compares the file with it byte for byte at the end, so a request
- * that failed provably wrote nothing.
+ * that failed provably wrote nothing.  The null back-end goes through the
+ * same requests, with a model that stays all zeroes.
  */
 #include <endian.h>
 #include <poll.h>
@@ -50,6 +51,7 @@ struct ctx {
 	char sock[108];
 	int img_fd;
 	uint8_t *model; /* what the image must contain */
+	bool null;	/* backend=null: writes are dropped, reads give zeroes */
 	bool packed;
 	struct timespec started;
 
@@ -106,8 +108,8 @@ static void dev_start(struct ctx *c, const char *extra_opts, bool packed, int nq
 	/* sun_path is short: the socket lives in /tmp whatever $TMPDIR is. */
 	snprintf(c->sock, sizeof(c->sock), "/tmp/vhostd-blk-%d-%d.sock", (int)getpid(), serial);
 	unlink(c->sock);
-	snprintf(spec, sizeof(spec),
-		 "id=vdt%d,path=%s,socket=%s,queue-size=%d,serial=SERIAL-1234%s", serial++, c->img,
+	snprintf(spec, sizeof(spec), "id=vdt%d,%s%s,socket=%s,queue-size=%d,serial=SERIAL-1234%s",
+		 serial++, c->null ? "backend=null,size=4M" : "path=", c->null ? "" : c->img,
 		 c->sock, QSIZE, extra_opts);
 	if (blk_options_parse(spec, &opts, err, sizeof(err)))
 		FAIL("options: %s", err);
@@ -224,6 +226,14 @@ static uint8_t blk_req(struct ctx *c, unsigned int q, uint32_t type, uint64_t se
 	return *c->status;
 }
 
+/* A write the device acknowledged: what reads must now return. */
+static void model_write(struct ctx *c, size_t off, const void *src, size_t len)
+{
+	/* The null back-end stores nothing: the model stays all zeroes. */
+	if (!c->null)
+		memcpy(c->model + off, src, len);
+}
+
 static void count(struct ctx *c, enum blk_stat_dir d, uint64_t sectors)
 {
 	c->ios[d]++;
@@ -240,7 +250,7 @@ static uint8_t do_write(struct ctx *c, unsigned int q, uint64_t sector, uint32_t
 	st = blk_req(c, q, VIRTIO_BLK_T_OUT, sector, c->data, len, false, &used);
 	CHECK_EQ(used, 1);
 	if (st == VIRTIO_BLK_S_OK) {
-		memcpy(c->model + sector * 512, c->data, len);
+		model_write(c, sector * 512, c->data, len);
 		count(c, BLK_STAT_WRITE, len / 512);
 	}
 	return st;
@@ -432,7 +442,7 @@ static void test_read_write(struct ctx *c)
 	*c->status = 0xee;
 	CHECK_EQ(run_chain(c, 0, sg, 2, 1), 1);
 	CHECK_EQ(*c->status, VIRTIO_BLK_S_OK);
-	memcpy(c->model + 200 * 512, c->data + 16, 3072);
+	model_write(c, 200 * 512, c->data + 16, 3072);
 	count(c, BLK_STAT_WRITE, 6);
 
 	/* Header split 5 + 11; the status byte shares the last data buffer. */
@@ -467,7 +477,7 @@ static void test_read_write(struct ctx *c)
 	sg[2] = (struct virtq_sg){sg_addr(c, c->data + 590), 11};
 	CHECK_EQ(run_chain(c, 0, sg, 2, 1), 1);
 	CHECK_EQ(c->data[600], VIRTIO_BLK_S_OK);
-	memcpy(c->model + 300 * 512, c->data, 512);
+	model_write(c, 300 * 512, c->data, 512);
 	count(c, BLK_STAT_WRITE, 1);
 
 	/* A zero-length read is fine and touches nothing. */
@@ -659,7 +669,7 @@ static void test_burst(struct ctx *c)
 		blk_test_fill(bufs + i * 4096, 4096, 30, sector * 512);
 		sts[i] = 0xee;
 		CHECK_EQ(virtq_drv_add_sgs(vq, sg, 2, 1, &seen[i]), 0);
-		memcpy(c->model + sector * 512, bufs + i * 4096, 4096);
+		model_write(c, sector * 512, bufs + i * 4096, 4096);
 		count(c, BLK_STAT_WRITE, 8);
 	}
 	CHECK_EQ(vu_fe_kick(c->fe, 1) < 0, 0);
@@ -730,6 +740,38 @@ static void run_main(bool packed, const char *cache)
 	dev_stop(&c);
 	check_image(&c);
 	drop_image(&c);
+}
+
+/*
+ * backend=null: the same requests as on an image, but reads must return
+ * zeroes whatever was written (check_read fills the buffer with 0xa5
+ * first, so a read that skipped the memset is caught) and every request
+ * succeeds and is counted.
+ */
+static void run_null(bool packed)
+{
+	struct virtio_blk_discard_write_zeroes r[2] = {{64, 8, 0}, {1024, 16, 0}};
+	struct ctx c = {.null = true};
+
+	printf("null back-end: %s ring\n", packed ? "packed" : "split");
+	c.model = calloc(1, IMG_BYTES);
+	CHECK(c.model);
+	dev_start(&c, ",num-queues=2", packed, 0);
+	test_features_config(&c, false);
+	test_get_id(&c);
+	test_read_write(&c);
+	test_bad_rw(&c);
+	test_flush(&c);
+	CHECK_EQ(dwz_req(&c, VIRTIO_BLK_T_DISCARD, r, 2, sizeof(r)), VIRTIO_BLK_S_OK);
+	count(&c, BLK_STAT_DISCARD, 24);
+	r[1].flags = VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP;
+	CHECK_EQ(dwz_req(&c, VIRTIO_BLK_T_WRITE_ZEROES, r, 2, sizeof(r)), VIRTIO_BLK_S_OK);
+	count(&c, BLK_STAT_WRITE, 24);
+	check_read(&c, 0, 1024, 8192);
+	test_burst(&c);
+	check_stats(&c);
+	dev_stop(&c);
+	free(c.model);
 }
 
 static void run_readonly(bool packed)
@@ -866,6 +908,8 @@ int main(void)
 	run_main(false, "writeback");
 	run_main(true, "writeback");
 	run_main(false, "none");
+	run_null(false);
+	run_null(true);
 	run_readonly(false);
 	run_readonly(true);
 	for (int v = 0; v < 3; v++)

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * test_blk_options.c - blk_options_parse() on good and bad --blk strings,
- * and blk_stats_format()'s /proc/diskstats line.
+ * test_blk_options.c - blk_options_parse() on good and bad --blk strings
+ * (file and null back-ends), and blk_stats_format()'s /proc/diskstats line.
  */
 #include <stdint.h>
 
@@ -69,6 +69,48 @@ static void test_everything(void)
 	CHECK(!strcmp(o.serial, "abcdefghijklmnopqrst"));
 }
 
+static void test_null_backend(void)
+{
+	struct blk_options o;
+
+	parse_ok("id=n0,backend=null,size=1G,socket=/s", &o);
+	CHECK_EQ(o.backend, BLK_BACKEND_NULL);
+	CHECK_EQ(o.size, 1ull << 30);
+	CHECK(!o.path[0]);
+	parse_ok("id=n0,size=4096,socket=/s,backend=null,readonly=on,num-queues=2", &o);
+	CHECK_EQ(o.size, 4096);
+	CHECK(o.readonly);
+	CHECK_EQ(o.num_queues, 2);
+	parse_ok("id=n0,backend=null,size=512,socket=/s", &o);
+	CHECK_EQ(o.size, 512);
+	parse_ok("id=n0,backend=null,size=3k,socket=/s", &o);
+	CHECK_EQ(o.size, 3072);
+	parse_ok("id=n0,backend=null,size=2M,socket=/s", &o);
+	CHECK_EQ(o.size, 2u << 20);
+	parse_ok("id=n0,backend=null,size=1t,socket=/s", &o);
+	CHECK_EQ(o.size, 1ull << 40);
+	parse_ok("id=f,backend=file,path=/img,socket=/s", &o);
+	CHECK_EQ(o.backend, BLK_BACKEND_FILE);
+	CHECK_EQ(o.size, 0);
+	/* The default is still the file back-end. */
+	parse_ok("id=f,path=/img,socket=/s", &o);
+	CHECK_EQ(o.backend, BLK_BACKEND_FILE);
+
+	parse_bad("id=n0,backend=null,socket=/s", "needs size=");
+	parse_bad("id=n0,backend=null,size=1G,path=/img,socket=/s", "path= is not for");
+	parse_bad("id=n0,size=1G,path=/img,socket=/s", "size= is only for backend=null");
+	parse_bad("id=n0,backend=nul,size=1G,socket=/s", "backend");
+	parse_bad("id=n0,backend=null,size=0,socket=/s", "size");
+	parse_bad("id=n0,backend=null,size=1000,socket=/s", "size");
+	parse_bad("id=n0,backend=null,size=k,socket=/s", "size");
+	parse_bad("id=n0,backend=null,size=-512,socket=/s", "size");
+	parse_bad("id=n0,backend=null,size=1x,socket=/s", "size");
+	parse_bad("id=n0,backend=null,size=1Gb,socket=/s", "size");
+	parse_bad("id=n0,backend=null,size=16777216t,socket=/s", "size");
+	parse_bad("id=n0,backend=null,size=99999999999999999999999,socket=/s", "size");
+	parse_bad("id=n0,backend=null,size=1G,size=2G,socket=/s", "twice");
+}
+
 static void test_bad(void)
 {
 	char big[5000];
@@ -77,7 +119,7 @@ static void test_bad(void)
 	parse_bad("id=a,path=p", "socket");
 	parse_bad("id=a,socket=s", "path");
 	parse_bad("path=p,socket=s", "id");
-	parse_bad("id=a,path=p,socket=s,size=3", "unknown option 'size'");
+	parse_bad("id=a,path=p,socket=s,sizes=3", "unknown option 'sizes'");
 	parse_bad("id=a,path=p,socket=s,id=b", "twice");
 	parse_bad("id=,path=p,socket=s", "empty value");
 	parse_bad("id=a b,path=p,socket=s", "id");
@@ -159,6 +201,7 @@ int main(void)
 {
 	test_defaults();
 	test_everything();
+	test_null_backend();
 	test_bad();
 	test_format();
 	printf("ok\n");

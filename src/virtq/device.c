@@ -245,7 +245,13 @@ bool virtq_enable_notify(struct virtq *vq)
 	 * Either it sees kicks enabled, or we see its buffer here.
 	 */
 	vq_mb();
-	return !vq->ops->avail_empty(vq);
+	/*
+	 * A lying avail index breaks the queue here (split).  Say "poll
+	 * again" then: the caller's next pop returns -EIO and the device is
+	 * marked broken now, instead of sleeping until a kick that a hostile
+	 * driver need never send.
+	 */
+	return !vq->ops->avail_empty(vq) || vq->broken;
 }
 
 void virtq_disable_notify(struct virtq *vq)

@@ -248,7 +248,8 @@ bool virtq_should_notify(struct virtq *vq);
  * Ask the driver for kicks again (clear NO_NOTIFY / write avail_event /
  * enable the device event structure).  Returns true if buffers became
  * available meanwhile, so the caller polls again instead of sleeping: no
- * kick is lost.
+ * kick is lost.  Also true if the re-check found the driver's index to be
+ * a lie: the queue is then broken and the next virtq_pop() says -EIO.
  */
 bool virtq_enable_notify(struct virtq *vq);
 

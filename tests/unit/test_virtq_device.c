@@ -399,6 +399,35 @@ static void split_expect(struct sdrv *d, struct virtq *vq, enum virtq_error err,
 	(void)d;
 }
 
+/*
+ * A device that polls re-arms kicks with virtq_enable_notify() and sleeps
+ * when it returns false.  If the driver's avail index is a lie at that
+ * moment, the re-check breaks the queue; enable_notify must then say
+ * "poll again", so the device's next pop sees -EIO and the device is marked
+ * NEEDS_RESET now, not whenever a kick happens to come.
+ */
+static void test_split_enable_notify_broken(void)
+{
+	struct sdrv d;
+	struct virtq vq;
+	struct virtq_elem e;
+	struct iovec iov[2];
+
+	for (int evidx = 0; evidx < 2; evidx++) {
+		sdrv_setup(&d, &vq, 8, evidx ? F(VIRTIO_RING_F_EVENT_IDX) : 0, 0);
+		split_post_one(&d, 0);
+		CHECK(pop(&vq, &e, iov, 2) == 1);
+		virtq_push(&vq, &e, 4);
+		virtq_disable_notify(&vq);
+		/* nine more than the ring holds */
+		__atomic_store_n(&d.avail->idx, (uint16_t)(d.avail_idx + 9), __ATOMIC_RELEASE);
+		CHECK(virtq_enable_notify(&vq));
+		CHECK(virtq_is_broken(&vq) && vq.error == VIRTQ_ERR_AVAIL_IDX);
+		CHECK(pop(&vq, &e, iov, 2) == -EIO);
+		virtq_destroy(&vq);
+	}
+}
+
 #define SPLIT_EXPECT(err, max_iov)                                                                 \
 	do {                                                                                       \
 		split_expect(&d, &vq, err, max_iov);                                               \
@@ -978,6 +1007,7 @@ int main(void)
 	test_split_indirect();
 	test_split_wrap();
 	test_split_notify();
+	test_split_enable_notify_broken();
 	test_split_hostile();
 	test_split_config();
 	test_packed_basic();

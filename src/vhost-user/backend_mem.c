@@ -16,6 +16,7 @@
  * mapping raises SIGBUS and would take the whole daemon down.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +110,27 @@ static size_t map_align(const struct stat *st)
 }
 
 /*
+ * The size check above holds only at this instant: a front-end that
+ * shrinks the file later turns our next touch of the lost pages into
+ * SIGBUS, which kills the daemon (io_uring would just get -EFAULT, but the
+ * rings and request headers are read with plain loads).  A memfd sealed
+ * with F_SEAL_SHRINK cannot shrink, and that is what QEMU's memfd backend
+ * does by default (seal=on).  We keep serving unsealed memory, as QEMU
+ * users with seal=off or DPDK's virtio-user expect, but say what it
+ * risks.  A file on tmpfs or hugetlbfs cannot be sealed at all
+ * (F_GET_SEALS fails): nothing to check there.
+ */
+static void warn_if_shrinkable(struct vu_dev *dev, const char *what, int fd)
+{
+	int seals = fcntl(fd, F_GET_SEALS);
+
+	if (seals >= 0 && !(seals & F_SEAL_SHRINK))
+		log_warn("%s: %s: memfd not sealed against shrinking (F_SEAL_SHRINK); "
+			 "a front-end that truncates it crashes the daemon",
+			 dev->name, what);
+}
+
+/*
  * Validate one region description and map it.  @what names it in the log
  * ("region 2").  VU_OK with @out filled, or VU_CLOSE (logged).
  */
@@ -136,6 +158,8 @@ static enum vu_result map_region(struct vu_dev *dev, const struct vhost_user_msg
 		return vu_reject(dev, msg,
 				 "%s ends at file offset %#llx, past the file's %lld bytes", what,
 				 (unsigned long long)file_end, (long long)st.st_size);
+
+	warn_if_shrinkable(dev, what, fd);
 
 	align = map_align(&st);
 	map_off = w->mmap_offset & ~(uint64_t)(align - 1);

@@ -14,6 +14,7 @@
  * a test.  Framing is protocol.c's, shared with the back-end.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,10 +147,15 @@ static int fe_region_new(struct vu_fe *fe, size_t size, struct vu_fe_region **ou
 	if (fe->nr_regions >= VHOST_USER_MEM_TABLE_MAX_REGIONS)
 		return -ENOSPC;
 	reg = &fe->regions[fe->nr_regions];
-	reg->fd = memfd_create("vhostd-fe", MFD_CLOEXEC);
+	reg->fd = memfd_create("vhostd-fe", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (reg->fd < 0)
 		return -errno;
-	if (ftruncate(reg->fd, (off_t)size) < 0)
+	/*
+	 * Sealed at its size, as QEMU's memfd backend does: the back-end can
+	 * then trust that the memory it maps never shrinks under it.
+	 */
+	if (ftruncate(reg->fd, (off_t)size) < 0 ||
+	    fcntl(reg->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
 		goto fail;
 	reg->addr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, reg->fd, 0);
 	if (reg->addr == MAP_FAILED)

@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_vu_seals.c - guest memory that can shrink under the back-end.
+ *
+ * A front-end that truncates a memfd after SET_MEM_TABLE makes the
+ * back-end's next touch of the lost pages raise SIGBUS.  The back-end
+ * cannot stop that for an unsealed memfd, but it must say so, once per
+ * region, and keep serving; a memfd sealed with F_SEAL_SHRINK (QEMU's
+ * default) is silent, and so is the front-end's own memory.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "vu_test.h"
+
+#define REGION_BASE 0x10000000ull
+#define REGION_SIZE (1u << 20)
+
+static struct vt_loop loop;
+static struct echo_dev echo;
+static struct vu_dev *dev;
+static const char *sock_path;
+
+static int memfd_sized(size_t size, unsigned int seals)
+{
+	int fd = memfd_create("seals", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	VT_CHECK(fd >= 0 && !ftruncate(fd, (off_t)size));
+	if (seals)
+		VT_CHECK(!fcntl(fd, F_ADD_SEALS, seals));
+	return fd;
+}
+
+/* SET_MEM_TABLE with one region on @fd, then GET_FEATURES: the reply proves the link is up. */
+static void mem_table_then_ping(int sock, int fd)
+{
+	uint8_t wire[VHOST_USER_HDR_SIZE + VHOST_USER_MAX_PAYLOAD];
+	struct vhost_user_mem_table t = {
+		.nregions = 1,
+		.regions[0] = {REGION_BASE, REGION_SIZE, REGION_BASE, 0},
+	};
+	uint32_t size = offsetof(struct vhost_user_mem_table, regions) + sizeof(t.regions[0]);
+	struct iovec iov = {.iov_base = wire};
+	struct vhost_user_rx rx;
+
+	iov.iov_len = vt_wire(wire, VHOST_USER_SET_MEM_TABLE, 0, size, &t, size);
+	VT_CHECK_EQ(vhost_user_sendv(sock, &iov, 1, &fd, 1, 2000), 0);
+	iov.iov_len = vt_wire(wire, VHOST_USER_GET_FEATURES, 0, 0, NULL, 0);
+	VT_CHECK_EQ(vhost_user_sendv(sock, &iov, 1, NULL, 0, 2000), 0);
+	vhost_user_rx_init(&rx);
+	VT_CHECK_EQ(vhost_user_recv(sock, &rx, 5000), 1);
+	VT_CHECK_EQ(rx.msg.hdr.request, VHOST_USER_GET_FEATURES);
+	vhost_user_rx_reset(&rx);
+}
+
+/* One connection that shares a memfd with @seals; returns the back-end's log. */
+static void run(unsigned int seals, char *log, size_t len)
+{
+	struct vt_capture cap;
+	int sock, fd = memfd_sized(REGION_SIZE, seals);
+
+	vt_capture_start(&cap);
+	sock = vt_raw_connect(sock_path);
+	mem_table_then_ping(sock, fd);
+	close(sock);
+	vt_wait_disconnected(dev);
+	vt_capture_stop(&cap, log, len);
+	close(fd);
+}
+
+int main(void)
+{
+	char log[16384];
+	struct vt_capture cap;
+	int fds;
+
+	vt_tmpdir_init();
+	sock_path = vt_path("echo.sock");
+	echo_dev_init(&echo);
+	vt_loop_init(&loop);
+	dev = vt_echo_server(&loop, &echo, sock_path, 1, 256);
+	vt_loop_start(&loop);
+	fds = vt_count_fds();
+
+	/* Unsealed: served, with exactly one warning that names the seal. */
+	run(0, log, sizeof(log));
+	VT_CHECK_EQ(vt_count_problems(log), 1);
+	VT_CHECK(strstr(log, "F_SEAL_SHRINK"));
+
+	/* Sealed against growing only: still shrinkable, still warned about. */
+	run(F_SEAL_GROW, log, sizeof(log));
+	VT_CHECK_EQ(vt_count_problems(log), 1);
+
+	/* Sealed against shrinking, as QEMU does: nothing to say. */
+	run(F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL, log, sizeof(log));
+	VT_CHECK_EQ(vt_count_problems(log), 0);
+
+	/* The front-end seals its own memory, so a whole session is quiet. */
+	vt_capture_start(&cap);
+	vt_session(sock_path, 1, VT_FEATURES_SPLIT | VT_FEATURES_EVENT_IDX, 64);
+	vt_wait_disconnected(dev);
+	vt_capture_stop(&cap, log, sizeof(log));
+	VT_CHECK_EQ(vt_count_problems(log), 0);
+	VT_CHECK_EQ(vt_count_fds(), fds);
+
+	vt_loop_stop(&loop);
+	vu_dev_free(dev);
+	evloop_free(loop.loop);
+	vt_tmpdir_cleanup();
+	fprintf(stderr, "ok\n");
+	return 0;
+}

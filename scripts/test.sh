@@ -66,18 +66,30 @@ if [ -x scripts/fuzz.sh ]; then
 	fi
 fi
 
-if [ "${VHOSTD_SKIP_GUEST:-0}" != 1 ] && [ -x tests/guest/run-all.sh ]; then
-	echo "=== real-guest tests (QEMU TCG) ==="
+# run_guests LABEL [CASE...]: real-guest cases on vhostd ($VHOSTD_BIN), counted.
+run_guests() {
+	local label=$1 log p f s
+	shift
 	log=$(mktemp)
-	BACKEND=vhostd tests/guest/run-all.sh 2>&1 | tee "$log"
+	BACKEND=vhostd tests/guest/run-all.sh "$@" 2>&1 | tee "$log"
 	p=$(grep -c '^PASS ' "$log")
 	f=$(grep -c '^FAIL ' "$log")
 	s=$(grep -c '^SKIP ' "$log")
 	passed=$((passed + p))
 	failed=$((failed + f))
 	skipped=$((skipped + s))
-	while read -r _ name; do failures+=("guest:$name"); done < <(grep '^FAIL ' "$log")
+	while read -r _ name; do failures+=("$label:$name"); done < <(grep '^FAIL ' "$log")
 	rm -f "$log"
+}
+
+if [ "${VHOSTD_SKIP_GUEST:-0}" != 1 ] && [ -x tests/guest/run-all.sh ]; then
+	echo "=== real-guest tests (QEMU TCG) ==="
+	run_guests guest
+	# The data and fio cases again with vhostd built with ASan + UBSan: a
+	# real guest driver is the best fuzzer of ordering we have.
+	echo "=== real-guest tests, vhostd under ASan + UBSan ==="
+	VHOSTD_BIN=$PWD/build-san/vhostd ASAN_OPTIONS=detect_leaks=1 \
+		run_guests guest-asan blk-data blk-fio
 fi
 
 echo

@@ -54,7 +54,7 @@ require_backend() {
 }
 
 guest_cleanup() {
-	stop_backend
+	stop_backend || true
 	[[ -z $WORK ]] || rm -rf "$WORK"
 }
 
@@ -147,7 +147,23 @@ stop_backend() {
 		glog "back-end $pid ignored SIGTERM, killing it"
 		kill -KILL "$pid" 2>/dev/null || true
 	fi
-	wait "$pid" 2>/dev/null || true
+	local rc=0
+	wait "$pid" 2>/dev/null || rc=$?
+	[[ $BACKEND == vhostd ]] || return 0
+	check_vhostd_exit "$rc"
+}
+
+# vhostd must leave as it promises: exit 0 on SIGTERM, and nothing in its log
+# that says a device broke or a sanitizer (build-san) found something.
+check_vhostd_exit() {
+	local rc=$1 bad
+	bad=$(grep -a -E 'vhostd: error:|ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:' \
+		"$WORK/backend.log" | head -n 5) || true
+	if ((rc != 0)) || [[ -n $bad ]]; then
+		sed "s/^/[$CASE] vhostd | /" "$WORK/backend.log" | tail -n 40 >&2
+		glog "error: vhostd exited $rc${bad:+ with errors in its log}"
+		return 1
+	fi
 }
 
 # Add a vhost-user-blk-pci device on socket $1 to the next boot.

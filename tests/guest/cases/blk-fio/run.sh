@@ -13,6 +13,7 @@ main() {
 	start_backend "$img"
 	blk_device "$SOCK"
 	boot_guest "$(dirname "$0")/guest.sh"
+	stop_backend
 }
 
 main "$@"

@@ -77,6 +77,37 @@ static void inflight_flip(struct virtq *vq, uint16_t id)
 	vq->inflight_map[id / 64] ^= UINT64_C(1) << (id % 64);
 }
 
+/*
+ * --- memory map references ---
+ *
+ * Every popped element holds a reference on the map its iovecs point into
+ * (memmap.h).  Taking and dropping one per element would be two locked
+ * read-modify-writes per request on a cache line other queues share, so
+ * the queue takes references MEM_REF_BATCH at a time and keeps the unused
+ * ones in mem_spare: pop hands one out, fill gives it back if the element's
+ * map is still the queue's.  The count still covers every element in
+ * flight, so a map is never freed under an I/O.
+ */
+#define MEM_REF_BATCH 64
+
+static struct memmap *mem_ref_take(struct virtq *vq)
+{
+	if (!vq->mem_spare) {
+		memmap_get_many(vq->mem, MEM_REF_BATCH);
+		vq->mem_spare = MEM_REF_BATCH;
+	}
+	vq->mem_spare--;
+	return vq->mem;
+}
+
+static void mem_ref_give(struct virtq *vq, struct memmap *mem)
+{
+	if (mem && mem == vq->mem)
+		vq->mem_spare++;
+	else
+		memmap_put(mem);
+}
+
 /* --- life cycle --- */
 
 int virtq_init(struct virtq *vq, const struct virtq_config *cfg)
@@ -114,8 +145,11 @@ int virtq_init(struct virtq *vq, const struct virtq_config *cfg)
 
 void virtq_destroy(struct virtq *vq)
 {
-	memmap_put(vq->mem);
+	/* The queue's own reference and its spares. */
+	if (vq->mem)
+		memmap_put_many(vq->mem, 1 + vq->mem_spare);
 	vq->mem = NULL;
+	vq->mem_spare = 0;
 	free(vq->inflight_map);
 	vq->inflight_map = NULL;
 }
@@ -123,9 +157,13 @@ void virtq_destroy(struct virtq *vq)
 void virtq_set_memmap(struct virtq *vq, struct memmap *mem)
 {
 	struct memmap *old = vq->mem;
+	unsigned int old_refs = 1 + vq->mem_spare;
 
+	/* Installed before the old one is dropped: @mem may be the same map. */
 	vq->mem = mem ? memmap_get(mem) : NULL;
-	memmap_put(old);
+	vq->mem_spare = 0;
+	if (old)
+		memmap_put_many(old, old_refs);
 }
 
 /* --- the datapath --- */
@@ -171,7 +209,7 @@ int virtq_pop(struct virtq *vq, struct virtq_elem *elem)
 	vq->inflight++;
 	vq->nr_popped++;
 	/* The iovecs point into this map: keep it alive until fill. */
-	elem->mem = memmap_get(vq->mem);
+	elem->mem = mem_ref_take(vq);
 	return 1;
 }
 
@@ -183,7 +221,7 @@ void virtq_fill(struct virtq *vq, const struct virtq_elem *elem, uint32_t len)
 	}
 	inflight_flip(vq, elem->id);
 	vq->inflight--;
-	memmap_put(elem->mem);
+	mem_ref_give(vq, elem->mem);
 	if (vq->broken)
 		return;
 	/* Never tell the driver we wrote more than it gave us. */

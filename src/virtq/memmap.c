@@ -62,24 +62,34 @@ invalid:
 	return NULL;
 }
 
-struct memmap *memmap_get(struct memmap *map)
+struct memmap *memmap_get_many(struct memmap *map, unsigned int n)
 {
-	atomic_fetch_add_explicit(&map->refcount, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&map->refcount, n, memory_order_relaxed);
 	return map;
 }
 
-void memmap_put(struct memmap *map)
+struct memmap *memmap_get(struct memmap *map)
 {
-	if (!map)
+	return memmap_get_many(map, 1);
+}
+
+void memmap_put_many(struct memmap *map, unsigned int n)
+{
+	if (!map || !n)
 		return;
 	/* acq_rel: the releasing thread must see every user's last access. */
-	if (atomic_fetch_sub_explicit(&map->refcount, 1, memory_order_acq_rel) != 1)
+	if (atomic_fetch_sub_explicit(&map->refcount, n, memory_order_acq_rel) != n)
 		return;
 	for (unsigned int i = 0; i < map->nr; i++) {
 		if (map->regions[i].release)
 			map->regions[i].release(&map->regions[i]);
 	}
 	free(map);
+}
+
+void memmap_put(struct memmap *map)
+{
+	memmap_put_many(map, 1);
 }
 
 const struct mem_region *memmap_find_gpa(const struct memmap *map, uint64_t gpa)

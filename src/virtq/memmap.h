@@ -54,6 +54,9 @@ struct memmap *memmap_new(const struct mem_region *regions, unsigned int nr);
 /* Take / drop a reference; the last put releases every region and frees. */
 struct memmap *memmap_get(struct memmap *map);
 void memmap_put(struct memmap *map);
+/* The same for @n references at once: one atomic operation. */
+struct memmap *memmap_get_many(struct memmap *map, unsigned int n);
+void memmap_put_many(struct memmap *map, unsigned int n);
 
 /* Host pointer for [gpa, gpa+len) if it lies inside one region, else NULL. */
 void *memmap_gpa_to_hva(const struct memmap *map, uint64_t gpa, uint64_t len);

@@ -189,6 +189,7 @@ struct virtq {
 	bool broken;
 	enum virtq_error error;
 	struct memmap *mem;	/* referenced; see virtq_set_memmap() */
+	unsigned int mem_spare;	/* more references on mem, taken ahead for elements */
 	uint16_t inflight;	/* popped, not yet filled */
 	uint64_t *inflight_map;	/* bit per id: popped, not yet filled */
 	union {

@@ -12,8 +12,9 @@
  * reap rhythm as with io_uring.
  *
  * Eventfd waits (the guest's kicks, the device's stop) are the only thing
- * that can block: submit poll(2)s their descriptors, for no time at all
- * when completions are already waiting.  Each queue thread owns its lists;
+ * that can block: submit poll(2)s their descriptors, and makes no system
+ * call at all when completions are already waiting and the caller would
+ * otherwise have slept.  Each queue thread owns its lists;
  * nothing is shared between queues.
  */
 #include <errno.h>
@@ -222,9 +223,17 @@ static int null_submit(struct blk_backend_queue *bq, int timeout_ms)
 {
 	int r;
 
-	/* Completions are waiting: look at the eventfds, do not sleep. */
-	if (bq->done_head != bq->done_tail)
-		timeout_ms = 0;
+	if (bq->done_head != bq->done_tail) {
+		/*
+		 * Completions are waiting, so no sleep.  A caller that would
+		 * have slept has nothing else to do: it reaps them and comes
+		 * back, and that call looks at the eventfds, so skipping the
+		 * system call here loses no kick.  A caller with more work
+		 * (timeout 0) still gets its look, so a stop is never starved.
+		 */
+		if (timeout_ms)
+			return 0;
+	}
 	r = poll(bq->pfds, bq->nr_waits, timeout_ms);
 	if (r < 0)
 		return -errno;

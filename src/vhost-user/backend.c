@@ -204,6 +204,15 @@ static void vu_vring_stop(struct vu_dev *dev, struct vu_vring *vr)
 		return;
 	/* Synchronous: every in-flight request is completed when it returns. */
 	dev->ops->stop_queue(dev->opaque, &vr->q);
+	/*
+	 * A device model that returns with chains still popped breaks its
+	 * contract: the base below already counts them, so the driver would
+	 * never see them completed.  Say so loudly; it is our bug, not the
+	 * guest's.
+	 */
+	if (vr->q.vq.inflight)
+		log_error("%s: device stopped with %u request(s) still in flight", vr->name,
+			  vr->q.vq.inflight);
 	vr->base = virtq_get_base(&vr->q.vq);
 	vr->base_set = true;
 	virtq_destroy(&vr->q.vq);

@@ -14,7 +14,7 @@
  * Security model: the driver owns the rings and may rewrite any byte of
  * them at any time.  Every descriptor reaches this file as a private copy
  * (struct virtq_desc_copy, read once), and every buffer address goes through
- * memmap_gpa_to_hva(), which refuses ranges not wholly inside one region.
+ * memmap_gpa_to_hva_hint(), which refuses ranges not wholly inside one region.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -162,6 +162,7 @@ void virtq_set_memmap(struct virtq *vq, struct memmap *mem)
 	/* Installed before the old one is dropped: @mem may be the same map. */
 	vq->mem = mem ? memmap_get(mem) : NULL;
 	vq->mem_spare = 0;
+	vq->mem_hint = 0;
 	if (old)
 		memmap_put_many(old, old_refs);
 }
@@ -336,7 +337,7 @@ int virtq_elem_add(struct virtq *vq, struct virtq_elem *elem, const struct virtq
 		return 0;
 	if (n >= elem->max_iov)
 		return virtq_set_broken(vq, VIRTQ_ERR_TOO_MANY_IOV, NULL);
-	hva = memmap_gpa_to_hva(vq->mem, d->addr, d->len);
+	hva = memmap_gpa_to_hva_hint(vq->mem, d->addr, d->len, &vq->mem_hint);
 	if (!hva)
 		return virtq_set_broken(vq, VIRTQ_ERR_ADDR, NULL);
 
@@ -374,7 +375,7 @@ int virtq_indirect_table(struct virtq *vq, const struct virtq_desc_copy *d, cons
 	if (!d->len || d->len % sizeof(struct vring_desc) ||
 	    d->len / sizeof(struct vring_desc) > VIRTQ_MAX_SIZE)
 		return virtq_set_broken(vq, VIRTQ_ERR_INDIRECT_LEN, NULL);
-	hva = memmap_gpa_to_hva(vq->mem, d->addr, d->len);
+	hva = memmap_gpa_to_hva_hint(vq->mem, d->addr, d->len, &vq->mem_hint);
 	if (!hva)
 		return virtq_set_broken(vq, VIRTQ_ERR_ADDR, "indirect table");
 	*table = hva;

@@ -122,14 +122,23 @@ static bool range_in(uint64_t start, uint64_t size, uint64_t addr, uint64_t len,
 	return *off < size && len <= size - *off;
 }
 
-void *memmap_gpa_to_hva(const struct memmap *map, uint64_t gpa, uint64_t len)
+void *memmap_gpa_to_hva_idx(const struct memmap *map, uint64_t gpa, uint64_t len,
+			    unsigned int *idx)
 {
 	const struct mem_region *r = memmap_find_gpa(map, gpa);
 	uint64_t off;
 
 	if (!r || !range_in(r->gpa, r->size, gpa, len, &off))
 		return NULL;
+	*idx = (unsigned int)(r - map->regions);
 	return (uint8_t *)r->hva + off;
+}
+
+void *memmap_gpa_to_hva(const struct memmap *map, uint64_t gpa, uint64_t len)
+{
+	unsigned int idx;
+
+	return memmap_gpa_to_hva_idx(map, gpa, len, &idx);
 }
 
 void *memmap_uva_to_hva(const struct memmap *map, uint64_t uva, uint64_t len)

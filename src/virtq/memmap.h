@@ -61,6 +61,30 @@ void memmap_put_many(struct memmap *map, unsigned int n);
 /* Host pointer for [gpa, gpa+len) if it lies inside one region, else NULL. */
 void *memmap_gpa_to_hva(const struct memmap *map, uint64_t gpa, uint64_t len);
 
+/* The same, also storing the index of the region found in *@idx. */
+void *memmap_gpa_to_hva_idx(const struct memmap *map, uint64_t gpa, uint64_t len,
+			    unsigned int *idx);
+
+/*
+ * memmap_gpa_to_hva() for a caller that translates many addresses in a
+ * row (a queue walking chains, whose buffers mostly sit in one region):
+ * region *@hint is tried first, inline, and *@hint becomes the region
+ * found.  Any *@hint is safe: it is checked against this map.
+ */
+static inline void *memmap_gpa_to_hva_hint(const struct memmap *map, uint64_t gpa, uint64_t len,
+					   unsigned int *hint)
+{
+	if (*hint < map->nr) {
+		const struct mem_region *r = &map->regions[*hint];
+		uint64_t off = gpa - r->gpa;
+
+		/* The full lookup's test, overflow-free: inside, and len fits after off. */
+		if (gpa >= r->gpa && off < r->size && len <= r->size - off)
+			return (uint8_t *)r->hva + off;
+	}
+	return memmap_gpa_to_hva_idx(map, gpa, len, hint);
+}
+
 /* Same, for an address in the front-end's virtual address space. */
 void *memmap_uva_to_hva(const struct memmap *map, uint64_t uva, uint64_t len);
 

@@ -190,6 +190,7 @@ struct virtq {
 	enum virtq_error error;
 	struct memmap *mem;	/* referenced; see virtq_set_memmap() */
 	unsigned int mem_spare;	/* more references on mem, taken ahead for elements */
+	unsigned int mem_hint;	/* region of mem the last buffer was in */
 	uint16_t inflight;	/* popped, not yet filled */
 	uint64_t *inflight_map;	/* bit per id: popped, not yet filled */
 	union {

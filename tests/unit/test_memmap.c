@@ -280,9 +280,38 @@ static void refcount_threads(void)
 	CHECK_EQ(released[0], 1);
 }
 
+/*
+ * The hinted lookup answers exactly as the plain one, whatever the hint
+ * (right region, wrong region, out of range), and leaves the hint on the
+ * region it found.
+ */
+static void translate_hint(void)
+{
+	static const uint64_t probes[][2] = {
+		{0x1000, 1}, {0x1fff, 1}, {0x1fff, 2}, {0x2000, 4096}, {0x2000, 4097},
+		{0x1fff, 0}, {0x3000, 0}, {0xfff, 2}, {0x1001, UINT64_MAX}, {UINT64_MAX, 1},
+	};
+	struct memmap *map = two_regions();
+
+	for (unsigned int p = 0; p < ARRAY_SIZE(probes); p++) {
+		void *want = memmap_gpa_to_hva(map, probes[p][0], probes[p][1]);
+
+		for (unsigned int h = 0; h < 4; h++) {
+			unsigned int hint = h == 3 ? UINT32_MAX : h;
+			void *got = memmap_gpa_to_hva_hint(map, probes[p][0], probes[p][1], &hint);
+
+			CHECK(got == want);
+			if (want)
+				CHECK(&map->regions[hint] == memmap_find_gpa(map, probes[p][0]));
+		}
+	}
+	memmap_put(map);
+}
+
 /* clang-format off */
 static const struct test_case cases[] = {
 	{ "translate_edges", translate_edges },
+	{ "translate_hint", translate_hint },
 	{ "straddle_refused", straddle_refused },
 	{ "translate_uva", translate_uva },
 	{ "many_regions", many_regions },

@@ -71,6 +71,8 @@ static const char usage_text[] =
 	"                       queue-size=N     largest ring accepted (default 256)\n"
 	"                       cache=none|writeback  O_DIRECT or page cache (default)\n"
 	"                       serial=STR       reported by VIRTIO_BLK_T_GET_ID\n"
+	"                       poll-us=N        spin on an idle queue before sleeping\n"
+	"                                        (0..1000 microseconds, default 50)\n"
 	"                       client=on        connect to the socket, do not listen\n"
 	"  --control PATH     JSON-RPC 2.0 control socket (see vhostctl)\n"
 	"  --log-level LEVEL  error, warn, info (default) or debug\n"

@@ -9,8 +9,10 @@
  * into one back-end operation, submits them all with one system call, and
  * reaps completions; every completion is filled into the used ring at once
  * but published with one flush and at most one interrupt per round.  Before
- * sleeping it asks for kicks again and polls once more if buffers slipped
- * in meanwhile, so no kick is ever lost.
+ * sleeping it spins a while (poll-us) on the empty ring with kicks still
+ * off, so a busy driver keeps it awake without kicking, then asks for kicks
+ * again and polls once more if buffers slipped in meanwhile, so no kick is
+ * ever lost.
  *
  * Requests live in slots allocated when the queue starts, one per ring
  * entry plus a spare, indexed by descriptor head (kvmtool's blk.c): a chain
@@ -72,6 +74,16 @@
 #define BLK_BURST 64
 /* No kick eventfd (the front-end wants us to poll): look this often. */
 #define BLK_POLL_MS 1
+/*
+ * Spin on an empty ring this long before sleeping (poll-us=): a little
+ * more than it takes to wake an idle CPU and have the driver answer our
+ * last interrupt, so a busy guest keeps us awake (QEMU's IOThreads poll
+ * 32 us by default).  A spin that finds nothing backs off: the next
+ * 1, 2, 4 .. BLK_SPIN_BACKOFF_MAX sleeps come without one.
+ */
+#define BLK_DEFAULT_POLL_US  50
+#define BLK_MAX_POLL_US	     1000
+#define BLK_SPIN_BACKOFF_MAX 64
 
 /* One copied, validated range of a DISCARD / WRITE_ZEROES request. */
 struct blk_range {
@@ -118,10 +130,14 @@ struct blk_queue {
 	struct blk_req *spare;	  /* the next chain is popped into this */
 	unsigned int num;
 	unsigned int max_iov;
-	unsigned int inflight;	/* requests handed to the back-end */
-	unsigned int nr_filled; /* filled since the last flush */
-	bool kick_pending;	/* the ring may hold work */
-	bool notify_off;	/* kicks disabled (we are polling) */
+	unsigned int inflight;	   /* requests handed to the back-end */
+	unsigned int nr_filled;	   /* filled since the last flush */
+	bool kick_pending;	   /* the ring may hold work */
+	bool notify_off;	   /* kicks disabled (we are polling) */
+	bool ring_idle;		   /* found empty; kicks still off until we sleep */
+	uint64_t spin_ns;	   /* poll-us, in ns; 0: never spin */
+	unsigned int spin_skip;	   /* sleeps left before the next spin */
+	unsigned int spin_backoff; /* skip after the next failed spin */
 	bool stopping;
 	bool halted; /* hostile input: pop no more */
 	bool io_error_logged;
@@ -253,6 +269,7 @@ enum {
 	OPT_SERIAL = 1 << 8,
 	OPT_BACKEND = 1 << 9,
 	OPT_SIZE = 1 << 10,
+	OPT_POLL_US = 1 << 11,
 };
 
 static const struct {
@@ -270,6 +287,7 @@ static const struct {
 	{"serial", OPT_SERIAL},
 	{"backend", OPT_BACKEND},
 	{"size", OPT_SIZE},
+	{"poll-us", OPT_POLL_US},
 };
 
 /* Copy @v (at most @size - 1 bytes) into @dst; -EINVAL if empty or too long. */
@@ -348,6 +366,13 @@ static int blk_option_set(struct blk_options *o, unsigned int bit, const char *k
 				       "not '%s'",
 				       v);
 		return 0;
+	case OPT_POLL_US:
+		r = parse_uint(v, 0, BLK_MAX_POLL_US, &n);
+		if (r)
+			return opt_err(err, err_len, "poll-us: 0..%d expected, not '%s'",
+				       BLK_MAX_POLL_US, v);
+		o->poll_us = (unsigned int)n;
+		return 0;
 	case OPT_CACHE:
 		if (!strcmp(v, "none"))
 			o->cache = BLK_CACHE_NONE;
@@ -377,6 +402,7 @@ int blk_options_parse(const char *str, struct blk_options *opts, char *err, size
 	opts->num_queues = 1;
 	opts->queue_size = BLK_DEFAULT_QUEUE_SIZE;
 	opts->cache = BLK_CACHE_WRITEBACK;
+	opts->poll_us = BLK_DEFAULT_POLL_US;
 	if (err && err_len)
 		err[0] = '\0';
 	if (!str || !*str)
@@ -857,6 +883,12 @@ static void blk_queue_pop_burst(struct blk_queue *bq)
 			n++;
 			continue;
 		}
+		if (bq->spin_ns) {
+			/* The sleep path spins, then asks for kicks (blk_queue_idle). */
+			bq->ring_idle = true;
+			bq->kick_pending = false;
+			return;
+		}
 		bq->notify_off = false;
 		if (!virtq_enable_notify(bq->vq)) {
 			bq->kick_pending = false;
@@ -876,6 +908,61 @@ static void blk_queue_publish(struct blk_queue *bq)
 	virtq_flush(bq->vq);
 	vu_queue_notify(bq->q);
 	bq->nr_filled = 0;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+/* Spin until the driver adds a buffer or spin_ns pass.  True if it did. */
+static bool blk_queue_spin(struct blk_queue *bq)
+{
+	uint64_t start = blk_stats_now_ns();
+
+	do {
+		for (unsigned int i = 0; i < 16; i++) {
+			if (!virtq_avail_empty(bq->vq))
+				return true;
+			cpu_relax();
+		}
+	} while (blk_stats_now_ns() - start < bq->spin_ns);
+	return false;
+}
+
+/*
+ * About to sleep with the ring found empty and kicks still off: spin a
+ * while first if it has paid off lately, then ask for kicks again and
+ * look once more (no lost kick).  True if there is work after all.
+ * While we spin the driver does not kick: it does not need to, we see
+ * its buffers anyway.
+ */
+static bool blk_queue_idle(struct blk_queue *bq)
+{
+	bq->ring_idle = false;
+	if (!bq->inflight && !bq->stopping && !bq->halted) {
+		if (bq->spin_skip) {
+			bq->spin_skip--;
+		} else if (blk_queue_spin(bq)) {
+			bq->spin_backoff = 0;
+			return true;
+		} else {
+			bq->spin_backoff = bq->spin_backoff ? bq->spin_backoff * 2 : 1;
+			if (bq->spin_backoff > BLK_SPIN_BACKOFF_MAX)
+				bq->spin_backoff = BLK_SPIN_BACKOFF_MAX;
+			bq->spin_skip = bq->spin_backoff;
+		}
+	}
+	bq->notify_off = false;
+	if (!virtq_enable_notify(bq->vq))
+		return false;
+	virtq_disable_notify(bq->vq);
+	bq->notify_off = true;
+	return true;
 }
 
 static void blk_io_done(struct blk_io *io, void *arg)
@@ -929,6 +1016,18 @@ static void *blk_queue_thread(void *arg)
 
 		more = bq->nr_filled || (bq->kick_pending && !bq->stopping && !bq->halted);
 		timeout = more ? 0 : (polling && !bq->stopping && !bq->halted ? BLK_POLL_MS : -1);
+		if (timeout < 0 && bq->ring_idle) {
+			/* What is done already (no system call) goes out before we idle. */
+			if (bq->inflight) {
+				bq->now_ns = blk_stats_now_ns();
+				bops->reap(bq->bbq, blk_io_done, bq);
+				blk_queue_publish(bq);
+			}
+			if (blk_queue_idle(bq)) {
+				bq->kick_pending = true;
+				timeout = 0;
+			}
+		}
 		r = bops->submit(bq->bbq, timeout);
 		if (r < 0 && r != -EINTR && !submit_err_logged) {
 			submit_err_logged = true;
@@ -993,6 +1092,10 @@ static int blk_queue_setup(struct blk_queue *bq, struct vu_queue *q)
 	bq->stop_io = (struct blk_io){.op = BLK_IO_EVENTFD, .fd = bq->stop_fd};
 	bq->inflight = bq->nr_filled = 0;
 	bq->kick_pending = bq->notify_off = bq->stopping = bq->halted = false;
+	bq->ring_idle = false;
+	/* Polled queues (no kick eventfd) never sleep long anyway. */
+	bq->spin_ns = q->kick_fd < 0 ? 0 : (uint64_t)dev->opts.poll_us * 1000;
+	bq->spin_skip = bq->spin_backoff = 0;
 	bq->io_error_logged = false;
 	return 0;
 }

@@ -38,13 +38,14 @@ struct blk_options {
 	unsigned int num_queues;
 	uint16_t queue_size;
 	enum blk_cache_mode cache;
+	unsigned int poll_us; /* spin this long on an empty ring before sleeping */
 };
 
 /*
  * Parse "id=NAME,path=FILE,socket=PATH[,readonly=on][,client=on]
- * [,num-queues=N][,queue-size=N][,cache=none|writeback][,serial=STR]" into
- * @opts (defaults filled in: 1 queue of 256, cache=writeback, serial = the
- * id cut to 20 bytes).  "backend=null,size=BYTES" replaces path= with the
+ * [,num-queues=N][,queue-size=N][,cache=none|writeback][,serial=STR]
+ * [,poll-us=N]" into @opts (defaults filled in: 1 queue of 256,
+ * cache=writeback, poll-us=50 (0..1000), serial = the id cut to 20 bytes).  "backend=null,size=BYTES" replaces path= with the
  * null back-end (backend=file, the default, needs path= and takes no
  * size=).  NAME is [A-Za-z0-9_.-]{1,31}; booleans take
  * on/off/yes/no/true/false; num-queues 1..VU_MAX_QUEUES; queue-size a power

@@ -39,6 +39,7 @@ static void test_defaults(void)
 	CHECK_EQ(o.num_queues, 1);
 	CHECK_EQ(o.queue_size, 256);
 	CHECK_EQ(o.cache, BLK_CACHE_WRITEBACK);
+	CHECK_EQ(o.poll_us, 50);
 	/* GET_ID falls back to the id. */
 	CHECK(!strcmp(o.serial, "vda"));
 }
@@ -58,6 +59,11 @@ static void test_everything(void)
 	CHECK_EQ(o.num_queues, 64);
 	CHECK_EQ(o.queue_size, 1024);
 	CHECK_EQ(o.cache, BLK_CACHE_NONE);
+
+	parse_ok("id=a,path=p,socket=s,poll-us=0", &o);
+	CHECK_EQ(o.poll_us, 0);
+	parse_ok("id=a,path=p,socket=s,poll-us=1000", &o);
+	CHECK_EQ(o.poll_us, 1000);
 
 	parse_ok("id=a,path=p,socket=s,readonly=off,client=no,cache=writeback,queue-size=4", &o);
 	CHECK(!o.readonly && !o.client);
@@ -135,6 +141,9 @@ static void test_bad(void)
 	parse_bad("id=a,path=p,socket=s,num-queues=-1", "num-queues");
 	parse_bad("id=a,path=p,socket=s,num-queues=2x", "num-queues");
 	parse_bad("id=a,path=p,socket=s,num-queues=99999999999999999999999", "num-queues");
+	parse_bad("id=a,path=p,socket=s,poll-us=1001", "poll-us");
+	parse_bad("id=a,path=p,socket=s,poll-us=-1", "poll-us");
+	parse_bad("id=a,path=p,socket=s,poll-us=5us", "poll-us");
 	parse_bad("id=a,path=p,socket=s,queue-size=100", "queue-size");
 	parse_bad("id=a,path=p,socket=s,queue-size=2", "queue-size");
 	parse_bad("id=a,path=p,socket=s,queue-size=2048", "queue-size");

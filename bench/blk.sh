@@ -16,9 +16,16 @@
 # which daemon goes first, so slow drift of the machine hits both alike.
 # Compare only within one run: figures swing from run to run.
 #
+# vhostd's queue thread spins up to 50 us on an idle ring before sleeping
+# (poll-us); QSD's main loop does not, but an IOThread does (poll-max-ns,
+# 32 us by default): QSD_IOTHREAD=1 runs both QSD exports in one, which
+# compares polling with polling.
+#
 # Knobs (environment): BUILD (build), ROUNDS (3), SECS (5), QUEUES (1),
 # NULL_SIZE (1G), FILE_SIZE (1G), FILE_DIR (/var/tmp: must be a disk, not
-# tmpfs), BENCH_ARGS (extra vhost-bench flags, e.g. "--poll").
+# tmpfs), BENCH_ARGS (extra vhost-bench flags, e.g. "--poll"),
+# VHOSTD_ARGS (extra --blk options for vhostd, e.g. ",poll-us=0"),
+# QSD_IOTHREAD (0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +37,8 @@ NULL_SIZE=${NULL_SIZE:-1G}
 FILE_SIZE=${FILE_SIZE:-1G}
 FILE_DIR=${FILE_DIR:-/var/tmp}
 BENCH_ARGS=${BENCH_ARGS:-}
+VHOSTD_ARGS=${VHOSTD_ARGS:-}
+QSD_IOTHREAD=${QSD_IOTHREAD:-0}
 
 # name:rw:bs:iodepth
 WORKLOADS=(
@@ -84,15 +93,21 @@ dd if=/dev/zero of="$DISK/disk.img" bs=1M count=$((file_bytes >> 20)) oflag=dire
 	conv=fsync status=none
 
 "$VHOSTD" --log-level warn \
-	--blk "id=null,backend=null,size=$null_bytes,socket=$SOCKS/vhostd-null.sock,num-queues=$QUEUES" \
-	--blk "id=file,path=$DISK/disk.img,socket=$SOCKS/vhostd-file.sock,num-queues=$QUEUES,cache=none" &
+	--blk "id=null,backend=null,size=$null_bytes,socket=$SOCKS/vhostd-null.sock,num-queues=$QUEUES$VHOSTD_ARGS" \
+	--blk "id=file,path=$DISK/disk.img,socket=$SOCKS/vhostd-file.sock,num-queues=$QUEUES,cache=none$VHOSTD_ARGS" &
 PIDS+=($!)
-"$QSD" \
+qsd_iothread=()
+qsd_exp_opts=""
+if [ "$QSD_IOTHREAD" = 1 ]; then
+	qsd_iothread=(--object "iothread,id=io0")
+	qsd_exp_opts=",iothread=io0"
+fi
+"$QSD" "${qsd_iothread[@]}" \
 	--blockdev "driver=null-co,node-name=null0,size=$null_bytes,read-zeroes=on" \
-	--export "type=vhost-user-blk,id=exp0,addr.type=unix,addr.path=$SOCKS/qsd-null.sock,node-name=null0,writable=on,num-queues=$QUEUES" \
+	--export "type=vhost-user-blk,id=exp0,addr.type=unix,addr.path=$SOCKS/qsd-null.sock,node-name=null0,writable=on,num-queues=$QUEUES$qsd_exp_opts" \
 	--blockdev "driver=file,node-name=file0,filename=$DISK/disk.img,cache.direct=on,aio=io_uring,locking=off" \
 	--blockdev "driver=raw,node-name=raw0,file=file0" \
-	--export "type=vhost-user-blk,id=exp1,addr.type=unix,addr.path=$SOCKS/qsd-file.sock,node-name=raw0,writable=on,num-queues=$QUEUES" &
+	--export "type=vhost-user-blk,id=exp1,addr.type=unix,addr.path=$SOCKS/qsd-file.sock,node-name=raw0,writable=on,num-queues=$QUEUES$qsd_exp_opts" &
 PIDS+=($!)
 for s in vhostd-null vhostd-file qsd-null qsd-file; do
 	wait_for_socket "$SOCKS/$s.sock"
@@ -132,9 +147,10 @@ done
 
 # --- the table ---------------------------------------------------------------
 
-python3 - "$RESULTS" "$ROUNDS" "$SECS" "$QUEUES" "$NULL_SIZE" "$FILE_SIZE" "$FILE_DIR" <<'EOF'
+python3 - "$RESULTS" "$ROUNDS" "$SECS" "$QUEUES" "$NULL_SIZE" "$FILE_SIZE" "$FILE_DIR" \
+	"$VHOSTD_ARGS" "$QSD_IOTHREAD" <<'EOF'
 import json, statistics, sys
-path, rounds, secs, queues, null_size, file_size, file_dir = sys.argv[1:]
+path, rounds, secs, queues, null_size, file_size, file_dir, vargs, qiot = sys.argv[1:]
 runs = {}
 order = []
 for line in open(path):
@@ -160,6 +176,8 @@ print(f"  null: vhostd backend=null,size={null_size}")
 print(f"        vs qemu-storage-daemon null-co, size={null_size}, read-zeroes=on")
 print(f"  file: the same {file_size} image in {file_dir}, O_DIRECT on both: vhostd cache=none,")
 print("        vs qemu-storage-daemon cache.direct=on,aio=io_uring")
+print(f"  vhostd extra options: '{vargs}'; qsd exports in "
+      + ("an IOThread (polls)" if qiot == "1" else "the main loop (no polling)"))
 print()
 fmt = "{:<7} {:<18} {:>11} {:>11} {:>6} {:>12}  {:>11} {:>11} {:>12} {:>12}"
 print(fmt.format("backend", "workload", "vhostd IOPS", "qsd IOPS", "ratio", "(rounds)",

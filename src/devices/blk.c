@@ -919,14 +919,18 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Spin until the driver adds a buffer or spin_ns pass.  True if it did. */
+/*
+ * Spin until the driver adds a buffer or spin_ns pass.  True if it did,
+ * or if its avail index broke the queue meanwhile: the next pop then
+ * fails and marks the device broken, rather than sleeping on a dead queue.
+ */
 static bool blk_queue_spin(struct blk_queue *bq)
 {
 	uint64_t start = blk_stats_now_ns();
 
 	do {
 		for (unsigned int i = 0; i < 16; i++) {
-			if (!virtq_avail_empty(bq->vq))
+			if (!virtq_avail_empty(bq->vq) || bq->vq->broken)
 				return true;
 			cpu_relax();
 		}

@@ -21,21 +21,10 @@
 
 #include <json-c/json.h>
 
+#include "check.h"
 #include "common/evloop.h"
 #include "common/log.h"
 #include "daemon/control.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);            \
-			fprintf(stderr, __VA_ARGS__);                                              \
-			fputc('\n', stderr);                                                       \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
 
 static int m_echo(void *opaque, struct json_object *params, struct json_object **result, char *err,
 		  size_t err_len)
@@ -77,7 +66,7 @@ static struct json_object *dispatch(const char *line)
 	if (!reply)
 		return NULL;
 	obj = json_tokener_parse(reply);
-	CHECK(obj, "reply is not JSON: %s", reply);
+	CHECK_MSG(obj, "reply is not JSON: %s", reply);
 	free(reply);
 	return obj;
 }
@@ -97,8 +86,8 @@ static void expect_error(const char *line, int code)
 {
 	struct json_object *r = dispatch(line);
 
-	CHECK(r && error_code(r) == code, "%s: expected error %d, got %s", line, code,
-	      r ? json_object_to_json_string(r) : "no reply");
+	CHECK_MSG(r && error_code(r) == code, "%s: expected error %d, got %s", line, code,
+		  r ? json_object_to_json_string(r) : "no reply");
 	json_object_put(r);
 }
 
@@ -108,16 +97,17 @@ static void test_envelope(void)
 	char *deep;
 
 	r = dispatch("{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"echo\",\"params\":[1,\"x\"]}");
-	CHECK(r && !error_code(r), "echo failed");
-	CHECK(json_object_object_get_ex(r, "id", &v) && json_object_get_int(v) == 7, "id lost");
-	CHECK(json_object_object_get_ex(r, "result", &v) && json_object_array_length(v) == 2,
-	      "params not echoed");
+	CHECK_MSG(r && !error_code(r), "echo failed");
+	CHECK_MSG(json_object_object_get_ex(r, "id", &v) && json_object_get_int(v) == 7, "id lost");
+	CHECK_MSG(json_object_object_get_ex(r, "result", &v) && json_object_array_length(v) == 2,
+		  "params not echoed");
 	json_object_put(r);
 
 	r = dispatch("{\"jsonrpc\":\"2.0\",\"id\":\"abc\",\"method\":\"fail\"}");
-	CHECK(r && error_code(r) == -1000, "application error code lost");
-	CHECK(json_object_object_get_ex(r, "id", &v) && !strcmp(json_object_get_string(v), "abc"),
-	      "string id lost");
+	CHECK_MSG(r && error_code(r) == -1000, "application error code lost");
+	CHECK_MSG(json_object_object_get_ex(r, "id", &v) &&
+			  !strcmp(json_object_get_string(v), "abc"),
+		  "string id lost");
 	json_object_put(r);
 
 	expect_error("garbage", CTL_ERR_PARSE);
@@ -141,7 +131,7 @@ static void test_envelope(void)
 		static const char nul[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\0\"method\":\"echo\"}";
 		char *reply = ctl_dispatch(methods, &calls, nul, sizeof(nul) - 1);
 
-		CHECK(reply && strstr(reply, "-32700"), "NUL accepted: %s", reply);
+		CHECK_MSG(reply && strstr(reply, "-32700"), "NUL accepted: %s", reply);
 		free(reply);
 	}
 
@@ -156,19 +146,19 @@ static void test_envelope(void)
 	/* Notifications run but get no reply, alone or in a batch. */
 	calls = 0;
 	r = dispatch("{\"jsonrpc\":\"2.0\",\"method\":\"count\"}");
-	CHECK(!r && calls == 1, "notification answered or not run");
+	CHECK_MSG(!r && calls == 1, "notification answered or not run");
 	r = dispatch("[{\"jsonrpc\":\"2.0\",\"method\":\"count\"},"
 		     "{\"jsonrpc\":\"2.0\",\"method\":\"count\"}]");
-	CHECK(!r && calls == 3, "all-notification batch answered");
+	CHECK_MSG(!r && calls == 3, "all-notification batch answered");
 
 	r = dispatch("[1,{\"jsonrpc\":\"2.0\",\"method\":\"count\"},"
 		     "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"echo\"}]");
-	CHECK(r && json_object_is_type(r, json_type_array) && json_object_array_length(r) == 2,
-	      "batch: expected two replies");
+	CHECK_MSG(r && json_object_is_type(r, json_type_array) && json_object_array_length(r) == 2,
+		  "batch: expected two replies");
 	if (r && json_object_array_length(r) == 2) {
-		CHECK(error_code(json_object_array_get_idx(r, 0)) == CTL_ERR_INVALID_REQUEST,
-		      "batch: bad element accepted");
-		CHECK(!error_code(json_object_array_get_idx(r, 1)), "batch: echo failed");
+		CHECK_MSG(error_code(json_object_array_get_idx(r, 0)) == CTL_ERR_INVALID_REQUEST,
+			  "batch: bad element accepted");
+		CHECK_MSG(!error_code(json_object_array_get_idx(r, 1)), "batch: echo failed");
 	}
 	json_object_put(r);
 }
@@ -195,7 +185,7 @@ static int server_start(struct server *s, const char *dir)
 	snprintf(s->path, sizeof(s->path), "%s/ctl.sock", dir);
 	s->loop = evloop_new();
 	s->ctl = ctl_server_new(s->path, s->loop, methods, &calls, err, sizeof(err));
-	CHECK(s->ctl, "ctl_server_new: %s", err);
+	CHECK_MSG(s->ctl, "ctl_server_new: %s", err);
 	if (!s->ctl)
 		return -1;
 	return pthread_create(&s->thread, NULL, loop_main, s->loop);
@@ -216,7 +206,7 @@ static int client_connect(const char *path)
 
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		CHECK(0, "connect %s: %s", path, strerror(errno));
+		CHECK_MSG(0, "connect %s: %s", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -275,17 +265,18 @@ static void test_garbage_then_valid(struct server *s)
 
 	if (fd < 0)
 		return;
-	CHECK(call(fd, "\x01\x02 not json {{{\n", buf, sizeof(buf)) && strstr(buf, "-32700"),
-	      "garbage: %s", buf);
-	CHECK(call(fd, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"echo\",\"params\":{\"a\":1}}\n",
-		   buf, sizeof(buf)) &&
-		      strstr(buf, "\"result\":{\"a\":1}"),
-	      "valid request after garbage: %s", buf);
+	CHECK_MSG(call(fd, "\x01\x02 not json {{{\n", buf, sizeof(buf)) && strstr(buf, "-32700"),
+		  "garbage: %s", buf);
+	CHECK_MSG(call(fd,
+		       "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"echo\",\"params\":{\"a\":1}}\n",
+		       buf, sizeof(buf)) &&
+			  strstr(buf, "\"result\":{\"a\":1}"),
+		  "valid request after garbage: %s", buf);
 	/* Blank lines and CRLF are tolerated. */
-	CHECK(call(fd, "\n\r\n{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"echo\"}\r\n", buf,
-		   sizeof(buf)) &&
-		      strstr(buf, "\"id\":2"),
-	      "CRLF: %s", buf);
+	CHECK_MSG(call(fd, "\n\r\n{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"echo\"}\r\n", buf,
+		       sizeof(buf)) &&
+			  strstr(buf, "\"id\":2"),
+		  "CRLF: %s", buf);
 	close(fd);
 }
 
@@ -313,8 +304,9 @@ static void test_endless_line(struct server *s)
 	if (fd < 0)
 		return;
 	pthread_create(&t, NULL, flood, &fd);
-	CHECK(read_line(fd, buf, sizeof(buf)) && strstr(buf, "too long"), "endless line: %s", buf);
-	CHECK(closed_by_peer(fd), "endless line: connection not closed");
+	CHECK_MSG(read_line(fd, buf, sizeof(buf)) && strstr(buf, "too long"), "endless line: %s",
+		  buf);
+	CHECK_MSG(closed_by_peer(fd), "endless line: connection not closed");
 	pthread_join(t, NULL);
 	close(fd);
 }
@@ -329,9 +321,9 @@ static void test_eof_without_newline(struct server *s)
 		return;
 	send(fd, req, strlen(req), MSG_NOSIGNAL);
 	shutdown(fd, SHUT_WR);
-	CHECK(read_line(fd, buf, sizeof(buf)) && strstr(buf, "\"id\":9"), "last request lost: %s",
-	      buf);
-	CHECK(closed_by_peer(fd), "not closed after EOF");
+	CHECK_MSG(read_line(fd, buf, sizeof(buf)) && strstr(buf, "\"id\":9"),
+		  "last request lost: %s", buf);
+	CHECK_MSG(closed_by_peer(fd), "not closed after EOF");
 	close(fd);
 }
 
@@ -348,13 +340,13 @@ static void test_never_reads(struct server *s)
 	fcntl(hog, F_SETFL, O_NONBLOCK);
 	while (sent < (64u << 20) && send(hog, req, sizeof(req) - 1, MSG_NOSIGNAL) > 0)
 		sent += sizeof(req) - 1;
-	CHECK(sent < (64u << 20), "the server read 64 MiB it could not answer");
+	CHECK_MSG(sent < (64u << 20), "the server read 64 MiB it could not answer");
 	fd = client_connect(s->path);
-	CHECK(fd >= 0 &&
-		      call(fd, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"echo\"}\n", buf,
-			   sizeof(buf)) &&
-		      strstr(buf, "\"id\":3"),
-	      "server stuck behind a client that does not read");
+	CHECK_MSG(fd >= 0 &&
+			  call(fd, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"echo\"}\n", buf,
+			       sizeof(buf)) &&
+			  strstr(buf, "\"id\":3"),
+		  "server stuck behind a client that does not read");
 	if (fd >= 0)
 		close(fd);
 	close(hog);
@@ -369,17 +361,17 @@ static void test_too_many(struct server *s)
 	for (int i = 0; i < CTL_MAX_CLIENTS + 4; i++)
 		fds[i] = client_connect(s->path);
 	/* Connections beyond the limit are closed at once. */
-	CHECK(closed_by_peer(fds[CTL_MAX_CLIENTS + 3]), "connection over the limit kept");
+	CHECK_MSG(closed_by_peer(fds[CTL_MAX_CLIENTS + 3]), "connection over the limit kept");
 	for (int i = 0; i < CTL_MAX_CLIENTS + 4; i++)
 		close(fds[i]);
 	/* Once they are gone, new ones are served again. */
 	usleep(100000);
 	fd = client_connect(s->path);
-	CHECK(fd >= 0 &&
-		      call(fd, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"echo\"}\n", buf,
-			   sizeof(buf)) &&
-		      strstr(buf, "\"id\":4"),
-	      "not served after the crowd left");
+	CHECK_MSG(fd >= 0 &&
+			  call(fd, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"echo\"}\n", buf,
+			       sizeof(buf)) &&
+			  strstr(buf, "\"id\":4"),
+		  "not served after the crowd left");
 	if (fd >= 0)
 		close(fd);
 }
@@ -399,23 +391,23 @@ static void test_socket_files(const char *dir)
 	bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	close(fd);
 	srv = ctl_server_new(sa.sun_path, loop, methods, NULL, err, sizeof(err));
-	CHECK(srv, "stale socket not replaced: %s", err);
-	CHECK(!stat(sa.sun_path, &st) && (st.st_mode & 0777) == 0600, "socket mode %o",
-	      st.st_mode & 0777);
+	CHECK_MSG(srv, "stale socket not replaced: %s", err);
+	CHECK_MSG(!stat(sa.sun_path, &st) && (st.st_mode & 0777) == 0600, "socket mode %o",
+		  st.st_mode & 0777);
 
 	/* A live one is left alone. */
 	srv2 = ctl_server_new(sa.sun_path, loop, methods, NULL, err, sizeof(err));
-	CHECK(!srv2 && strstr(err, "in use"), "live socket taken over: %s", err);
+	CHECK_MSG(!srv2 && strstr(err, "in use"), "live socket taken over: %s", err);
 	ctl_server_free(srv2);
 	ctl_server_free(srv);
-	CHECK(stat(sa.sun_path, &st) && errno == ENOENT, "socket left behind");
+	CHECK_MSG(stat(sa.sun_path, &st) && errno == ENOENT, "socket left behind");
 
 	/* A regular file is never removed. */
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/file", dir);
 	close(open(sa.sun_path, O_CREAT | O_WRONLY, 0600));
 	srv = ctl_server_new(sa.sun_path, loop, methods, NULL, err, sizeof(err));
-	CHECK(!srv && strstr(err, "not a socket"), "regular file: %s", err);
-	CHECK(!stat(sa.sun_path, &st), "regular file removed");
+	CHECK_MSG(!srv && strstr(err, "not a socket"), "regular file: %s", err);
+	CHECK_MSG(!stat(sa.sun_path, &st), "regular file removed");
 	unlink(sa.sun_path);
 	evloop_free(loop);
 }
@@ -440,14 +432,10 @@ int main(void)
 		test_too_many(&s);
 		test_garbage_then_valid(&s);
 		server_stop(&s);
-		CHECK(stat(s.path, &st) && errno == ENOENT, "control socket left behind");
+		CHECK_MSG(stat(s.path, &st) && errno == ENOENT, "control socket left behind");
 	}
 	test_socket_files(dir);
 	rmdir(dir);
-	if (failures) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
-		return 1;
-	}
 	printf("control: all checks passed\n");
 	return 0;
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * blk_test.h - the few checks the virtio-blk tests share: a failing check
- * names its line and exits non-zero (meson counts the exit status), and
- * temporary image files that remove themselves.
+ * blk_test.h - what the virtio-blk tests share besides the checks of
+ * check.h: temporary image files that remove themselves, and patterned
+ * contents.
  */
 #ifndef VHOSTD_TESTS_DEVICES_BLK_TEST_H
 #define VHOSTD_TESTS_DEVICES_BLK_TEST_H
@@ -14,28 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-
-#define FAIL(...)                                                                                  \
-	do {                                                                                       \
-		fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                    \
-		fprintf(stderr, __VA_ARGS__);                                                      \
-		fputc('\n', stderr);                                                               \
-		exit(1);                                                                           \
-	} while (0)
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			FAIL("check failed: %s", #cond);                                           \
-	} while (0)
-
-#define CHECK_EQ(a, b)                                                                             \
-	do {                                                                                       \
-		long long _a = (long long)(a), _b = (long long)(b);                                \
-		if (_a != _b)                                                                      \
-			FAIL("%s == %s: %lld != %lld", #a, #b, _a, _b);                            \
-	} while (0)
+#include "check.h"
 
 /*
  * A sparse temporary file of @size bytes (ext4 / xfs / tmpfs all punch

@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * test_util.c - checks, PRNG, clock, scale and case runner for the tests.
+ * test_util.c - PRNG, clock, scale and case runner for the tests.
  */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,20 +11,6 @@
 #include <unistd.h>
 
 #include "test_util.h"
-
-void test_fail(const char *file, int line, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	/* One write, so lines from two threads or processes do not interleave. */
-	fprintf(stderr, "FAIL %s:%d: %s\n", file, line, msg);
-	fflush(stderr);
-	exit(1);
-}
 
 uint64_t splitmix64(uint64_t *state)
 {

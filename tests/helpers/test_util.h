@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_util.h - what every ring test needs: a failing check that names its
- * line, a seeded PRNG (so a failure can be replayed from its seed), a clock,
- * the iteration scale and a tiny table-driven case runner.
+ * test_util.h - what every ring test needs: the checks of check.h, a
+ * seeded PRNG (so a failure can be replayed from its seed), a clock, the
+ * iteration scale and a tiny table-driven case runner.
  *
  * Tests are plain programs: exit status 0 passes, anything else (a failed
  * check, a signal from a guard page, a sanitizer report) fails.
@@ -14,27 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-
-/* Print "file:line: message" and exit(1).  Safe from any thread. */
-void test_fail(const char *file, int line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4), noreturn));
-
-#define FAIL(...) test_fail(__FILE__, __LINE__, __VA_ARGS__)
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			FAIL("check failed: %s", #cond);                                           \
-	} while (0)
-
-/* Compare two integers and print both values when they differ. */
-#define CHECK_EQ(a, b)                                                                             \
-	do {                                                                                       \
-		long long _a = (long long)(a), _b = (long long)(b);                                \
-		if (_a != _b)                                                                      \
-			FAIL("%s == %s: %lld != %lld", #a, #b, _a, _b);                            \
-	} while (0)
+#include "check.h"
 
 /* A small, fast, seedable generator (xoshiro256**, seeded by splitmix64). */
 struct test_rng {

@@ -44,7 +44,7 @@ static void killer_cb(void *arg, uint32_t events)
 	evloop_del(loop, efd[me]);
 	evloop_del(loop, efd[other]);
 	/* ...and give the other fd a new watch: only the new callback may run. */
-	VT_CHECK_EQ(evloop_add(loop, efd[other], EPOLLIN, late_cb, (void *)(intptr_t)other), 0);
+	CHECK_EQ(evloop_add(loop, efd[other], EPOLLIN, late_cb, (void *)(intptr_t)other), 0);
 	late_fd = other;
 }
 
@@ -65,17 +65,17 @@ int main(void)
 	pthread_t thr;
 
 	loop = evloop_new();
-	VT_CHECK(loop);
+	CHECK(loop);
 	for (int i = 0; i < 3; i++) {
 		efd[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		VT_CHECK(efd[i] >= 0);
+		CHECK(efd[i] >= 0);
 	}
 
 	/* One watch per fd. */
-	VT_CHECK_EQ(evloop_add(loop, efd[2], EPOLLIN, noop_cb, NULL), 0);
-	VT_CHECK_EQ(evloop_add(loop, efd[2], EPOLLIN, noop_cb, NULL), -EEXIST);
-	VT_CHECK_EQ(evloop_mod(loop, efd[2], EPOLLIN | EPOLLET), 0);
-	VT_CHECK_EQ(evloop_mod(loop, efd[0], EPOLLIN), -ENOENT);
+	CHECK_EQ(evloop_add(loop, efd[2], EPOLLIN, noop_cb, NULL), 0);
+	CHECK_EQ(evloop_add(loop, efd[2], EPOLLIN, noop_cb, NULL), -EEXIST);
+	CHECK_EQ(evloop_mod(loop, efd[2], EPOLLIN | EPOLLET), 0);
+	CHECK_EQ(evloop_mod(loop, efd[0], EPOLLIN), -ENOENT);
 	evloop_del(loop, 12345); /* unknown: harmless */
 
 	/*
@@ -83,27 +83,27 @@ int main(void)
 	 * round.  Watch 0 kills itself and watch 1; watch 1's old callback
 	 * must then be skipped, and its new one runs in a later round.
 	 */
-	VT_CHECK_EQ(evloop_add(loop, efd[0], EPOLLIN, killer_cb, (void *)(intptr_t)0), 0);
-	VT_CHECK_EQ(evloop_add(loop, efd[1], EPOLLIN, killer_cb, (void *)(intptr_t)1), 0);
+	CHECK_EQ(evloop_add(loop, efd[0], EPOLLIN, killer_cb, (void *)(intptr_t)0), 0);
+	CHECK_EQ(evloop_add(loop, efd[1], EPOLLIN, killer_cb, (void *)(intptr_t)1), 0);
 	eventfd_write(efd[1], 1);
 	eventfd_write(efd[0], 1);
-	VT_CHECK_EQ(evloop_run(loop), 0);
-	VT_CHECK_EQ(calls[0] + calls[1], 1);
-	VT_CHECK_EQ(late_calls, 1);
+	CHECK_EQ(evloop_run(loop), 0);
+	CHECK_EQ(calls[0] + calls[1], 1);
+	CHECK_EQ(late_calls, 1);
 
 	/* evloop_stop() from another thread wakes a loop with nothing to do. */
 	evloop_del(loop, efd[late_fd]);
-	VT_CHECK(!pthread_create(&thr, NULL, stopper, NULL));
-	VT_CHECK_EQ(evloop_run(loop), 0);
+	CHECK(!pthread_create(&thr, NULL, stopper, NULL));
+	CHECK_EQ(evloop_run(loop), 0);
 	pthread_join(thr, NULL);
-	VT_CHECK_EQ(calls[2], 0);
+	CHECK_EQ(calls[2], 0);
 
 	/* And it runs again afterwards. */
 	eventfd_write(efd[2], 1);
-	VT_CHECK(!pthread_create(&thr, NULL, stopper, NULL));
-	VT_CHECK_EQ(evloop_run(loop), 0);
+	CHECK(!pthread_create(&thr, NULL, stopper, NULL));
+	CHECK_EQ(evloop_run(loop), 0);
 	pthread_join(thr, NULL);
-	VT_CHECK_EQ(calls[2], 1); /* edge-triggered: once */
+	CHECK_EQ(calls[2], 1); /* edge-triggered: once */
 
 	evloop_free(loop);
 	for (int i = 0; i < 3; i++)

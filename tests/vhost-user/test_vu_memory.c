@@ -29,7 +29,7 @@ static int count_fe_mappings(void)
 	char line[512];
 	int n = 0;
 
-	VT_CHECK(f);
+	CHECK(f);
 	while (fgets(line, sizeof(line), f))
 		n += strstr(line, "memfd:vhostd-fe") != NULL;
 	fclose(f);
@@ -56,7 +56,7 @@ static void start_io(struct runners *r, struct vu_fe *fe, uint8_t *area0, uint8_
 			.stop = &r->stop,
 			.seed = seed + q,
 		};
-		VT_CHECK(!pthread_create(&r->thr[q], NULL, vt_io_thread, &r->io[q]));
+		CHECK(!pthread_create(&r->thr[q], NULL, vt_io_thread, &r->io[q]));
 	}
 }
 
@@ -67,7 +67,7 @@ static uint64_t stop_io(struct runners *r)
 	atomic_store(&r->stop, true);
 	for (unsigned int q = 0; q < 2; q++) {
 		pthread_join(r->thr[q], NULL);
-		VT_CHECK(r->io[q].completed > 0);
+		CHECK(r->io[q].completed > 0);
 		done += r->io[q].completed;
 	}
 	return done;
@@ -84,51 +84,51 @@ static void run(uint64_t features, const char *name)
 	fprintf(stderr, "%s: memory table changes under I/O\n", name);
 	a0 = vu_fe_alloc(fe, 16 * VT_SLOT_SIZE, 4096);
 	a1 = vu_fe_alloc(fe, 16 * VT_SLOT_SIZE, 4096);
-	VT_CHECK(a0 && a1);
+	CHECK(a0 && a1);
 	/* Region 0, mapped here and in the back-end. */
-	VT_CHECK_EQ(count_fe_mappings(), 2);
+	CHECK_EQ(count_fe_mappings(), 2);
 
 	/* Phase 1: buffers in region 0; the table changes around them. */
 	starts = atomic_load(&echo.starts);
 	start_io(&r, fe, a0, a1, 1);
 	for (int i = 0; i < 10; i++) {
 		usleep(2000);
-		VT_CHECK_EQ(vu_fe_resend_mem_table(fe), 0);
+		CHECK_EQ(vu_fe_resend_mem_table(fe), 0);
 	}
 	for (int i = 0; i < 10; i++) {
 		void *p;
 
 		usleep(2000);
 		p = vu_fe_add_region(fe, 1u << 20);
-		VT_CHECK(p);
+		CHECK(p);
 		usleep(2000);
-		VT_CHECK_EQ(vu_fe_remove_region(fe, p), 0);
+		CHECK_EQ(vu_fe_remove_region(fe, p), 0);
 	}
 	done = stop_io(&r);
 	/* Each of the 30 changes stopped and restarted both rings. */
-	VT_CHECK(atomic_load(&echo.starts) - starts >= 60);
+	CHECK(atomic_load(&echo.starts) - starts >= 60);
 	fprintf(stderr, "  %llu requests across 30 table changes\n", (unsigned long long)done);
-	VT_CHECK_EQ(count_fe_mappings(), 2);
+	CHECK_EQ(count_fe_mappings(), 2);
 
 	/* Phase 2: buffers in a hot-plugged region, while the table keeps changing. */
 	hot = vu_fe_add_region(fe, 2u << 20);
-	VT_CHECK(hot);
-	VT_CHECK_EQ(count_fe_mappings(), 4);
+	CHECK(hot);
+	CHECK_EQ(count_fe_mappings(), 4);
 	start_io(&r, fe, hot, hot + (1u << 20), 100);
 	for (int i = 0; i < 5; i++) {
 		void *p;
 
 		usleep(5000);
-		VT_CHECK_EQ(vu_fe_resend_mem_table(fe), 0);
+		CHECK_EQ(vu_fe_resend_mem_table(fe), 0);
 		p = vu_fe_add_region(fe, 1u << 20);
-		VT_CHECK(p);
-		VT_CHECK_EQ(vu_fe_remove_region(fe, p), 0);
+		CHECK(p);
+		CHECK_EQ(vu_fe_remove_region(fe, p), 0);
 	}
 	done = stop_io(&r);
 	fprintf(stderr, "  %llu requests in a hot-plugged region\n", (unsigned long long)done);
-	VT_CHECK_EQ(vu_fe_remove_region(fe, hot), 0);
+	CHECK_EQ(vu_fe_remove_region(fe, hot), 0);
 	/* Unplugged: the back-end let go of it too. */
-	VT_CHECK_EQ(count_fe_mappings(), 2);
+	CHECK_EQ(count_fe_mappings(), 2);
 
 	/* Phase 3: and region 0 still works. */
 	start_io(&r, fe, a0, a1, 200);
@@ -137,8 +137,8 @@ static void run(uint64_t features, const char *name)
 
 	vu_fe_disconnect(fe);
 	vt_wait_disconnected(dev);
-	VT_CHECK_EQ(atomic_load(&echo.starts), atomic_load(&echo.stops));
-	VT_CHECK_EQ(count_fe_mappings(), 0);
+	CHECK_EQ(atomic_load(&echo.starts), atomic_load(&echo.stops));
+	CHECK_EQ(count_fe_mappings(), 0);
 }
 
 int main(void)
@@ -156,7 +156,7 @@ int main(void)
 	run(VT_FEATURES_SPLIT | VT_FEATURES_EVENT_IDX | VT_FEATURES_INDIRECT, "split");
 	run(VT_FEATURES_SPLIT | VT_FEATURES_PACKED | VT_FEATURES_EVENT_IDX, "packed");
 	run(VT_FEATURES_SPLIT, "split, no event idx");
-	VT_CHECK_EQ(vt_count_fds(), fds);
+	CHECK_EQ(vt_count_fds(), fds);
 
 	vt_loop_stop(&loop);
 	vu_dev_free(dev);

@@ -42,7 +42,7 @@ static void send_bytes(int sock, const void *buf, size_t len, const int *fds, un
 	int r = vhost_user_sendv(sock, &iov, 1, fds, nfds, 2000);
 
 	if (r && r != -EPIPE && r != -ECONNRESET)
-		VT_FAIL("send: %s", strerror(-r));
+		FAIL("send: %s", strerror(-r));
 }
 
 static void send_msg(int sock, uint32_t request, uint32_t flags, const void *payload, uint32_t size,
@@ -50,7 +50,7 @@ static void send_msg(int sock, uint32_t request, uint32_t flags, const void *pay
 {
 	uint8_t wire[VHOST_USER_HDR_SIZE + VHOST_USER_MAX_PAYLOAD];
 
-	VT_CHECK(size <= VHOST_USER_MAX_PAYLOAD);
+	CHECK(size <= VHOST_USER_MAX_PAYLOAD);
 	send_bytes(sock, wire, vt_wire(wire, request, flags, size, payload, size), fds, nfds);
 }
 
@@ -71,8 +71,8 @@ static int memfd_sized(size_t size)
 	int fd = memfd_create("neg", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 
 	/* Sealed, as QEMU's are: an unsealed memfd earns a warning of its own. */
-	VT_CHECK(fd >= 0 && !ftruncate(fd, (off_t)size));
-	VT_CHECK(!fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW));
+	CHECK(fd >= 0 && !ftruncate(fd, (off_t)size));
+	CHECK(!fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW));
 	return fd;
 }
 
@@ -247,7 +247,7 @@ static void nine_fds(int sock)
 	c->cmsg_type = SCM_RIGHTS;
 	c->cmsg_len = CMSG_LEN(sizeof(fds));
 	memcpy(CMSG_DATA(c), fds, sizeof(fds));
-	VT_CHECK(sendmsg(sock, &mh, MSG_NOSIGNAL) == sizeof(wire));
+	CHECK(sendmsg(sock, &mh, MSG_NOSIGNAL) == sizeof(wire));
 	for (int i = 0; i < 9; i++)
 		close(fds[i]);
 }
@@ -366,13 +366,13 @@ static void addr_outside_live(int sock)
 
 	/* Moving data first: the ring is running when its address goes bad. */
 	io.area = vu_fe_alloc(fe, io.area_len, 4096);
-	VT_CHECK(io.area);
+	CHECK(io.area);
 	vt_io_run(&io);
-	VT_CHECK_EQ(vu_fe_send_raw(fe, wire,
-				   vt_wire(wire, VHOST_USER_SET_VRING_ADDR,
-					   VHOST_USER_NEED_REPLY_MASK, sizeof(a), &a, sizeof(a)),
-				   NULL, 0, &reply, sizeof(reply)),
-		    -ECONNRESET);
+	CHECK_EQ(vu_fe_send_raw(fe, wire,
+				vt_wire(wire, VHOST_USER_SET_VRING_ADDR, VHOST_USER_NEED_REPLY_MASK,
+					sizeof(a), &a, sizeof(a)),
+				NULL, 0, &reply, sizeof(reply)),
+		 -ECONNRESET);
 	vu_fe_disconnect(fe);
 }
 
@@ -629,17 +629,16 @@ static void run_case(const struct neg_case *c)
 	vt_capture_stop(&cap, log, sizeof(log));
 
 	if (!eof)
-		VT_FAIL("%s: the back-end did not close the connection", c->name);
+		FAIL("%s: the back-end did not close the connection", c->name);
 	if (vt_count_problems(log) != 1)
-		VT_FAIL("%s: %u error lines, expected exactly one", c->name,
-			vt_count_problems(log));
-	VT_CHECK_EQ(vt_count_fds(), fds);
+		FAIL("%s: %u error lines, expected exactly one", c->name, vt_count_problems(log));
+	CHECK_EQ(vt_count_fds(), fds);
 
 	/* Still serving: a fresh front-end negotiates and moves data. */
 	vt_session(sock_path, 2, VT_FEATURES_SPLIT | VT_FEATURES_EVENT_IDX, 64);
 	vt_wait_disconnected(dev);
-	VT_CHECK_EQ(vt_count_fds(), fds);
-	VT_CHECK_EQ(atomic_load(&echo.starts), atomic_load(&echo.stops));
+	CHECK_EQ(vt_count_fds(), fds);
+	CHECK_EQ(atomic_load(&echo.starts), atomic_load(&echo.stops));
 }
 
 int main(int argc, char **argv)
@@ -670,7 +669,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!ran)
-		VT_FAIL("no case matched");
+		FAIL("no case matched");
 
 	vt_loop_stop(&loop);
 	vu_dev_free(dev);

@@ -61,9 +61,9 @@ static struct vhost_user_msg raw_request(struct vu_fe *fe, uint32_t request, uin
 	size_t len = vt_wire(wire, request, flags, size, payload, size);
 
 	memset(&reply, 0, sizeof(reply));
-	VT_CHECK_EQ(vu_fe_send_raw(fe, wire, len, NULL, 0, &reply, sizeof(reply)), 0);
-	VT_CHECK_EQ(reply.hdr.request, request);
-	VT_CHECK_EQ(reply.hdr.flags, VHOST_USER_VERSION | VHOST_USER_REPLY_MASK);
+	CHECK_EQ(vu_fe_send_raw(fe, wire, len, NULL, 0, &reply, sizeof(reply)), 0);
+	CHECK_EQ(reply.hdr.request, request);
+	CHECK_EQ(reply.hdr.flags, VHOST_USER_VERSION | VHOST_USER_REPLY_MASK);
 	return reply;
 }
 
@@ -72,23 +72,23 @@ static void check_control_plane(struct vu_fe *fe)
 	uint8_t config[VT_CONFIG_SIZE];
 	struct vhost_user_msg r;
 
-	VT_CHECK_EQ(vu_fe_get_config(fe, config, sizeof(config)), 0);
-	VT_CHECK(!memcmp(config, echo.config, sizeof(config)));
+	CHECK_EQ(vu_fe_get_config(fe, config, sizeof(config)), 0);
+	CHECK(!memcmp(config, echo.config, sizeof(config)));
 
 	r = raw_request(fe, VHOST_USER_GET_STATUS, 0, NULL, 0);
-	VT_CHECK_EQ(r.hdr.size, 8);
-	VT_CHECK(r.payload.u64 & VIRTIO_STATUS_DRIVER_OK);
-	VT_CHECK_EQ(atomic_load(&echo.status), r.payload.u64);
+	CHECK_EQ(r.hdr.size, 8);
+	CHECK(r.payload.u64 & VIRTIO_STATUS_DRIVER_OK);
+	CHECK_EQ(atomic_load(&echo.status), r.payload.u64);
 
 	r = raw_request(fe, VHOST_USER_GET_MAX_MEM_SLOTS, 0, NULL, 0);
-	VT_CHECK_EQ(r.payload.u64, MEMMAP_MAX_REGIONS);
+	CHECK_EQ(r.payload.u64, MEMMAP_MAX_REGIONS);
 	r = raw_request(fe, VHOST_USER_GET_QUEUE_NUM, 0, NULL, 0);
-	VT_CHECK_EQ(r.payload.u64, 2);
+	CHECK_EQ(r.payload.u64, 2);
 
 	/* REPLY_ACK: a message without a reply of its own gets a u64 0 when asked. */
 	r = raw_request(fe, VHOST_USER_SET_OWNER, VHOST_USER_NEED_REPLY_MASK, NULL, 0);
-	VT_CHECK_EQ(r.hdr.size, 8);
-	VT_CHECK_EQ(r.payload.u64, 0);
+	CHECK_EQ(r.hdr.size, 8);
+	CHECK_EQ(r.payload.u64, 0);
 	/* ...and non-zero for a well-formed request the device refuses. */
 	{
 		struct {
@@ -98,8 +98,8 @@ static void check_control_plane(struct vu_fe *fe)
 
 		r = raw_request(fe, VHOST_USER_SET_CONFIG, VHOST_USER_NEED_REPLY_MASK, &cfg,
 				sizeof(cfg));
-		VT_CHECK_EQ(r.hdr.size, 8);
-		VT_CHECK(r.payload.u64 != 0);
+		CHECK_EQ(r.hdr.size, 8);
+		CHECK(r.payload.u64 != 0);
 	}
 }
 
@@ -115,9 +115,9 @@ static void run_mode(const struct mode *m)
 
 	fprintf(stderr, "mode %s (queue size %u, depth %u)\n", m->name, m->queue_size, m->depth);
 	fe = vt_connect(sock_path, 0, m->queue_size, m->features, m->indirect_max);
-	VT_CHECK_EQ(vu_fe_num_queues(fe), 2);
-	VT_CHECK_EQ(vu_fe_features(fe), want);
-	VT_CHECK_EQ(echo.features, m->features);
+	CHECK_EQ(vu_fe_num_queues(fe), 2);
+	CHECK_EQ(vu_fe_features(fe), want);
+	CHECK_EQ(echo.features, m->features);
 
 	for (unsigned int q = 0; q < 2; q++) {
 		io[q] = (struct vt_io){
@@ -129,16 +129,16 @@ static void run_mode(const struct mode *m)
 			.seed = 1000 + q,
 		};
 		io[q].area = vu_fe_alloc(fe, io[q].area_len, 4096);
-		VT_CHECK(io[q].area);
+		CHECK(io[q].area);
 	}
 	for (unsigned int q = 0; q < 2; q++)
-		VT_CHECK(!pthread_create(&thr[q], NULL, vt_io_thread, &io[q]));
+		CHECK(!pthread_create(&thr[q], NULL, vt_io_thread, &io[q]));
 	for (unsigned int q = 0; q < 2; q++) {
 		pthread_join(thr[q], NULL);
-		VT_CHECK_EQ(io[q].completed, 3000);
+		CHECK_EQ(io[q].completed, 3000);
 	}
-	VT_CHECK_EQ(atomic_load(&echo.requests) - requests, 6000);
-	VT_CHECK_EQ(atomic_load(&echo.starts) - starts, 2);
+	CHECK_EQ(atomic_load(&echo.requests) - requests, 6000);
+	CHECK_EQ(atomic_load(&echo.starts) - starts, 2);
 
 	check_control_plane(fe);
 
@@ -149,16 +149,16 @@ static void run_mode(const struct mode *m)
 	{
 		uint16_t base;
 
-		VT_CHECK_EQ(vu_fe_stop_queue(fe, 0, &base), 0);
+		CHECK_EQ(vu_fe_stop_queue(fe, 0, &base), 0);
 		if (m->features & VT_FEATURES_PACKED)
-			VT_CHECK((base & 0x7fff) < m->queue_size);
+			CHECK((base & 0x7fff) < m->queue_size);
 		else
-			VT_CHECK_EQ(base, 3000);
+			CHECK_EQ(base, 3000);
 	}
 	vu_fe_disconnect(fe);
 	vt_wait_disconnected(dev);
-	VT_CHECK_EQ(atomic_load(&echo.starts), atomic_load(&echo.stops));
-	VT_CHECK_EQ(vt_count_fds(), fds);
+	CHECK_EQ(atomic_load(&echo.starts), atomic_load(&echo.stops));
+	CHECK_EQ(vt_count_fds(), fds);
 }
 
 /*
@@ -181,30 +181,30 @@ static void test_broken_device(void)
 
 	fprintf(stderr, "broken device\n");
 	memset(&r, 0, sizeof(r));
-	VT_CHECK_EQ(vu_fe_send_raw(fe, wire,
-				   vt_wire(wire, VHOST_USER_SET_VRING_ERR,
-					   VHOST_USER_NEED_REPLY_MASK, 8, &ring, 8),
-				   &err_fd, 1, &r, sizeof(r)),
-		    0);
-	VT_CHECK_EQ(r.payload.u64, 0);
+	CHECK_EQ(vu_fe_send_raw(fe, wire,
+				vt_wire(wire, VHOST_USER_SET_VRING_ERR, VHOST_USER_NEED_REPLY_MASK,
+					8, &ring, 8),
+				&err_fd, 1, &r, sizeof(r)),
+		 0);
+	CHECK_EQ(r.payload.u64, 0);
 
-	VT_CHECK_EQ(virtq_drv_add_sgs(vu_fe_queue(fe, 0), &sg, 1, 0, &token), 0);
-	VT_CHECK_EQ(vu_fe_kick(fe, 0) < 0, 0);
-	VT_CHECK_EQ(poll(&pfd, 1, 2000), 1);
+	CHECK_EQ(virtq_drv_add_sgs(vu_fe_queue(fe, 0), &sg, 1, 0, &token), 0);
+	CHECK_EQ(vu_fe_kick(fe, 0) < 0, 0);
+	CHECK_EQ(poll(&pfd, 1, 2000), 1);
 
 	r = raw_request(fe, VHOST_USER_GET_STATUS, 0, NULL, 0);
-	VT_CHECK(r.payload.u64 & VIRTIO_STATUS_NEEDS_RESET);
-	VT_CHECK_EQ(atomic_load(&echo.starts), atomic_load(&echo.stops));
+	CHECK(r.payload.u64 & VIRTIO_STATUS_NEEDS_RESET);
+	CHECK_EQ(atomic_load(&echo.starts), atomic_load(&echo.stops));
 
-	VT_CHECK_EQ(vu_fe_stop_queue(fe, 0, NULL), 0);
-	VT_CHECK_EQ(vu_fe_stop_queue(fe, 1, NULL), 0);
+	CHECK_EQ(vu_fe_stop_queue(fe, 0, NULL), 0);
+	CHECK_EQ(vu_fe_stop_queue(fe, 1, NULL), 0);
 	r = raw_request(fe, VHOST_USER_GET_STATUS, 0, NULL, 0);
-	VT_CHECK(!(r.payload.u64 & VIRTIO_STATUS_NEEDS_RESET));
+	CHECK(!(r.payload.u64 & VIRTIO_STATUS_NEEDS_RESET));
 
 	vu_fe_disconnect(fe);
 	close(err_fd);
 	vt_wait_disconnected(dev);
-	VT_CHECK_EQ(vt_count_fds(), fds);
+	CHECK_EQ(vt_count_fds(), fds);
 	vt_session(sock_path, 2, VT_FEATURES_SPLIT, 100);
 	vt_wait_disconnected(dev);
 }
@@ -222,9 +222,9 @@ static void test_client_mode(void)
 	fprintf(stderr, "client mode\n");
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	VT_CHECK(lfd >= 0);
-	VT_CHECK(!bind(lfd, (struct sockaddr *)&sa, sizeof(sa)));
-	VT_CHECK(!listen(lfd, 4));
+	CHECK(lfd >= 0);
+	CHECK(!bind(lfd, (struct sockaddr *)&sa, sizeof(sa)));
+	CHECK(!listen(lfd, 4));
 
 	echo_dev_init(&e2);
 	vt_loop_init(&l2);
@@ -241,7 +241,7 @@ static void test_client_mode(void)
 		};
 
 		cdev = vu_dev_new(&cfg);
-		VT_CHECK(cdev);
+		CHECK(cdev);
 	}
 	vt_loop_start(&l2);
 
@@ -256,22 +256,22 @@ static void test_client_mode(void)
 			unlink(path);
 			usleep(300 * 1000);
 			lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-			VT_CHECK(!bind(lfd, (struct sockaddr *)&sa, sizeof(sa)));
-			VT_CHECK(!listen(lfd, 4));
+			CHECK(!bind(lfd, (struct sockaddr *)&sa, sizeof(sa)));
+			CHECK(!listen(lfd, 4));
 			pfd.fd = lfd;
 		}
 		/* Backoff tops out at 5 s. */
-		VT_CHECK_EQ(poll(&pfd, 1, 8000), 1);
+		CHECK_EQ(poll(&pfd, 1, 8000), 1);
 		conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-		VT_CHECK(conn >= 0);
+		CHECK(conn >= 0);
 
 		vhost_user_msg_init(&msg, VHOST_USER_GET_FEATURES, 0, 0);
-		VT_CHECK_EQ(vhost_user_send(conn, &msg, NULL, 0, 1000), 0);
+		CHECK_EQ(vhost_user_send(conn, &msg, NULL, 0, 1000), 0);
 		vhost_user_rx_init(&rx);
-		VT_CHECK_EQ(vhost_user_recv(conn, &rx, 5000), 1);
-		VT_CHECK_EQ(rx.msg.hdr.request, VHOST_USER_GET_FEATURES);
-		VT_CHECK(rx.msg.payload.u64 & (1ull << VHOST_USER_F_PROTOCOL_FEATURES));
-		VT_CHECK(vu_dev_connected(cdev));
+		CHECK_EQ(vhost_user_recv(conn, &rx, 5000), 1);
+		CHECK_EQ(rx.msg.hdr.request, VHOST_USER_GET_FEATURES);
+		CHECK(rx.msg.payload.u64 & (1ull << VHOST_USER_F_PROTOCOL_FEATURES));
+		CHECK(vu_dev_connected(cdev));
 		/* Hang up: the next round's accept proves it noticed and came back. */
 		close(conn);
 	}

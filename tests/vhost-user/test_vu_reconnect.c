@@ -32,13 +32,13 @@ static const char *sock_path;
 static void check_clean(int fds)
 {
 	vt_wait_disconnected(dev);
-	VT_CHECK_EQ(atomic_load(&echo.starts), atomic_load(&echo.stops));
-	VT_CHECK_EQ(vt_count_fds(), fds);
+	CHECK_EQ(atomic_load(&echo.starts), atomic_load(&echo.stops));
+	CHECK_EQ(vt_count_fds(), fds);
 	/* The next front-end gets a working device. */
 	vt_session(sock_path, 2, FEATURES, 200);
 	vt_wait_disconnected(dev);
-	VT_CHECK_EQ(atomic_load(&echo.starts), atomic_load(&echo.stops));
-	VT_CHECK_EQ(vt_count_fds(), fds);
+	CHECK_EQ(atomic_load(&echo.starts), atomic_load(&echo.stops));
+	CHECK_EQ(vt_count_fds(), fds);
 }
 
 /* Fill both queues without waiting for completions. */
@@ -56,7 +56,7 @@ static void post_batch(struct vu_fe *fe, uint64_t seed)
 		};
 
 		io.area = vu_fe_alloc(fe, io.area_len, 4096);
-		VT_CHECK(io.area);
+		CHECK(io.area);
 		vt_io_run(&io);
 	}
 }
@@ -99,25 +99,25 @@ static void test_dropped_mid_io(void)
 				       .tolerate_loss = true,
 				       .seed = 7 + q};
 		io[q].area = vu_fe_alloc(fe, io[q].area_len, 4096);
-		VT_CHECK(io[q].area);
+		CHECK(io[q].area);
 	}
 	for (unsigned int q = 0; q < 2; q++)
-		VT_CHECK(!pthread_create(&thr[q], NULL, vt_io_thread, &io[q]));
+		CHECK(!pthread_create(&thr[q], NULL, vt_io_thread, &io[q]));
 	usleep(100 * 1000);
 
 	/* Both queues are busy: break the protocol. */
 	vt_capture_start(&cap);
-	VT_CHECK_EQ(vu_fe_send_raw(fe, wire, vt_wire(wire, 1234, 0, 0, NULL, 0), NULL, 0, &reply,
-				   sizeof(reply)),
-		    -ECONNRESET);
+	CHECK_EQ(vu_fe_send_raw(fe, wire, vt_wire(wire, 1234, 0, 0, NULL, 0), NULL, 0, &reply,
+				sizeof(reply)),
+		 -ECONNRESET);
 	vt_wait_disconnected(dev);
 	vt_capture_stop(&cap, log, sizeof(log));
-	VT_CHECK_EQ(vt_count_problems(log), 1);
+	CHECK_EQ(vt_count_problems(log), 1);
 
 	atomic_store(&stop, true);
 	for (unsigned int q = 0; q < 2; q++) {
 		pthread_join(thr[q], NULL);
-		VT_CHECK(io[q].completed > 0);
+		CHECK(io[q].completed > 0);
 		fprintf(stderr, "  queue %u: %llu requests completed before the drop\n", q,
 			(unsigned long long)io[q].completed);
 	}
@@ -134,7 +134,7 @@ static void test_crashed_mid_io(void)
 	fprintf(stderr, "front-end process dies with requests queued\n");
 	for (int i = 0; i < 3; i++) {
 		pid = fork();
-		VT_CHECK(pid >= 0);
+		CHECK(pid >= 0);
 		if (pid == 0) {
 			struct vu_fe *fe = vt_connect(sock_path, 2, 64, FEATURES, 4);
 
@@ -143,8 +143,8 @@ static void test_crashed_mid_io(void)
 			/* No GET_VRING_BASE, no close: the kernel tidies up. */
 			_exit(0);
 		}
-		VT_CHECK_EQ(waitpid(pid, &status, 0), pid);
-		VT_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		CHECK_EQ(waitpid(pid, &status, 0), pid);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 		check_clean(fds);
 	}
 }
@@ -158,8 +158,8 @@ static void test_many_sessions(void)
 		vt_session(sock_path, 2, FEATURES | (i % 3 ? 0 : VT_FEATURES_PACKED), 20);
 		vt_wait_disconnected(dev);
 	}
-	VT_CHECK_EQ(atomic_load(&echo.starts), atomic_load(&echo.stops));
-	VT_CHECK_EQ(vt_count_fds(), fds);
+	CHECK_EQ(atomic_load(&echo.starts), atomic_load(&echo.stops));
+	CHECK_EQ(vt_count_fds(), fds);
 }
 
 int main(void)

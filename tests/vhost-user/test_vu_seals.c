@@ -30,9 +30,9 @@ static int memfd_sized(size_t size, unsigned int seals)
 {
 	int fd = memfd_create("seals", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 
-	VT_CHECK(fd >= 0 && !ftruncate(fd, (off_t)size));
+	CHECK(fd >= 0 && !ftruncate(fd, (off_t)size));
 	if (seals)
-		VT_CHECK(!fcntl(fd, F_ADD_SEALS, seals));
+		CHECK(!fcntl(fd, F_ADD_SEALS, seals));
 	return fd;
 }
 
@@ -49,12 +49,12 @@ static void mem_table_then_ping(int sock, int fd)
 	struct vhost_user_rx rx;
 
 	iov.iov_len = vt_wire(wire, VHOST_USER_SET_MEM_TABLE, 0, size, &t, size);
-	VT_CHECK_EQ(vhost_user_sendv(sock, &iov, 1, &fd, 1, 2000), 0);
+	CHECK_EQ(vhost_user_sendv(sock, &iov, 1, &fd, 1, 2000), 0);
 	iov.iov_len = vt_wire(wire, VHOST_USER_GET_FEATURES, 0, 0, NULL, 0);
-	VT_CHECK_EQ(vhost_user_sendv(sock, &iov, 1, NULL, 0, 2000), 0);
+	CHECK_EQ(vhost_user_sendv(sock, &iov, 1, NULL, 0, 2000), 0);
 	vhost_user_rx_init(&rx);
-	VT_CHECK_EQ(vhost_user_recv(sock, &rx, 5000), 1);
-	VT_CHECK_EQ(rx.msg.hdr.request, VHOST_USER_GET_FEATURES);
+	CHECK_EQ(vhost_user_recv(sock, &rx, 5000), 1);
+	CHECK_EQ(rx.msg.hdr.request, VHOST_USER_GET_FEATURES);
 	vhost_user_rx_reset(&rx);
 }
 
@@ -89,24 +89,24 @@ int main(void)
 
 	/* Unsealed: served, with exactly one warning that names the seal. */
 	run(0, log, sizeof(log));
-	VT_CHECK_EQ(vt_count_problems(log), 1);
-	VT_CHECK(strstr(log, "F_SEAL_SHRINK"));
+	CHECK_EQ(vt_count_problems(log), 1);
+	CHECK(strstr(log, "F_SEAL_SHRINK"));
 
 	/* Sealed against growing only: still shrinkable, still warned about. */
 	run(F_SEAL_GROW, log, sizeof(log));
-	VT_CHECK_EQ(vt_count_problems(log), 1);
+	CHECK_EQ(vt_count_problems(log), 1);
 
 	/* Sealed against shrinking, as QEMU does: nothing to say. */
 	run(F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL, log, sizeof(log));
-	VT_CHECK_EQ(vt_count_problems(log), 0);
+	CHECK_EQ(vt_count_problems(log), 0);
 
 	/* The front-end seals its own memory, so a whole session is quiet. */
 	vt_capture_start(&cap);
 	vt_session(sock_path, 1, VT_FEATURES_SPLIT | VT_FEATURES_EVENT_IDX, 64);
 	vt_wait_disconnected(dev);
 	vt_capture_stop(&cap, log, sizeof(log));
-	VT_CHECK_EQ(vt_count_problems(log), 0);
-	VT_CHECK_EQ(vt_count_fds(), fds);
+	CHECK_EQ(vt_count_problems(log), 0);
+	CHECK_EQ(vt_count_fds(), fds);
 
 	vt_loop_stop(&loop);
 	vu_dev_free(dev);

@@ -5,7 +5,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,23 +17,6 @@
 #include <unistd.h>
 
 #include "vu_test.h"
-
-/* The real stderr while vt_capture_start() has redirected fd 2. */
-static int capture_saved = -1;
-
-void vt_fail(const char *file, int line, const char *fmt, ...)
-{
-	int fd = capture_saved >= 0 ? capture_saved : STDERR_FILENO;
-	va_list ap;
-
-	fflush(stderr);
-	dprintf(fd, "FAIL %s:%d: ", file, line);
-	va_start(ap, fmt);
-	vdprintf(fd, fmt, ap);
-	va_end(ap);
-	dprintf(fd, "\n");
-	_exit(1);
-}
 
 /* --- event loop --- */
 
@@ -56,7 +38,7 @@ const struct vu_watch_ops vt_watch_ops = {
 void vt_loop_init(struct vt_loop *l)
 {
 	l->loop = evloop_new();
-	VT_CHECK(l->loop);
+	CHECK(l->loop);
 	l->running = false;
 }
 
@@ -65,13 +47,13 @@ static void *loop_thread(void *arg)
 	struct vt_loop *l = arg;
 
 	if (evloop_run(l->loop))
-		VT_FAIL("evloop_run failed");
+		FAIL("evloop_run failed");
 	return NULL;
 }
 
 void vt_loop_start(struct vt_loop *l)
 {
-	VT_CHECK(!pthread_create(&l->thread, NULL, loop_thread, l));
+	CHECK(!pthread_create(&l->thread, NULL, loop_thread, l));
 	l->running = true;
 }
 
@@ -93,15 +75,15 @@ static unsigned int nr_paths;
 void vt_tmpdir_init(void)
 {
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/vhostd-vu-XXXXXX");
-	VT_CHECK(mkdtemp(tmpdir));
+	CHECK(mkdtemp(tmpdir));
 }
 
 const char *vt_path(const char *name)
 {
 	char *p;
 
-	VT_CHECK(nr_paths < sizeof(paths) / sizeof(paths[0]));
-	VT_CHECK(asprintf(&p, "%s/%s", tmpdir, name) > 0);
+	CHECK(nr_paths < sizeof(paths) / sizeof(paths[0]));
+	CHECK(asprintf(&p, "%s/%s", tmpdir, name) > 0);
 	paths[nr_paths++] = p;
 	return p;
 }
@@ -167,7 +149,7 @@ static void *echo_thread(void *arg)
 	uint8_t *buf = malloc(ECHO_MAX_REQ);
 	bool broken = false;
 
-	VT_CHECK(buf);
+	CHECK(buf);
 	for (;;) {
 		struct pollfd pfd[2] = {
 			{.fd = eq->stop_fd, .events = POLLIN},
@@ -183,7 +165,7 @@ static void *echo_thread(void *arg)
 			echo_burst(eq, buf, &broken);
 		if (poll(pfd, polling || broken ? 1 : 2, polling && !broken ? 1 : -1) < 0 &&
 		    errno != EINTR)
-			VT_FAIL("poll: %m");
+			FAIL("poll: %m");
 		if (pfd[0].revents)
 			break;
 		if (!polling && !broken && pfd[1].revents) {
@@ -302,7 +284,7 @@ struct vu_dev *vt_echo_server(struct vt_loop *l, struct echo_dev *e, const char 
 	};
 	struct vu_dev *dev = vu_dev_new(&cfg);
 
-	VT_CHECK(dev);
+	CHECK(dev);
 	return dev;
 }
 
@@ -322,7 +304,7 @@ struct vu_fe *vt_connect(const char *path, unsigned int nq, uint16_t qsize, uint
 	struct vu_fe *fe = vu_fe_connect(&cfg);
 
 	if (!fe)
-		VT_FAIL("vu_fe_connect(%s): %m", path);
+		FAIL("vu_fe_connect(%s): %m", path);
 	return fe;
 }
 
@@ -392,14 +374,14 @@ static int submit(struct vt_io *io, struct virtq_drv *drv, struct vt_slot *s, ui
 static void check_done(struct vt_io *io, struct vt_slot *s, uint32_t len)
 {
 	if (len != s->out_len)
-		VT_FAIL("queue %u: request %llu: used length %u, sent %u", io->queue,
-			(unsigned long long)s->seq, len, s->out_len);
+		FAIL("queue %u: request %llu: used length %u, sent %u", io->queue,
+		     (unsigned long long)s->seq, len, s->out_len);
 	for (uint32_t i = 0; i < s->in_cap; i++) {
 		uint8_t want = i < len ? pattern(s->seq, i) : VT_POISON;
 
 		if (s->in[i] != want)
-			VT_FAIL("queue %u: request %llu: byte %u is %#x, expected %#x", io->queue,
-				(unsigned long long)s->seq, i, s->in[i], want);
+			FAIL("queue %u: request %llu: byte %u is %#x, expected %#x", io->queue,
+			     (unsigned long long)s->seq, i, s->in[i], want);
 	}
 	s->busy = false;
 }
@@ -413,9 +395,9 @@ void vt_io_run(struct vt_io *io)
 
 	if (nslots > io->depth)
 		nslots = io->depth;
-	VT_CHECK(drv && nslots);
+	CHECK(drv && nslots);
 	slots = calloc(nslots, sizeof(*slots));
-	VT_CHECK(slots);
+	CHECK(slots);
 	for (unsigned int i = 0; i < nslots; i++) {
 		slots[i].out = io->area + (size_t)i * VT_SLOT_SIZE;
 		slots[i].in = slots[i].out + VT_IN_OFFSET;
@@ -435,7 +417,7 @@ void vt_io_run(struct vt_io *io)
 			r = submit(io, drv, &slots[i], submitted, &rng);
 			if (r == -ENOSPC)
 				break;
-			VT_CHECK_EQ(r, 0);
+			CHECK_EQ(r, 0);
 			slots[i].busy = true;
 			inflight++;
 			submitted++;
@@ -443,7 +425,7 @@ void vt_io_run(struct vt_io *io)
 			more = io->nreq ? submitted < io->nreq : more;
 		}
 		if (added)
-			VT_CHECK_EQ(vu_fe_kick(io->fe, io->queue) < 0, 0);
+			CHECK_EQ(vu_fe_kick(io->fe, io->queue) < 0, 0);
 		if (io->submit_only)
 			break;
 
@@ -453,7 +435,7 @@ void vt_io_run(struct vt_io *io)
 			completed++;
 			got++;
 		}
-		VT_CHECK(!virtq_drv_is_broken(drv));
+		CHECK(!virtq_drv_is_broken(drv));
 		if (!more && !inflight)
 			break;
 		if (got)
@@ -472,10 +454,10 @@ void vt_io_run(struct vt_io *io)
 			if (io->tolerate_loss && io->stop && atomic_load(io->stop))
 				goto out;
 			if (waited >= 5000)
-				VT_FAIL("queue %u: no interrupt for 5 s (%u in flight, %llu done)",
-					io->queue, inflight, (unsigned long long)completed);
+				FAIL("queue %u: no interrupt for 5 s (%u in flight, %llu done)",
+				     io->queue, inflight, (unsigned long long)completed);
 		}
-		VT_CHECK(r > 0);
+		CHECK(r > 0);
 	}
 out:
 	io->completed = completed;
@@ -503,9 +485,9 @@ void vt_session(const char *path, unsigned int nq, uint64_t features, uint64_t n
 		};
 
 		io.area = vu_fe_alloc(fe, io.area_len, 4096);
-		VT_CHECK(io.area);
+		CHECK(io.area);
 		vt_io_run(&io);
-		VT_CHECK_EQ(io.completed, nreq);
+		CHECK_EQ(io.completed, nreq);
 	}
 	vu_fe_disconnect(fe);
 }
@@ -518,7 +500,7 @@ int vt_count_fds(void)
 	struct dirent *de;
 	int n = 0;
 
-	VT_CHECK(d);
+	CHECK(d);
 	while ((de = readdir(d))) {
 		if (de->d_name[0] != '.')
 			n++;
@@ -531,7 +513,7 @@ void vt_wait_disconnected(struct vu_dev *dev)
 {
 	for (int i = 0; i < 200 && vu_dev_connected(dev); i++)
 		usleep(10000);
-	VT_CHECK(!vu_dev_connected(dev));
+	CHECK(!vu_dev_connected(dev));
 }
 
 void vt_capture_start(struct vt_capture *c)
@@ -539,9 +521,9 @@ void vt_capture_start(struct vt_capture *c)
 	fflush(stderr);
 	c->fd = memfd_create("stderr", MFD_CLOEXEC);
 	c->saved = dup(STDERR_FILENO);
-	VT_CHECK(c->fd >= 0 && c->saved >= 0);
-	VT_CHECK(dup2(c->fd, STDERR_FILENO) == STDERR_FILENO);
-	capture_saved = c->saved;
+	CHECK(c->fd >= 0 && c->saved >= 0);
+	CHECK(dup2(c->fd, STDERR_FILENO) == STDERR_FILENO);
+	check_report_fd(c->saved); /* a failure still goes to the real stderr */
 }
 
 void vt_capture_stop(struct vt_capture *c, char *buf, size_t len)
@@ -549,8 +531,8 @@ void vt_capture_stop(struct vt_capture *c, char *buf, size_t len)
 	ssize_t n;
 
 	fflush(stderr);
-	VT_CHECK(dup2(c->saved, STDERR_FILENO) == STDERR_FILENO);
-	capture_saved = -1;
+	CHECK(dup2(c->saved, STDERR_FILENO) == STDERR_FILENO);
+	check_report_fd(-1);
 	close(c->saved);
 	n = pread(c->fd, buf, len - 1, 0);
 	close(c->fd);
@@ -597,10 +579,10 @@ int vt_raw_connect(const char *path)
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	VT_CHECK(fd >= 0);
+	CHECK(fd >= 0);
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		VT_FAIL("connect %s: %m", path);
+		FAIL("connect %s: %m", path);
 	return fd;
 }
 

@@ -20,26 +20,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "check.h"
 #include "common/evloop.h"
 #include "vhost-user/backend.h"
 #include "vhost-user/frontend.h"
 #include "vhost-user/protocol.h"
-
-void vt_fail(const char *file, int line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4), noreturn));
-
-#define VT_FAIL(...) vt_fail(__FILE__, __LINE__, __VA_ARGS__)
-#define VT_CHECK(cond)                                                                             \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			VT_FAIL("check failed: %s", #cond);                                        \
-	} while (0)
-#define VT_CHECK_EQ(a, b)                                                                          \
-	do {                                                                                       \
-		long long _a = (long long)(a), _b = (long long)(b);                                \
-		if (_a != _b)                                                                      \
-			VT_FAIL("%s == %s: %lld != %lld", #a, #b, _a, _b);                         \
-	} while (0)
 
 /* --- the back-end's event loop, on its own thread --- */
 

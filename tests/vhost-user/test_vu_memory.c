@@ -145,12 +145,7 @@ int main(void)
 {
 	int fds;
 
-	vt_tmpdir_init();
-	sock_path = vt_path("echo.sock");
-	echo_dev_init(&echo);
-	vt_loop_init(&loop);
-	dev = vt_echo_server(&loop, &echo, sock_path, 2, 256);
-	vt_loop_start(&loop);
+	dev = vt_echo_start(&loop, &echo, &sock_path, 2, 256);
 	fds = vt_count_fds();
 
 	run(VT_FEATURES_SPLIT | VT_FEATURES_EVENT_IDX | VT_FEATURES_INDIRECT, "split");
@@ -158,10 +153,7 @@ int main(void)
 	run(VT_FEATURES_SPLIT, "split, no event idx");
 	CHECK_EQ(vt_count_fds(), fds);
 
-	vt_loop_stop(&loop);
-	vu_dev_free(dev);
-	evloop_free(loop.loop);
-	vt_tmpdir_cleanup();
+	vt_echo_stop(&loop, dev);
 	fprintf(stderr, "ok\n");
 	return 0;
 }

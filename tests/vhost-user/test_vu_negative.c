@@ -651,12 +651,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
-	vt_tmpdir_init();
-	sock_path = vt_path("echo.sock");
-	echo_dev_init(&echo);
-	vt_loop_init(&loop);
-	dev = vt_echo_server(&loop, &echo, sock_path, 2, 256);
-	vt_loop_start(&loop);
+	dev = vt_echo_start(&loop, &echo, &sock_path, 2, 256);
 
 	for (size_t i = 0; i < n; i++) {
 		bool wanted = argc < 2;
@@ -671,10 +666,7 @@ int main(int argc, char **argv)
 	if (!ran)
 		FAIL("no case matched");
 
-	vt_loop_stop(&loop);
-	vu_dev_free(dev);
-	evloop_free(loop.loop);
-	vt_tmpdir_cleanup();
+	vt_echo_stop(&loop, dev);
 	fprintf(stderr, "ok: %zu cases\n", ran);
 	return 0;
 }

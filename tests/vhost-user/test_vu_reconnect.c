@@ -164,22 +164,14 @@ static void test_many_sessions(void)
 
 int main(void)
 {
-	vt_tmpdir_init();
-	sock_path = vt_path("echo.sock");
-	echo_dev_init(&echo);
-	vt_loop_init(&loop);
-	dev = vt_echo_server(&loop, &echo, sock_path, 2, 256);
-	vt_loop_start(&loop);
+	dev = vt_echo_start(&loop, &echo, &sock_path, 2, 256);
 
 	test_clean_mid_io();
 	test_dropped_mid_io();
 	test_crashed_mid_io();
 	test_many_sessions();
 
-	vt_loop_stop(&loop);
-	vu_dev_free(dev);
-	evloop_free(loop.loop);
-	vt_tmpdir_cleanup();
+	vt_echo_stop(&loop, dev);
 	fprintf(stderr, "ok\n");
 	return 0;
 }

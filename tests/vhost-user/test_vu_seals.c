@@ -79,12 +79,7 @@ int main(void)
 	struct vt_capture cap;
 	int fds;
 
-	vt_tmpdir_init();
-	sock_path = vt_path("echo.sock");
-	echo_dev_init(&echo);
-	vt_loop_init(&loop);
-	dev = vt_echo_server(&loop, &echo, sock_path, 1, 256);
-	vt_loop_start(&loop);
+	dev = vt_echo_start(&loop, &echo, &sock_path, 1, 256);
 	fds = vt_count_fds();
 
 	/* Unsealed: served, with exactly one warning that names the seal. */
@@ -108,10 +103,7 @@ int main(void)
 	CHECK_EQ(vt_count_problems(log), 0);
 	CHECK_EQ(vt_count_fds(), fds);
 
-	vt_loop_stop(&loop);
-	vu_dev_free(dev);
-	evloop_free(loop.loop);
-	vt_tmpdir_cleanup();
+	vt_echo_stop(&loop, dev);
 	fprintf(stderr, "ok\n");
 	return 0;
 }

@@ -288,6 +288,28 @@ struct vu_dev *vt_echo_server(struct vt_loop *l, struct echo_dev *e, const char 
 	return dev;
 }
 
+struct vu_dev *vt_echo_start(struct vt_loop *l, struct echo_dev *e, const char **path,
+			     unsigned int nq, uint16_t max_size)
+{
+	struct vu_dev *dev;
+
+	vt_tmpdir_init();
+	*path = vt_path("echo.sock");
+	echo_dev_init(e);
+	vt_loop_init(l);
+	dev = vt_echo_server(l, e, *path, nq, max_size);
+	vt_loop_start(l);
+	return dev;
+}
+
+void vt_echo_stop(struct vt_loop *l, struct vu_dev *dev)
+{
+	vt_loop_stop(l);
+	vu_dev_free(dev);
+	evloop_free(l->loop);
+	vt_tmpdir_cleanup();
+}
+
 /* --- front-end I/O --- */
 
 struct vu_fe *vt_connect(const char *path, unsigned int nq, uint16_t qsize, uint64_t features,

@@ -76,6 +76,15 @@ void echo_dev_init(struct echo_dev *e);
 struct vu_dev *vt_echo_server(struct vt_loop *l, struct echo_dev *e, const char *path,
 			      unsigned int nq, uint16_t max_size);
 
+/*
+ * What most tests start with: a private socket directory, @e initialised
+ * and served by vt_echo_server() at vt_path("echo.sock") (*@path), and
+ * @l's loop running.  vt_echo_stop() undoes it all.
+ */
+struct vu_dev *vt_echo_start(struct vt_loop *l, struct echo_dev *e, const char **path,
+			     unsigned int nq, uint16_t max_size);
+void vt_echo_stop(struct vt_loop *l, struct vu_dev *dev);
+
 /* --- the front-end side --- */
 
 #define VT_FEATURES_SPLIT     (1ull << VIRTIO_F_VERSION_1)

@@ -226,13 +226,23 @@ static struct json_object *rpc_call(struct ctl *c, const char *method, struct js
 	return result;
 }
 
-static struct json_object *devices_of(struct json_object *result, const char *method)
+/*
+ * Call @method and return the "devices" array of its result, which the
+ * caller puts through *@result; NULL (and nothing to put) after a message.
+ */
+static struct json_object *rpc_devices(struct ctl *c, const char *method,
+				       struct json_object *params, struct json_object **result)
 {
 	struct json_object *devs;
 
-	if (!json_object_object_get_ex(result, "devices", &devs) ||
+	*result = rpc_call(c, method, params);
+	if (!*result)
+		return NULL;
+	if (!json_object_object_get_ex(*result, "devices", &devs) ||
 	    !json_object_is_type(devs, json_type_array)) {
 		error("%s: the reply has no device list", method);
+		json_object_put(*result);
+		*result = NULL;
 		return NULL;
 	}
 	return devs;
@@ -323,12 +333,9 @@ static int cmd_list(struct ctl *c, int argc, char **argv)
 	char(*cells)[LIST_COLS][4096];
 	size_t n;
 
-	result = rpc_call(c, "list-devices", NULL);
-	devs = result ? devices_of(result, "list-devices") : NULL;
-	if (!devs) {
-		json_object_put(result);
+	devs = rpc_devices(c, "list-devices", NULL, &result);
+	if (!devs)
 		return 1;
-	}
 	n = json_object_array_length(devs);
 	cells = calloc(n + 1, sizeof(*cells));
 	if (!cells) {
@@ -354,12 +361,9 @@ static int cmd_stats(struct ctl *c, int argc, char **argv)
 		params = json_object_new_object();
 		json_object_object_add(params, "name", json_object_new_string(argv[1]));
 	}
-	result = rpc_call(c, "stats", params);
-	devs = result ? devices_of(result, "stats") : NULL;
-	if (!devs) {
-		json_object_put(result);
+	devs = rpc_devices(c, "stats", params, &result);
+	if (!devs)
 		return 1;
-	}
 	n = json_object_array_length(devs);
 	for (size_t i = 0; i < n; i++)
 		printf("%s\n", str_of(json_object_array_get_idx(devs, i), "diskstats"));

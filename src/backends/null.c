@@ -19,7 +19,6 @@
  */
 #include <errno.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +26,9 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "common/log.h"
+#include "common/util.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 struct null_backend {
 	struct blk_backend be;
@@ -48,33 +48,19 @@ struct blk_backend_queue {
 	unsigned int nr_waits;
 };
 
-static void set_err(char *err, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-}
-
 static int null_open(const struct blk_backend_config *cfg, struct blk_backend **out, char *err,
 		     size_t err_len)
 {
 	struct null_backend *nb;
 
 	if (!cfg->size || cfg->size % 512) {
-		set_err(err, err_len, "%s: null back-end size must be a positive multiple of 512",
+		errbuf_printf(err, err_len, "%s: null back-end size must be a positive multiple of 512",
 			cfg->name ? cfg->name : "null");
 		return -EINVAL;
 	}
 	nb = calloc(1, sizeof(*nb));
 	if (!nb) {
-		set_err(err, err_len, "out of memory");
+		errbuf_printf(err, err_len, "out of memory");
 		return -ENOMEM;
 	}
 	nb->be.ops = &blk_backend_null_ops;

@@ -27,8 +27,8 @@
 
 #include "backend.h"
 #include "common/log.h"
+#include "common/util.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* Write-zeroes fallback writes from this many zero bytes at a time. */
 #define ZERO_BUF_SIZE (256u * 1024)
@@ -65,20 +65,6 @@ static struct uring_backend *to_ub(struct blk_backend *be)
 }
 
 /* ---- open / close -------------------------------------------------------- */
-
-static void set_err(char *err, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-}
 
 /*
  * O_DIRECT's alignment rules for this file (statx STATX_DIOALIGN, Linux
@@ -141,7 +127,7 @@ static int uring_probe_size(struct uring_backend *ub, const struct stat *st, cha
 		unsigned int pbs = 512;
 
 		if (ioctl(ub->fd, BLKGETSIZE64, &bytes) < 0) {
-			set_err(err, err_len, "%s: BLKGETSIZE64: %s", ub->name, strerror(errno));
+			errbuf_printf(err, err_len, "%s: BLKGETSIZE64: %s", ub->name, strerror(errno));
 			return -errno;
 		}
 		if (ioctl(ub->fd, BLKSSZGET, &lbs) < 0 || lbs < 512)
@@ -154,7 +140,7 @@ static int uring_probe_size(struct uring_backend *ub, const struct stat *st, cha
 		ub->info.physical_block_size = pbs;
 		return 0;
 	}
-	set_err(err, err_len, "%s: not a regular file or block device", ub->name);
+	errbuf_printf(err, err_len, "%s: not a regular file or block device", ub->name);
 	return -EINVAL;
 }
 
@@ -167,7 +153,7 @@ static int uring_open(const struct blk_backend_config *cfg, struct blk_backend *
 
 	ub = calloc(1, sizeof(*ub));
 	if (!ub) {
-		set_err(err, err_len, "out of memory");
+		errbuf_printf(err, err_len, "out of memory");
 		return -ENOMEM;
 	}
 	ub->be.ops = &blk_backend_uring_ops;
@@ -187,17 +173,17 @@ static int uring_open(const struct blk_backend_config *cfg, struct blk_backend *
 	}
 	if (ub->fd < 0) {
 		r = -errno;
-		set_err(err, err_len, "%s: open %s: %s", ub->name, cfg->path, strerror(errno));
+		errbuf_printf(err, err_len, "%s: open %s: %s", ub->name, cfg->path, strerror(errno));
 		goto fail;
 	}
 	if (fstat(ub->fd, &st) < 0) {
 		r = -errno;
-		set_err(err, err_len, "%s: fstat %s: %s", ub->name, cfg->path, strerror(errno));
+		errbuf_printf(err, err_len, "%s: fstat %s: %s", ub->name, cfg->path, strerror(errno));
 		goto fail;
 	}
 	r = uring_lock(ub->fd, cfg->readonly);
 	if (r < 0) {
-		set_err(err, err_len, "%s: %s is in use by another process (%s)", ub->name,
+		errbuf_printf(err, err_len, "%s: %s is in use by another process (%s)", ub->name,
 			cfg->path, strerror(-r));
 		goto fail;
 	}
@@ -205,7 +191,7 @@ static int uring_open(const struct blk_backend_config *cfg, struct blk_backend *
 		ub->buffered_fd = uring_open_fd(cfg, false);
 		if (ub->buffered_fd < 0) {
 			r = -errno;
-			set_err(err, err_len, "%s: open %s: %s", ub->name, cfg->path,
+			errbuf_printf(err, err_len, "%s: open %s: %s", ub->name, cfg->path,
 				strerror(errno));
 			goto fail;
 		}
@@ -226,7 +212,7 @@ static int uring_open(const struct blk_backend_config *cfg, struct blk_backend *
 
 	if (posix_memalign(&ub->zero_buf, 4096, ZERO_BUF_SIZE)) {
 		r = -ENOMEM;
-		set_err(err, err_len, "out of memory");
+		errbuf_printf(err, err_len, "out of memory");
 		goto fail;
 	}
 	memset(ub->zero_buf, 0, ZERO_BUF_SIZE);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "util.h"
 
 static atomic_int current_level = LOG_LVL_INFO;
 
@@ -30,7 +31,7 @@ enum log_level log_get_level(void)
 
 int log_level_parse(const char *name)
 {
-	for (unsigned int i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
+	for (unsigned int i = 0; i < ARRAY_SIZE(level_names); i++) {
 		if (!strcmp(name, level_names[i]))
 			return (int)i;
 	}
@@ -51,4 +52,19 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	va_end(ap);
 	/* One write per line so concurrent queue threads do not interleave. */
 	fprintf(stderr, "%s\n", line);
+}
+
+void errbuf_vprintf(char *err, size_t len, const char *fmt, va_list ap)
+{
+	if (err && len)
+		vsnprintf(err, len, fmt, ap);
+}
+
+void errbuf_printf(char *err, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	errbuf_vprintf(err, len, fmt, ap);
+	va_end(ap);
 }

@@ -9,6 +9,9 @@
 #ifndef VHOSTD_COMMON_LOG_H
 #define VHOSTD_COMMON_LOG_H
 
+#include <stdarg.h>
+#include <stddef.h>
+
 enum log_level {
 	LOG_LVL_ERROR,
 	LOG_LVL_WARN,
@@ -25,6 +28,15 @@ int log_level_parse(const char *name);
 
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/*
+ * Format a message into a caller's error buffer (@err may be NULL or @len
+ * 0: nothing is written).  For functions that report why they failed.
+ */
+void errbuf_printf(char *err, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void errbuf_vprintf(char *err, size_t len, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
 
 #define log_error(...) log_msg(LOG_LVL_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_LVL_WARN, __VA_ARGS__)

@@ -53,10 +53,10 @@
 #include "backends/backend.h"
 #include "blk.h"
 #include "common/log.h"
+#include "common/util.h"
 #include "stats.h"
 #include "virtio_blk.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 #define BLK_DEFAULT_QUEUE_SIZE 256
 #define BLK_MIN_QUEUE_SIZE     4
@@ -170,11 +170,9 @@ static int opt_err(char *err, size_t len, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (err && len) {
-		va_start(ap, fmt);
-		vsnprintf(err, len, fmt, ap);
-		va_end(ap);
-	}
+	va_start(ap, fmt);
+	errbuf_vprintf(err, len, fmt, ap);
+	va_end(ap);
 	return -EINVAL;
 }
 
@@ -435,7 +433,7 @@ int blk_options_parse(const char *str, struct blk_options *opts, char *err, size
 		if (*p == ',' && !*++p)
 			return opt_err(err, err_len, "trailing comma");
 
-		for (i = 0; i < sizeof(blk_keys) / sizeof(blk_keys[0]); i++) {
+		for (i = 0; i < ARRAY_SIZE(blk_keys); i++) {
 			if (!strcmp(key, blk_keys[i].key))
 				bit = blk_keys[i].bit;
 		}

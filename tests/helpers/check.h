@@ -8,7 +8,7 @@
 #ifndef VHOSTD_TESTS_CHECK_H
 #define VHOSTD_TESTS_CHECK_H
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#include "common/util.h"	/* ARRAY_SIZE, container_of */
 
 /* Report "file:line: func: message" (%m works) and _exit(1), stdout flushed first. */
 void check_fail(const char *file, int line, const char *func, const char *fmt, ...)

@@ -166,12 +166,14 @@ check_vhostd_exit() {
 	fi
 }
 
-# Add a vhost-user-blk-pci device on socket $1 to the next boot.
+# blk_device SOCK [CHARDEV_OPTIONS]
+# Add a vhost-user-blk-pci device on socket SOCK to the next boot; e.g.
+# "reconnect=1" makes QEMU a client that reconnects every second.
 blk_device() {
 	local id=c${#GUEST_QEMU_DEVICES[@]}	# unique per added device
 	local dev="vhost-user-blk-pci,chardev=$id,num-queues=$NUM_QUEUES"
 	if ((PACKED)); then dev+=",packed=on"; fi
-	GUEST_QEMU_DEVICES+=(-chardev "socket,id=$id,path=$1" -device "$dev")
+	GUEST_QEMU_DEVICES+=(-chardev "socket,id=$id,path=$1${2:+,$2}" -device "$dev")
 }
 
 # boot_guest TEST.sh [DATA_DIR]

@@ -16,9 +16,10 @@
 # (hw/virtio/virtio.c) is a no-op, so after a disconnect QEMU hands the new
 # back-end the last_avail_idx/wrap counter it got from the last *successful*
 # GET_VRING_BASE (the start of the session: 0 with wrap 1). The new back-end
-# then starts in the wrong place of the ring and the guest's I/O hangs. Only
-# VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD would carry the position across, and
-# vhostd does not offer it. RECONNECT_PACKED=1 runs the packed layout anyway
+# then starts in the wrong place of the ring (seen: base 0x8000 again after
+# 0x8019) and the guest's I/O hangs until the timeout. Only
+# VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD could let a back-end find its place,
+# and vhostd does not offer it. RECONNECT_PACKED=1 runs the packed layout anyway
 # (expected to fail on QEMU 7.2).
 set -euo pipefail
 source "$(dirname "$0")/../../lib.sh"

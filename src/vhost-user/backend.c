@@ -153,7 +153,7 @@ int vu_vring_translate(const struct vu_dev *dev, const struct vu_vring *vr, stru
 static bool vu_vring_ready(const struct vu_dev *dev, const struct vu_vring *vr)
 {
 	return dev->mem && vr->num && vr->addr_set && vr->kick_set && vr->q.enabled &&
-	       !vr->start_failed && !atomic_load(&dev->broken);
+	       !vr->start_failed && !vr->held_by_reset && !atomic_load(&dev->broken);
 }
 
 static void vu_vring_start(struct vu_dev *dev, struct vu_vring *vr)
@@ -245,6 +245,7 @@ void vu_vring_reset(struct vu_vring *vr)
 	vr->addr_set = false;
 	vr->kick_set = false;
 	vr->start_failed = false;
+	vr->held_by_reset = false;
 }
 
 /* Start what became ready, stop what no longer is: run after every message. */

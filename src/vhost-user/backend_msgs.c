@@ -270,6 +270,7 @@ static enum vu_result set_vring_kick(struct vu_dev *dev, struct vhost_user_msg *
 	/* No fd (NOFD): the device polls the ring; q->kick_fd stays -1. */
 	take_vring_fd(&vr->q.kick_fd, fds, nfds);
 	vr->kick_set = true;
+	vr->held_by_reset = false;
 	if (!vu_has_feature(dev, VHOST_USER_F_PROTOCOL_FEATURES))
 		vr->q.enabled = true;
 	return VU_OK;
@@ -364,10 +365,21 @@ static enum vu_result set_status(struct vu_dev *dev, struct vhost_user_msg *msg,
 		return vu_reject(dev, msg, "status %#llx does not fit the status byte",
 				 (unsigned long long)msg->payload.u64);
 	dev->status = (uint8_t)msg->payload.u64;
-	/* Writing 0 resets the device (virtio 2.1.2): nothing may still run. */
+	/*
+	 * Writing 0 resets the device (virtio 2.1.2): nothing may still run,
+	 * and the readiness check after this message must not start the rings
+	 * again on their old settings.  A ring comes back when the front-end
+	 * sets it up again (a new SET_VRING_KICK, as QEMU sends on every
+	 * start) or sets DRIVER_OK.
+	 */
 	if (!dev->status) {
 		vu_stop_all(dev);
 		vu_clear_broken(dev);
+		for (unsigned int i = 0; i < dev->num_queues; i++)
+			dev->vrings[i].held_by_reset = true;
+	} else if (dev->status & VIRTIO_STATUS_DRIVER_OK) {
+		for (unsigned int i = 0; i < dev->num_queues; i++)
+			dev->vrings[i].held_by_reset = false;
 	}
 	if (dev->ops->set_status)
 		dev->ops->set_status(dev->opaque, dev->status);

@@ -25,6 +25,7 @@ struct vu_vring {
 	struct vhost_user_vring_addr addr; /* front-end user addresses */
 	bool kick_set;			   /* SET_VRING_KICK seen (an fd, or polling) */
 	bool start_failed;		   /* don't retry until one of its inputs changes */
+	bool held_by_reset;		   /* SET_STATUS 0: wait for a new kick or DRIVER_OK */
 	char name[48];			   /* "dev:q3" for log lines and the virtq */
 };
 

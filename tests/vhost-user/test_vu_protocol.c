@@ -209,6 +209,41 @@ static void test_broken_device(void)
 	vt_wait_disconnected(dev);
 }
 
+/*
+ * SET_STATUS 0 resets the device (virtio 2.1.2): every ring stops and stays
+ * stopped until the front-end sets it up again or writes DRIVER_OK, rather
+ * than being restarted on its old settings by the readiness check that runs
+ * after the message.
+ */
+static void test_status_reset(void)
+{
+	int fds = vt_count_fds();
+	struct vu_fe *fe = vt_connect(sock_path, 2, 64, VT_FEATURES_SPLIT, 0);
+	uint64_t status = 0;
+	struct vhost_user_msg r;
+
+	fprintf(stderr, "status reset\n");
+	CHECK_EQ(atomic_load(&echo.starts) - atomic_load(&echo.stops), 2);
+
+	/* The ack comes once the rings have settled (after the readiness check). */
+	r = raw_request(fe, VHOST_USER_SET_STATUS, VHOST_USER_NEED_REPLY_MASK, &status, 8);
+	CHECK_EQ(r.payload.u64, 0);
+	CHECK_EQ(atomic_load(&echo.starts), atomic_load(&echo.stops));
+	r = raw_request(fe, VHOST_USER_GET_STATUS, 0, NULL, 0);
+	CHECK_EQ(r.payload.u64, 0);
+
+	status = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+		 VIRTIO_STATUS_DRIVER_OK;
+	r = raw_request(fe, VHOST_USER_SET_STATUS, VHOST_USER_NEED_REPLY_MASK, &status, 8);
+	CHECK_EQ(r.payload.u64, 0);
+	CHECK_EQ(atomic_load(&echo.starts) - atomic_load(&echo.stops), 2);
+
+	vu_fe_disconnect(fe);
+	vt_wait_disconnected(dev);
+	CHECK_EQ(atomic_load(&echo.starts), atomic_load(&echo.stops));
+	CHECK_EQ(vt_count_fds(), fds);
+}
+
 /* The back-end connects to us, and again after we hang up or go away. */
 static void test_client_mode(void)
 {
@@ -289,6 +324,7 @@ int main(void)
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
 		run_mode(&modes[i]);
 	test_broken_device();
+	test_status_reset();
 	test_client_mode();
 
 	vt_echo_stop(&loop, dev);

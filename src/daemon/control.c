@@ -8,9 +8,14 @@
  * line gets an error and the connection is closed.  Replies wait in an
  * output buffer, and while more than CTL_MAX_PENDING_OUT bytes are queued
  * the connection is not read, so a client that never reads throttles only
- * itself.  Parsing is bounded in depth (json-c recurses per level).
+ * itself.  When all CTL_MAX_CLIENTS places are taken, a new connection
+ * replaces the one that has gone longest without a complete request line
+ * (if that is CTL_IDLE_EVICT_MS or more), so clients that leak their
+ * connections or trickle bytes without ever finishing a line cannot lock
+ * vhostctl out.  Parsing is bounded in depth (json-c recurses per level).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -34,9 +40,10 @@ struct ctl_client {
 	struct ctl_server *srv;
 	struct ctl_client *next;
 	int fd;
-	uint32_t watched; /* epoll events currently asked for */
-	bool eof;	  /* the peer shut down its sending side */
-	bool closing;	  /* close as soon as the output is flushed */
+	uint32_t watched;   /* epoll events currently asked for */
+	bool eof;	    /* the peer shut down its sending side */
+	bool closing;	    /* close as soon as the output is flushed */
+	uint64_t active_ms; /* accepted, or its last complete request line */
 	size_t in_len;
 	char *in; /* CTL_MAX_LINE bytes */
 	char *out;
@@ -51,6 +58,7 @@ struct ctl_server {
 	dev_t sock_dev; /* the socket file we made, so we unlink only it */
 	ino_t sock_ino;
 	unsigned int nclients;
+	unsigned int idle_evict_ms;
 	struct ctl_client *clients;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
@@ -263,6 +271,14 @@ char *ctl_dispatch(const struct ctl_method *methods, void *opaque, const char *l
 
 /* --- connections --- */
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static void client_free(struct ctl_client *c)
 {
 	struct ctl_server *srv = c->srv;
@@ -347,8 +363,10 @@ static void client_line(struct ctl_client *c, const char *line, size_t len)
 {
 	char *reply;
 
+	/* Blank lines are no request: they do not keep a place (evict_idle). */
 	if (only_space(line, len))
 		return;
+	c->active_ms = mono_ms();
 	reply = ctl_dispatch(c->srv->methods, c->srv->opaque, line, len);
 	if (reply) {
 		client_queue(c, reply, strlen(reply));
@@ -447,6 +465,7 @@ static void client_new(struct ctl_server *srv, int fd)
 	c->srv = srv;
 	c->fd = fd;
 	c->watched = EPOLLIN;
+	c->active_ms = mono_ms();
 	if (evloop_add(srv->loop, fd, EPOLLIN, client_cb, c)) {
 		log_error("control: cannot watch a connection");
 		goto fail;
@@ -462,6 +481,29 @@ fail:
 	close(fd);
 }
 
+/*
+ * All places taken: close the connection that has gone longest without a
+ * complete request, if that is long enough.  Bytes that never end a line
+ * do not count as activity, so a trickle cannot keep a place forever.
+ * (evloop_del() makes this safe even if its events are pending.)
+ */
+static bool evict_idle(struct ctl_server *srv)
+{
+	struct ctl_client *c, *oldest = NULL;
+	uint64_t now = mono_ms();
+
+	for (c = srv->clients; c; c = c->next) {
+		if (!oldest || c->active_ms < oldest->active_ms)
+			oldest = c;
+	}
+	if (!oldest || now - oldest->active_ms < srv->idle_evict_ms)
+		return false;
+	log_warn("control: %d connections, closing one idle for %" PRIu64 " ms", CTL_MAX_CLIENTS,
+		 now - oldest->active_ms);
+	client_free(oldest);
+	return true;
+}
+
 static void ctl_accept(void *arg, uint32_t events)
 {
 	struct ctl_server *srv = arg;
@@ -474,7 +516,7 @@ static void ctl_accept(void *arg, uint32_t events)
 			log_warn("control: accept: %s", strerror(errno));
 		return;
 	}
-	if (srv->nclients >= CTL_MAX_CLIENTS) {
+	if (srv->nclients >= CTL_MAX_CLIENTS && !evict_idle(srv)) {
 		log_warn("control: more than %d connections, refusing one", CTL_MAX_CLIENTS);
 		close(fd);
 		return;
@@ -615,6 +657,7 @@ struct ctl_server *ctl_server_new(const char *path, struct evloop *loop,
 	srv->methods = methods;
 	srv->opaque = opaque;
 	srv->fd = -1;
+	srv->idle_evict_ms = CTL_IDLE_EVICT_MS;
 	if (ctl_listen(srv, path, err, err_len))
 		goto fail;
 	ret = evloop_add(loop, srv->fd, EPOLLIN, ctl_accept, srv);
@@ -629,6 +672,11 @@ fail:
 	ctl_unlink(srv);
 	free(srv);
 	return NULL;
+}
+
+void ctl_server_set_idle_evict_ms(struct ctl_server *srv, unsigned int ms)
+{
+	srv->idle_evict_ms = ms;
 }
 
 void ctl_server_free(struct ctl_server *srv)

@@ -34,8 +34,14 @@ struct json_object;
 #define CTL_MAX_LINE (64 * 1024)
 /* Replies queued for a client that does not read them before it is dropped. */
 #define CTL_MAX_PENDING_OUT (256 * 1024)
-/* Connections served at once; more are closed at accept. */
-#define CTL_MAX_CLIENTS 16
+/*
+ * Connections served at once.  One more is accepted only in place of the
+ * connection that has gone longest without a complete request, if that is
+ * at least CTL_IDLE_EVICT_MS: leaked or trickling (slowloris) connections
+ * can never lock every client out.  Otherwise the new one is closed.
+ */
+#define CTL_MAX_CLIENTS	  16
+#define CTL_IDLE_EVICT_MS 10000
 
 /*
  * One method.  @params is the request's "params" (an object, an array, or
@@ -68,6 +74,9 @@ struct ctl_server *ctl_server_new(const char *path, struct evloop *loop,
  * it starts anything.
  */
 int ctl_socket_path_check(const char *path, bool *stale, char *err, size_t err_len);
+
+/* Change CTL_IDLE_EVICT_MS for @srv (the tests use a short one). */
+void ctl_server_set_idle_evict_ms(struct ctl_server *srv, unsigned int ms);
 
 /* Close every connection, remove the socket, free. */
 void ctl_server_free(struct ctl_server *srv);

@@ -4,7 +4,8 @@
  * hostile clients: the envelope rules of JSON-RPC 2.0 through
  * ctl_dispatch(), then the socket server on a real event loop (garbage,
  * an endless line, a client that never reads, too many connections, a
- * request cut by EOF, stale and live socket files).
+ * crowd of connections that never finish a request, a request cut by
+ * EOF, stale and live socket files).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -376,6 +377,54 @@ static void test_too_many(struct server *s)
 		close(fd);
 }
 
+/*
+ * Sixteen connections that never finish a request (leaked by some script,
+ * or a slowloris trickling bytes) must not lock everyone else out: once
+ * the oldest has gone CTL_IDLE_EVICT_MS (here shortened) without a
+ * complete line, a new client takes its place.
+ */
+static void test_idle_crowd(struct server *s)
+{
+	int fds[CTL_MAX_CLIENTS];
+	char buf[4096];
+	int fd, closed = 0;
+
+	ctl_server_set_idle_evict_ms(s->ctl, 400);
+	for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
+		fds[i] = client_connect(s->path);
+		if (fds[i] >= 0)
+			send(fds[i], "{", 1, MSG_NOSIGNAL);
+	}
+	usleep(600000);
+	/* A trickle that never ends a line is not activity. */
+	for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
+		if (fds[i] >= 0)
+			send(fds[i], " ", 1, MSG_NOSIGNAL);
+	}
+	fd = client_connect(s->path);
+	CHECK_MSG(fd >= 0 &&
+			  call(fd, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"echo\"}\n", buf,
+			       sizeof(buf)) &&
+			  strstr(buf, "\"id\":5"),
+		  "locked out by %d connections that never finish a request", CTL_MAX_CLIENTS);
+	if (fd >= 0)
+		close(fd);
+	/* Exactly one of the crowd made room. */
+	for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
+		struct pollfd pfd = {.fd = fds[i], .events = POLLIN};
+
+		if (fds[i] >= 0 && poll(&pfd, 1, 0) == 1 && recv(fds[i], buf, sizeof(buf), 0) == 0)
+			closed++;
+	}
+	CHECK_EQ(closed, 1);
+	for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+	}
+	usleep(100000);
+	ctl_server_set_idle_evict_ms(s->ctl, CTL_IDLE_EVICT_MS);
+}
+
 static void test_socket_files(const char *dir)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -430,6 +479,7 @@ int main(void)
 		test_eof_without_newline(&s);
 		test_never_reads(&s);
 		test_too_many(&s);
+		test_idle_crowd(&s);
 		test_garbage_then_valid(&s);
 		server_stop(&s);
 		CHECK_MSG(stat(s.path, &st) && errno == ENOENT, "control socket left behind");

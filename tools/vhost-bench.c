@@ -789,7 +789,8 @@ static int parse_size(const char *s, uint64_t *out)
 	char *end;
 
 	errno = 0;
-	if (*s == '-')
+	/* strtoull skips blanks and takes a sign (" -1" is 2^64 - 1): digits only. */
+	if (!isdigit((unsigned char)*s))
 		return -1;
 	v = strtoull(s, &end, 10);
 	if (errno || end == s)

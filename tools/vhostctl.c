@@ -446,11 +446,17 @@ static int parse_timeout(const char *s, int *ms)
 	char *end;
 	double v;
 
+	/* strtod would also take " 5", "nan" and hex: only plain decimals. */
+	if (!((*s >= '0' && *s <= '9') || *s == '.') || s[strspn(s, "0123456789.eE+-")])
+		return -1;
 	errno = 0;
 	v = strtod(s, &end);
-	if (errno || end == s || *end || v <= 0 || v > 3600)
+	if (errno || end == s || *end || !(v > 0 && v <= 3600))
 		return -1;
+	/* Rounded up: a positive timeout never becomes "do not wait at all". */
 	*ms = (int)(v * 1000);
+	if ((double)*ms < v * 1000)
+		(*ms)++;
 	return 0;
 }
 

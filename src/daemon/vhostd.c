@@ -152,6 +152,10 @@ static int parse_args(struct vhostd *d, int argc, char **argv)
 				return -1;
 			break;
 		case OPT_CONTROL:
+			/* sun_path: 108 bytes with the NUL (checked here: a usage error). */
+			if (!optarg[0] || strlen(optarg) >= 108)
+				return usage_error("--control %s: empty or longer than 107 bytes",
+						   optarg);
 			d->control_path = optarg;
 			break;
 		case OPT_LOG_LEVEL:

@@ -92,6 +92,8 @@ expect_fail 2 "num-queues=abc" --blk "$good,num-queues=abc"
 expect_fail 2 "duplicate id" --blk "$good" --blk "id=vda,path=$T/ro.img,socket=$T/b.sock"
 expect_fail 2 "duplicate socket" --blk "$good" --blk "id=vdb,path=$T/ro.img,socket=$T/a.sock"
 expect_fail 2 "bad log level" --log-level loud --blk "$good"
+expect_fail 2 "empty --control" --control "" --blk "$good"
+expect_fail 2 "--control too long" --control "$T/$(printf 'c%.0s' {1..120})" --blk "$good"
 expect_fail 1 "missing image" --blk "$good" --blk "id=vdb,path=$T/nope.img,socket=$T/b.sock"
 # Root opens any mode, so a directory stands in for an unreadable image.
 expect_fail 1 "unreadable image" --blk "id=vdb,path=$T/adir,socket=$T/b.sock"
@@ -124,6 +126,25 @@ wait "$HPID"
 
 expect_fail 2 "backend=null without size" --blk "id=n0,backend=null,socket=$T/a.sock"
 expect_fail 2 "backend=null with a path" --blk "$good,backend=null,size=1M"
+
+# --- the tools' own bad command lines: exit 2, before connecting -------------
+
+tool_fail() { # description command...
+	local what=$1 rc
+	shift
+	"$@" >/dev/null 2>"$T/err" </dev/null
+	rc=$?
+	if [ "$rc" -eq 2 ]; then ok "$what"; else not_ok "$what: exit $rc, want 2: $(cat "$T/err")"; fi
+}
+for t in nan inf 0 -1 "" " 5" 5s 0x10; do
+	tool_fail "vhostctl --timeout '$t'" "$VHOSTCTL" --control "$T/none.sock" --timeout "$t" version
+done
+# 1e-9 s is more than 0: a wait rounded up to 1 ms, not an instant give-up.
+"$VHOSTCTL" --control "$T/none.sock" --timeout 1e-9 version 2>"$T/err"
+check "vhostctl --timeout 1e-9 is accepted" grep -q "cannot reach" "$T/err"
+for s in " -1" "+4k" " 4k" -0 ""; do
+	tool_fail "vhost-bench --size '$s'" "$BENCH" --socket "$T/none.sock" --size "$s"
+done
 
 # --- the null back-end: no image to check, two of them are not "the same" ---
 

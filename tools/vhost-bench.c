@@ -988,6 +988,7 @@ int main(int argc, char **argv)
 	if (ret)
 		return ret < 0 ? EXIT_USAGE : 0;
 	/* The front-end's own log lines: errors only, so --json stays parseable. */
+	log_set_ident("vhost-bench");
 	log_set_level(LOG_LVL_ERROR);
 	ret = bench_connect(&b) || bench_run(&b) ? 1 : 0;
 	if (!ret) {

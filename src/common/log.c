@@ -11,6 +11,8 @@
 #include "util.h"
 
 static atomic_int current_level = LOG_LVL_INFO;
+/* The program named at the start of every line; set once in main(). */
+static const char *ident = "vhostd";
 
 static const char *const level_names[] = {
 	[LOG_LVL_ERROR] = "error",
@@ -18,6 +20,11 @@ static const char *const level_names[] = {
 	[LOG_LVL_INFO] = "info",
 	[LOG_LVL_DEBUG] = "debug",
 };
+
+void log_set_ident(const char *name)
+{
+	ident = name;
+}
 
 void log_set_level(enum log_level level)
 {
@@ -46,7 +53,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 
 	if ((int)level > atomic_load(&current_level))
 		return;
-	n = snprintf(line, sizeof(line), "vhostd: %s: ", level_names[level]);
+	n = snprintf(line, sizeof(line), "%s: %s: ", ident, level_names[level]);
 	va_start(ap, fmt);
 	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 	va_end(ap);

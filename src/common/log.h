@@ -19,6 +19,9 @@ enum log_level {
 	LOG_LVL_DEBUG,
 };
 
+/* Name the program at the start of each line (default "vhostd"); call before threads. */
+void log_set_ident(const char *name);
+
 /* Messages above this level are dropped (default: LOG_LVL_INFO). */
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);

@@ -12,18 +12,17 @@ all: build
 deps:
 	@scripts/deps.sh
 
-$(BUILD)/build.ninja:
-	@scripts/deps.sh
+$(BUILD)/build.ninja: | deps
 	meson setup $(BUILD) >/dev/null
 
-build: $(BUILD)/build.ninja
+# deps first on every run: it returns at once when nothing is missing.
+build: deps $(BUILD)/build.ninja
 	@ninja -C $(BUILD)
 
-$(SAN_BUILD)/build.ninja:
-	@scripts/deps.sh
+$(SAN_BUILD)/build.ninja: | deps
 	meson setup $(SAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
 
-san: $(SAN_BUILD)/build.ninja
+san: deps $(SAN_BUILD)/build.ninja
 	@ninja -C $(SAN_BUILD)
 
 test: build san

@@ -18,7 +18,9 @@
  * (misaligned guest buffers) through a buffered descriptor of the same
  * file, and falls back from one fallocate mode to another, and finally to
  * writing zeroes, for write-zeroes.  The caller sees one completion per
- * blk_io it prepped.
+ * blk_io it prepped.  On a block device a discard is BLKDISCARD, which
+ * io_uring cannot issue on every kernel we run on; it runs on a helper
+ * thread of the queue and still completes through the same wait.
  */
 #ifndef VHOSTD_BACKENDS_BACKEND_H
 #define VHOSTD_BACKENDS_BACKEND_H
@@ -60,9 +62,10 @@ struct blk_io {
 	int64_t res; /* bytes transferred (READ/WRITE), 0, or -errno */
 
 	/* private to the back-end */
-	uint64_t done; /* bytes finished so far */
-	uint8_t stage; /* fallback step */
-	uint64_t evt;  /* BLK_IO_EVENTFD: the value read */
+	uint64_t done;	     /* bytes finished so far */
+	uint8_t stage;	     /* fallback step */
+	uint64_t evt;	     /* BLK_IO_EVENTFD: the value read */
+	struct blk_io *next; /* on a helper thread's list */
 };
 
 /* What the device model needs to describe the disk to the guest. */
@@ -70,6 +73,12 @@ struct blk_backend_info {
 	uint64_t size;		      /* bytes */
 	uint32_t logical_block_size;  /* smallest unit the device advertises (>= 512) */
 	uint32_t physical_block_size; /* unit that avoids read-modify-write */
+	/*
+	 * The unit in which discards deallocate, in bytes (a block device's
+	 * discard_granularity); 0: unknown, the physical block size is a
+	 * fair guess.
+	 */
+	uint32_t discard_granularity;
 	bool readonly;
 	bool direct; /* O_DIRECT is in effect */
 	bool blockdev;

@@ -8,6 +8,24 @@
  * mode) is resubmitted from the reap path and reported once, at the end.
  * So a queue with @depth blk_ios in flight never needs more than @depth
  * SQEs, and a CQ ring of twice that can never overflow.
+ *
+ * Discard on a block device is the exception.  fallocate(PUNCH_HOLE) on
+ * a block device is not a discard: the kernel turns it into a zero-out
+ * (blkdev_fallocate -> blkdev_issue_zeroout(NOFALLBACK)), which a
+ * thin-provisioned device may carry out by writing zeroes, or refuse.  A
+ * discard has to be ioctl(BLKDISCARD), which is synchronous and may take
+ * long (a thin pool unmapping gigabytes), and io_uring can only issue it
+ * as IORING_OP_URING_CMD on Linux 6.12+.  So, like QEMU's thread pool,
+ * each queue of a writable block device has one helper thread that runs
+ * its discards one after another and hands them back through an eventfd
+ * that the queue's ring polls: the queue thread never blocks on one, and
+ * a blk_io at the helper holds no SQE (only the one poll does).
+ *
+ * Write-zeroes stays on io_uring for block devices too: fallocate
+ * ZERO_RANGE on a block device is exactly BLKZEROOUT (a zero-out that
+ * keeps the blocks mapped, falling back to writing zero pages), and
+ * PUNCH_HOLE, tried first when the guest allows UNMAP, is a zero-out that
+ * may deallocate: what write-zeroes with UNMAP means.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,12 +34,17 @@
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -41,14 +64,29 @@ struct uring_backend {
 	uint32_t dio_mem_align;	   /* buffer address alignment O_DIRECT needs */
 	uint32_t dio_offset_align; /* file offset / length alignment O_DIRECT needs */
 	void *zero_buf;
+	atomic_bool discard_refused_logged;
 	char name[64];
+};
+
+/* A queue's discard thread (block devices; see the top of the file). */
+struct uring_helper {
+	pthread_t thread;
+	int efd;	      /* written by the helper for each discard it finishes */
+	bool armed;	      /* queue thread: a poll on efd is in the ring */
+	unsigned int busy;    /* queue thread: handed over and not taken back yet */
+	pthread_mutex_t lock; /* guards the rest */
+	pthread_cond_t cond;
+	struct blk_io *todo, **todo_tail; /* in order */
+	struct blk_io *finished;	  /* any order */
+	bool stop;
 };
 
 struct blk_backend_queue {
 	struct uring_backend *ub;
 	struct io_uring ring;
 	unsigned int depth;
-	unsigned int inflight; /* prepped and not yet reported */
+	unsigned int inflight;	     /* prepped and not yet reported */
+	struct uring_helper *helper; /* a writable block device's */
 };
 
 /* Steps of the multi-stage operations (blk_io.stage). */
@@ -107,6 +145,47 @@ static int uring_lock(int fd, bool readonly)
 	return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
 }
 
+/* A number from the block device's queue/ in sysfs, or 0. */
+static uint64_t uring_sysfs_queue(dev_t rdev, const char *attr)
+{
+	/* A partition has no queue/ of its own: its disk's is one level up. */
+	static const char *const fmt[] = {"/sys/dev/block/%u:%u/queue/%s",
+					  "/sys/dev/block/%u:%u/../queue/%s"};
+	unsigned long long v;
+	char path[128];
+
+	for (size_t i = 0; i < ARRAY_SIZE(fmt); i++) {
+		FILE *f;
+		int n;
+
+		snprintf(path, sizeof(path), fmt[i], major(rdev), minor(rdev), attr);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		n = fscanf(f, "%llu", &v);
+		fclose(f);
+		return n == 1 ? v : 0;
+	}
+	return 0;
+}
+
+/*
+ * The block device's discard granularity, for the guest to align its
+ * discards to (a thin pool deallocates whole chunks only); 0 if it does
+ * not discard at all or gives a value we cannot pass on.
+ */
+static uint32_t uring_discard_granularity(dev_t rdev, uint32_t lbs)
+{
+	uint64_t g;
+
+	if (!uring_sysfs_queue(rdev, "discard_max_bytes"))
+		return 0;
+	g = uring_sysfs_queue(rdev, "discard_granularity");
+	if (g < lbs || g % lbs || g > UINT32_MAX)
+		return 0;
+	return (uint32_t)g;
+}
+
 static int uring_probe_size(struct uring_backend *ub, const struct stat *st, char *err,
 			    size_t err_len)
 {
@@ -138,6 +217,8 @@ static int uring_probe_size(struct uring_backend *ub, const struct stat *st, cha
 		ub->info.blockdev = true;
 		ub->info.logical_block_size = (uint32_t)lbs;
 		ub->info.physical_block_size = pbs;
+		ub->info.discard_granularity =
+			uring_discard_granularity(st->st_rdev, (uint32_t)lbs);
 		return 0;
 	}
 	errbuf_printf(err, err_len, "%s: not a regular file or block device", ub->name);
@@ -247,6 +328,186 @@ static void uring_get_info(const struct blk_backend *be, struct blk_backend_info
 	*info = container_of(be, const struct uring_backend, be)->info;
 }
 
+/* ---- block device discard: the helper thread ----------------------------- */
+
+/*
+ * BLKDISCARD [@off, @off + @len), shrunk to whole logical blocks (the
+ * kernel refuses anything else; a discard is a hint, so the edges can go).
+ * A device that cannot discard (EOPNOTSUPP) is not an error.
+ */
+static int uring_blkdiscard(struct uring_backend *ub, uint64_t off, uint64_t len)
+{
+	uint64_t mask = ub->info.logical_block_size - 1;
+	uint64_t start = (off + mask) & ~mask;
+	uint64_t end = (off + len) & ~mask;
+	uint64_t range[2];
+
+	if (end <= start)
+		return 0;
+	range[0] = start;
+	range[1] = end - start;
+	while (ioctl(ub->fd, BLKDISCARD, range) < 0) {
+		if (errno == EINTR)
+			continue;
+		if (errno != EOPNOTSUPP && errno != ENOTTY && errno != EINVAL)
+			return -errno;
+		if (!atomic_exchange(&ub->discard_refused_logged, true))
+			log_debug("%s: BLKDISCARD: %s; discards are taken as done", ub->name,
+				  strerror(errno));
+		break;
+	}
+	return 0;
+}
+
+static void *uring_helper_thread(void *arg)
+{
+	struct blk_backend_queue *bq = arg;
+	struct uring_helper *h = bq->helper;
+	sigset_t all;
+
+	/* Signals belong to the daemon's main thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+
+	pthread_mutex_lock(&h->lock);
+	for (;;) {
+		struct blk_io *io;
+		uint64_t one = 1;
+
+		while (!h->todo && !h->stop)
+			pthread_cond_wait(&h->cond, &h->lock);
+		if (h->stop)
+			break;
+		io = h->todo;
+		h->todo = io->next;
+		if (!h->todo)
+			h->todo_tail = &h->todo;
+		pthread_mutex_unlock(&h->lock);
+
+		io->res = uring_blkdiscard(bq->ub, io->offset, io->len);
+
+		pthread_mutex_lock(&h->lock);
+		io->next = h->finished;
+		h->finished = io;
+		/* Cannot fail: the count is far from overflowing. */
+		if (write(h->efd, &one, sizeof(one)) < 0)
+			log_error("%s: discard eventfd: %s", bq->ub->name, strerror(errno));
+	}
+	pthread_mutex_unlock(&h->lock);
+	return NULL;
+}
+
+static int uring_helper_start(struct blk_backend_queue *bq)
+{
+	struct uring_helper *h;
+	char tname[16];
+	int r;
+
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (h->efd < 0) {
+		r = -errno;
+		free(h);
+		return r;
+	}
+	h->todo_tail = &h->todo;
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->cond, NULL);
+	bq->helper = h;
+	r = -pthread_create(&h->thread, NULL, uring_helper_thread, bq);
+	if (r < 0) {
+		pthread_cond_destroy(&h->cond);
+		pthread_mutex_destroy(&h->lock);
+		close(h->efd);
+		free(h);
+		bq->helper = NULL;
+		return r;
+	}
+	snprintf(tname, sizeof(tname), "discard-%.7s", bq->ub->name);
+	pthread_setname_np(h->thread, tname);
+	return 0;
+}
+
+/* Waits for the discard under way, if any; the others are dropped. */
+static void uring_helper_stop(struct blk_backend_queue *bq)
+{
+	struct uring_helper *h = bq->helper;
+
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->lock);
+	h->stop = true;
+	pthread_cond_signal(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+	pthread_join(h->thread, NULL);
+	pthread_cond_destroy(&h->cond);
+	pthread_mutex_destroy(&h->lock);
+	close(h->efd);
+	free(h);
+	bq->helper = NULL;
+}
+
+/* Queue the poll that wakes the queue thread when discards finish. */
+static int uring_helper_arm(struct blk_backend_queue *bq)
+{
+	struct io_uring_sqe *sqe;
+
+	if (bq->helper->armed)
+		return 0;
+	sqe = io_uring_get_sqe(&bq->ring);
+	if (!sqe) {
+		io_uring_submit(&bq->ring);
+		sqe = io_uring_get_sqe(&bq->ring);
+		if (!sqe)
+			return -EBUSY;
+	}
+	io_uring_prep_poll_add(sqe, bq->helper->efd, POLLIN);
+	/* Not a blk_io: uring_reap() knows the queue itself. */
+	io_uring_sqe_set_data(sqe, bq);
+	bq->helper->armed = true;
+	return 0;
+}
+
+static int uring_helper_queue(struct blk_backend_queue *bq, struct blk_io *io)
+{
+	struct uring_helper *h = bq->helper;
+	int r;
+
+	r = uring_helper_arm(bq);
+	if (r < 0)
+		return r;
+	io->next = NULL;
+	pthread_mutex_lock(&h->lock);
+	*h->todo_tail = io;
+	h->todo_tail = &io->next;
+	pthread_cond_signal(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+	h->busy++;
+	return 0;
+}
+
+/* The helper's eventfd fired: take back the discards it finished. */
+static struct blk_io *uring_helper_take(struct blk_backend_queue *bq)
+{
+	struct uring_helper *h = bq->helper;
+	struct blk_io *list, *io;
+	uint64_t v;
+
+	h->armed = false;
+	/* Reset the count first: a discard finished after this fires again. */
+	if (read(h->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_error("%s: discard eventfd: %s", bq->ub->name, strerror(errno));
+	pthread_mutex_lock(&h->lock);
+	list = h->finished;
+	h->finished = NULL;
+	pthread_mutex_unlock(&h->lock);
+	for (io = list; io; io = io->next)
+		h->busy--;
+	return list;
+}
+
 /* ---- queues ---------------------------------------------------------------- */
 
 static int uring_queue_new(struct blk_backend *be, unsigned int depth,
@@ -268,6 +529,14 @@ static int uring_queue_new(struct blk_backend *be, unsigned int depth,
 		free(bq);
 		return r;
 	}
+	if (bq->ub->info.blockdev && !bq->ub->info.readonly) {
+		r = uring_helper_start(bq);
+		if (r < 0) {
+			io_uring_queue_exit(&bq->ring);
+			free(bq);
+			return r;
+		}
+	}
 	*out = bq;
 	return 0;
 }
@@ -276,6 +545,7 @@ static void uring_queue_free(struct blk_backend_queue *bq)
 {
 	if (!bq)
 		return;
+	uring_helper_stop(bq);
 	/* Closing the ring cancels what is still pending (kick polls). */
 	io_uring_queue_exit(&bq->ring);
 	free(bq);
@@ -318,6 +588,9 @@ static int uring_issue(struct blk_backend_queue *bq, struct blk_io *io)
 	uint64_t off = io->offset + io->done;
 	uint64_t left = io->len - io->done;
 	int mode;
+
+	if (io->op == BLK_IO_DISCARD && io->stage == STAGE_FIRST && bq->helper)
+		return uring_helper_queue(bq, io);
 
 	sqe = io_uring_get_sqe(&bq->ring);
 	if (!sqe) {
@@ -560,6 +833,17 @@ reissue:
 	return true;
 }
 
+/* Step @io on with @res; report it if that finished it.  Returns whether it goes on. */
+static bool uring_finish(struct blk_backend_queue *bq, struct blk_io *io, int res,
+			 blk_io_done_fn done, void *arg)
+{
+	if (uring_continue(bq, io, res))
+		return true;
+	bq->inflight--;
+	done(io, arg);
+	return false;
+}
+
 static unsigned int uring_reap(struct blk_backend_queue *bq, blk_io_done_fn done, void *arg)
 {
 	struct io_uring_cqe *cqe;
@@ -567,14 +851,22 @@ static unsigned int uring_reap(struct blk_backend_queue *bq, blk_io_done_fn done
 
 	io_uring_for_each_cqe(&bq->ring, head, cqe)
 	{
-		struct blk_io *io = io_uring_cqe_get_data(cqe);
+		struct blk_io *io = io_uring_cqe_get_data(cqe), *next;
 
 		seen++;
-		if (!io || uring_continue(bq, io, cqe->res))
+		if ((void *)io == bq) {
+			/* Discards back from the helper, io->res holding their result. */
+			for (io = uring_helper_take(bq); io; io = next) {
+				next = io->next;
+				if (!uring_finish(bq, io, (int)io->res, done, arg))
+					n++;
+			}
+			if (bq->helper->busy && uring_helper_arm(bq) < 0)
+				log_error("%s: cannot wait for discards", bq->ub->name);
 			continue;
-		bq->inflight--;
-		done(io, arg);
-		n++;
+		}
+		if (io && !uring_finish(bq, io, cqe->res, done, arg))
+			n++;
 	}
 	io_uring_cq_advance(&bq->ring, seen);
 	return n;

@@ -1165,9 +1165,14 @@ static void blk_fill_config(const struct blk_dev *dev, struct virtio_blk_config 
 	if (!dev->opts.readonly) {
 		c->max_discard_sectors = htole32(BLK_MAX_DWZ_SECTORS);
 		c->max_discard_seg = htole32(BLK_MAX_DWZ_SEG);
-		/* Hole punching works in physical blocks; partial ones are zeroed. */
+		/*
+		 * Hole punching works in physical blocks (partial ones are
+		 * zeroed); a block device says what its discards work in.
+		 */
 		c->discard_sector_alignment =
-			htole32(dev->info.physical_block_size >> VIRTIO_BLK_SECTOR_SHIFT);
+			htole32((dev->info.discard_granularity ? dev->info.discard_granularity
+							       : dev->info.physical_block_size) >>
+				VIRTIO_BLK_SECTOR_SHIFT);
 		c->max_write_zeroes_sectors = htole32(BLK_MAX_DWZ_SECTORS);
 		c->max_write_zeroes_seg = htole32(BLK_MAX_DWZ_SEG);
 		/* UNMAP punches a hole, so write zeroes may deallocate (5.2.6.2). */

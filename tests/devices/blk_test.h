@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * blk_test.h - what the virtio-blk tests share besides the checks of
- * check.h: temporary image files that remove themselves, and patterned
- * contents.
+ * check.h: temporary image files that remove themselves, patterned
+ * contents, and looks at what a file holds (holes, zeroes, patterns).
  */
 #ifndef VHOSTD_TESTS_DEVICES_BLK_TEST_H
 #define VHOSTD_TESTS_DEVICES_BLK_TEST_H
@@ -11,7 +11,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -46,6 +48,58 @@ static inline void blk_test_fill(void *buf, size_t len, unsigned int seed, size_
 
 	for (size_t i = 0; i < len; i++)
 		p[i] = blk_test_byte(seed, base + i);
+}
+
+/* [off, off+len) of @fd is one hole: no data starts inside it. */
+static inline bool blk_test_is_hole(int fd, off_t off, off_t len)
+{
+	off_t d;
+
+	if (lseek(fd, off, SEEK_HOLE) != off)
+		return false;
+	d = lseek(fd, off, SEEK_DATA);
+	return d < 0 || d >= off + len;
+}
+
+/* 512-byte blocks allocated to @fd. */
+static inline blkcnt_t blk_test_file_blocks(int fd)
+{
+	struct stat st;
+
+	CHECK_EQ(fstat(fd, &st), 0);
+	return st.st_blocks;
+}
+
+static inline bool blk_test_all_zero(int fd, off_t off, size_t len)
+{
+	unsigned char buf[4096];
+
+	while (len) {
+		size_t n = len < sizeof(buf) ? len : sizeof(buf);
+
+		CHECK_EQ(pread(fd, buf, n, off), (ssize_t)n);
+		for (size_t i = 0; i < n; i++) {
+			if (buf[i])
+				return false;
+		}
+		off += (off_t)n;
+		len -= n;
+	}
+	return true;
+}
+
+/* [off, off+len) holds blk_test_byte(@seed, file offset). */
+static inline bool blk_test_matches(int fd, off_t off, size_t len, unsigned int seed)
+{
+	unsigned char *buf = malloc(len);
+	bool ok = true;
+
+	CHECK(buf);
+	CHECK_EQ(pread(fd, buf, len, off), (ssize_t)len);
+	for (size_t i = 0; i < len && ok; i++)
+		ok = buf[i] == blk_test_byte(seed, (size_t)off + i);
+	free(buf);
+	return ok;
 }
 
 #endif /* VHOSTD_TESTS_DEVICES_BLK_TEST_H */

@@ -68,53 +68,6 @@ static struct blk_backend *open_image(const char *path, bool readonly, bool dire
 	return be;
 }
 
-static bool is_hole(int fd, off_t off, off_t len)
-{
-	off_t h = lseek(fd, off, SEEK_HOLE);
-
-	return h == off &&
-	       (lseek(fd, off, SEEK_DATA) < 0 || lseek(fd, off, SEEK_DATA) >= off + len);
-}
-
-static blkcnt_t file_blocks(int fd)
-{
-	struct stat st;
-
-	CHECK_EQ(fstat(fd, &st), 0);
-	return st.st_blocks;
-}
-
-static bool all_zero(int fd, off_t off, size_t len)
-{
-	unsigned char buf[BLK];
-
-	while (len) {
-		size_t n = len < sizeof(buf) ? len : sizeof(buf);
-
-		CHECK_EQ(pread(fd, buf, n, off), (ssize_t)n);
-		for (size_t i = 0; i < n; i++) {
-			if (buf[i])
-				return false;
-		}
-		off += (off_t)n;
-		len -= n;
-	}
-	return true;
-}
-
-static bool matches(int fd, off_t off, size_t len, unsigned int seed)
-{
-	unsigned char *buf = malloc(len);
-	bool ok = true;
-
-	CHECK(buf);
-	CHECK_EQ(pread(fd, buf, len, off), (ssize_t)len);
-	for (size_t i = 0; i < len && ok; i++)
-		ok = buf[i] == blk_test_byte(seed, (size_t)off + i);
-	free(buf);
-	return ok;
-}
-
 /* Write through three uneven iovecs, read back through two others. */
 static void test_rw(struct blk_backend_queue *bq, int fd, bool misaligned)
 {
@@ -133,7 +86,7 @@ static void test_rw(struct blk_backend_queue *bq, int fd, bool misaligned)
 
 	blk_test_fill(s, 3 * BLK, 1, 5 * BLK);
 	CHECK_EQ(run_one(bq, &w), 3 * BLK);
-	CHECK(matches(fd, 5 * BLK, 3 * BLK, 1));
+	CHECK(blk_test_matches(fd, 5 * BLK, 3 * BLK, 1));
 	memset(d, 0xee, 3 * BLK);
 	CHECK_EQ(run_one(bq, &r), 3 * BLK);
 	CHECK(!memcmp(d, s, 3 * BLK));
@@ -162,38 +115,38 @@ static void test_flush_discard_zeroes(struct blk_backend_queue *bq, int fd)
 	blk_test_fill(buf, sizeof(buf), 2, 0x100000);
 	CHECK_EQ(run_one(bq, &w), sizeof(buf));
 	CHECK_EQ(run_one(bq, &f), 0);
-	CHECK(!is_hole(fd, 0x100000 + 16 * BLK, 16 * BLK));
+	CHECK(!blk_test_is_hole(fd, 0x100000 + 16 * BLK, 16 * BLK));
 
 	/* Discard punches a hole that reads back as zeroes. */
 	CHECK_EQ(run_one(bq, &dz), 0);
-	CHECK(is_hole(fd, 0x100000 + 16 * BLK, 16 * BLK));
-	CHECK(all_zero(fd, 0x100000 + 16 * BLK, 16 * BLK));
+	CHECK(blk_test_is_hole(fd, 0x100000 + 16 * BLK, 16 * BLK));
+	CHECK(blk_test_all_zero(fd, 0x100000 + 16 * BLK, 16 * BLK));
 	/* Neighbours untouched. */
-	CHECK(matches(fd, 0x100000, 16 * BLK, 2));
-	CHECK(matches(fd, 0x100000 + 32 * BLK, 32 * BLK, 2));
+	CHECK(blk_test_matches(fd, 0x100000, 16 * BLK, 2));
+	CHECK(blk_test_matches(fd, 0x100000 + 32 * BLK, 32 * BLK, 2));
 
 	/*
 	 * Write zeroes without UNMAP: zeroes, and nothing deallocated (ext4
 	 * turns the range unwritten, which SEEK_HOLE may report as a hole).
 	 */
-	blocks = file_blocks(fd);
+	blocks = blk_test_file_blocks(fd);
 	CHECK_EQ(run_one(bq, &wz), 0);
-	CHECK(all_zero(fd, 0x100000 + 32 * BLK, 8 * BLK));
-	CHECK(file_blocks(fd) >= blocks);
-	CHECK(matches(fd, 0x100000 + 40 * BLK, 8 * BLK, 2));
+	CHECK(blk_test_all_zero(fd, 0x100000 + 32 * BLK, 8 * BLK));
+	CHECK(blk_test_file_blocks(fd) >= blocks);
+	CHECK(blk_test_matches(fd, 0x100000 + 40 * BLK, 8 * BLK, 2));
 
 	/* With UNMAP (and FUA): a hole. */
-	blocks = file_blocks(fd);
+	blocks = blk_test_file_blocks(fd);
 	CHECK_EQ(run_one(bq, &wzu), 0);
-	CHECK(file_blocks(fd) < blocks);
-	CHECK(all_zero(fd, 0x100000 + 48 * BLK, 8 * BLK));
-	CHECK(is_hole(fd, 0x100000 + 48 * BLK, 8 * BLK));
-	CHECK(matches(fd, 0x100000 + 56 * BLK, 8 * BLK, 2));
+	CHECK(blk_test_file_blocks(fd) < blocks);
+	CHECK(blk_test_all_zero(fd, 0x100000 + 48 * BLK, 8 * BLK));
+	CHECK(blk_test_is_hole(fd, 0x100000 + 48 * BLK, 8 * BLK));
+	CHECK(blk_test_matches(fd, 0x100000 + 56 * BLK, 8 * BLK, 2));
 
 	/* A writethrough write (RWF_DSYNC). */
 	blk_test_fill(buf, sizeof(buf), 3, 0x300000);
 	CHECK_EQ(run_one(bq, &wt), sizeof(buf));
-	CHECK(matches(fd, 0x300000, sizeof(buf), 3));
+	CHECK(blk_test_matches(fd, 0x300000, sizeof(buf), 3));
 }
 
 /* Many writes in flight at once, one submit, completions in any order. */
@@ -226,7 +179,7 @@ static void test_many_inflight(struct blk_backend_queue *bq, int fd)
 		seen[k] = true;
 		CHECK_EQ(io[k].res, BLK);
 	}
-	CHECK(matches(fd, 0x400000, N * BLK, 4));
+	CHECK(blk_test_matches(fd, 0x400000, N * BLK, 4));
 }
 
 static void test_eventfd(struct blk_backend_queue *bq)

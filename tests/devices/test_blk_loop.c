@@ -190,58 +190,9 @@ static struct dev_sectors loop_stat(void)
 
 /* ---- the backing file -------------------------------------------------------- */
 
-static bool is_hole(int fd, off_t off, off_t len)
-{
-	off_t d;
-
-	if (lseek(fd, off, SEEK_HOLE) != off)
-		return false;
-	d = lseek(fd, off, SEEK_DATA);
-	return d < 0 || d >= off + len;
-}
-
 static bool has_data(int fd, off_t off)
 {
 	return lseek(fd, off, SEEK_DATA) == off;
-}
-
-static blkcnt_t file_blocks(int fd)
-{
-	struct stat st;
-
-	CHECK_EQ(fstat(fd, &st), 0);
-	return st.st_blocks;
-}
-
-static bool all_zero(int fd, off_t off, size_t len)
-{
-	unsigned char buf[BLK];
-
-	while (len) {
-		size_t n = len < sizeof(buf) ? len : sizeof(buf);
-
-		CHECK_EQ(pread(fd, buf, n, off), (ssize_t)n);
-		for (size_t i = 0; i < n; i++) {
-			if (buf[i])
-				return false;
-		}
-		off += (off_t)n;
-		len -= n;
-	}
-	return true;
-}
-
-static bool matches(int fd, off_t off, size_t len, unsigned int seed)
-{
-	unsigned char *buf = malloc(len);
-	bool ok = true;
-
-	CHECK(buf);
-	CHECK_EQ(pread(fd, buf, len, off), (ssize_t)len);
-	for (size_t i = 0; i < len && ok; i++)
-		ok = buf[i] == blk_test_byte(seed, (size_t)off + i);
-	free(buf);
-	return ok;
 }
 
 /* ---- through the back-end ---------------------------------------------------- */
@@ -289,7 +240,7 @@ static void test_discard(struct blk_backend_queue *bq, int img, uint64_t base)
 
 	fill(bq, base, 256 * BLK, 1);
 	CHECK(has_data(img, (off_t)(base + 64 * BLK)));
-	CHECK(matches(img, (off_t)base, 256 * BLK, 1));
+	CHECK(blk_test_matches(img, (off_t)base, 256 * BLK, 1));
 
 	/* A discard reaches the device as one (BLKDISCARD), not as a zero-out. */
 	before = loop_stat();
@@ -297,18 +248,18 @@ static void test_discard(struct blk_backend_queue *bq, int img, uint64_t base)
 	after = loop_stat();
 	CHECK_EQ(after.discarded - before.discarded, 64 * BLK / 512);
 	CHECK_EQ(after.written - before.written, 0);
-	CHECK(is_hole(img, (off_t)(base + 64 * BLK), 64 * BLK));
-	CHECK(all_zero(img, (off_t)(base + 64 * BLK), 64 * BLK));
+	CHECK(blk_test_is_hole(img, (off_t)(base + 64 * BLK), 64 * BLK));
+	CHECK(blk_test_all_zero(img, (off_t)(base + 64 * BLK), 64 * BLK));
 	CHECK(dev_zero(bq, base + 64 * BLK, 64 * BLK));
 	/* Neighbours untouched. */
-	CHECK(matches(img, (off_t)base, 64 * BLK, 1));
-	CHECK(matches(img, (off_t)(base + 128 * BLK), 32 * BLK, 1));
+	CHECK(blk_test_matches(img, (off_t)base, 64 * BLK, 1));
+	CHECK(blk_test_matches(img, (off_t)(base + 128 * BLK), 32 * BLK, 1));
 
 	/* Writethrough (FUA): BLKDISCARD, then a flush. */
 	CHECK_EQ(run_one(bq, &df), 0);
-	CHECK(is_hole(img, (off_t)(base + 160 * BLK), 32 * BLK));
+	CHECK(blk_test_is_hole(img, (off_t)(base + 160 * BLK), 32 * BLK));
 	CHECK(dev_zero(bq, base + 160 * BLK, 32 * BLK));
-	CHECK(matches(img, (off_t)(base + 192 * BLK), 64 * BLK, 1));
+	CHECK(blk_test_matches(img, (off_t)(base + 192 * BLK), 64 * BLK, 1));
 }
 
 static void test_write_zeroes(struct blk_backend_queue *bq, int img, uint64_t base)
@@ -324,7 +275,7 @@ static void test_write_zeroes(struct blk_backend_queue *bq, int img, uint64_t ba
 	fill(bq, base, 128 * BLK, 2);
 
 	/* No UNMAP: zeroes, nothing deallocated (ZERO_RANGE on the file). */
-	blocks = file_blocks(img);
+	blocks = blk_test_file_blocks(img);
 	before = loop_stat();
 	CHECK_EQ(run_one(bq, &wz), 0);
 	/* A zero-out (a write to the block layer), never a discard. */
@@ -332,20 +283,20 @@ static void test_write_zeroes(struct blk_backend_queue *bq, int img, uint64_t ba
 	CHECK_EQ(after.discarded, before.discarded);
 	CHECK(after.written > before.written);
 	CHECK(dev_zero(bq, base, 32 * BLK));
-	CHECK(all_zero(img, (off_t)base, 32 * BLK));
-	CHECK(file_blocks(img) >= blocks);
-	CHECK(matches(img, (off_t)(base + 32 * BLK), 32 * BLK, 2));
+	CHECK(blk_test_all_zero(img, (off_t)base, 32 * BLK));
+	CHECK(blk_test_file_blocks(img) >= blocks);
+	CHECK(blk_test_matches(img, (off_t)(base + 32 * BLK), 32 * BLK, 2));
 
 	/* UNMAP: a zero-out that may deallocate, which a loop device does. */
-	blocks = file_blocks(img);
+	blocks = blk_test_file_blocks(img);
 	before = loop_stat();
 	CHECK_EQ(run_one(bq, &wzu), 0);
 	after = loop_stat();
 	CHECK_EQ(after.discarded, before.discarded);
 	CHECK(dev_zero(bq, base + 64 * BLK, 32 * BLK));
-	CHECK(is_hole(img, (off_t)(base + 64 * BLK), 32 * BLK));
-	CHECK(file_blocks(img) < blocks);
-	CHECK(matches(img, (off_t)(base + 96 * BLK), 32 * BLK, 2));
+	CHECK(blk_test_is_hole(img, (off_t)(base + 64 * BLK), 32 * BLK));
+	CHECK(blk_test_file_blocks(img) < blocks);
+	CHECK(blk_test_matches(img, (off_t)(base + 96 * BLK), 32 * BLK, 2));
 }
 
 /* Discards and writes in flight together; discards wait on the helper. */
@@ -385,9 +336,9 @@ static void test_mixed_inflight(struct blk_backend_queue *bq, int img, uint64_t 
 	for (int i = 0; i < N; i++) {
 		off_t off = (off_t)(base + (uint64_t)i * 4 * BLK);
 
-		CHECK(is_hole(img, off, 2 * BLK));
-		CHECK(matches(img, off + 2 * BLK, BLK, 4));
-		CHECK(matches(img, off + 3 * BLK, BLK, 3));
+		CHECK(blk_test_is_hole(img, off, 2 * BLK));
+		CHECK(blk_test_matches(img, off + 2 * BLK, BLK, 4));
+		CHECK(blk_test_matches(img, off + 3 * BLK, BLK, 3));
 	}
 }
 
@@ -458,12 +409,12 @@ static void test_4k_trim(int img)
 
 	/* [base + 512, base + 4 blocks + 512): blocks 1..3 go, 0 and 4 stay. */
 	CHECK_EQ(run_one(bq, &d), 0);
-	CHECK(is_hole(img, (off_t)(base + BLK), 3 * BLK));
-	CHECK(matches(img, (off_t)base, BLK, 5));
-	CHECK(matches(img, (off_t)(base + 4 * BLK), 12 * BLK, 5));
+	CHECK(blk_test_is_hole(img, (off_t)(base + BLK), 3 * BLK));
+	CHECK(blk_test_matches(img, (off_t)base, BLK, 5));
+	CHECK(blk_test_matches(img, (off_t)(base + 4 * BLK), 12 * BLK, 5));
 	/* Less than a block: nothing to do, and no error. */
 	CHECK_EQ(run_one(bq, &tiny), 0);
-	CHECK(matches(img, (off_t)(base + 8 * BLK), BLK, 5));
+	CHECK(blk_test_matches(img, (off_t)(base + 8 * BLK), BLK, 5));
 	printf("4 KiB blocks: ragged discard trimmed to whole blocks\n");
 	ops->queue_free(bq);
 	ops->close(be);

@@ -44,11 +44,20 @@ PY
 }
 
 run_meson() {
-	local dir=$1 label=$2
+	local dir=$1 label=$2 rc=0 before=$failed
 	shift 2
 	echo "=== meson test ($label) ==="
-	meson test -C "$dir" --print-errorlogs "$@"
-	count_meson "$dir" "$label"
+	# A stale log must not be counted if this run dies before writing one.
+	rm -f "$dir/meson-logs/testlog.json"
+	meson test -C "$dir" --print-errorlogs "$@" || rc=$?
+	if [ -f "$dir/meson-logs/testlog.json" ]; then
+		count_meson "$dir" "$label"
+	fi
+	# meson failed but no test did (it could not run them): one failure.
+	if [ "$rc" -ne 0 ] && [ "$failed" -eq "$before" ]; then
+		failed=$((failed + 1))
+		failures+=("$label:meson-test-exit-$rc")
+	fi
 }
 
 run_meson build normal
@@ -68,13 +77,20 @@ fi
 
 # run_guests LABEL [CASE...]: real-guest cases on vhostd ($VHOSTD_BIN), counted.
 run_guests() {
-	local label=$1 log p f s
+	local label=$1 log p f s rc
 	shift
 	log=$(mktemp)
 	BACKEND=vhostd tests/guest/run-all.sh "$@" 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
 	p=$(grep -c '^PASS ' "$log")
 	f=$(grep -c '^FAIL ' "$log")
 	s=$(grep -c '^SKIP ' "$log")
+	# run-all.sh failed before it could report a case (kernel fetch, image
+	# build): that is a failure too, not silence.
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		f=1
+		echo "FAIL $label-setup (run-all.sh exited $rc)" >>"$log"
+	fi
 	passed=$((passed + p))
 	failed=$((failed + f))
 	skipped=$((skipped + s))

@@ -16,6 +16,13 @@
  * the requests that replace them, so measuring costs less than one
  * clock_gettime() per request; the error is the time to walk one batch
  * (microseconds), once in each direction.
+ *
+ * --verify checks the data read back as well: every sector written starts
+ * with a tag {magic, generation, sector, sequence number} and the rest of
+ * it is derived from the tag, and a read of a block this run has written
+ * must return exactly the last write's bytes.  Each queue then owns a
+ * disjoint slice of the blocks and never has two requests to one block in
+ * flight, so "the last write" is well defined without locks.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -48,6 +55,9 @@
 /* A request that takes this long means the back-end is stuck. */
 #define STALL_MS   10000
 #define DATA_ALIGN 4096
+/* --verify keeps a sequence number per block: at most this many blocks. */
+#define VERIFY_MAX_BLOCKS (64ull << 20)
+#define VERIFY_MAGIC	  0x76626368u /* "vbch" */
 
 enum rw_mode { RW_READ, RW_WRITE, RW_RANDREAD, RW_RANDWRITE, RW_RANDRW };
 
@@ -71,6 +81,7 @@ struct bench_opts {
 	bool packed;
 	bool event_idx;
 	bool indirect;
+	bool verify;
 };
 
 /* One request, preallocated; the header and data live in shared memory. */
@@ -79,6 +90,8 @@ struct slot {
 	uint8_t *data;
 	uint8_t *status;
 	uint64_t t_submit; /* ns, CLOCK_MONOTONIC */
+	uint64_t block;
+	uint32_t seq; /* --verify: written, or expected (0: never written) */
 	bool write;
 };
 
@@ -87,6 +100,7 @@ struct worker_stats {
 	uint64_t bytes[2];
 	uint64_t kicks;
 	uint64_t calls;
+	uint64_t verified; /* reads whose data was checked */
 	struct lat_hist lat;
 };
 
@@ -99,8 +113,10 @@ struct worker {
 	uint64_t rng;
 	uint64_t next_block; /* sequential modes */
 	uint64_t first_block, nblocks;
+	uint64_t *busy;	    /* --verify: blocks of the slice in flight, a bitmap */
+	unsigned int depth; /* requests kept in flight */
 	uint64_t t_end;
-	char err[256];
+	char err[512];
 	struct worker_stats st;
 	pthread_t thread;
 };
@@ -111,6 +127,8 @@ struct bench {
 	uint64_t capacity; /* sectors */
 	uint64_t nblocks;  /* bs-sized blocks in the region used */
 	struct worker *workers;
+	uint32_t *seqs; /* --verify: per block, the last sequence number written */
+	uint32_t gen;	/* --verify: this run's generation */
 	atomic_bool stop;
 	atomic_bool failed;
 	uint64_t t_start;
@@ -167,16 +185,163 @@ static bool op_is_write(struct worker *w)
 	}
 }
 
+static bool busy_test(const struct worker *w, uint64_t i)
+{
+	return w->busy[i / 64] & (1ull << (i % 64));
+}
+
+/*
+ * --verify: a block of the worker's slice with no request in flight.  The
+ * slice has at least w->depth blocks and fewer are in flight, so one is
+ * free; after a few random (or sequential) tries, scan for it.
+ */
+static uint64_t op_block_verify(struct worker *w)
+{
+	bool random = rw_random(w->b->o.rw);
+	uint64_t i = 0;
+
+	for (int tries = 0; tries < 16; tries++) {
+		if (random) {
+			i = rng_next(&w->rng) % w->nblocks;
+		} else {
+			i = w->next_block;
+			if (++w->next_block == w->nblocks)
+				w->next_block = 0;
+		}
+		if (!busy_test(w, i))
+			goto found;
+	}
+	while (busy_test(w, i))
+		i = i + 1 == w->nblocks ? 0 : i + 1;
+found:
+	w->busy[i / 64] |= 1ull << (i % 64);
+	return w->first_block + i;
+}
+
 static uint64_t op_block(struct worker *w)
 {
 	uint64_t blk;
 
+	if (w->b->o.verify)
+		return op_block_verify(w);
 	if (rw_random(w->b->o.rw))
 		return rng_next(&w->rng) % w->b->nblocks;
 	blk = w->first_block + w->next_block;
 	if (++w->next_block == w->nblocks)
 		w->next_block = 0;
 	return blk % w->b->nblocks;
+}
+
+/* --- --verify: what a sector holds --- */
+
+struct vtag {
+	uint32_t magic;
+	uint32_t gen;
+	uint64_t lba;
+	uint64_t seq;
+};
+
+static uint64_t splitmix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static void vtag_make(struct vtag *t, uint32_t gen, uint64_t lba, uint32_t seq)
+{
+	t->magic = htole32(VERIFY_MAGIC);
+	t->gen = htole32(gen);
+	t->lba = htole64(lba);
+	t->seq = htole64(seq);
+}
+
+/* Word @i after the tag: a function of the whole tag, so of the sector and write. */
+static uint64_t vtag_word(const struct vtag *t, unsigned int i)
+{
+	uint64_t seed = splitmix64(t->lba ^ ((uint64_t)t->gen << 32 | t->magic));
+
+	return splitmix64(seed ^ t->seq * 0xff51afd7ed558ccdull ^ i);
+}
+
+#define VWORDS ((VIRTIO_BLK_SECTOR_SIZE - sizeof(struct vtag)) / sizeof(uint64_t))
+
+static void sector_fill(uint8_t *p, const struct vtag *t)
+{
+	uint64_t *words = (uint64_t *)(p + sizeof(*t));
+
+	memcpy(p, t, sizeof(*t));
+	for (unsigned int i = 0; i < VWORDS; i++)
+		words[i] = vtag_word(t, i);
+}
+
+/* Offset of the first byte of @p that differs from sector_fill(@t), or -1. */
+static int sector_check(const uint8_t *p, const struct vtag *t)
+{
+	const uint64_t *words = (const uint64_t *)(p + sizeof(*t));
+
+	if (memcmp(p, t, sizeof(*t))) {
+		for (unsigned int i = 0; i < sizeof(*t); i++) {
+			if (p[i] != ((const uint8_t *)t)[i])
+				return (int)i;
+		}
+	}
+	for (unsigned int i = 0; i < VWORDS; i++) {
+		if (words[i] != vtag_word(t, i))
+			return (int)(sizeof(*t) + i * sizeof(uint64_t));
+	}
+	return -1;
+}
+
+static void slot_prepare_verify(struct worker *w, struct slot *s, uint64_t sector)
+{
+	unsigned int n = w->b->o.bs >> VIRTIO_BLK_SECTOR_SHIFT;
+	uint32_t *seq = &w->b->seqs[s->block];
+	struct vtag t;
+
+	if (!s->write) {
+		/* A device that returns success without writing the data is caught. */
+		s->seq = *seq;
+		for (unsigned int i = 0; i < n; i++)
+			memset(s->data + i * VIRTIO_BLK_SECTOR_SIZE, 0, sizeof(t));
+		return;
+	}
+	s->seq = *seq + 1 ? *seq + 1 : 1;
+	for (unsigned int i = 0; i < n; i++) {
+		vtag_make(&t, w->b->gen, sector + i, s->seq);
+		sector_fill(s->data + i * VIRTIO_BLK_SECTOR_SIZE, &t);
+	}
+}
+
+/* The data of a completed read of a block this run wrote; false on a mismatch. */
+static bool slot_verify(struct worker *w, struct slot *s)
+{
+	unsigned int n = w->b->o.bs >> VIRTIO_BLK_SECTOR_SHIFT;
+	uint64_t sector = le64toh(s->hdr->sector);
+	struct vtag t, f;
+	int off;
+
+	for (unsigned int i = 0; i < n; i++) {
+		const uint8_t *p = s->data + i * VIRTIO_BLK_SECTOR_SIZE;
+
+		vtag_make(&t, w->b->gen, sector + i, s->seq);
+		off = sector_check(p, &t);
+		if (off < 0)
+			continue;
+		memcpy(&f, p, sizeof(f));
+		snprintf(w->err, sizeof(w->err),
+			 "q%u: verify: block %" PRIu64 " (sector %" PRIu64
+			 "): byte %d differs: expected tag {magic 0x%08x gen 0x%08x lba %" PRIu64
+			 " seq %" PRIu64 "}, found {magic 0x%08x gen 0x%08x lba %" PRIu64
+			 " seq %" PRIu64 "}",
+			 w->q, s->block, sector + i, off, le32toh(t.magic), le32toh(t.gen),
+			 le64toh(t.lba), le64toh(t.seq), le32toh(f.magic), le32toh(f.gen),
+			 le64toh(f.lba), le64toh(f.seq));
+		return false;
+	}
+	w->st.verified++;
+	return true;
 }
 
 /* Fill @s with the next operation and expose it: header, data, status. */
@@ -190,7 +355,10 @@ static int slot_submit(struct worker *w, struct slot *s, uint64_t t)
 	s->write = op_is_write(w);
 	s->hdr->type = htole32(s->write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN);
 	s->hdr->ioprio = 0;
-	s->hdr->sector = htole64(op_block(w) * (bs >> VIRTIO_BLK_SECTOR_SHIFT));
+	s->block = op_block(w);
+	s->hdr->sector = htole64(s->block * (bs >> VIRTIO_BLK_SECTOR_SHIFT));
+	if (w->b->o.verify)
+		slot_prepare_verify(w, s, le64toh(s->hdr->sector));
 	/* Not a status a device can return: a device that forgets to write it is caught. */
 	*s->status = 0xff;
 	s->t_submit = t;
@@ -235,6 +403,15 @@ static bool slot_complete(struct worker *w, struct slot *s, uint32_t len, uint64
 			 w->q, s->write ? "write" : "read", le64toh(s->hdr->sector), status,
 			 status_name(status), len);
 		return false;
+	}
+	if (w->b->o.verify) {
+		uint64_t i = s->block - w->first_block;
+
+		w->busy[i / 64] &= ~(1ull << (i % 64));
+		if (s->write)
+			w->b->seqs[s->block] = s->seq;
+		else if (s->seq && !slot_verify(w, s))
+			return false;
 	}
 	lat_hist_add(&w->st.lat, t - s->t_submit);
 	w->st.ios[dir]++;
@@ -358,7 +535,7 @@ static void *worker_main(void *arg)
 	uint64_t t = w->b->t_start;
 
 	virtq_drv_disable_cb(w->vq);
-	for (unsigned int i = 0; i < w->b->o.iodepth; i++) {
+	for (unsigned int i = 0; i < w->depth; i++) {
 		if (slot_submit(w, &w->slots[i], t))
 			goto failed;
 	}
@@ -385,6 +562,19 @@ static int worker_init(struct bench *b, struct worker *w, unsigned int q)
 	/* Sequential streams start spread over the region, one per queue. */
 	w->nblocks = b->nblocks;
 	w->first_block = b->nblocks / o->queues * q;
+	w->depth = o->iodepth;
+	if (o->verify) {
+		/* A slice of its own, and never more requests than blocks in it. */
+		w->first_block = b->nblocks * q / o->queues;
+		w->nblocks = b->nblocks * (q + 1) / o->queues - w->first_block;
+		if (w->depth > w->nblocks)
+			w->depth = (unsigned int)w->nblocks;
+		w->busy = calloc((w->nblocks + 63) / 64, sizeof(*w->busy));
+		if (!w->busy) {
+			error("q%u: out of memory for --verify", q);
+			return -1;
+		}
+	}
 	lat_hist_init(&w->st.lat);
 	w->slots = calloc(o->iodepth, sizeof(*w->slots));
 	if (!w->vq || !w->slots) {
@@ -480,6 +670,17 @@ static int check_device(struct bench *b)
 		      o->bs);
 		return -1;
 	}
+	if (o->verify && b->nblocks > VERIFY_MAX_BLOCKS) {
+		error("--verify: %" PRIu64 " blocks of %u to track, more than %llu: use --size or "
+		      "a larger --bs",
+		      b->nblocks, o->bs, VERIFY_MAX_BLOCKS);
+		return -1;
+	}
+	if (o->verify && b->nblocks < o->queues) {
+		error("--verify: %" PRIu64 " blocks cannot give each of %u queues its own",
+		      b->nblocks, o->queues);
+		return -1;
+	}
 	if (has(f, VIRTIO_BLK_F_RO) && o->rw != RW_READ && o->rw != RW_RANDREAD) {
 		error("the device is read-only: use --rw read or randread");
 		return -1;
@@ -541,6 +742,15 @@ static int bench_run(struct bench *b)
 	b->workers = calloc(b->o.queues, sizeof(*b->workers));
 	if (!b->workers)
 		return -1;
+	if (b->o.verify) {
+		b->seqs = calloc(b->nblocks, sizeof(*b->seqs));
+		if (!b->seqs) {
+			error("out of memory for --verify (%" PRIu64 " blocks)", b->nblocks);
+			return -1;
+		}
+		/* Blocks are checked only once this run wrote them; gen tells runs apart. */
+		b->gen = (uint32_t)splitmix64(now_ns() ^ (uint64_t)getpid() << 32);
+	}
 	for (unsigned int q = 0; q < b->o.queues; q++) {
 		if (worker_init(b, &b->workers[q], q))
 			return -1;
@@ -590,6 +800,7 @@ static void totals_sum(const struct bench *b, struct totals *t)
 		}
 		t->st.kicks += w->st.kicks;
 		t->st.calls += w->st.calls;
+		t->st.verified += w->st.verified;
 		lat_hist_merge(&t->st.lat, &w->st.lat);
 		if (w->t_end > t_end)
 			t_end = w->t_end;
@@ -640,6 +851,10 @@ static void report_text(const struct bench *b, const struct totals *t)
 	       " kicks, %" PRIu64 " calls)\n",
 	       per_req(t->st.kicks, t->ios), per_req(t->st.calls, t->ios), t->ios, t->st.kicks,
 	       t->st.calls);
+	if (o->verify)
+		printf("  verify: %" PRIu64 " blocks read back and verified, no mismatch "
+		       "(generation 0x%08x)\n",
+		       t->st.verified, b->gen);
 }
 
 static void json_add_double(struct json_object *obj, const char *key, double v)
@@ -709,6 +924,8 @@ static void report_json(const struct bench *b, const struct totals *t)
 	json_add_u64(r, "calls", t->st.calls);
 	json_add_double(r, "kicks-per-request", per_req(t->st.kicks, t->ios));
 	json_add_double(r, "calls-per-request", per_req(t->st.calls, t->ios));
+	json_object_object_add(r, "verify", json_object_new_boolean(o->verify));
+	json_add_u64(r, "verified", t->st.verified);
 	printf("%s\n", json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN |
 								 JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(r);
@@ -735,12 +952,15 @@ static const char usage_text[] =
 	"  --packed           offer VIRTIO_F_RING_PACKED\n"
 	"  --no-event-idx     do not offer VIRTIO_RING_F_EVENT_IDX\n"
 	"  --no-indirect      do not offer VIRTIO_RING_F_INDIRECT_DESC\n"
+	"  --verify           write tagged data and check every read of a block\n"
+	"                     written in this run (at most 64M blocks)\n"
 	"  --json             print one JSON object instead of text\n"
 	"  -h, --help         show this help and exit\n"
 	"  -V, --version      show the version and exit\n"
 	"\n"
 	"SIZE and BYTES take a k, m, g or t suffix (powers of 1024).  Exit status:\n"
-	"0 if every request succeeded, 1 on any failed request or error, 2 for a\n"
+	"0 if every request succeeded (and, with --verify, all data read back was\n"
+	"what was written), 1 on any failed request, mismatch or error, 2 for a\n"
 	"usage error.\n";
 
 enum {
@@ -758,6 +978,7 @@ enum {
 	OPT_NO_EVENT_IDX,
 	OPT_NO_INDIRECT,
 	OPT_JSON,
+	OPT_VERIFY,
 };
 
 static const struct option long_options[] = {
@@ -775,6 +996,7 @@ static const struct option long_options[] = {
 	{"no-event-idx", no_argument, NULL, OPT_NO_EVENT_IDX},
 	{"no-indirect", no_argument, NULL, OPT_NO_INDIRECT},
 	{"json", no_argument, NULL, OPT_JSON},
+	{"verify", no_argument, NULL, OPT_VERIFY},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -918,6 +1140,9 @@ static int parse_flag_opt(struct bench_opts *o, int opt, char **argv)
 	case OPT_JSON:
 		o->json = true;
 		return 0;
+	case OPT_VERIFY:
+		o->verify = true;
+		return 0;
 	case 'h':
 		fputs(usage_text, stdout);
 		return 1;
@@ -934,6 +1159,9 @@ static int check_opts(struct bench_opts *o)
 {
 	if (!o->socket)
 		return usage_error("--socket is required");
+	if (o->verify && o->size && o->size / o->bs > VERIFY_MAX_BLOCKS)
+		return usage_error("--verify: --size %" PRIu64 " holds more than %llu blocks of %u",
+				   o->size, VERIFY_MAX_BLOCKS, o->bs);
 	if (o->size && o->size < o->bs)
 		return usage_error("--size %" PRIu64 " is smaller than --bs %u", o->size, o->bs);
 	if (!o->queue_size)
@@ -1001,9 +1229,12 @@ int main(int argc, char **argv)
 	if (b.fe)
 		vu_fe_disconnect(b.fe);
 	if (b.workers) {
-		for (unsigned int q = 0; q < b.o.queues; q++)
+		for (unsigned int q = 0; q < b.o.queues; q++) {
 			free(b.workers[q].slots);
+			free(b.workers[q].busy);
+		}
 	}
 	free(b.workers);
+	free(b.seqs);
 	return ret;
 }

@@ -5,13 +5,16 @@
  * io_uring, or nothing at all: the null back-end).
  *
  * A back-end is opened once per device (struct blk_backend) and gives each
- * queue thread its own submission context (struct blk_backend_queue, one
- * io_uring for the uring back-end), so queues never share a lock.  Work is
- * described by a struct blk_io that the caller embeds in its preallocated
- * request: nothing is allocated per I/O.  The queue thread preps any number
- * of blk_ios, submits them all with one call, and reaps completions through
- * a callback.  Besides disk I/O a blk_io can wait for an eventfd, so one
- * wait covers both I/O completions and the guest's kicks.
+ * virtqueue its own submission context (struct blk_backend_queue), so
+ * queues never share a lock.  A context lives on one thread's reactor
+ * (reactor.h: the io_uring that thread waits on), shared with every other
+ * queue that thread serves (queue_attach: the engine's I/O threads), or on
+ * a reactor of its own (queue_new: tools and tests, which then wait with
+ * submit()).  Work is described by a struct blk_io that the caller embeds
+ * in its preallocated request: nothing is allocated per I/O.  The caller
+ * preps any number of blk_ios and reaps completions through a callback;
+ * an attached context calls its wake hook when completions are waiting.
+ * Besides disk I/O a blk_io can wait for an eventfd (own reactor only).
  *
  * The back-end hides how an operation is carried out: it finishes short
  * transfers, retries EINTR/EAGAIN, sends I/O that O_DIRECT cannot take
@@ -29,6 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
+
+#include "common/reactor.h"
 
 enum blk_io_op {
 	BLK_IO_READ,	/* preadv into iov at offset */
@@ -62,10 +67,11 @@ struct blk_io {
 	int64_t res; /* bytes transferred (READ/WRITE), 0, or -errno */
 
 	/* private to the back-end */
-	uint64_t done;	     /* bytes finished so far */
-	uint8_t stage;	     /* fallback step */
-	uint64_t evt;	     /* BLK_IO_EVENTFD: the value read */
-	struct blk_io *next; /* on a helper thread's list */
+	uint64_t done;		       /* bytes finished so far */
+	uint8_t stage;		       /* fallback step */
+	struct blk_backend_queue *bq;  /* where it was prepped */
+	struct reactor_event ev;       /* its SQE's completion */
+	struct blk_io *next;	       /* on a helper thread's list, or the done list */
 };
 
 /* What the device model needs to describe the disk to the guest. */
@@ -106,11 +112,19 @@ struct blk_backend_ops {
 	void (*close)(struct blk_backend *be);
 	void (*get_info)(const struct blk_backend *be, struct blk_backend_info *info);
 	/*
-	 * A submission context for one thread, able to hold @depth blk_ios in
-	 * flight at once.  0 or -errno.
+	 * A submission context with a reactor of its own, able to hold
+	 * @depth blk_ios in flight at once; wait on it with submit().
+	 * 0 or -errno.
 	 */
 	int (*queue_new)(struct blk_backend *be, unsigned int depth,
 			 struct blk_backend_queue **out);
+	/*
+	 * The same on @r, the calling thread's reactor, which the caller
+	 * waits on; @wake(@arg) is called on that thread whenever
+	 * completions start waiting for reap().  0 or -errno.
+	 */
+	int (*queue_attach)(struct blk_backend *be, unsigned int depth, struct reactor *r,
+			    void (*wake)(void *arg), void *arg, struct blk_backend_queue **out);
 	/* Free it; pending operations are cancelled, not reported. */
 	void (*queue_free)(struct blk_backend_queue *bq);
 	/*
@@ -119,9 +133,10 @@ struct blk_backend_ops {
 	 */
 	int (*prep)(struct blk_backend_queue *bq, struct blk_io *io);
 	/*
-	 * Submit everything staged with one system call, then wait for a
-	 * completion as poll(2) does: @timeout_ms < 0 until one is ready, 0 not
-	 * at all, > 0 at most that long.  0 or -errno (-EINTR is harmless).
+	 * A queue with its own reactor: submit everything staged with one
+	 * system call, then wait for a completion as poll(2) does:
+	 * @timeout_ms < 0 until one is ready, 0 not at all, > 0 at most that
+	 * long.  0 or -errno (-EINTR is harmless).
 	 */
 	int (*submit)(struct blk_backend_queue *bq, int timeout_ms);
 	/* Call @done for each finished blk_io; returns how many. */
@@ -141,5 +156,34 @@ extern const struct blk_backend_ops blk_backend_null_ops;
 struct blk_backend {
 	const struct blk_backend_ops *ops;
 };
+
+/*
+ * What both back-ends' queue contexts share (bqueue.c): the reactor, the
+ * list of finished blk_ios in completion order, the wake hook, eventfd
+ * waits.  Each back-end's struct blk_backend_queue starts with it.
+ */
+struct blk_queue_base {
+	struct reactor *r;
+	struct reactor own; /* queue_new: r == &own */
+	bool own_reactor;
+	unsigned int depth;
+	unsigned int inflight; /* prepped and not yet reported */
+	struct blk_io *done_head, **done_tail;
+	void (*wake)(void *arg);
+	void *wake_arg;
+};
+
+int blk_queue_base_init(struct blk_queue_base *b, unsigned int depth, struct reactor *r,
+			void (*wake)(void *arg), void *arg);
+void blk_queue_base_destroy(struct blk_queue_base *b);
+/* Admit one more blk_io (resets its private fields): 0 or -EBUSY. */
+int blk_queue_base_admit(struct blk_queue_base *b, struct blk_backend_queue *bq,
+			 struct blk_io *io);
+/* @io has its final res: report it from the next reap. */
+void blk_queue_base_finish(struct blk_queue_base *b, struct blk_io *io);
+/* BLK_IO_EVENTFD: a poll on the reactor, then the count reset without blocking. */
+int blk_queue_base_wait_eventfd(struct blk_queue_base *b, struct blk_io *io);
+int blk_queue_base_submit(struct blk_queue_base *b, int timeout_ms);
+unsigned int blk_queue_base_reap(struct blk_queue_base *b, blk_io_done_fn done, void *arg);
 
 #endif /* VHOSTD_BACKENDS_BACKEND_H */

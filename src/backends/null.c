@@ -7,18 +7,12 @@
  * Every operation completes as soon as it is prepped and successfully:
  * reads fill the guest's buffers with zeroes (a memset, as read-zeroes=on
  * does, so a read still touches every byte it returns), writes, flushes,
- * discards and write-zeroes are dropped.  Completions wait on a per-queue
- * list until the next reap, so the caller sees the same prep / submit /
- * reap rhythm as with io_uring.
- *
- * Eventfd waits (the guest's kicks, the device's stop) are the only thing
- * that can block: submit poll(2)s their descriptors, and makes no system
- * call at all when completions are already waiting and the caller would
- * otherwise have slept.  Each queue thread owns its lists;
- * nothing is shared between queues.
+ * discards and write-zeroes are dropped.  Completions wait on the queue's
+ * done list until the next reap (the wake hook tells the engine at once),
+ * so the caller sees the same prep / reap rhythm as with io_uring, and no
+ * system call is made per request.
  */
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,16 +30,7 @@ struct null_backend {
 };
 
 struct blk_backend_queue {
-	unsigned int depth;
-	unsigned int inflight; /* prepped and not yet reported */
-	/* Finished operations in prep order: a FIFO of done_size >= depth entries. */
-	struct blk_io **done;
-	unsigned int done_size;		   /* a power of two */
-	unsigned int done_head, done_tail; /* free-running */
-	/* Eventfd waits not yet fired, and their pollfds (same index). */
-	struct blk_io **waits;
-	struct pollfd *pfds;
-	unsigned int nr_waits;
+	struct blk_queue_base base; /* first: bqueue.c casts */
 };
 
 static int null_open(const struct blk_backend_config *cfg, struct blk_backend **out, char *err,
@@ -89,43 +74,31 @@ static void null_queue_free(struct blk_backend_queue *bq)
 {
 	if (!bq)
 		return;
-	free(bq->done);
-	free(bq->waits);
-	free(bq->pfds);
+	blk_queue_base_destroy(&bq->base);
 	free(bq);
 }
 
-static int null_queue_new(struct blk_backend *be, unsigned int depth,
-			  struct blk_backend_queue **out)
+static int null_queue_attach(struct blk_backend *be, unsigned int depth, struct reactor *r,
+			     void (*wake)(void *arg), void *arg, struct blk_backend_queue **out)
 {
-	struct blk_backend_queue *bq;
+	struct blk_backend_queue *bq = calloc(1, sizeof(*bq));
+	int ret;
 
-	if (!depth || depth > 32768)
-		return -EINVAL;
-	bq = calloc(1, sizeof(*bq));
 	if (!bq)
 		return -ENOMEM;
-	bq->depth = depth;
-	/* A power of two, so the free-running FIFO indices wrap cleanly. */
-	bq->done_size = 1;
-	while (bq->done_size < depth)
-		bq->done_size <<= 1;
-	bq->done = calloc(bq->done_size, sizeof(*bq->done));
-	bq->waits = calloc(depth, sizeof(*bq->waits));
-	bq->pfds = calloc(depth, sizeof(*bq->pfds));
-	if (!bq->done || !bq->waits || !bq->pfds) {
-		null_queue_free(bq);
-		return -ENOMEM;
+	ret = blk_queue_base_init(&bq->base, depth, r, wake, arg);
+	if (ret < 0) {
+		free(bq);
+		return ret;
 	}
 	*out = bq;
 	return 0;
 }
 
-/* @io is finished: it is reported by the next reap. */
-static void null_finish(struct blk_backend_queue *bq, struct blk_io *io)
+static int null_queue_new(struct blk_backend *be, unsigned int depth,
+			  struct blk_backend_queue **out)
 {
-	/* Never overflows: at most depth are in flight, waits included. */
-	bq->done[bq->done_tail++ & (bq->done_size - 1)] = io;
+	return null_queue_attach(be, depth, NULL, NULL, NULL, out);
 }
 
 /*
@@ -147,21 +120,20 @@ static uint64_t null_rw(struct blk_io *io, bool zero)
 
 static int null_prep(struct blk_backend_queue *bq, struct blk_io *io)
 {
+	int r;
+
 	if (io->op > BLK_IO_EVENTFD)
 		return -EINVAL;
-	if (bq->inflight >= bq->depth)
-		return -EBUSY;
-	io->res = 0;
-	io->done = 0;
-	io->stage = 0;
-	bq->inflight++;
+	r = blk_queue_base_admit(&bq->base, bq, io);
+	if (r < 0)
+		return r;
 
 	switch (io->op) {
 	case BLK_IO_EVENTFD:
-		bq->waits[bq->nr_waits] = io;
-		bq->pfds[bq->nr_waits] = (struct pollfd){.fd = io->fd, .events = POLLIN};
-		bq->nr_waits++;
-		return 0;
+		r = blk_queue_base_wait_eventfd(&bq->base, io);
+		if (r < 0)
+			bq->base.inflight--;
+		return r;
 	case BLK_IO_READ:
 	case BLK_IO_WRITE:
 		io->len = null_rw(io, io->op == BLK_IO_READ);
@@ -171,76 +143,18 @@ static int null_prep(struct blk_backend_queue *bq, struct blk_io *io)
 		break;
 	}
 	io->done = io->len;
-	null_finish(bq, io);
+	blk_queue_base_finish(&bq->base, io);
 	return 0;
-}
-
-/* Move every wait whose eventfd is readable to the done list, resetting its count. */
-static void null_fire_waits(struct blk_backend_queue *bq)
-{
-	unsigned int i = 0;
-
-	while (i < bq->nr_waits) {
-		struct blk_io *io = bq->waits[i];
-		short rev = bq->pfds[i].revents;
-
-		if (!rev) {
-			i++;
-			continue;
-		}
-		if (rev & POLLIN) {
-			uint64_t v;
-
-			/* We are its only reader and poll said readable: cannot block. */
-			if (read(io->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-				io->res = -errno;
-		} else {
-			io->res = -EIO; /* POLLERR / POLLNVAL: a dead descriptor */
-		}
-		/* Unordered: the last one takes the freed place. */
-		bq->nr_waits--;
-		bq->waits[i] = bq->waits[bq->nr_waits];
-		bq->pfds[i] = bq->pfds[bq->nr_waits];
-		null_finish(bq, io);
-	}
 }
 
 static int null_submit(struct blk_backend_queue *bq, int timeout_ms)
 {
-	int r;
-
-	if (bq->done_head != bq->done_tail) {
-		/*
-		 * Completions are waiting, so no sleep.  A caller that would
-		 * have slept has nothing else to do: it reaps them and comes
-		 * back, and that call looks at the eventfds, so skipping the
-		 * system call here loses no kick.  A caller with more work
-		 * (timeout 0) still gets its look, so a stop is never starved.
-		 */
-		if (timeout_ms)
-			return 0;
-	}
-	r = poll(bq->pfds, bq->nr_waits, timeout_ms);
-	if (r < 0)
-		return -errno;
-	if (r > 0)
-		null_fire_waits(bq);
-	return 0;
+	return blk_queue_base_submit(&bq->base, timeout_ms);
 }
 
 static unsigned int null_reap(struct blk_backend_queue *bq, blk_io_done_fn done, void *arg)
 {
-	/* Only what finished before this call; what done() preps waits for the next. */
-	unsigned int end = bq->done_tail, n = 0;
-
-	while (bq->done_head != end) {
-		struct blk_io *io = bq->done[bq->done_head++ & (bq->done_size - 1)];
-
-		bq->inflight--;
-		done(io, arg);
-		n++;
-	}
-	return n;
+	return blk_queue_base_reap(&bq->base, done, arg);
 }
 
 const struct blk_backend_ops blk_backend_null_ops = {
@@ -249,6 +163,7 @@ const struct blk_backend_ops blk_backend_null_ops = {
 	.close = null_close,
 	.get_info = null_get_info,
 	.queue_new = null_queue_new,
+	.queue_attach = null_queue_attach,
 	.queue_free = null_queue_free,
 	.prep = null_prep,
 	.submit = null_submit,

@@ -73,6 +73,8 @@ struct uring_helper {
 	pthread_t thread;
 	int efd;	      /* written by the helper for each discard it finishes */
 	bool armed;	      /* queue thread: a poll on efd is in the ring */
+	struct reactor_event ev; /* that poll's completion */
+	struct blk_backend_queue *owner;
 	unsigned int busy;    /* queue thread: handed over and not taken back yet */
 	pthread_mutex_t lock; /* guards the rest */
 	pthread_cond_t cond;
@@ -82,10 +84,8 @@ struct uring_helper {
 };
 
 struct blk_backend_queue {
+	struct blk_queue_base base; /* first: bqueue.c casts */
 	struct uring_backend *ub;
-	struct io_uring ring;
-	unsigned int depth;
-	unsigned int inflight;	     /* prepped and not yet reported */
 	struct uring_helper *helper; /* a writable block device's */
 };
 
@@ -413,6 +413,7 @@ static int uring_helper_start(struct blk_backend_queue *bq)
 		return r;
 	}
 	h->todo_tail = &h->todo;
+	h->owner = bq;
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_cond_init(&h->cond, NULL);
 	bq->helper = h;
@@ -456,16 +457,10 @@ static int uring_helper_arm(struct blk_backend_queue *bq)
 
 	if (bq->helper->armed)
 		return 0;
-	sqe = io_uring_get_sqe(&bq->ring);
-	if (!sqe) {
-		io_uring_submit(&bq->ring);
-		sqe = io_uring_get_sqe(&bq->ring);
-		if (!sqe)
-			return -EBUSY;
-	}
+	sqe = reactor_sqe(bq->base.r, &bq->helper->ev);
+	if (!sqe)
+		return -EBUSY;
 	io_uring_prep_poll_add(sqe, bq->helper->efd, POLLIN);
-	/* Not a blk_io: uring_reap() knows the queue itself. */
-	io_uring_sqe_set_data(sqe, bq);
 	bq->helper->armed = true;
 	return 0;
 }
@@ -510,45 +505,48 @@ static struct blk_io *uring_helper_take(struct blk_backend_queue *bq)
 
 /* ---- queues ---------------------------------------------------------------- */
 
-static int uring_queue_new(struct blk_backend *be, unsigned int depth,
-			   struct blk_backend_queue **out)
-{
-	struct blk_backend_queue *bq;
-	int r;
-
-	if (!depth || depth > 32768)
-		return -EINVAL;
-	bq = calloc(1, sizeof(*bq));
-	if (!bq)
-		return -ENOMEM;
-	bq->ub = to_ub(be);
-	bq->depth = depth;
-	/* The CQ ring is twice the SQ ring by default: never overflows (see top). */
-	r = io_uring_queue_init(depth, &bq->ring, 0);
-	if (r < 0) {
-		free(bq);
-		return r;
-	}
-	if (bq->ub->info.blockdev && !bq->ub->info.readonly) {
-		r = uring_helper_start(bq);
-		if (r < 0) {
-			io_uring_queue_exit(&bq->ring);
-			free(bq);
-			return r;
-		}
-	}
-	*out = bq;
-	return 0;
-}
+static void uring_helper_done(struct reactor_event *ev, int res, uint32_t flags);
 
 static void uring_queue_free(struct blk_backend_queue *bq)
 {
 	if (!bq)
 		return;
 	uring_helper_stop(bq);
-	/* Closing the ring cancels what is still pending (kick polls). */
-	io_uring_queue_exit(&bq->ring);
+	blk_queue_base_destroy(&bq->base);
 	free(bq);
+}
+
+static int uring_queue_attach(struct blk_backend *be, unsigned int depth, struct reactor *r,
+			      void (*wake)(void *arg), void *arg, struct blk_backend_queue **out)
+{
+	struct blk_backend_queue *bq;
+	int ret;
+
+	bq = calloc(1, sizeof(*bq));
+	if (!bq)
+		return -ENOMEM;
+	bq->ub = to_ub(be);
+	ret = blk_queue_base_init(&bq->base, depth, r, wake, arg);
+	if (ret < 0) {
+		free(bq);
+		return ret;
+	}
+	if (bq->ub->info.blockdev && !bq->ub->info.readonly) {
+		ret = uring_helper_start(bq);
+		if (ret < 0) {
+			uring_queue_free(bq);
+			return ret;
+		}
+		bq->helper->ev.fn = uring_helper_done;
+	}
+	*out = bq;
+	return 0;
+}
+
+static int uring_queue_new(struct blk_backend *be, unsigned int depth,
+			   struct blk_backend_queue **out)
+{
+	return uring_queue_attach(be, depth, NULL, NULL, NULL, out);
 }
 
 /*
@@ -580,6 +578,8 @@ static int uring_rw_fd(const struct uring_backend *ub, uint64_t offset, const st
 	return ub->buffered_fd;
 }
 
+static void uring_cqe(struct reactor_event *ev, int res, uint32_t flags);
+
 /* Queue the next SQE for @io according to its op and stage. */
 static int uring_issue(struct blk_backend_queue *bq, struct blk_io *io)
 {
@@ -592,14 +592,11 @@ static int uring_issue(struct blk_backend_queue *bq, struct blk_io *io)
 	if (io->op == BLK_IO_DISCARD && io->stage == STAGE_FIRST && bq->helper)
 		return uring_helper_queue(bq, io);
 
-	sqe = io_uring_get_sqe(&bq->ring);
-	if (!sqe) {
-		/* Only if more than @depth are staged: a caller bug. */
-		io_uring_submit(&bq->ring);
-		sqe = io_uring_get_sqe(&bq->ring);
-		if (!sqe)
-			return -EBUSY;
-	}
+	if (io->op == BLK_IO_EVENTFD)
+		return blk_queue_base_wait_eventfd(&bq->base, io);
+	sqe = reactor_sqe(bq->base.r, &io->ev);
+	if (!sqe)
+		return -EBUSY;
 
 	switch (io->op) {
 	case BLK_IO_READ:
@@ -646,14 +643,11 @@ static int uring_issue(struct blk_backend_queue *bq, struct blk_io *io)
 			mode = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
 		io_uring_prep_fallocate(sqe, ub->fd, mode, (off_t)io->offset, (off_t)io->len);
 		break;
-	case BLK_IO_EVENTFD:
-		io_uring_prep_poll_add(sqe, io->fd, POLLIN);
-		break;
 	default:
 		io_uring_prep_nop(sqe);
 		break;
 	}
-	io_uring_sqe_set_data(sqe, io);
+	io->ev.fn = uring_cqe;
 	return 0;
 }
 
@@ -663,11 +657,9 @@ static int uring_prep(struct blk_backend_queue *bq, struct blk_io *io)
 
 	if (io->op > BLK_IO_EVENTFD)
 		return -EINVAL;
-	if (bq->inflight >= bq->depth)
-		return -EBUSY;
-	io->res = 0;
-	io->done = 0;
-	io->stage = STAGE_FIRST;
+	r = blk_queue_base_admit(&bq->base, bq, io);
+	if (r < 0)
+		return r;
 	if (io->op == BLK_IO_READ || io->op == BLK_IO_WRITE) {
 		unsigned int i;
 
@@ -676,31 +668,14 @@ static int uring_prep(struct blk_backend_queue *bq, struct blk_io *io)
 			io->len += io->iov[i].iov_len;
 	}
 	r = uring_issue(bq, io);
-	if (r == 0)
-		bq->inflight++;
+	if (r < 0)
+		bq->base.inflight--;
 	return r;
 }
 
 static int uring_submit(struct blk_backend_queue *bq, int timeout_ms)
 {
-	struct io_uring_cqe *cqe;
-	int r;
-
-	if (timeout_ms == 0) {
-		r = io_uring_submit(&bq->ring);
-	} else if (timeout_ms < 0) {
-		r = io_uring_submit_and_wait(&bq->ring, 1);
-	} else {
-		struct __kernel_timespec ts = {
-			.tv_sec = timeout_ms / 1000,
-			.tv_nsec = (long long)(timeout_ms % 1000) * 1000000,
-		};
-
-		r = io_uring_submit_and_wait_timeout(&bq->ring, &cqe, 1, &ts, NULL);
-		if (r == -ETIME)
-			r = 0;
-	}
-	return r < 0 ? r : 0;
+	return blk_queue_base_submit(&bq->base, timeout_ms);
 }
 
 /* Skip @n bytes of @io's iovec array (after a short transfer). */
@@ -715,20 +690,6 @@ static void uring_iov_advance(struct blk_io *io, uint64_t n)
 		n -= io->iov->iov_len;
 		io->iov++;
 		io->iovcnt--;
-	}
-}
-
-/* Reset an eventfd's count without ever blocking (the fd may be blocking). */
-static void uring_eventfd_drain(int fd)
-{
-	uint64_t v;
-	struct iovec iov = {&v, sizeof(v)};
-
-	if (preadv2(fd, &iov, 1, -1, RWF_NOWAIT) < 0 && errno == EOPNOTSUPP) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-
-		if (poll(&p, 1, 0) == 1 && read(fd, &v, sizeof(v)) < 0)
-			return;
 	}
 }
 
@@ -814,12 +775,6 @@ static bool uring_continue(struct blk_backend_queue *bq, struct blk_io *io, int 
 		io->res = res;
 		return false;
 
-	case BLK_IO_EVENTFD:
-		if (res >= 0)
-			uring_eventfd_drain(io->fd);
-		io->res = res < 0 ? res : 0;
-		return false;
-
 	default:
 		io->res = res;
 		return false;
@@ -833,43 +788,38 @@ reissue:
 	return true;
 }
 
-/* Step @io on with @res; report it if that finished it.  Returns whether it goes on. */
-static bool uring_finish(struct blk_backend_queue *bq, struct blk_io *io, int res,
-			 blk_io_done_fn done, void *arg)
+/* Step @io on with @res; report it if that finished it. */
+static void uring_step(struct blk_backend_queue *bq, struct blk_io *io, int res)
 {
-	if (uring_continue(bq, io, res))
-		return true;
-	bq->inflight--;
-	done(io, arg);
-	return false;
+	if (!uring_continue(bq, io, res))
+		blk_queue_base_finish(&bq->base, io);
+}
+
+static void uring_cqe(struct reactor_event *ev, int res, uint32_t flags)
+{
+	struct blk_io *io = container_of(ev, struct blk_io, ev);
+
+	uring_step(io->bq, io, res);
+}
+
+/* Discards back from the helper, io->res holding their result. */
+static void uring_helper_done(struct reactor_event *ev, int res, uint32_t flags)
+{
+	struct uring_helper *h = container_of(ev, struct uring_helper, ev);
+	struct blk_backend_queue *bq = h->owner;
+	struct blk_io *io, *next;
+
+	for (io = uring_helper_take(bq); io; io = next) {
+		next = io->next;
+		uring_step(bq, io, (int)io->res);
+	}
+	if (h->busy && uring_helper_arm(bq) < 0)
+		log_error("%s: cannot wait for discards", bq->ub->name);
 }
 
 static unsigned int uring_reap(struct blk_backend_queue *bq, blk_io_done_fn done, void *arg)
 {
-	struct io_uring_cqe *cqe;
-	unsigned int head, seen = 0, n = 0;
-
-	io_uring_for_each_cqe(&bq->ring, head, cqe)
-	{
-		struct blk_io *io = io_uring_cqe_get_data(cqe), *next;
-
-		seen++;
-		if ((void *)io == bq) {
-			/* Discards back from the helper, io->res holding their result. */
-			for (io = uring_helper_take(bq); io; io = next) {
-				next = io->next;
-				if (!uring_finish(bq, io, (int)io->res, done, arg))
-					n++;
-			}
-			if (bq->helper->busy && uring_helper_arm(bq) < 0)
-				log_error("%s: cannot wait for discards", bq->ub->name);
-			continue;
-		}
-		if (io && !uring_finish(bq, io, cqe->res, done, arg))
-			n++;
-	}
-	io_uring_cq_advance(&bq->ring, seen);
-	return n;
+	return blk_queue_base_reap(&bq->base, done, arg);
 }
 
 const struct blk_backend_ops blk_backend_uring_ops = {
@@ -878,6 +828,7 @@ const struct blk_backend_ops blk_backend_uring_ops = {
 	.close = uring_close,
 	.get_info = uring_get_info,
 	.queue_new = uring_queue_new,
+	.queue_attach = uring_queue_attach,
 	.queue_free = uring_queue_free,
 	.prep = uring_prep,
 	.submit = uring_submit,

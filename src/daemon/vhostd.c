@@ -28,9 +28,11 @@
 #include <unistd.h>
 
 #include "common/evloop.h"
+#include "common/kvopts.h"
 #include "common/log.h"
 #include "control.h"
 #include "devices/blk.h"
+#include "engine/engine.h"
 #include "rpc.h"
 
 #ifndef VHOSTD_VERSION
@@ -47,6 +49,7 @@ struct vhostd {
 	struct blk_dev **devs; /* started devices: rpc.count of them */
 	struct rpc_devices rpc;
 	const char *control_path;
+	unsigned int io_threads;
 	struct evloop *loop;
 	struct ctl_server *ctl;
 	int sig_fd;
@@ -54,7 +57,7 @@ struct vhostd {
 
 static const char usage_text[] =
 	"Usage: vhostd --blk id=NAME,path=FILE,socket=PATH[,OPTIONS] [--blk ...]\n"
-	"              [--control PATH] [--log-level LEVEL]\n"
+	"              [--io-threads N] [--control PATH] [--log-level LEVEL]\n"
 	"\n"
 	"Serve disk images to QEMU (or any vhost-user front-end) as virtio-blk\n"
 	"devices over vhost-user unix sockets.\n"
@@ -74,6 +77,10 @@ static const char usage_text[] =
 	"                       poll-us=N        spin on an idle queue before sleeping\n"
 	"                                        (0..1000 microseconds, default 50)\n"
 	"                       client=on        connect to the socket, do not listen\n"
+	"                       io-thread=K      serve every queue on I/O thread K\n"
+	"                                        (default: each on the least loaded)\n"
+	"  --io-threads N     I/O threads serving every queue of every device (default:\n"
+	"                     one per online CPU, at most 8; 0: a thread per queue)\n"
 	"  --control PATH     JSON-RPC 2.0 control socket (see vhostctl)\n"
 	"  --log-level LEVEL  error, warn, info (default) or debug\n"
 	"  -h, --help         show this help and exit\n"
@@ -84,12 +91,13 @@ static const char usage_text[] =
 
 /* --- command line --- */
 
-enum { OPT_BLK = 0x100, OPT_CONTROL, OPT_LOG_LEVEL };
+enum { OPT_BLK = 0x100, OPT_CONTROL, OPT_LOG_LEVEL, OPT_IO_THREADS };
 
 static const struct option long_options[] = {
 	{"blk", required_argument, NULL, OPT_BLK},
 	{"control", required_argument, NULL, OPT_CONTROL},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	{"io-threads", required_argument, NULL, OPT_IO_THREADS},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -142,8 +150,10 @@ static int bad_option(char **argv, int ret)
 /* 0: go on; 1: done (help, version); -1: usage error, already reported. */
 static int parse_args(struct vhostd *d, int argc, char **argv)
 {
+	unsigned long n;
 	int opt, level;
 
+	d->io_threads = eng_pool_default_threads();
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":hV", long_options, NULL)) != -1) {
 		switch (opt) {
@@ -166,6 +176,12 @@ static int parse_args(struct vhostd *d, int argc, char **argv)
 					optarg);
 			log_set_level(level);
 			break;
+		case OPT_IO_THREADS:
+			if (kv_parse_uint(optarg, 0, ENG_MAX_THREADS, &n))
+				return usage_error("--io-threads %s: 0..%d expected", optarg,
+						   ENG_MAX_THREADS);
+			d->io_threads = (unsigned int)n;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return 1;
@@ -180,6 +196,13 @@ static int parse_args(struct vhostd *d, int argc, char **argv)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	if (!d->nopts)
 		return usage_error("no device: give at least one --blk");
+	for (unsigned int i = 0; i < d->nopts; i++) {
+		int k = d->opts[i].io_thread;
+
+		if (k >= 0 && (unsigned int)k >= d->io_threads)
+			return usage_error("--blk %s: io-thread=%d, but --io-threads is %u",
+					   d->opts[i].id, k, d->io_threads);
+	}
 	return 0;
 }
 
@@ -390,6 +413,7 @@ static int devices_start(struct vhostd *d)
 static int vhostd_start(struct vhostd *d)
 {
 	char err[512];
+	int ret;
 
 	d->loop = evloop_new();
 	if (!d->loop) {
@@ -398,6 +422,11 @@ static int vhostd_start(struct vhostd *d)
 	}
 	if (signals_start(d))
 		return -1;
+	ret = eng_pool_init(d->io_threads);
+	if (ret < 0) {
+		log_error("cannot start %u I/O threads: %s", d->io_threads, strerror(-ret));
+		return -1;
+	}
 	if (d->control_path) {
 		d->ctl = ctl_server_new(d->control_path, d->loop, rpc_methods, &d->rpc, err,
 					sizeof(err));
@@ -431,6 +460,7 @@ static void vhostd_stop(struct vhostd *d)
 	ctl_server_free(d->ctl);
 	while (d->rpc.count)
 		blk_dev_free(d->devs[--d->rpc.count]);
+	eng_pool_shutdown();
 	if (d->sig_fd >= 0) {
 		evloop_del(d->loop, d->sig_fd);
 		close(d->sig_fd);

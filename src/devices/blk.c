@@ -2,23 +2,14 @@
 /*
  * blk.c - the virtio-blk device model (virtio 1.2, 5.2) over vhost-user.
  *
- * Datapath.  Each started queue has one thread and one back-end queue (an
- * io_uring).  The thread sleeps in one place, the io_uring, which watches
- * the guest's kick eventfd, a private stop eventfd and every I/O in flight.
- * Woken by a kick, it pops a burst of chains with kicks disabled, turns each
- * into one back-end operation, submits them all with one system call, and
- * reaps completions; every completion is filled into the used ring at once
- * but published with one flush and at most one interrupt per round.  Before
- * sleeping it spins a while (poll-us) on the empty ring with kicks still
- * off, so a busy driver keeps it awake without kicking, then asks for kicks
- * again and polls once more if buffers slipped in meanwhile, so no kick is
- * ever lost.
- *
- * Requests live in slots allocated when the queue starts, one per ring
- * entry plus a spare, indexed by descriptor head (kvmtool's blk.c): a chain
- * is popped into the spare, which then trades places with the idle slot of
- * its head.  A slot embeds the popped element and its iovec array (seg_max
- * + 2 entries), the back-end operation and the copied discard ranges:
+ * Datapath.  The engine (engine.h) runs each started queue on one of its
+ * I/O threads: it waits for kicks, pops chains into request slots indexed
+ * by descriptor head, and publishes completions with one flush and at most
+ * one interrupt per pass.  This file turns each chain into one back-end
+ * operation (struct blk_io) on the back-end queue that lives on the same
+ * thread's io_uring, and completes it when the back-end reports it.  A slot
+ * is a struct blk_req: the engine's head, the back-end operation and the
+ * copied discard ranges (its iovec array follows, seg_max + 2 entries):
  * nothing is allocated per request.
  *
  * Trust.  The driver is untrusted.  The ring code (virtq.h) checks chains;
@@ -39,21 +30,18 @@
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "backends/backend.h"
 #include "blk.h"
+#include "common/kvopts.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "engine/engine.h"
 #include "stats.h"
 #include "virtio_blk.h"
 
@@ -70,20 +58,13 @@
 /* Ranges per DISCARD / WRITE_ZEROES request and sectors per range. */
 #define BLK_MAX_DWZ_SEG	    16
 #define BLK_MAX_DWZ_SECTORS (1u << 22) /* 2 GiB */
-/* Chains popped before completions get a look (fairness with the reap). */
-#define BLK_BURST 64
-/* No kick eventfd (the front-end wants us to poll): look this often. */
-#define BLK_POLL_MS 1
 /*
  * Spin on an empty ring this long before sleeping (poll-us=): a little
  * more than it takes to wake an idle CPU and have the driver answer our
  * last interrupt, so a busy guest keeps us awake (QEMU's IOThreads poll
- * 32 us by default).  A spin that finds nothing backs off: the next
- * 1, 2, 4 .. BLK_SPIN_BACKOFF_MAX sleeps come without one.
+ * 32 us by default).  The engine spins per thread and backs off.
  */
-#define BLK_DEFAULT_POLL_US  50
-#define BLK_MAX_POLL_US	     1000
-#define BLK_SPIN_BACKOFF_MAX 64
+#define BLK_DEFAULT_POLL_US 50
 
 /* One copied, validated range of a DISCARD / WRITE_ZEROES request. */
 struct blk_range {
@@ -91,57 +72,30 @@ struct blk_range {
 	uint32_t num_sectors;
 };
 
-struct blk_queue;
-
-/* A request slot.  iov[] follows it (max_iov entries). */
+/* A request slot (engine.h); its iovec array follows it. */
 struct blk_req {
-	struct virtq_elem elem; /* the popped chain; elem.iov = iov */
-	struct blk_io io;	/* the back-end operation */
-	uint8_t *status;	/* the status byte: last writable byte */
-	uint32_t type;		/* copied from the header */
-	uint32_t used_len;	/* bytes written to writable buffers on success */
-	uint64_t sectors;	/* for the statistics */
+	struct eng_req base;
+	struct blk_io io;  /* the back-end operation */
+	uint8_t *status;   /* the status byte: last writable byte */
+	uint32_t type;	   /* copied from the header */
+	uint32_t used_len; /* bytes written to writable buffers on success */
+	uint64_t sectors;  /* for the statistics */
 	uint64_t start_ns;
 	int8_t stat_dir; /* enum blk_stat_dir, or -1: not counted */
-	bool busy;
 	uint8_t nr_ranges;
 	uint8_t cur_range;
 	struct blk_range ranges[BLK_MAX_DWZ_SEG];
-	struct iovec iov[];
 };
 
 struct blk_queue {
 	struct blk_dev *dev;
 	unsigned int index;
 	char name[48]; /* "id:qN" for log lines */
-
-	/* Valid while started; touched only by the queue thread in between. */
-	struct vu_queue *q;
-	struct virtq *vq;
+	/* While started; touched only by the queue's I/O thread in between. */
+	struct eng_queue *eq;
 	struct blk_backend_queue *bbq;
-	pthread_t thread;
-	bool running;
-	int stop_fd;
-	struct blk_io kick_io; /* waits on q->kick_fd */
-	struct blk_io stop_io; /* waits on stop_fd */
-	void *slot_mem;
-	size_t slot_stride;
-	struct blk_req **by_head; /* num entries: the slot of each head */
-	struct blk_req *spare;	  /* the next chain is popped into this */
-	unsigned int num;
-	unsigned int max_iov;
-	unsigned int inflight;	   /* requests handed to the back-end */
-	unsigned int nr_filled;	   /* filled since the last flush */
-	bool kick_pending;	   /* the ring may hold work */
-	bool notify_off;	   /* kicks disabled (we are polling) */
-	bool ring_idle;		   /* found empty; kicks still off until we sleep */
-	uint64_t spin_ns;	   /* poll-us, in ns; 0: never spin */
-	unsigned int spin_skip;	   /* sleeps left before the next spin */
-	unsigned int spin_backoff; /* skip after the next failed spin */
-	bool stopping;
-	bool halted; /* hostile input: pop no more */
+	unsigned int num; /* ring size while started */
 	bool io_error_logged;
-	uint64_t now_ns; /* clock at the start of this round */
 };
 
 struct blk_dev {
@@ -163,98 +117,6 @@ struct blk_dev {
 
 /* ---- options ------------------------------------------------------------- */
 
-static int opt_err(char *err, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int opt_err(char *err, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	errbuf_vprintf(err, len, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
-static int parse_bool(const char *v, bool *out)
-{
-	if (!strcmp(v, "on") || !strcmp(v, "yes") || !strcmp(v, "true")) {
-		*out = true;
-		return 0;
-	}
-	if (!strcmp(v, "off") || !strcmp(v, "no") || !strcmp(v, "false")) {
-		*out = false;
-		return 0;
-	}
-	return -EINVAL;
-}
-
-/* Decimal only, no sign, no junk, within [min, max]. */
-static int parse_uint(const char *v, unsigned long min, unsigned long max, unsigned long *out)
-{
-	unsigned long n = 0;
-
-	if (!*v)
-		return -EINVAL;
-	for (; *v; v++) {
-		if (*v < '0' || *v > '9')
-			return -EINVAL;
-		if (n > (max - (unsigned long)(*v - '0')) / 10)
-			return -ERANGE;
-		n = n * 10 + (unsigned long)(*v - '0');
-	}
-	if (n < min)
-		return -ERANGE;
-	*out = n;
-	return 0;
-}
-
-/* "1073741824", "1G", "512k": bytes with an optional binary suffix. */
-static int parse_bytes(const char *v, uint64_t *out)
-{
-	static const char suffixes[] = "kmgt";
-	char num[24];
-	unsigned int shift = 0;
-	unsigned long n;
-	size_t len = strlen(v);
-	const char *sfx;
-
-	if (!len || len >= sizeof(num))
-		return -EINVAL;
-	memcpy(num, v, len + 1);
-	sfx = strchr(suffixes, num[len - 1] | 0x20);
-	if (sfx) {
-		shift = 10 * (unsigned int)(sfx - suffixes + 1);
-		num[len - 1] = '\0';
-	}
-	if (parse_uint(num, 1, ULONG_MAX >> shift, &n))
-		return -EINVAL;
-	*out = (uint64_t)n << shift;
-	return 0;
-}
-
-/* The id names the disk in diskstats lines, logs and thread names. */
-static bool valid_id(const char *s)
-{
-	if (!*s)
-		return false;
-	for (; *s; s++) {
-		if (!(*s >= 'a' && *s <= 'z') && !(*s >= 'A' && *s <= 'Z') &&
-		    !(*s >= '0' && *s <= '9') && *s != '_' && *s != '-' && *s != '.')
-			return false;
-	}
-	return true;
-}
-
-static bool printable(const char *s)
-{
-	for (; *s; s++) {
-		if (*s < 0x20 || *s > 0x7e)
-			return false;
-	}
-	return true;
-}
-
 enum {
 	OPT_ID = 1 << 0,
 	OPT_PATH = 1 << 1,
@@ -268,12 +130,10 @@ enum {
 	OPT_BACKEND = 1 << 9,
 	OPT_SIZE = 1 << 10,
 	OPT_POLL_US = 1 << 11,
+	OPT_IO_THREAD = 1 << 12,
 };
 
-static const struct {
-	const char *key;
-	unsigned int bit;
-} blk_keys[] = {
+static const struct kv_key blk_keys[] = {
 	{"id", OPT_ID},
 	{"path", OPT_PATH},
 	{"socket", OPT_SOCKET},
@@ -286,67 +146,58 @@ static const struct {
 	{"backend", OPT_BACKEND},
 	{"size", OPT_SIZE},
 	{"poll-us", OPT_POLL_US},
+	{"io-thread", OPT_IO_THREAD},
 };
 
-/* Copy @v (at most @size - 1 bytes) into @dst; -EINVAL if empty or too long. */
-static int opt_str(char *dst, size_t size, const char *v)
+static int blk_option_set(void *ctx, unsigned int bit, const char *key, const char *v, char *err,
+			  size_t err_len)
 {
-	size_t n = strlen(v);
-
-	if (!n || n >= size)
-		return -EINVAL;
-	memcpy(dst, v, n + 1);
-	return 0;
-}
-
-static int blk_option_set(struct blk_options *o, unsigned int bit, const char *key, const char *v,
-			  char *err, size_t err_len)
-{
+	struct blk_options *o = ctx;
 	unsigned long n;
 	int r;
 
 	switch (bit) {
 	case OPT_ID:
-		if (opt_str(o->id, sizeof(o->id), v) || !valid_id(o->id))
-			return opt_err(err, err_len,
-				       "id: 1..%zu characters of [A-Za-z0-9_.-] expected",
-				       sizeof(o->id) - 1);
+		if (kv_str(o->id, sizeof(o->id), v) || !kv_valid_id(o->id))
+			return kv_err(err, err_len,
+				      "id: 1..%zu characters of [A-Za-z0-9_.-] expected",
+				      sizeof(o->id) - 1);
 		return 0;
 	case OPT_PATH:
-		if (opt_str(o->path, sizeof(o->path), v))
-			return opt_err(err, err_len, "path: empty or longer than %zu bytes",
-				       sizeof(o->path) - 1);
+		if (kv_str(o->path, sizeof(o->path), v))
+			return kv_err(err, err_len, "path: empty or longer than %zu bytes",
+				      sizeof(o->path) - 1);
 		return 0;
 	case OPT_SOCKET:
-		if (opt_str(o->socket, sizeof(o->socket), v))
-			return opt_err(err, err_len,
-				       "socket: empty or longer than %zu bytes (sun_path)",
-				       sizeof(o->socket) - 1);
+		if (kv_str(o->socket, sizeof(o->socket), v))
+			return kv_err(err, err_len,
+				      "socket: empty or longer than %zu bytes (sun_path)",
+				      sizeof(o->socket) - 1);
 		return 0;
 	case OPT_SERIAL:
-		if (opt_str(o->serial, sizeof(o->serial), v) || !printable(o->serial))
-			return opt_err(err, err_len, "serial: 1..%d printable ASCII characters",
-				       VIRTIO_BLK_ID_BYTES);
+		if (kv_str(o->serial, sizeof(o->serial), v) || !kv_printable(o->serial))
+			return kv_err(err, err_len, "serial: 1..%d printable ASCII characters",
+				      VIRTIO_BLK_ID_BYTES);
 		return 0;
 	case OPT_READONLY:
 	case OPT_CLIENT:
-		if (parse_bool(v, bit == OPT_READONLY ? &o->readonly : &o->client))
-			return opt_err(err, err_len, "%s: on or off expected, not '%s'", key, v);
+		if (kv_parse_bool(v, bit == OPT_READONLY ? &o->readonly : &o->client))
+			return kv_err(err, err_len, "%s: on or off expected, not '%s'", key, v);
 		return 0;
 	case OPT_NUM_QUEUES:
-		r = parse_uint(v, 1, VU_MAX_QUEUES, &n);
+		r = kv_parse_uint(v, 1, VU_MAX_QUEUES, &n);
 		if (r)
-			return opt_err(err, err_len, "num-queues: 1..%d expected, not '%s'",
-				       VU_MAX_QUEUES, v);
+			return kv_err(err, err_len, "num-queues: 1..%d expected, not '%s'",
+				      VU_MAX_QUEUES, v);
 		o->num_queues = (unsigned int)n;
 		return 0;
 	case OPT_QUEUE_SIZE:
 		/* Split rings need a power of two (2.7). */
-		r = parse_uint(v, BLK_MIN_QUEUE_SIZE, BLK_MAX_QUEUE_SIZE, &n);
+		r = kv_parse_uint(v, BLK_MIN_QUEUE_SIZE, BLK_MAX_QUEUE_SIZE, &n);
 		if (r || (n & (n - 1)))
-			return opt_err(err, err_len,
-				       "queue-size: a power of two in %d..%d expected, not '%s'",
-				       BLK_MIN_QUEUE_SIZE, BLK_MAX_QUEUE_SIZE, v);
+			return kv_err(err, err_len,
+				      "queue-size: a power of two in %d..%d expected, not '%s'",
+				      BLK_MIN_QUEUE_SIZE, BLK_MAX_QUEUE_SIZE, v);
 		o->queue_size = (uint16_t)n;
 		return 0;
 	case OPT_BACKEND:
@@ -355,21 +206,28 @@ static int blk_option_set(struct blk_options *o, unsigned int bit, const char *k
 		else if (!strcmp(v, "null"))
 			o->backend = BLK_BACKEND_NULL;
 		else
-			return opt_err(err, err_len, "backend: file or null expected, not '%s'", v);
+			return kv_err(err, err_len, "backend: file or null expected, not '%s'", v);
 		return 0;
 	case OPT_SIZE:
-		if (parse_bytes(v, &o->size) || o->size % VIRTIO_BLK_SECTOR_SIZE)
-			return opt_err(err, err_len,
-				       "size: a multiple of 512 bytes (k/m/g/t suffix) expected, "
-				       "not '%s'",
-				       v);
+		if (kv_parse_bytes(v, &o->size) || o->size % VIRTIO_BLK_SECTOR_SIZE)
+			return kv_err(err, err_len,
+				      "size: a multiple of 512 bytes (k/m/g/t suffix) expected, "
+				      "not '%s'",
+				      v);
 		return 0;
 	case OPT_POLL_US:
-		r = parse_uint(v, 0, BLK_MAX_POLL_US, &n);
+		r = kv_parse_uint(v, 0, ENG_MAX_POLL_US, &n);
 		if (r)
-			return opt_err(err, err_len, "poll-us: 0..%d expected, not '%s'",
-				       BLK_MAX_POLL_US, v);
+			return kv_err(err, err_len, "poll-us: 0..%d expected, not '%s'",
+				      ENG_MAX_POLL_US, v);
 		o->poll_us = (unsigned int)n;
+		return 0;
+	case OPT_IO_THREAD:
+		r = kv_parse_uint(v, 0, ENG_MAX_THREADS - 1, &n);
+		if (r)
+			return kv_err(err, err_len, "io-thread: 0..%d expected, not '%s'",
+				      ENG_MAX_THREADS - 1, v);
+		o->io_thread = (int)n;
 		return 0;
 	case OPT_CACHE:
 		if (!strcmp(v, "none"))
@@ -377,23 +235,16 @@ static int blk_option_set(struct blk_options *o, unsigned int bit, const char *k
 		else if (!strcmp(v, "writeback"))
 			o->cache = BLK_CACHE_WRITEBACK;
 		else
-			return opt_err(err, err_len, "cache: none or writeback expected, not '%s'",
-				       v);
+			return kv_err(err, err_len, "cache: none or writeback expected, not '%s'",
+				      v);
 		return 0;
 	}
 	return -EINVAL;
 }
 
-/*
- * Split "key=value,key=value".  As in QEMU, ",," inside a value stands for
- * a literal comma (paths may contain commas).
- */
 int blk_options_parse(const char *str, struct blk_options *opts, char *err, size_t err_len)
 {
-	char key[32], val[4096];
-	unsigned int seen = 0;
-	const char *p = str;
-	size_t i;
+	unsigned int seen;
 	int r;
 
 	memset(opts, 0, sizeof(*opts));
@@ -401,70 +252,28 @@ int blk_options_parse(const char *str, struct blk_options *opts, char *err, size
 	opts->queue_size = BLK_DEFAULT_QUEUE_SIZE;
 	opts->cache = BLK_CACHE_WRITEBACK;
 	opts->poll_us = BLK_DEFAULT_POLL_US;
-	if (err && err_len)
-		err[0] = '\0';
-	if (!str || !*str)
-		return opt_err(err, err_len, "empty option string");
-
-	while (*p) {
-		unsigned int bit = 0;
-		size_t klen = 0, vlen = 0;
-
-		while (*p && *p != '=' && *p != ',') {
-			if (klen + 1 >= sizeof(key))
-				return opt_err(err, err_len, "option name too long");
-			key[klen++] = *p++;
-		}
-		key[klen] = '\0';
-		if (*p != '=')
-			return opt_err(err, err_len, "'%s': key=value expected", key);
-		p++;
-		for (;;) {
-			if (*p == ',' && p[1] == ',') {
-				p++;
-			} else if (*p == ',' || !*p) {
-				break;
-			}
-			if (vlen + 1 >= sizeof(val))
-				return opt_err(err, err_len, "%s: value too long", key);
-			val[vlen++] = *p++;
-		}
-		val[vlen] = '\0';
-		if (*p == ',' && !*++p)
-			return opt_err(err, err_len, "trailing comma");
-
-		for (i = 0; i < ARRAY_SIZE(blk_keys); i++) {
-			if (!strcmp(key, blk_keys[i].key))
-				bit = blk_keys[i].bit;
-		}
-		if (!bit)
-			return opt_err(err, err_len, "unknown option '%s'", key);
-		if (seen & bit)
-			return opt_err(err, err_len, "option '%s' given twice", key);
-		seen |= bit;
-		if (!vlen)
-			return opt_err(err, err_len, "%s: empty value", key);
-		r = blk_option_set(opts, bit, key, val, err, err_len);
-		if (r)
-			return r;
-	}
+	opts->io_thread = -1;
+	r = kv_parse(str, blk_keys, ARRAY_SIZE(blk_keys), blk_option_set, opts, &seen, err,
+		     err_len);
+	if (r)
+		return r;
 
 	if (!(seen & OPT_ID))
-		return opt_err(err, err_len, "id= is required");
+		return kv_err(err, err_len, "id= is required");
 	if (opts->backend == BLK_BACKEND_NULL) {
 		if (seen & OPT_PATH)
-			return opt_err(err, err_len, "path= is not for backend=null (no image)");
+			return kv_err(err, err_len, "path= is not for backend=null (no image)");
 		if (!(seen & OPT_SIZE))
-			return opt_err(err, err_len, "backend=null needs size=");
+			return kv_err(err, err_len, "backend=null needs size=");
 	} else {
 		if (!(seen & OPT_PATH))
-			return opt_err(err, err_len, "path= is required");
+			return kv_err(err, err_len, "path= is required");
 		if (seen & OPT_SIZE)
-			return opt_err(err, err_len,
-				       "size= is only for backend=null (an image has its own)");
+			return kv_err(err, err_len,
+				      "size= is only for backend=null (an image has its own)");
 	}
 	if (!(seen & OPT_SOCKET))
-		return opt_err(err, err_len, "socket= is required");
+		return kv_err(err, err_len, "socket= is required");
 	/* GET_ID answers with the id when no serial was given. */
 	if (!(seen & OPT_SERIAL))
 		snprintf(opts->serial, sizeof(opts->serial), "%.*s", VIRTIO_BLK_ID_BYTES, opts->id);
@@ -478,8 +287,8 @@ static void blk_stats_start(struct blk_queue *bq, struct blk_req *req, enum blk_
 {
 	req->stat_dir = (int8_t)dir;
 	req->sectors = sectors;
-	req->start_ns = bq->now_ns;
-	blk_stats_io_start(&bq->dev->stats, bq->index, bq->now_ns);
+	req->start_ns = eng_queue_now_ns(bq->eq);
+	blk_stats_io_start(&bq->dev->stats, bq->index, req->start_ns);
 }
 
 static void blk_stats_done(struct blk_queue *bq, struct blk_req *req, bool ok)
@@ -487,7 +296,7 @@ static void blk_stats_done(struct blk_queue *bq, struct blk_req *req, bool ok)
 	if (req->stat_dir < 0)
 		return;
 	blk_stats_io_done(&bq->dev->stats, bq->index, (enum blk_stat_dir)req->stat_dir,
-			  req->sectors, ok, req->start_ns, bq->now_ns);
+			  req->sectors, ok, req->start_ns, eng_queue_now_ns(bq->eq));
 	req->stat_dir = -1;
 }
 
@@ -501,22 +310,6 @@ void blk_dev_get_stats(struct blk_dev *dev, struct blk_stats *st)
 static bool blk_has_feature(const struct blk_dev *dev, unsigned int bit)
 {
 	return atomic_load_explicit(&dev->features, memory_order_relaxed) & (1ull << bit);
-}
-
-/*
- * Stop serving this queue: the driver broke the rules in a way no status
- * byte can answer.  One log line; the back-end sets NEEDS_RESET, stops the
- * queue from its own thread and tells the front-end.
- */
-static void blk_queue_halt(struct blk_queue *bq, const char *why)
-{
-	char msg[160];
-
-	if (bq->halted)
-		return;
-	bq->halted = true;
-	snprintf(msg, sizeof(msg), "%s: %s", bq->name, why);
-	vu_dev_set_broken(bq->dev->vu, msg);
 }
 
 /*
@@ -563,9 +356,7 @@ static void blk_req_complete(struct blk_queue *bq, struct blk_req *req, uint8_t 
 {
 	/* A plain store to guest memory; virtq_flush() orders it before used->idx. */
 	*req->status = status;
-	virtq_fill(bq->vq, &req->elem, status == VIRTIO_BLK_S_OK ? req->used_len : 1);
-	req->busy = false;
-	bq->nr_filled++;
+	eng_req_complete(bq->eq, &req->base, status == VIRTIO_BLK_S_OK ? req->used_len : 1);
 }
 
 /* Returned by the request handlers when the back-end has the request. */
@@ -581,7 +372,6 @@ static int blk_req_submit(struct blk_queue *bq, struct blk_req *req)
 		blk_stats_done(bq, req, false);
 		return VIRTIO_BLK_S_IOERR;
 	}
-	bq->inflight++;
 	return BLK_REQ_QUEUED;
 }
 
@@ -726,7 +516,7 @@ static int blk_req_dispatch(struct blk_queue *bq, struct blk_req *req, uint64_t 
 			    struct iovec *out_iov, unsigned int out_cnt, struct iovec *in_iov,
 			    unsigned int in_cnt)
 {
-	const struct virtq_elem *e = &req->elem;
+	const struct virtq_elem *e = &req->base.elem;
 	size_t out_data = e->out_len - sizeof(struct virtio_blk_outhdr);
 	size_t in_data = e->in_len - 1u;
 
@@ -748,10 +538,12 @@ static int blk_req_dispatch(struct blk_queue *bq, struct blk_req *req, uint64_t 
 	}
 }
 
-/* A freshly popped chain: copy the header, check it, dispatch. */
-static void blk_req_start(struct blk_queue *bq, struct blk_req *req)
+/* A freshly popped chain (engine.h start()): copy the header, check it, dispatch. */
+static void blk_req_start(struct eng_queue *eq, struct eng_req *base)
 {
-	struct virtq_elem *e = &req->elem;
+	struct blk_queue *bq = eng_queue_priv(eq);
+	struct blk_req *req = container_of(base, struct blk_req, base);
+	struct virtq_elem *e = &base->elem;
 	struct virtio_blk_outhdr hdr;
 	struct iovec *in_iov = e->iov + e->out_num;
 	unsigned int in_cnt = e->in_num;
@@ -761,7 +553,6 @@ static void blk_req_start(struct blk_queue *bq, struct blk_req *req)
 
 	req->stat_dir = -1;
 	req->used_len = 1;
-	req->busy = true;
 
 	/*
 	 * No room for the header or no status byte: there is nothing to
@@ -772,11 +563,9 @@ static void blk_req_start(struct blk_queue *bq, struct blk_req *req)
 
 		snprintf(why, sizeof(why), "request %u has %u readable / %u writable bytes", e->id,
 			 e->out_len, e->in_len);
-		blk_queue_halt(bq, why);
+		eng_queue_halt(eq, why);
 		/* Still filled once (virtq.h), so its map reference is dropped. */
-		virtq_fill(bq->vq, &req->elem, 0);
-		req->busy = false;
-		bq->nr_filled++;
+		eng_req_complete(eq, base, 0);
 		return;
 	}
 
@@ -801,12 +590,10 @@ static void blk_req_io_done(struct blk_queue *bq, struct blk_req *req)
 		uint8_t flags = req->io.flags;
 
 		blk_req_dwz_range(req, ++req->cur_range, flags);
-		bq->inflight--;
 		if (blk_req_submit(bq, req) != BLK_REQ_QUEUED)
 			blk_req_complete(bq, req, VIRTIO_BLK_S_IOERR);
 		return;
 	}
-	bq->inflight--;
 	if (res < 0 && !bq->io_error_logged) {
 		bq->io_error_logged = true;
 		log_warn("%s: request type %u failed: %s (further errors on this queue are not "
@@ -817,290 +604,51 @@ static void blk_req_io_done(struct blk_queue *bq, struct blk_req *req)
 	blk_req_complete(bq, req, res < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
 }
 
-/* ---- the queue thread ---------------------------------------------------- */
-
-static struct blk_req *blk_slot(struct blk_queue *bq, unsigned int i)
-{
-	return (struct blk_req *)((char *)bq->slot_mem + (size_t)i * bq->slot_stride);
-}
-
-static void blk_queue_arm(struct blk_queue *bq, struct blk_io *io)
-{
-	int r = bq->dev->bops->prep(bq->bbq, io);
-
-	if (r < 0)
-		log_error("%s: cannot wait on fd %d: %s", bq->name, io->fd, strerror(-r));
-}
-
-/* Pop one chain and start it.  1 popped, 0 ring empty, -EIO queue halted. */
-static int blk_queue_pop_one(struct blk_queue *bq)
-{
-	struct blk_req *req = bq->spare, *idle;
-	int r;
-
-	virtq_elem_init(&req->elem, req->iov, bq->max_iov);
-	r = virtq_pop(bq->vq, &req->elem);
-	if (r <= 0) {
-		if (r < 0)
-			blk_queue_halt(bq, virtq_strerror(bq->vq->error));
-		return r;
-	}
-	/* The ring code refuses both; checked again since a slot is at stake. */
-	idle = req->elem.id < bq->num ? bq->by_head[req->elem.id] : NULL;
-	if (!idle || idle->busy) {
-		blk_queue_halt(bq, "descriptor head out of range or already in flight");
-		virtq_fill(bq->vq, &req->elem, 0);
-		bq->nr_filled++;
-		return -EIO;
-	}
-	bq->by_head[req->elem.id] = req;
-	bq->spare = idle;
-	blk_req_start(bq, req);
-	return 1;
-}
-
-/*
- * Pop up to BLK_BURST chains with kicks off.  When the ring runs dry, ask
- * for kicks again; if buffers arrived meanwhile, keep going (no lost kick).
- */
-static void blk_queue_pop_burst(struct blk_queue *bq)
-{
-	unsigned int n = 0;
-
-	if (!bq->notify_off) {
-		virtq_disable_notify(bq->vq);
-		bq->notify_off = true;
-	}
-	bq->now_ns = blk_stats_now_ns();
-	while (n < BLK_BURST) {
-		int r = blk_queue_pop_one(bq);
-
-		if (r < 0)
-			return;
-		if (r > 0) {
-			n++;
-			continue;
-		}
-		if (bq->spin_ns) {
-			/* The sleep path spins, then asks for kicks (blk_queue_idle). */
-			bq->ring_idle = true;
-			bq->kick_pending = false;
-			return;
-		}
-		bq->notify_off = false;
-		if (!virtq_enable_notify(bq->vq)) {
-			bq->kick_pending = false;
-			return;
-		}
-		virtq_disable_notify(bq->vq);
-		bq->notify_off = true;
-	}
-	/* Budget spent: kick_pending stays set, we come back after the reap. */
-}
-
-/* One flush and at most one interrupt for everything completed this round. */
-static void blk_queue_publish(struct blk_queue *bq)
-{
-	if (!bq->nr_filled)
-		return;
-	virtq_flush(bq->vq);
-	vu_queue_notify(bq->q);
-	bq->nr_filled = 0;
-}
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#endif
-}
-
-/*
- * Spin until the driver adds a buffer or spin_ns pass.  True if it did,
- * or if its avail index broke the queue meanwhile: the next pop then
- * fails and marks the device broken, rather than sleeping on a dead queue.
- */
-static bool blk_queue_spin(struct blk_queue *bq)
-{
-	uint64_t start = blk_stats_now_ns();
-
-	do {
-		for (unsigned int i = 0; i < 16; i++) {
-			if (!virtq_avail_empty(bq->vq) || bq->vq->broken)
-				return true;
-			cpu_relax();
-		}
-	} while (blk_stats_now_ns() - start < bq->spin_ns);
-	return false;
-}
-
-/*
- * About to sleep with the ring found empty and kicks still off: spin a
- * while first if it has paid off lately, then ask for kicks again and
- * look once more (no lost kick).  True if there is work after all.
- * While we spin the driver does not kick: it does not need to, we see
- * its buffers anyway.
- */
-static bool blk_queue_idle(struct blk_queue *bq)
-{
-	bq->ring_idle = false;
-	if (!bq->inflight && !bq->stopping && !bq->halted) {
-		if (bq->spin_skip) {
-			bq->spin_skip--;
-		} else if (blk_queue_spin(bq)) {
-			bq->spin_backoff = 0;
-			return true;
-		} else {
-			bq->spin_backoff = bq->spin_backoff ? bq->spin_backoff * 2 : 1;
-			if (bq->spin_backoff > BLK_SPIN_BACKOFF_MAX)
-				bq->spin_backoff = BLK_SPIN_BACKOFF_MAX;
-			bq->spin_skip = bq->spin_backoff;
-		}
-	}
-	bq->notify_off = false;
-	if (!virtq_enable_notify(bq->vq))
-		return false;
-	virtq_disable_notify(bq->vq);
-	bq->notify_off = true;
-	return true;
-}
+/* ---- the queue on its I/O thread (engine.h) ---------------------------------- */
 
 static void blk_io_done(struct blk_io *io, void *arg)
 {
-	struct blk_queue *bq = arg;
-
-	if (io == &bq->kick_io) {
-		if (io->res < 0) {
-			log_error("%s: waiting for kicks failed: %s", bq->name,
-				  strerror((int)-io->res));
-			return;
-		}
-		bq->kick_pending = true;
-		if (!bq->stopping)
-			blk_queue_arm(bq, &bq->kick_io);
-		return;
-	}
-	if (io == &bq->stop_io) {
-		bq->stopping = true;
-		return;
-	}
-	blk_req_io_done(bq, container_of(io, struct blk_req, io));
+	blk_req_io_done(arg, container_of(io, struct blk_req, io));
 }
 
-static void *blk_queue_thread(void *arg)
+static void blk_queue_reap(struct eng_queue *eq)
 {
-	struct blk_queue *bq = arg;
-	const struct blk_backend_ops *bops = bq->dev->bops;
-	bool polling = bq->q->kick_fd < 0;
-	bool submit_err_logged = false;
-	sigset_t all;
+	struct blk_queue *bq = eng_queue_priv(eq);
 
-	/* Signals belong to the daemon's main thread. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
-
-	blk_queue_arm(bq, &bq->stop_io);
-	if (!polling)
-		blk_queue_arm(bq, &bq->kick_io);
-	/* Serve whatever the driver queued before we started. */
-	bq->kick_pending = true;
-
-	for (;;) {
-		bool more;
-		int timeout, r;
-
-		if (bq->kick_pending && !bq->stopping && !bq->halted)
-			blk_queue_pop_burst(bq);
-		if (bq->stopping && !bq->inflight)
-			break;
-
-		more = bq->nr_filled || (bq->kick_pending && !bq->stopping && !bq->halted);
-		timeout = more ? 0 : (polling && !bq->stopping && !bq->halted ? BLK_POLL_MS : -1);
-		if (timeout < 0 && bq->ring_idle) {
-			/* What is done already (no system call) goes out before we idle. */
-			if (bq->inflight) {
-				bq->now_ns = blk_stats_now_ns();
-				bops->reap(bq->bbq, blk_io_done, bq);
-				blk_queue_publish(bq);
-			}
-			if (blk_queue_idle(bq)) {
-				bq->kick_pending = true;
-				timeout = 0;
-			}
-		}
-		r = bops->submit(bq->bbq, timeout);
-		if (r < 0 && r != -EINTR && !submit_err_logged) {
-			submit_err_logged = true;
-			log_error("%s: io_uring submit: %s", bq->name, strerror(-r));
-		}
-		bq->now_ns = blk_stats_now_ns();
-		bops->reap(bq->bbq, blk_io_done, bq);
-		if (polling)
-			bq->kick_pending = true;
-		blk_queue_publish(bq);
-	}
-	blk_queue_publish(bq);
-	/* Leave the ring asking for kicks, as a fresh queue does. */
-	if (bq->notify_off && !bq->halted)
-		virtq_enable_notify(bq->vq);
-	return NULL;
+	bq->dev->bops->reap(bq->bbq, blk_io_done, bq);
 }
 
-static void blk_queue_release(struct blk_queue *bq)
+static void blk_queue_wake(void *arg)
 {
-	if (bq->bbq)
-		bq->dev->bops->queue_free(bq->bbq);
-	bq->bbq = NULL;
-	if (bq->stop_fd >= 0)
-		close(bq->stop_fd);
-	bq->stop_fd = -1;
-	free(bq->by_head);
-	bq->by_head = NULL;
-	free(bq->slot_mem);
-	bq->slot_mem = NULL;
+	eng_queue_wake(arg);
 }
 
-static int blk_queue_setup(struct blk_queue *bq, struct vu_queue *q)
+static int blk_queue_attach(struct eng_queue *eq, struct reactor *r)
 {
+	struct blk_queue *bq = eng_queue_priv(eq);
 	struct blk_dev *dev = bq->dev;
-	unsigned int num = q->vq.num;
-	int r;
 
-	bq->q = q;
-	bq->vq = &q->vq;
-	bq->num = num;
-	bq->max_iov = dev->seg_max + 2;
-	bq->slot_stride = sizeof(struct blk_req) + bq->max_iov * sizeof(struct iovec);
-	bq->slot_stride = (bq->slot_stride + 63) & ~(size_t)63;
-	bq->stop_fd = -1;
-	bq->slot_mem = calloc(num + 1, bq->slot_stride);
-	bq->by_head = calloc(num, sizeof(*bq->by_head));
-	if (!bq->slot_mem || !bq->by_head)
-		return -ENOMEM;
-	for (unsigned int i = 0; i < num; i++)
-		bq->by_head[i] = blk_slot(bq, i);
-	bq->spare = blk_slot(bq, num);
-
-	/* Every ring entry in flight at once, plus the kick and stop waits. */
-	r = dev->bops->queue_new(dev->be, num + 2, &bq->bbq);
-	if (r < 0)
-		return r;
-	bq->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (bq->stop_fd < 0)
-		return -errno;
-	bq->kick_io = (struct blk_io){.op = BLK_IO_EVENTFD, .fd = q->kick_fd};
-	bq->stop_io = (struct blk_io){.op = BLK_IO_EVENTFD, .fd = bq->stop_fd};
-	bq->inflight = bq->nr_filled = 0;
-	bq->kick_pending = bq->notify_off = bq->stopping = bq->halted = false;
-	bq->ring_idle = false;
-	/* Polled queues (no kick eventfd) never sleep long anyway. */
-	bq->spin_ns = q->kick_fd < 0 ? 0 : (uint64_t)dev->opts.poll_us * 1000;
-	bq->spin_skip = bq->spin_backoff = 0;
+	bq->eq = eq;
 	bq->io_error_logged = false;
-	return 0;
+	/* Every ring entry in flight at once. */
+	return dev->bops->queue_attach(dev->be, bq->num, r, blk_queue_wake, eq, &bq->bbq);
 }
+
+static void blk_queue_detach(struct eng_queue *eq)
+{
+	struct blk_queue *bq = eng_queue_priv(eq);
+
+	bq->dev->bops->queue_free(bq->bbq);
+	bq->bbq = NULL;
+}
+
+static const struct eng_queue_ops blk_queue_ops = {
+	.req_size = sizeof(struct blk_req),
+	.attach = blk_queue_attach,
+	.detach = blk_queue_detach,
+	.start = blk_req_start,
+	.reap = blk_queue_reap,
+};
 
 /* ---- vhost-user device ops --------------------------------------------------- */
 
@@ -1212,39 +760,39 @@ static int blk_set_config(void *opaque, const uint8_t *buf, uint32_t offset, uin
 static int blk_start_queue(void *opaque, struct vu_queue *q)
 {
 	struct blk_dev *dev = opaque;
+	struct eng_queue_config cfg;
 	struct blk_queue *bq;
-	char tname[16];
 	int r;
 
 	if (q->index >= dev->opts.num_queues)
 		return -EINVAL;
 	bq = &dev->queues[q->index];
-	if (bq->running)
+	if (bq->eq)
 		return -EBUSY;
-	r = blk_queue_setup(bq, q);
-	if (r < 0)
-		goto fail;
+	bq->num = q->vq.num;
+	cfg = (struct eng_queue_config){
+		.name = bq->name,
+		.max_iov = dev->seg_max + 2,
+		.poll_us = dev->opts.poll_us,
+		.io_thread = dev->opts.io_thread,
+		.priv = bq,
+	};
+	r = eng_queue_start(q, &blk_queue_ops, &cfg, &bq->eq);
+	if (r < 0) {
+		bq->eq = NULL;
+		log_error("%s: cannot start: %s", bq->name, strerror(-r));
+		return r;
+	}
 	q->priv = bq;
-	r = -pthread_create(&bq->thread, NULL, blk_queue_thread, bq);
-	if (r < 0)
-		goto fail;
-	snprintf(tname, sizeof(tname), "blk-%.7s-q%u", dev->opts.id, q->index);
-	pthread_setname_np(bq->thread, tname);
-	bq->running = true;
-	log_debug("%s: started (%u entries, %s ring)", bq->name, bq->num,
-		  blk_has_feature(dev, VIRTIO_F_RING_PACKED) ? "packed" : "split");
+	log_debug("%s: started (%u entries, %s ring, I/O thread %d)", bq->name, bq->num,
+		  blk_has_feature(dev, VIRTIO_F_RING_PACKED) ? "packed" : "split",
+		  eng_queue_thread(bq->eq));
 	return 0;
-
-fail:
-	log_error("%s: cannot start: %s", bq->name, strerror(-r));
-	q->priv = NULL;
-	blk_queue_release(bq);
-	return r;
 }
 
 /*
- * Synchronous (backend.h): the thread stops popping, waits for everything
- * in flight, publishes it, and exits before we return.
+ * Synchronous (backend.h): the engine stops popping, waits for everything
+ * in flight, publishes it, and lets go of the queue before we return.
  */
 static void blk_stop_queue(void *opaque, struct vu_queue *q)
 {
@@ -1254,14 +802,11 @@ static void blk_stop_queue(void *opaque, struct vu_queue *q)
 	if (q->index >= dev->opts.num_queues)
 		return;
 	bq = &dev->queues[q->index];
-	if (!bq->running)
+	if (!bq->eq)
 		return;
-	if (eventfd_write(bq->stop_fd, 1) < 0)
-		log_error("%s: cannot signal stop: %s", bq->name, strerror(errno));
-	pthread_join(bq->thread, NULL);
-	bq->running = false;
+	eng_queue_stop(bq->eq);
+	bq->eq = NULL;
 	q->priv = NULL;
-	blk_queue_release(bq);
 	log_debug("%s: stopped", bq->name);
 }
 
@@ -1305,12 +850,22 @@ struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watc
 
 	if (!opts->num_queues || opts->num_queues > VU_MAX_QUEUES ||
 	    opts->queue_size < BLK_MIN_QUEUE_SIZE || opts->queue_size > BLK_MAX_QUEUE_SIZE) {
-		opt_err(err, err_len, "%s: bad num-queues or queue-size", opts->id);
+		kv_err(err, err_len, "%s: bad num-queues or queue-size", opts->id);
+		return NULL;
+	}
+	if (opts->io_thread >= 0 && (unsigned int)opts->io_thread >= eng_pool_threads()) {
+		if (eng_pool_threads())
+			kv_err(err, err_len, "%s: io-thread=%d, but there are only %u I/O threads",
+			       opts->id, opts->io_thread, eng_pool_threads());
+		else
+			kv_err(err, err_len,
+			       "%s: io-thread= needs a pool of I/O threads (--io-threads > 0)",
+			       opts->id);
 		return NULL;
 	}
 	dev = calloc(1, sizeof(*dev));
 	if (!dev) {
-		opt_err(err, err_len, "out of memory");
+		kv_err(err, err_len, "out of memory");
 		return NULL;
 	}
 	dev->opts = *opts;
@@ -1331,7 +886,7 @@ struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watc
 	atomic_init(&dev->writeback, 1);
 	dev->queues = calloc(opts->num_queues, sizeof(*dev->queues));
 	if (!dev->queues || blk_dev_stats_init(&dev->stats, opts->num_queues)) {
-		opt_err(err, err_len, "out of memory");
+		kv_err(err, err_len, "out of memory");
 		goto fail;
 	}
 	for (unsigned int i = 0; i < opts->num_queues; i++) {
@@ -1339,7 +894,6 @@ struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watc
 
 		bq->dev = dev;
 		bq->index = i;
-		bq->stop_fd = -1;
 		snprintf(bq->name, sizeof(bq->name), "%s:q%u", opts->id, i);
 	}
 
@@ -1356,7 +910,7 @@ struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watc
 	};
 	dev->vu = vu_dev_new(&vcfg);
 	if (!dev->vu) {
-		opt_err(err, err_len, "%s: vhost-user socket %s: %s", opts->id, opts->socket,
+		kv_err(err, err_len, "%s: vhost-user socket %s: %s", opts->id, opts->socket,
 			strerror(errno));
 		goto fail;
 	}

@@ -3,8 +3,8 @@
  * blk.h - the virtio-blk device model, exported over vhost-user.
  *
  * One struct blk_dev per --blk option: a vhost-user back-end (backend.h)
- * whose queues each run on their own thread with their own io_uring, over a
- * raw image file or block device, or over the null back-end (backends/).
+ * whose queues run on the engine's I/O threads (engine.h), over a raw image
+ * file or block device, or over the null back-end (backends/).
  * Statistics follow the meaning of /proc/diskstats.
  */
 #ifndef VHOSTD_DEVICES_BLK_H
@@ -39,13 +39,15 @@ struct blk_options {
 	uint16_t queue_size;
 	enum blk_cache_mode cache;
 	unsigned int poll_us; /* spin this long on an empty ring before sleeping */
+	int io_thread;	      /* the engine's I/O thread for every queue; -1: spread */
 };
 
 /*
  * Parse "id=NAME,path=FILE,socket=PATH[,readonly=on][,client=on]
  * [,num-queues=N][,queue-size=N][,cache=none|writeback][,serial=STR]
- * [,poll-us=N]" into @opts (defaults filled in: 1 queue of 256,
- * cache=writeback, poll-us=50 (0..1000), serial = the id cut to 20 bytes).  "backend=null,size=BYTES" replaces path= with the
+ * [,poll-us=N][,io-thread=K]" into @opts (defaults filled in: 1 queue of
+ * 256, cache=writeback, poll-us=50 (0..1000), io-thread=-1 (each queue on
+ * the least loaded I/O thread), serial = the id cut to 20 bytes).  "backend=null,size=BYTES" replaces path= with the
  * null back-end (backend=file, the default, needs path= and takes no
  * size=).  NAME is [A-Za-z0-9_.-]{1,31}; booleans take
  * on/off/yes/no/true/false; num-queues 1..VU_MAX_QUEUES; queue-size a power

@@ -1,0 +1,958 @@
+// SPDX-License-Identifier: MIT
+/*
+ * engine.c - the I/O threads and the queue machinery every device model
+ * shares (engine.h).
+ *
+ * A queue moves between three places on its thread: the list of every
+ * attached queue (t->queues), the FIFO of queues to run this pass
+ * (t->ready: kicked, woken by a back-end, or budget left over), and
+ * nowhere (idle, waiting for a kick).  A queue that ran out of chains
+ * keeps kicks off (notify_off) until the thread goes idle, so a driver
+ * that keeps adding buffers while the thread is busy elsewhere need not
+ * kick; going idle turns kicks on for every such queue and looks at each
+ * ring once more (virtq_enable_notify()), so no kick is ever lost.
+ *
+ * Eventfds of the front-end are touched only through the ring: a kick is
+ * an 8-byte read, which completes when the counter is non-zero and never
+ * blocks the thread even if the front-end reads the counter first or
+ * clears O_NONBLOCK; an interrupt is an 8-byte write, at most one in
+ * flight per queue (a second one while the first waits only sets
+ * call_again: the first one's completion sends it).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "engine.h"
+
+/* SQ entries per thread's ring (the CQ ring is four times that). */
+#define ENG_RING_ENTRIES 256
+/* A polled queue (no kick eventfd) is looked at this often when idle. */
+#define ENG_POLL_NS (1000 * 1000)
+/* A spin that found nothing: the next 1, 2, 4 .. this many sleeps skip it. */
+#define ENG_SPIN_BACKOFF_MAX 64
+
+enum eng_cmd_op { CMD_ATTACH, CMD_DETACH, CMD_EXIT };
+
+/* Work posted to an I/O thread by another thread, which waits for it. */
+struct eng_cmd {
+	enum eng_cmd_op op;
+	struct eng_queue *eq;
+	int result;
+	bool done;
+	struct eng_cmd *next;
+};
+
+struct eng_thread {
+	struct reactor r;
+	pthread_t tid;
+	int index; /* in the pool; -1: a queue's private thread */
+	char name[16];
+	int init_result;
+	bool init_done;
+
+	/* Commands, under lock; ctl_fd says one was posted. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct eng_cmd *cmds, **cmds_tail;
+	int ctl_fd;
+	uint64_t ctl_buf;
+	struct reactor_event ctl_ev;
+	atomic_uint nr_queues; /* for placement, read by other threads */
+
+	/* Owned by the thread. */
+	struct eng_queue *queues;		 /* every attached queue */
+	struct eng_queue *ready, **ready_tail; /* to run this pass, FIFO */
+	unsigned int nr_polled;			 /* queues without a kick fd */
+	uint64_t now_ns;
+	unsigned int spin_skip, spin_backoff;
+	bool exiting;
+};
+
+struct eng_queue {
+	const struct eng_queue_ops *ops;
+	struct eng_thread *t;
+	struct vu_queue *q;
+	struct virtq *vq;
+	void *priv;
+	char name[48];
+	uint64_t spin_ns;
+	int io_thread;
+
+	/* Request slots: one per head plus a spare (kvmtool's blk.c). */
+	void *slot_mem;
+	size_t slot_stride;
+	size_t iov_offset;
+	struct eng_req **by_head;
+	struct eng_req *spare;
+	unsigned int num;
+	unsigned int max_iov;
+	unsigned int inflight; /* popped and not completed */
+	unsigned int nr_filled;
+
+	struct eng_queue *next, *prev; /* t->queues */
+	struct eng_queue *ready_next;
+	bool on_ready;
+	bool notify_off; /* kicks off: we are polling the ring */
+	bool halted;	 /* hostile input: pop no more */
+	bool stopping;
+	bool drained; /* stop: final publish done, cancels sent */
+
+	struct reactor_event kick_ev;
+	uint64_t kick_buf;
+	bool kick_armed;
+	bool kick_error_logged;
+
+	struct reactor_event call_ev;
+	uint64_t call_val;
+	bool call_busy;
+	bool call_again;
+	bool call_error_logged;
+
+	struct eng_cmd *stop_cmd;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	bool ready;
+	unsigned int nr;
+	struct eng_thread **threads;
+} pool = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+uint64_t eng_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+/* ---- queues on their thread ------------------------------------------------ */
+
+static void eng_mark_ready(struct eng_queue *eq)
+{
+	struct eng_thread *t = eq->t;
+
+	if (eq->on_ready)
+		return;
+	eq->on_ready = true;
+	eq->ready_next = NULL;
+	*t->ready_tail = eq;
+	t->ready_tail = &eq->ready_next;
+}
+
+static struct eng_queue *eng_take_ready(struct eng_thread *t)
+{
+	struct eng_queue *eq = t->ready;
+
+	if (!eq)
+		return NULL;
+	t->ready = eq->ready_next;
+	if (!t->ready)
+		t->ready_tail = &t->ready;
+	eq->on_ready = false;
+	return eq;
+}
+
+static void eng_kick_done(struct reactor_event *ev, int res, uint32_t flags);
+
+static void eng_arm_kick(struct eng_queue *eq)
+{
+	struct io_uring_sqe *sqe;
+
+	if (eq->kick_armed || eq->q->kick_fd < 0 || eq->stopping || eq->halted)
+		return;
+	sqe = reactor_sqe(&eq->t->r, &eq->kick_ev);
+	if (!sqe) {
+		log_error("%s: cannot wait for kicks (io_uring full)", eq->name);
+		return;
+	}
+	io_uring_prep_read(sqe, eq->q->kick_fd, &eq->kick_buf, sizeof(eq->kick_buf), 0);
+	eq->kick_armed = true;
+}
+
+static void eng_kick_done(struct reactor_event *ev, int res, uint32_t flags)
+{
+	struct eng_queue *eq = container_of(ev, struct eng_queue, kick_ev);
+
+	eq->kick_armed = false;
+	if (res == (int)sizeof(eq->kick_buf)) {
+		eng_mark_ready(eq);
+		eng_arm_kick(eq);
+		return;
+	}
+	if (res == -ECANCELED) {
+		eng_mark_ready(eq); /* a stopping queue finishes its stop */
+		return;
+	}
+	/*
+	 * Not an eventfd's answer (the back-end refuses other fds at
+	 * receipt; this is the last line): stop waiting on it rather than
+	 * spin.  The ring is still served when the thread next runs it.
+	 */
+	if (!eq->kick_error_logged) {
+		eq->kick_error_logged = true;
+		log_error("%s: kick fd read returned %d%s; no longer waiting for kicks", eq->name,
+			  res, res < 0 ? "" : " bytes");
+	}
+	eng_mark_ready(eq);
+}
+
+static void eng_call_done(struct reactor_event *ev, int res, uint32_t flags);
+
+static void eng_send_call(struct eng_queue *eq)
+{
+	struct io_uring_sqe *sqe = reactor_sqe(&eq->t->r, &eq->call_ev);
+
+	if (!sqe) {
+		log_error("%s: cannot signal the guest (io_uring full)", eq->name);
+		return;
+	}
+	eq->call_val = 1;
+	io_uring_prep_write(sqe, eq->q->call_fd, &eq->call_val, sizeof(eq->call_val), 0);
+	eq->call_busy = true;
+	eq->call_again = false;
+}
+
+static void eng_call_done(struct reactor_event *ev, int res, uint32_t flags)
+{
+	struct eng_queue *eq = container_of(ev, struct eng_queue, call_ev);
+
+	eq->call_busy = false;
+	if (res < 0 && res != -ECANCELED && !eq->call_error_logged) {
+		eq->call_error_logged = true;
+		log_error("%s: cannot signal the guest: %s", eq->name, strerror(-res));
+	}
+	if (eq->call_again && !eq->drained)
+		eng_send_call(eq);
+	if (eq->stopping)
+		eng_mark_ready(eq);
+}
+
+/* One flush and at most one interrupt for everything completed since the last. */
+static void eng_publish(struct eng_queue *eq)
+{
+	if (!eq->nr_filled)
+		return;
+	virtq_flush(eq->vq);
+	eq->nr_filled = 0;
+	if (eq->q->call_fd < 0 || !virtq_should_notify(eq->vq))
+		return;
+	/*
+	 * A write still in flight has not reached the eventfd, or found it
+	 * full (the guest will be woken anyway); either way one more is
+	 * sent when it completes, after this flush.
+	 */
+	if (eq->call_busy)
+		eq->call_again = true;
+	else
+		eng_send_call(eq);
+}
+
+static struct eng_req *eng_slot(struct eng_queue *eq, unsigned int i)
+{
+	return (struct eng_req *)((char *)eq->slot_mem + (size_t)i * eq->slot_stride);
+}
+
+void eng_req_complete(struct eng_queue *eq, struct eng_req *req, uint32_t used_len)
+{
+	/* The caller's stores to guest memory are ordered by virtq_flush(). */
+	virtq_fill(eq->vq, &req->elem, used_len);
+	req->busy = false;
+	eq->inflight--;
+	eq->nr_filled++;
+}
+
+void eng_queue_halt(struct eng_queue *eq, const char *why)
+{
+	char msg[160];
+
+	if (eq->halted)
+		return;
+	eq->halted = true;
+	snprintf(msg, sizeof(msg), "%s: %s", eq->name, why);
+	vu_dev_set_broken(eq->q->dev, msg);
+}
+
+void eng_queue_wake(struct eng_queue *eq)
+{
+	eng_mark_ready(eq);
+}
+
+/* Pop one chain and start it.  1 popped, 0 ring empty, -EIO queue halted. */
+static int eng_pop_one(struct eng_queue *eq)
+{
+	struct eng_req *req = eq->spare, *idle;
+	int r;
+
+	virtq_elem_init(&req->elem, (struct iovec *)((char *)req + eq->iov_offset), eq->max_iov);
+	r = virtq_pop(eq->vq, &req->elem);
+	if (r <= 0) {
+		if (r < 0)
+			eng_queue_halt(eq, virtq_strerror(eq->vq->error));
+		return r;
+	}
+	/* The ring code refuses both; checked again since a slot is at stake. */
+	idle = req->elem.id < eq->num ? eq->by_head[req->elem.id] : NULL;
+	if (!idle || idle->busy) {
+		eng_queue_halt(eq, "descriptor head out of range or already in flight");
+		/* Still filled once (virtq.h), so its map reference is dropped. */
+		virtq_fill(eq->vq, &req->elem, 0);
+		eq->nr_filled++;
+		return -EIO;
+	}
+	eq->by_head[req->elem.id] = req;
+	eq->spare = idle;
+	req->busy = true;
+	eq->inflight++;
+	eq->ops->start(eq, req);
+	return 1;
+}
+
+/*
+ * Pop up to the budget with kicks off.  True if the budget ran out (the
+ * ring may hold more: run again next pass).
+ */
+static bool eng_pop_burst(struct eng_queue *eq)
+{
+	unsigned int n;
+
+	if (!eq->notify_off) {
+		virtq_disable_notify(eq->vq);
+		eq->notify_off = true;
+	}
+	for (n = 0; n < ENG_BUDGET; n++) {
+		int r = eng_pop_one(eq);
+
+		if (r <= 0)
+			return false;
+	}
+	return true;
+}
+
+static void eng_queue_finish_stop(struct eng_queue *eq);
+
+/* A stopping queue: once nothing is in flight, publish, cancel the waits, leave. */
+static void eng_queue_run_stopping(struct eng_queue *eq)
+{
+	struct io_uring_sqe *sqe;
+
+	if (eq->inflight)
+		return;
+	if (!eq->drained) {
+		eng_publish(eq);
+		eq->drained = true;
+		/* Leave the ring asking for kicks, as a fresh queue does. */
+		if (eq->notify_off && !eq->halted)
+			virtq_enable_notify(eq->vq);
+		eq->notify_off = false;
+		/*
+		 * SQEs run in order: the last interrupt is written before
+		 * the cancel can reach it, so it is not lost unless the
+		 * front-end's eventfd is full (it is signalled then anyway).
+		 */
+		if (eq->kick_armed && (sqe = reactor_sqe(&eq->t->r, NULL)))
+			io_uring_prep_cancel(sqe, &eq->kick_ev, 0);
+		if (eq->call_busy && (sqe = reactor_sqe(&eq->t->r, NULL)))
+			io_uring_prep_cancel(sqe, &eq->call_ev, 0);
+	}
+	if (eq->kick_armed || eq->call_busy)
+		return; /* their completions run us again */
+	eng_queue_finish_stop(eq);
+}
+
+static void eng_queue_run(struct eng_queue *eq)
+{
+	bool more = false;
+
+	if (eq->ops->reap)
+		eq->ops->reap(eq);
+	if (eq->stopping) {
+		eng_queue_run_stopping(eq);
+		return;
+	}
+	if (!eq->halted) {
+		more = eng_pop_burst(eq);
+		/* What completed at once (null back-end, errors) goes out now. */
+		if (eq->ops->reap)
+			eq->ops->reap(eq);
+	}
+	eng_publish(eq);
+	if (more)
+		eng_mark_ready(eq);
+}
+
+/* ---- attach / detach (on the thread) ---------------------------------------- */
+
+static void eng_cmd_done(struct eng_thread *t, struct eng_cmd *cmd, int result)
+{
+	pthread_mutex_lock(&t->lock);
+	cmd->result = result;
+	cmd->done = true;
+	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+}
+
+static void eng_queue_attach(struct eng_thread *t, struct eng_cmd *cmd)
+{
+	struct eng_queue *eq = cmd->eq;
+	int r;
+
+	eq->t = t;
+	r = eq->ops->attach ? eq->ops->attach(eq, &t->r) : 0;
+	if (r < 0) {
+		eng_cmd_done(t, cmd, r);
+		return;
+	}
+	eq->next = t->queues;
+	eq->prev = NULL;
+	if (t->queues)
+		t->queues->prev = eq;
+	t->queues = eq;
+	if (eq->q->kick_fd < 0)
+		t->nr_polled++;
+	eng_arm_kick(eq);
+	/* Serve whatever the driver queued before we started: a kick may be gone. */
+	eng_mark_ready(eq);
+	eng_cmd_done(t, cmd, 0);
+}
+
+static void eng_queue_finish_stop(struct eng_queue *eq)
+{
+	struct eng_thread *t = eq->t;
+
+	if (eq->ops->detach)
+		eq->ops->detach(eq);
+	if (eq->prev)
+		eq->prev->next = eq->next;
+	else
+		t->queues = eq->next;
+	if (eq->next)
+		eq->next->prev = eq->prev;
+	if (eq->q->kick_fd < 0)
+		t->nr_polled--;
+	eng_cmd_done(t, eq->stop_cmd, 0);
+}
+
+static void eng_run_cmds(struct eng_thread *t)
+{
+	struct eng_cmd *cmd, *next;
+
+	pthread_mutex_lock(&t->lock);
+	cmd = t->cmds;
+	t->cmds = NULL;
+	t->cmds_tail = &t->cmds;
+	pthread_mutex_unlock(&t->lock);
+
+	for (; cmd; cmd = next) {
+		next = cmd->next;
+		switch (cmd->op) {
+		case CMD_ATTACH:
+			eng_queue_attach(t, cmd);
+			break;
+		case CMD_DETACH:
+			cmd->eq->stopping = true;
+			cmd->eq->stop_cmd = cmd;
+			eng_mark_ready(cmd->eq);
+			break;
+		case CMD_EXIT:
+			t->exiting = true;
+			eng_cmd_done(t, cmd, 0);
+			break;
+		}
+	}
+}
+
+static void eng_arm_ctl(struct eng_thread *t)
+{
+	struct io_uring_sqe *sqe = reactor_sqe(&t->r, &t->ctl_ev);
+
+	if (sqe)
+		io_uring_prep_read(sqe, t->ctl_fd, &t->ctl_buf, sizeof(t->ctl_buf), 0);
+	else
+		log_error("%s: cannot wait for commands (io_uring full)", t->name);
+}
+
+static void eng_ctl_done(struct reactor_event *ev, int res, uint32_t flags)
+{
+	struct eng_thread *t = container_of(ev, struct eng_thread, ctl_ev);
+
+	eng_run_cmds(t);
+	if (!t->exiting)
+		eng_arm_ctl(t);
+}
+
+/* Post @cmd to @t and wait until it is done.  Returns its result. */
+static int eng_post(struct eng_thread *t, struct eng_cmd *cmd)
+{
+	int r;
+
+	cmd->done = false;
+	cmd->next = NULL;
+	pthread_mutex_lock(&t->lock);
+	*t->cmds_tail = cmd;
+	t->cmds_tail = &cmd->next;
+	pthread_mutex_unlock(&t->lock);
+	/* Our own eventfd: its count never nears the maximum, the write cannot block. */
+	if (eventfd_write(t->ctl_fd, 1) < 0)
+		log_error("%s: cannot post a command: %s", t->name, strerror(errno));
+	pthread_mutex_lock(&t->lock);
+	while (!cmd->done)
+		pthread_cond_wait(&t->cond, &t->lock);
+	r = cmd->result;
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+/* ---- the thread's loop -------------------------------------------------------- */
+
+/* The longest poll-us among the queues that just ran dry (kicks still off). */
+static uint64_t eng_spin_budget(struct eng_thread *t)
+{
+	uint64_t ns = 0;
+
+	for (struct eng_queue *eq = t->queues; eq; eq = eq->next) {
+		if (eq->notify_off && !eq->halted && !eq->stopping && eq->spin_ns > ns)
+			ns = eq->spin_ns;
+	}
+	return ns;
+}
+
+/* Did a ring with kicks off get buffers (or break)?  Those queues go on the ready list. */
+static bool eng_look_for_work(struct eng_thread *t)
+{
+	bool found = false;
+
+	for (struct eng_queue *eq = t->queues; eq; eq = eq->next) {
+		if (!eq->notify_off || eq->halted || eq->stopping)
+			continue;
+		if (!virtq_avail_empty(eq->vq) || eq->vq->broken) {
+			eng_mark_ready(eq);
+			found = true;
+		}
+	}
+	return found;
+}
+
+/*
+ * Spin until a ring gets buffers, a completion arrives, or @ns pass.
+ * A spin that paid off keeps the next one; one that did not backs off.
+ */
+static bool eng_spin(struct eng_thread *t, uint64_t ns)
+{
+	uint64_t start;
+
+	if (t->spin_skip) {
+		t->spin_skip--;
+		return false;
+	}
+	start = eng_now_ns();
+	do {
+		for (unsigned int i = 0; i < 16; i++) {
+			if (eng_look_for_work(t) || reactor_has_work(&t->r)) {
+				t->spin_backoff = 0;
+				return true;
+			}
+			cpu_relax();
+		}
+	} while (eng_now_ns() - start < ns);
+	t->spin_backoff = t->spin_backoff ? t->spin_backoff * 2 : 1;
+	if (t->spin_backoff > ENG_SPIN_BACKOFF_MAX)
+		t->spin_backoff = ENG_SPIN_BACKOFF_MAX;
+	t->spin_skip = t->spin_backoff;
+	return false;
+}
+
+/*
+ * Nothing to run: spin if it pays, then ask for kicks on every ring we
+ * were polling and look at each once more.  True if there is work after
+ * all (no sleep).
+ */
+static bool eng_go_idle(struct eng_thread *t)
+{
+	uint64_t spin_ns = eng_spin_budget(t);
+	bool found = false;
+
+	if (spin_ns && eng_spin(t, spin_ns))
+		return true;
+	for (struct eng_queue *eq = t->queues; eq; eq = eq->next) {
+		if (!eq->notify_off || eq->halted || eq->stopping)
+			continue;
+		eq->notify_off = false;
+		if (virtq_enable_notify(eq->vq)) {
+			/* Buffers slipped in: keep polling this one. */
+			virtq_disable_notify(eq->vq);
+			eq->notify_off = true;
+			eng_mark_ready(eq);
+			found = true;
+		}
+	}
+	return found;
+}
+
+static void eng_thread_loop(struct eng_thread *t)
+{
+	for (;;) {
+		struct eng_queue *eq;
+		unsigned int n = 0;
+		int64_t timeout;
+		int r;
+
+		t->now_ns = eng_now_ns();
+		reactor_dispatch(&t->r);
+		if (t->exiting && !t->queues)
+			break;
+		/* Only the queues ready now: one that runs out of budget goes to the back. */
+		for (eq = t->ready; eq; eq = eq->ready_next)
+			n++;
+		while (n-- && (eq = eng_take_ready(t)))
+			eng_queue_run(eq);
+
+		if (t->ready || t->r.defer_head) {
+			timeout = 0;
+		} else if (eng_go_idle(t)) {
+			timeout = 0;
+		} else {
+			timeout = t->nr_polled ? ENG_POLL_NS : -1;
+		}
+		r = reactor_wait(&t->r, timeout);
+		if (r < 0)
+			log_error("%s: io_uring wait: %s", t->name, strerror(-r));
+		if (t->nr_polled && timeout) {
+			for (eq = t->queues; eq; eq = eq->next) {
+				if (eq->q->kick_fd < 0)
+					eng_mark_ready(eq);
+			}
+		}
+	}
+}
+
+static void *eng_thread_main(void *arg)
+{
+	struct eng_thread *t = arg;
+	sigset_t all;
+	int r;
+
+	/* Signals belong to the daemon's main thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+
+	/* The ring is made here: with SINGLE_ISSUER only its maker may submit. */
+	r = reactor_init(&t->r, ENG_RING_ENTRIES);
+	if (r == 0) {
+		t->ctl_ev.fn = eng_ctl_done;
+		eng_arm_ctl(t);
+		log_debug("%s: io_uring mode %s", t->name, reactor_mode_name(&t->r));
+	}
+	pthread_mutex_lock(&t->lock);
+	t->init_result = r;
+	t->init_done = true;
+	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+	if (r < 0)
+		return NULL;
+
+	eng_thread_loop(t);
+	reactor_exit(&t->r);
+	return NULL;
+}
+
+static void eng_thread_free(struct eng_thread *t)
+{
+	if (t->ctl_fd >= 0)
+		close(t->ctl_fd);
+	pthread_mutex_destroy(&t->lock);
+	pthread_cond_destroy(&t->cond);
+	free(t);
+}
+
+static struct eng_thread *eng_thread_new(int index, const char *name, int *err)
+{
+	struct eng_thread *t = calloc(1, sizeof(*t));
+	int r;
+
+	if (!t) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	t->index = index;
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->cond, NULL);
+	t->cmds_tail = &t->cmds;
+	t->ready_tail = &t->ready;
+	atomic_init(&t->nr_queues, 0);
+	t->ctl_fd = eventfd(0, EFD_CLOEXEC);
+	if (t->ctl_fd < 0) {
+		*err = -errno;
+		eng_thread_free(t);
+		return NULL;
+	}
+	r = -pthread_create(&t->tid, NULL, eng_thread_main, t);
+	if (r < 0) {
+		*err = r;
+		eng_thread_free(t);
+		return NULL;
+	}
+	pthread_setname_np(t->tid, t->name);
+	pthread_mutex_lock(&t->lock);
+	while (!t->init_done)
+		pthread_cond_wait(&t->cond, &t->lock);
+	r = t->init_result;
+	pthread_mutex_unlock(&t->lock);
+	if (r < 0) {
+		pthread_join(t->tid, NULL);
+		*err = r;
+		eng_thread_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+static void eng_thread_stop(struct eng_thread *t)
+{
+	struct eng_cmd cmd = {.op = CMD_EXIT};
+
+	eng_post(t, &cmd);
+	pthread_join(t->tid, NULL);
+	eng_thread_free(t);
+}
+
+/* ---- the pool ------------------------------------------------------------------ */
+
+unsigned int eng_pool_default_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		n = 1;
+	return n > ENG_DEFAULT_MAX_THREADS ? ENG_DEFAULT_MAX_THREADS : (unsigned int)n;
+}
+
+static int eng_pool_init_locked(unsigned int nr)
+{
+	int err = 0;
+
+	if (pool.ready)
+		return -EALREADY;
+	if (nr > ENG_MAX_THREADS)
+		return -EINVAL;
+	pool.threads = calloc(nr ? nr : 1, sizeof(*pool.threads));
+	if (!pool.threads)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < nr; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "vhostd-io%u", i);
+		pool.threads[i] = eng_thread_new((int)i, name, &err);
+		if (!pool.threads[i]) {
+			while (i--)
+				eng_thread_stop(pool.threads[i]);
+			free(pool.threads);
+			pool.threads = NULL;
+			return err;
+		}
+	}
+	pool.nr = nr;
+	pool.ready = true;
+	log_debug("engine: %u I/O thread(s)%s", nr, nr ? "" : " (one per queue)");
+	return 0;
+}
+
+int eng_pool_init(unsigned int nr_threads)
+{
+	int r;
+
+	pthread_mutex_lock(&pool.lock);
+	r = eng_pool_init_locked(nr_threads);
+	pthread_mutex_unlock(&pool.lock);
+	return r;
+}
+
+unsigned int eng_pool_threads(void)
+{
+	unsigned int n;
+
+	pthread_mutex_lock(&pool.lock);
+	n = pool.ready ? pool.nr : eng_pool_default_threads();
+	pthread_mutex_unlock(&pool.lock);
+	return n;
+}
+
+void eng_pool_shutdown(void)
+{
+	pthread_mutex_lock(&pool.lock);
+	for (unsigned int i = 0; i < pool.nr; i++)
+		eng_thread_stop(pool.threads[i]);
+	free(pool.threads);
+	pool.threads = NULL;
+	pool.nr = 0;
+	pool.ready = false;
+	pthread_mutex_unlock(&pool.lock);
+}
+
+/* The thread for a new queue: the one asked for, else the least loaded. */
+static int eng_pool_pick(int wanted, struct eng_thread **out)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&pool.lock);
+	if (!pool.ready)
+		r = eng_pool_init_locked(eng_pool_default_threads());
+	if (r == 0 && pool.nr) {
+		unsigned int best = 0;
+
+		if (wanted >= (int)pool.nr) {
+			r = -ERANGE;
+		} else if (wanted >= 0) {
+			best = (unsigned int)wanted;
+		} else {
+			for (unsigned int i = 1; i < pool.nr; i++) {
+				if (atomic_load(&pool.threads[i]->nr_queues) <
+				    atomic_load(&pool.threads[best]->nr_queues))
+					best = i;
+			}
+		}
+		if (r == 0) {
+			*out = pool.threads[best];
+			atomic_fetch_add(&(*out)->nr_queues, 1);
+		}
+	} else if (r == 0) {
+		*out = NULL; /* a private thread */
+	}
+	pthread_mutex_unlock(&pool.lock);
+	return r;
+}
+
+/* ---- queue start / stop (vhost-user loop thread) -------------------------------- */
+
+static void eng_queue_free(struct eng_queue *eq)
+{
+	free(eq->by_head);
+	free(eq->slot_mem);
+	free(eq);
+}
+
+static int eng_queue_slots(struct eng_queue *eq)
+{
+	size_t head = (eq->ops->req_size + 15) & ~(size_t)15;
+
+	eq->iov_offset = head;
+	eq->slot_stride = head + (size_t)eq->max_iov * sizeof(struct iovec);
+	eq->slot_stride = (eq->slot_stride + 63) & ~(size_t)63;
+	eq->slot_mem = calloc(eq->num + 1, eq->slot_stride);
+	eq->by_head = calloc(eq->num, sizeof(*eq->by_head));
+	if (!eq->slot_mem || !eq->by_head)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < eq->num; i++)
+		eq->by_head[i] = eng_slot(eq, i);
+	eq->spare = eng_slot(eq, eq->num);
+	return 0;
+}
+
+int eng_queue_start(struct vu_queue *q, const struct eng_queue_ops *ops,
+		    const struct eng_queue_config *cfg, struct eng_queue **out)
+{
+	struct eng_cmd cmd = {.op = CMD_ATTACH};
+	struct eng_thread *t = NULL;
+	struct eng_queue *eq;
+	int r;
+
+	eq = calloc(1, sizeof(*eq));
+	if (!eq)
+		return -ENOMEM;
+	eq->ops = ops;
+	eq->q = q;
+	eq->vq = &q->vq;
+	eq->priv = cfg->priv;
+	eq->num = q->vq.num;
+	eq->max_iov = cfg->max_iov;
+	eq->io_thread = cfg->io_thread;
+	/* Polled queues (no kick eventfd) never sleep long anyway. */
+	eq->spin_ns = q->kick_fd < 0 ? 0 : (uint64_t)cfg->poll_us * 1000;
+	snprintf(eq->name, sizeof(eq->name), "%s", cfg->name);
+	eq->kick_ev.fn = eng_kick_done;
+	eq->call_ev.fn = eng_call_done;
+	r = eng_queue_slots(eq);
+	if (r < 0)
+		goto fail;
+
+	r = eng_pool_pick(cfg->io_thread, &t);
+	if (r < 0)
+		goto fail;
+	if (!t) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "io-%.9s", cfg->name);
+		t = eng_thread_new(-1, name, &r);
+		if (!t)
+			goto fail;
+		atomic_store(&t->nr_queues, 1);
+	}
+	cmd.eq = eq;
+	r = eng_post(t, &cmd);
+	if (r < 0) {
+		if (t->index < 0)
+			eng_thread_stop(t);
+		else
+			atomic_fetch_sub(&t->nr_queues, 1);
+		goto fail;
+	}
+	*out = eq;
+	return 0;
+
+fail:
+	eng_queue_free(eq);
+	return r;
+}
+
+void eng_queue_stop(struct eng_queue *eq)
+{
+	struct eng_cmd cmd = {.op = CMD_DETACH, .eq = eq};
+	struct eng_thread *t = eq->t;
+
+	eng_post(t, &cmd);
+	if (t->index < 0)
+		eng_thread_stop(t);
+	else
+		atomic_fetch_sub(&t->nr_queues, 1);
+	eng_queue_free(eq);
+}
+
+void *eng_queue_priv(const struct eng_queue *eq)
+{
+	return eq->priv;
+}
+
+const char *eng_queue_name(const struct eng_queue *eq)
+{
+	return eq->name;
+}
+
+uint64_t eng_queue_now_ns(const struct eng_queue *eq)
+{
+	return eq->t->now_ns;
+}
+
+int eng_queue_thread(const struct eng_queue *eq)
+{
+	return eq->t->index;
+}

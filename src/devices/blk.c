@@ -908,15 +908,6 @@ static void blk_queue_publish(struct blk_queue *bq)
 	bq->nr_filled = 0;
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#endif
-}
-
 /*
  * Spin until the driver adds a buffer or spin_ns pass.  True if it did,
  * or if its avail index broke the queue meanwhile: the next pop then

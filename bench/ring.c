@@ -839,6 +839,10 @@ int main(int argc, char **argv)
 	if ((opts.only_batch ? opts.only_batch : MAX_BATCH) > opts.num / REQ_DESCS)
 		FAIL("--queue-size %u holds %u requests, fewer than a batch", opts.num,
 		     opts.num / REQ_DESCS);
+	/* 2.7: a split ring's size is a power of two; say so before any row runs. */
+	if (opts.only_packed != 1 && (opts.num & (opts.num - 1)))
+		FAIL("--queue-size %u: split rings need a power of two (or --layout packed)",
+		     opts.num);
 	run_all(&opts);
 	return 0;
 }

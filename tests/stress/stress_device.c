@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "pattern.h"
+#include "ring_pair.h"
 #include "stress.h"
 #include "test_util.h"
 #include "virtq/virtq.h"
@@ -255,11 +256,6 @@ static void dev_init(struct dev_side *d, void *hva)
 {
 	const struct stress_shared *sh = d->sh;
 	const struct stress_cfg *cfg = &sh->cfg;
-	size_t desc_size = (size_t)cfg->num * 16;
-	size_t driver_size =
-		cfg->packed ? sizeof(struct vring_packed_desc_event) : vring_avail_size(cfg->num);
-	size_t device_size =
-		cfg->packed ? sizeof(struct vring_packed_desc_event) : vring_used_size(cfg->num);
 	struct virtq_config *vc = &d->vc;
 	int ret;
 
@@ -271,17 +267,8 @@ static void dev_init(struct dev_side *d, void *hva)
 		.hva = hva,
 		.release = dev_map_released,
 	};
-	*vc = (struct virtq_config){
-		.num = cfg->num,
-		.features = stress_features(cfg),
-		.base = cfg->packed ? (uint16_t)(1u << VIRTQ_PACKED_WRAP_BIT) : 0,
-		.name = "stress:q0",
-		.mem = dev_new_map(d),
-	};
-	vc->desc = memmap_gpa_to_hva(vc->mem, sh->addrs.desc, desc_size);
-	vc->driver_area = memmap_gpa_to_hva(vc->mem, sh->addrs.driver_area, driver_size);
-	vc->device_area = memmap_gpa_to_hva(vc->mem, sh->addrs.device_area, device_size);
-	if (!vc->desc || !vc->driver_area || !vc->device_area)
+	if (ring_pair_config(vc, dev_new_map(d), &sh->addrs, cfg->num, stress_features(cfg),
+			     "stress:q0"))
 		FAIL("driver's ring addresses are not inside the block");
 	ret = virtq_init(&d->vq, vc);
 	if (ret)

@@ -95,12 +95,34 @@ SOCKS=$(mktemp -d /tmp/vhostd-bench.XXXXXX)
 DISK=
 PIDS=()
 
-# shellcheck disable=SC2317 # run by the EXIT trap
+# A child that has exited but was not yet waited for (a zombie) is not running.
+# shellcheck disable=SC2317 # run by traps
+running() {
+	local st
+	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ "${st:0:1}" != Z ]
+}
+
+# shellcheck disable=SC2317 # run by traps
 cleanup() {
+	local pid i left
 	for pid in "${PIDS[@]}"; do
 		kill "$pid" 2>/dev/null || true
 	done
-	wait 2>/dev/null || true
+	# qemu-storage-daemon can hang in its shutdown when a client vanished
+	# with requests in flight (Ctrl-C): SIGKILL whatever is left after 5 s.
+	for ((i = 0; i < 50; i++)); do
+		left=0
+		for pid in "${PIDS[@]}"; do
+			running "$pid" && left=1
+		done
+		((left)) || break
+		sleep 0.1
+	done
+	for pid in "${PIDS[@]}"; do
+		running "$pid" && kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null || true
+	done
 	rm -rf "$SOCKS" ${DISK:+"$DISK"}
 }
 trap cleanup EXIT

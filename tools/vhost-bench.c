@@ -134,10 +134,15 @@ struct worker_stats {
 	struct lat_hist lag; /* --rate: issue time minus due time */
 };
 
-/* --rate: one queue's schedule; request k is due at first + k * period. */
+/*
+ * --rate: one queue's share of one schedule at the total rate.  Request g
+ * of the whole schedule is due at start + g * 1e9 / rate ns; queue q of Q
+ * takes g = q, q + Q, q + 2Q, ...: its k-th request is g = q + k * Q.
+ */
 struct schedule {
-	uint64_t first;	 /* ns, CLOCK_MONOTONIC */
-	double period;	 /* ns */
+	uint64_t start; /* ns, CLOCK_MONOTONIC */
+	double rate;	/* requests a second, all queues */
+	unsigned int q, stride;
 	uint64_t k;	 /* the next request to issue */
 	uint64_t next;	 /* when it is due */
 	uint64_t end;	 /* nothing due from here on is issued */
@@ -602,18 +607,34 @@ failed:
 
 /* --- --rate: the open loop --- */
 
-static void sched_advance(struct schedule *sc)
+static uint64_t sched_due(const struct schedule *sc, uint64_t k)
 {
-	sc->k++;
-	sc->next = sc->first + (uint64_t)((double)sc->k * sc->period);
+	/* From the global index each time: no rounding error builds up. */
+	return sc->start + (uint64_t)((double)(sc->q + k * sc->stride) * 1e9 / sc->rate);
 }
 
-/* How many requests of the schedule are due before its end. */
+static void sched_advance(struct schedule *sc)
+{
+	sc->next = sched_due(sc, ++sc->k);
+}
+
+/*
+ * How many requests of the schedule are due before its end: the estimate,
+ * corrected by the very rounding rate_issue() sees, so that requests
+ * issued plus dropped is exactly this.
+ */
 static uint64_t sched_count(const struct schedule *sc)
 {
-	if (sc->first >= sc->end)
+	uint64_t n;
+
+	if (sched_due(sc, 0) >= sc->end)
 		return 0;
-	return (uint64_t)((double)(sc->end - sc->first - 1) / sc->period) + 1;
+	n = (uint64_t)((double)(sc->end - sc->start) * sc->rate / 1e9 / sc->stride);
+	while (sched_due(sc, n) < sc->end)
+		n++;
+	while (n && sched_due(sc, n - 1) >= sc->end)
+		n--;
+	return n;
 }
 
 /*
@@ -696,14 +717,19 @@ static int rate_loop(struct worker *w)
 		if (n < 0)
 			return -1;
 		now = now_ns();
-		if (issuing &&
-		    (now >= sc->end || atomic_load_explicit(&w->b->stop, memory_order_relaxed)))
-			issuing = false;
 		added = 0;
 		if (issuing) {
 			added = rate_issue(w, now);
 			if (added < 0)
 				return -1;
+			/*
+			 * The end of the schedule (not the main thread's stop) ends
+			 * the issuing, after this last pass: what is due and still
+			 * finds no free slot is dropped.
+			 */
+			if (now >= sc->end ||
+			    atomic_load_explicit(&w->b->failed, memory_order_relaxed))
+				issuing = false;
 		} else if (!w->inflight) {
 			return 0;
 		}
@@ -756,9 +782,11 @@ static void sched_init(struct worker *w, unsigned int q)
 	const struct bench *b = w->b;
 	struct schedule *sc = &w->sched;
 
-	sc->period = 1e9 * b->o.queues / b->o.rate;
-	sc->first = b->t_start + (uint64_t)(1e9 * q / b->o.rate);
-	sc->next = sc->first;
+	sc->start = b->t_start;
+	sc->rate = b->o.rate;
+	sc->q = q;
+	sc->stride = b->o.queues;
+	sc->next = sched_due(sc, 0);
 	sc->end = b->t_start + (uint64_t)(b->o.time_s * 1e9);
 	sc->nfree = w->depth;
 	for (unsigned int i = 0; i < w->depth; i++)

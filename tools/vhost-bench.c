@@ -23,6 +23,23 @@
  * must return exactly the last write's bytes.  Each queue then owns a
  * disjoint slice of the blocks and never has two requests to one block in
  * flight, so "the last write" is well defined without locks.
+ *
+ * --rate IOPS turns the closed loop into an open one: each queue issues its
+ * share of the rate on a fixed schedule (the queues' schedules interleaved),
+ * whether or not the device has kept up, with at most --iodepth in flight.
+ * Latency counts from the time a request was *due*, not from the time it
+ * went out, so a device that falls behind shows its queueing delay instead
+ * of slowing the load down to what it can take (the coordinated omission of
+ * a closed loop).  A request that finds every slot busy waits for one and
+ * is counted late; one still waiting when the run ends is counted dropped.
+ * Between issues the thread sleeps on the call eventfd with a timeout set
+ * to the next due time, or, with --poll, spins.
+ *
+ * --cpu-pid PID reads the user and system time of a process (the back-end
+ * under test, all its threads) from /proc/PID/stat just before the first
+ * request and after the last completion, so the CPU time per request
+ * covers exactly the requests counted, and none of the connection set-up
+ * and tear-down a script sampling around the whole run would add.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -35,7 +52,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,6 +78,9 @@
 /* --verify keeps a sequence number per block: at most this many blocks. */
 #define VERIFY_MAX_BLOCKS (64ull << 20)
 #define VERIFY_MAGIC	  0x76626368u /* "vbch" */
+#define RATE_MAX	  10000000u
+/* The longest a worker sleeps, so a failure elsewhere or a stall is noticed. */
+#define WAIT_MAX_NS 50000000u
 
 enum rw_mode { RW_READ, RW_WRITE, RW_RANDREAD, RW_RANDWRITE, RW_RANDRW };
 
@@ -76,6 +99,8 @@ struct bench_opts {
 	uint64_t size;		/* bytes of the device to use; 0: all */
 	unsigned int rwmixread; /* percent of reads for randrw */
 	uint16_t queue_size;	/* 0: derived from iodepth */
+	unsigned int rate;	/* --rate: total IOPS, open loop; 0: closed loop */
+	pid_t cpu_pid;		/* --cpu-pid: a process whose CPU time to report; 0: none */
 	bool poll;
 	bool json;
 	bool packed;
@@ -101,7 +126,29 @@ struct worker_stats {
 	uint64_t kicks;
 	uint64_t calls;
 	uint64_t verified; /* reads whose data was checked */
+	/* --rate */
+	uint64_t scheduled; /* requests due before the end of the run */
+	uint64_t late;	    /* issued after waiting for a free slot */
+	uint64_t dropped;   /* still waiting for a slot when the run ended */
 	struct lat_hist lat;
+	struct lat_hist lag; /* --rate: issue time minus due time */
+};
+
+/*
+ * --rate: one queue's share of one schedule at the total rate.  Request g
+ * of the whole schedule is due at start + g * 1e9 / rate ns; queue q of Q
+ * takes g = q, q + Q, q + 2Q, ...: its k-th request is g = q + k * Q.
+ */
+struct schedule {
+	uint64_t start; /* ns, CLOCK_MONOTONIC */
+	double rate;	/* requests a second, all queues */
+	unsigned int q, stride;
+	uint64_t k;	 /* the next request to issue */
+	uint64_t next;	 /* when it is due */
+	uint64_t end;	 /* nothing due from here on is issued */
+	uint64_t t_full; /* the last time a due request found every slot busy */
+	struct slot **free;
+	unsigned int nfree;
 };
 
 struct worker {
@@ -115,6 +162,7 @@ struct worker {
 	uint64_t first_block, nblocks;
 	uint64_t *busy;	    /* --verify: blocks of the slice in flight, a bitmap */
 	unsigned int depth; /* requests kept in flight */
+	struct schedule sched;
 	uint64_t t_end;
 	char err[512];
 	struct worker_stats st;
@@ -132,6 +180,9 @@ struct bench {
 	atomic_bool stop;
 	atomic_bool failed;
 	uint64_t t_start;
+	/* CPU time over the measuring window: --cpu-pid's, in ticks, and our own, in ns */
+	uint64_t cpu_ticks[2];
+	uint64_t self_cpu_ns[2];
 };
 
 __attribute__((format(printf, 1, 2))) static void error(const char *fmt, ...)
@@ -441,7 +492,8 @@ static int worker_kick(struct worker *w)
 
 /*
  * Take every used request, check it, and refill it at once unless the
- * run is over.  Returns how many completed, or -1 on a failure.
+ * run is over (--rate: put it back on the free list instead).  Returns
+ * how many completed, or -1 on a failure.
  */
 static int worker_reap(struct worker *w)
 {
@@ -458,6 +510,10 @@ static int worker_reap(struct worker *w)
 		done++;
 		if (!slot_complete(w, s, len, t))
 			return -1;
+		if (w->b->o.rate) {
+			w->sched.free[w->sched.nfree++] = s;
+			continue;
+		}
 		if (stopping)
 			continue;
 		if (slot_submit(w, s, t))
@@ -549,7 +605,193 @@ failed:
 	return NULL;
 }
 
+/* --- --rate: the open loop --- */
+
+static uint64_t sched_due(const struct schedule *sc, uint64_t k)
+{
+	/* From the global index each time: no rounding error builds up. */
+	return sc->start + (uint64_t)((double)(sc->q + k * sc->stride) * 1e9 / sc->rate);
+}
+
+static void sched_advance(struct schedule *sc)
+{
+	sc->next = sched_due(sc, ++sc->k);
+}
+
+/*
+ * How many requests of the schedule are due before its end: the estimate,
+ * corrected by the very rounding rate_issue() sees, so that requests
+ * issued plus dropped is exactly this.
+ */
+static uint64_t sched_count(const struct schedule *sc)
+{
+	uint64_t n;
+
+	if (sched_due(sc, 0) >= sc->end)
+		return 0;
+	n = (uint64_t)((double)(sc->end - sc->start) * sc->rate / 1e9 / sc->stride);
+	while (sched_due(sc, n) < sc->end)
+		n++;
+	while (n && sched_due(sc, n - 1) >= sc->end)
+		n--;
+	return n;
+}
+
+/*
+ * Issue every request that is due by @now, as long as a slot is free.
+ * A due request that finds none waits for one, as would a guest whose
+ * queue is full; it is counted late, and its latency still starts when it
+ * was due.  Returns how many went out, or -1 on a failure.
+ */
+static int rate_issue(struct worker *w, uint64_t now)
+{
+	struct schedule *sc = &w->sched;
+	int added = 0;
+
+	while (sc->next <= now && sc->next < sc->end) {
+		if (!sc->nfree) {
+			sc->t_full = now;
+			break;
+		}
+		if (sc->next <= sc->t_full)
+			w->st.late++;
+		lat_hist_add(&w->st.lag, now - sc->next);
+		if (slot_submit(w, sc->free[--sc->nfree], sc->next))
+			return -1;
+		sched_advance(sc);
+		added++;
+	}
+	if (added && worker_kick(w))
+		return -1;
+	return added;
+}
+
+/*
+ * Sleep until @until or the device's call, whichever comes first.  As in
+ * worker_wait(), interrupts are on only while we sleep.  ppoll() takes a
+ * timespec, so the schedule is kept to the microsecond, not rounded to
+ * poll()'s millisecond.
+ */
+static int rate_wait(struct worker *w, uint64_t now, uint64_t until)
+{
+	int fd = vu_fe_call_fd(w->b->fe, w->q);
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	uint64_t ns = until > now ? until - now : 0;
+	struct timespec ts;
+	eventfd_t v;
+	int r;
+
+	if (w->inflight && !virtq_drv_enable_cb(w->vq)) {
+		virtq_drv_disable_cb(w->vq);
+		return 0;
+	}
+	if (ns > WAIT_MAX_NS)
+		ns = WAIT_MAX_NS;
+	ts.tv_sec = (time_t)(ns / 1000000000u);
+	ts.tv_nsec = (long)(ns % 1000000000u);
+	r = ppoll(&pfd, 1, &ts, NULL);
+	if (w->inflight)
+		virtq_drv_disable_cb(w->vq);
+	if (r < 0 && errno != EINTR) {
+		snprintf(w->err, sizeof(w->err), "q%u: waiting for a call: %s", w->q,
+			 strerror(errno));
+		return -1;
+	}
+	if (r > 0) {
+		/* Non-blocking: a call for a wait that was skipped is simply consumed. */
+		eventfd_read(fd, &v);
+		w->st.calls++;
+	}
+	return 0;
+}
+
+static int rate_loop(struct worker *w)
+{
+	struct schedule *sc = &w->sched;
+	uint64_t last_progress = now_ns(), now, until;
+	bool issuing = true;
+	int n, added;
+
+	for (;;) {
+		n = worker_reap(w);
+		if (n < 0)
+			return -1;
+		now = now_ns();
+		added = 0;
+		if (issuing) {
+			added = rate_issue(w, now);
+			if (added < 0)
+				return -1;
+			/*
+			 * The end of the schedule (not the main thread's stop) ends
+			 * the issuing, after this last pass: what is due and still
+			 * finds no free slot is dropped.
+			 */
+			if (now >= sc->end ||
+			    atomic_load_explicit(&w->b->failed, memory_order_relaxed))
+				issuing = false;
+		} else if (!w->inflight) {
+			return 0;
+		}
+		if (n || added) {
+			last_progress = now;
+			continue;
+		}
+		if (w->inflight && worker_stalled(w, last_progress))
+			return -1;
+		if (w->b->o.poll)
+			continue;
+		/* Nothing to do before the next due time, or before a slot frees. */
+		until = issuing && sc->nfree ? sc->next : now + WAIT_MAX_NS;
+		if (issuing && until > sc->end)
+			until = sc->end;
+		if (rate_wait(w, now, until))
+			return -1;
+	}
+}
+
+static void *rate_main(void *arg)
+{
+	struct worker *w = arg;
+	struct schedule *sc = &w->sched;
+
+	/*
+	 * The default 50 us timer slack would make every wake-up up to 50 us
+	 * late, and that lateness would count as latency.
+	 */
+	if (!w->b->o.poll)
+		prctl(PR_SET_TIMERSLACK, 1000ul, 0, 0, 0);
+	virtq_drv_disable_cb(w->vq);
+	if (rate_loop(w))
+		fail(w);
+	w->t_end = now_ns();
+	w->st.scheduled = sched_count(sc);
+	w->st.dropped = w->st.scheduled > sc->k ? w->st.scheduled - sc->k : 0;
+	return NULL;
+}
+
 /* --- set-up --- */
+
+/*
+ * --rate: queue @q takes every queues-th request of one schedule at the
+ * total rate, so the queues' requests interleave instead of coming in
+ * bursts of one per queue.
+ */
+static void sched_init(struct worker *w, unsigned int q)
+{
+	const struct bench *b = w->b;
+	struct schedule *sc = &w->sched;
+
+	sc->start = b->t_start;
+	sc->rate = b->o.rate;
+	sc->q = q;
+	sc->stride = b->o.queues;
+	sc->next = sched_due(sc, 0);
+	sc->end = b->t_start + (uint64_t)(b->o.time_s * 1e9);
+	sc->nfree = w->depth;
+	for (unsigned int i = 0; i < w->depth; i++)
+		sc->free[i] = &w->slots[w->depth - 1 - i];
+}
 
 static int worker_init(struct bench *b, struct worker *w, unsigned int q)
 {
@@ -576,8 +818,11 @@ static int worker_init(struct bench *b, struct worker *w, unsigned int q)
 		}
 	}
 	lat_hist_init(&w->st.lat);
+	lat_hist_init(&w->st.lag);
 	w->slots = calloc(o->iodepth, sizeof(*w->slots));
-	if (!w->vq || !w->slots) {
+	if (o->rate)
+		w->sched.free = calloc(o->iodepth, sizeof(*w->sched.free));
+	if (!w->vq || !w->slots || (o->rate && !w->sched.free)) {
 		error("q%u: cannot set up the queue", q);
 		return -1;
 	}
@@ -720,6 +965,43 @@ static int bench_connect(struct bench *b)
 
 /* --- running --- */
 
+/* utime + stime of every thread of @pid, dead ones included, in clock ticks. */
+static int proc_cpu_ticks(pid_t pid, uint64_t *ticks)
+{
+	char path[64], buf[1024], *p;
+	uint64_t utime, stime;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	/* The command name in parentheses may hold anything: skip to its last ')'. */
+	p = strrchr(buf, ')');
+	/* State, ppid, pgrp, session, tty_nr, tpgid, flags, 4 fault counts: fields 3-13. */
+	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %" SCNu64 " %" SCNu64,
+			 &utime, &stime) != 2)
+		return -1;
+	*ticks = utime + stime;
+	return 0;
+}
+
+/* Sample the CPU clocks at the start (@i 0) or the end (@i 1) of the measuring window. */
+static void cpu_sample(struct bench *b, int i)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	b->self_cpu_ns[i] = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	/* Checked readable at start-up; a target that died meanwhile counts no more time. */
+	if (b->o.cpu_pid && proc_cpu_ticks(b->o.cpu_pid, &b->cpu_ticks[i]))
+		b->cpu_ticks[i] = b->cpu_ticks[0];
+}
+
 static void sleep_until(uint64_t deadline, struct bench *b)
 {
 	struct timespec ts;
@@ -755,10 +1037,13 @@ static int bench_run(struct bench *b)
 		if (worker_init(b, &b->workers[q], q))
 			return -1;
 	}
+	cpu_sample(b, 0);
 	b->t_start = now_ns();
+	for (unsigned int q = 0; q < b->o.queues && b->o.rate; q++)
+		sched_init(&b->workers[q], q);
 	for (; started < b->o.queues; started++) {
-		if (pthread_create(&b->workers[started].thread, NULL, worker_main,
-				   &b->workers[started])) {
+		if (pthread_create(&b->workers[started].thread, NULL,
+				   b->o.rate ? rate_main : worker_main, &b->workers[started])) {
 			error("cannot start a thread");
 			atomic_store(&b->stop, true);
 			ret = -1;
@@ -774,15 +1059,23 @@ static int bench_run(struct bench *b)
 			ret = -1;
 		}
 	}
+	cpu_sample(b, 1);
 	return atomic_load(&b->failed) ? -1 : ret;
 }
 
 /* --- report --- */
 
+static double us(uint64_t ns)
+{
+	return (double)ns / 1000.0;
+}
+
 struct totals {
 	struct worker_stats st;
 	double secs;
 	uint64_t ios;
+	double cpu_us;	    /* --cpu-pid's CPU time over the window */
+	double self_cpu_us; /* ours */
 };
 
 static void totals_sum(const struct bench *b, struct totals *t)
@@ -791,6 +1084,7 @@ static void totals_sum(const struct bench *b, struct totals *t)
 
 	memset(t, 0, sizeof(*t));
 	lat_hist_init(&t->st.lat);
+	lat_hist_init(&t->st.lag);
 	for (unsigned int q = 0; q < b->o.queues; q++) {
 		const struct worker *w = &b->workers[q];
 
@@ -801,17 +1095,19 @@ static void totals_sum(const struct bench *b, struct totals *t)
 		t->st.kicks += w->st.kicks;
 		t->st.calls += w->st.calls;
 		t->st.verified += w->st.verified;
+		t->st.scheduled += w->st.scheduled;
+		t->st.late += w->st.late;
+		t->st.dropped += w->st.dropped;
 		lat_hist_merge(&t->st.lat, &w->st.lat);
+		lat_hist_merge(&t->st.lag, &w->st.lag);
 		if (w->t_end > t_end)
 			t_end = w->t_end;
 	}
 	t->secs = (double)(t_end - b->t_start) / 1e9;
 	t->ios = t->st.ios[0] + t->st.ios[1];
-}
-
-static double us(uint64_t ns)
-{
-	return (double)ns / 1000.0;
+	t->cpu_us =
+		(double)(b->cpu_ticks[1] - b->cpu_ticks[0]) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+	t->self_cpu_us = us(b->self_cpu_ns[1] - b->self_cpu_ns[0]);
 }
 
 static double per_req(uint64_t n, uint64_t ios)
@@ -829,15 +1125,34 @@ static const char *features_text(const struct bench *b, char *buf, size_t len)
 	return buf;
 }
 
+static double per_req_f(double v, uint64_t ios)
+{
+	return ios ? v / (double)ios : 0;
+}
+
+static void report_rate_text(const struct totals *t)
+{
+	const struct lat_hist *g = &t->st.lag;
+
+	printf("  schedule: %" PRIu64 " requests due, %" PRIu64
+	       " late (waited for a free slot), %" PRIu64 " dropped (still waiting at the end)\n",
+	       t->st.scheduled, t->st.late, t->st.dropped);
+	printf("  issue lag (us): p50 %.1f, p99 %.1f, max %.1f\n", us(lat_hist_percentile(g, 50)),
+	       us(lat_hist_percentile(g, 99)), us(g->max));
+}
+
 static void report_text(const struct bench *b, const struct totals *t)
 {
 	const struct bench_opts *o = &b->o;
 	const struct lat_hist *h = &t->st.lat;
 	char feat[64];
 
-	printf("%s: %s bs=%u iodepth=%u queues=%u, %.2f s, %s, %s completion\n", o->socket,
+	printf("%s: %s bs=%u iodepth=%u queues=%u, %.2f s, %s, %s completion", o->socket,
 	       rw_names[o->rw], o->bs, o->iodepth, o->queues, t->secs,
 	       features_text(b, feat, sizeof(feat)), o->poll ? "polled" : "call eventfd");
+	if (o->rate)
+		printf(", open loop at %u IOPS", o->rate);
+	putchar('\n');
 	printf("  IOPS %.0f, %.1f MB/s", t->ios / t->secs,
 	       (double)(t->st.bytes[0] + t->st.bytes[1]) / t->secs / 1e6);
 	if (o->rw == RW_RANDRW)
@@ -855,6 +1170,13 @@ static void report_text(const struct bench *b, const struct totals *t)
 		printf("  verify: %" PRIu64 " blocks read back and verified, no mismatch "
 		       "(generation 0x%08x)\n",
 		       t->st.verified, b->gen);
+	if (o->rate)
+		report_rate_text(t);
+	if (o->cpu_pid)
+		printf("  CPU: pid %d %.2f us/request (%.1f%% of one CPU), vhost-bench %.2f "
+		       "us/request\n",
+		       (int)o->cpu_pid, per_req_f(t->cpu_us, t->ios), t->cpu_us / t->secs / 1e4,
+		       per_req_f(t->self_cpu_us, t->ios));
 }
 
 static void json_add_double(struct json_object *obj, const char *key, double v)
@@ -894,6 +1216,20 @@ static struct json_object *json_latency(const struct lat_hist *h)
 	return obj;
 }
 
+static void json_add_rate(struct json_object *r, const struct totals *t)
+{
+	const struct lat_hist *g = &t->st.lag;
+	struct json_object *lag = json_object_new_object();
+
+	json_add_u64(r, "scheduled", t->st.scheduled);
+	json_add_u64(r, "late", t->st.late);
+	json_add_u64(r, "dropped", t->st.dropped);
+	json_add_double(lag, "p50", us(lat_hist_percentile(g, 50)));
+	json_add_double(lag, "p99", us(lat_hist_percentile(g, 99)));
+	json_add_double(lag, "max", us(g->max));
+	json_object_object_add(r, "issue-lag-us", lag);
+}
+
 static void report_json(const struct bench *b, const struct totals *t)
 {
 	const struct bench_opts *o = &b->o;
@@ -926,6 +1262,16 @@ static void report_json(const struct bench *b, const struct totals *t)
 	json_add_double(r, "calls-per-request", per_req(t->st.calls, t->ios));
 	json_object_object_add(r, "verify", json_object_new_boolean(o->verify));
 	json_add_u64(r, "verified", t->st.verified);
+	json_add_u64(r, "rate", o->rate);
+	if (o->rate)
+		json_add_rate(r, t);
+	if (o->cpu_pid) {
+		json_add_u64(r, "cpu-pid", (uint64_t)o->cpu_pid);
+		json_add_double(r, "cpu-us", t->cpu_us);
+		json_add_double(r, "cpu-us-per-request", per_req_f(t->cpu_us, t->ios));
+	}
+	json_add_double(r, "bench-cpu-us", t->self_cpu_us);
+	json_add_double(r, "bench-cpu-us-per-request", per_req_f(t->self_cpu_us, t->ios));
 	printf("%s\n", json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN |
 								 JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(r);
@@ -954,6 +1300,11 @@ static const char usage_text[] =
 	"  --no-indirect      do not offer VIRTIO_RING_F_INDIRECT_DESC\n"
 	"  --verify           write tagged data and check every read of a block\n"
 	"                     written in this run (at most 64M blocks)\n"
+	"  --rate IOPS        open loop: issue IOPS requests a second in all, on a\n"
+	"                     fixed schedule, at most --iodepth in flight per queue;\n"
+	"                     latency counts from when a request was due\n"
+	"  --cpu-pid PID      report PID's CPU time per request (all its threads,\n"
+	"                     from /proc/PID/stat, over the measured interval)\n"
 	"  --json             print one JSON object instead of text\n"
 	"  -h, --help         show this help and exit\n"
 	"  -V, --version      show the version and exit\n"
@@ -973,6 +1324,8 @@ enum {
 	OPT_SIZE,
 	OPT_RWMIXREAD,
 	OPT_QUEUE_SIZE,
+	OPT_RATE,
+	OPT_CPU_PID, /* the last option with an argument */
 	OPT_POLL,
 	OPT_PACKED,
 	OPT_NO_EVENT_IDX,
@@ -991,6 +1344,8 @@ static const struct option long_options[] = {
 	{"size", required_argument, NULL, OPT_SIZE},
 	{"rwmixread", required_argument, NULL, OPT_RWMIXREAD},
 	{"queue-size", required_argument, NULL, OPT_QUEUE_SIZE},
+	{"rate", required_argument, NULL, OPT_RATE},
+	{"cpu-pid", required_argument, NULL, OPT_CPU_PID},
 	{"poll", no_argument, NULL, OPT_POLL},
 	{"packed", no_argument, NULL, OPT_PACKED},
 	{"no-event-idx", no_argument, NULL, OPT_NO_EVENT_IDX},
@@ -1035,6 +1390,22 @@ static int parse_uint(const char *s, unsigned int min, unsigned int max, unsigne
 	uint64_t v;
 
 	if (parse_size(s, &v) || v < min || v > max)
+		return -1;
+	*out = (unsigned int)v;
+	return 0;
+}
+
+/* A plain decimal number: "20000", not "20k" (which would be 20480). */
+static int parse_decimal(const char *s, unsigned int min, unsigned int max, unsigned int *out)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v < min || v > max)
 		return -1;
 	*out = (unsigned int)v;
 	return 0;
@@ -1118,6 +1489,16 @@ static int parse_value_opt(struct bench_opts *o, int opt, const char *arg)
 			return usage_error("--queue-size %s: expected 1 to 32768", arg);
 		o->queue_size = (uint16_t)u;
 		return 0;
+	case OPT_RATE:
+		if (parse_decimal(arg, 1, RATE_MAX, &o->rate))
+			return usage_error("--rate %s: expected 1 to %u requests a second", arg,
+					   RATE_MAX);
+		return 0;
+	case OPT_CPU_PID:
+		if (parse_decimal(arg, 1, INT32_MAX, &u) || proc_cpu_ticks((pid_t)u, &v))
+			return usage_error("--cpu-pid %s: no /proc/%s/stat to read", arg, arg);
+		o->cpu_pid = (pid_t)u;
+		return 0;
 	}
 	return usage_error("internal: option %d", opt);
 }
@@ -1182,7 +1563,7 @@ static int parse_args(struct bench_opts *o, int argc, char **argv)
 
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":hV", long_options, NULL)) != -1) {
-		if (opt >= OPT_SOCKET && opt <= OPT_QUEUE_SIZE)
+		if (opt >= OPT_SOCKET && opt <= OPT_CPU_PID)
 			ret = parse_value_opt(o, opt, optarg);
 		else
 			ret = parse_flag_opt(o, opt, argv);
@@ -1232,6 +1613,7 @@ int main(int argc, char **argv)
 		for (unsigned int q = 0; q < b.o.queues; q++) {
 			free(b.workers[q].slots);
 			free(b.workers[q].busy);
+			free(b.workers[q].sched.free);
 		}
 	}
 	free(b.workers);

@@ -318,8 +318,12 @@ static bool config_msg_valid(struct vu_dev *dev, const struct vhost_user_msg *ms
 	const struct vhost_user_config *c = &msg->payload.config;
 
 	if (msg->hdr.size != VHOST_USER_CONFIG_HDR_SIZE + (uint64_t)c->size) {
-		vu_reject(dev, msg, "config size %u does not match payload size %u", c->size,
-			  msg->hdr.size);
+		vu_reject(dev, msg,
+			  "its size field says %u bytes of config space follow, but the %u-byte "
+			  "payload holds %u after the %u-byte config header",
+			  c->size, msg->hdr.size,
+			  msg->hdr.size - (unsigned int)VHOST_USER_CONFIG_HDR_SIZE,
+			  (unsigned int)VHOST_USER_CONFIG_HDR_SIZE);
 		return false;
 	}
 	return true;

@@ -53,6 +53,14 @@
  * and for this long after, is dropped (the loop waits that long, once).
  */
 #define VU_SEND_TIMEOUT_MS 200
+/*
+ * Guest memory one device maps by default (max-guest-memory=).  Every
+ * device of every front-end shares the daemon's 128 TiB of address space,
+ * and a front-end can describe terabytes of sparse memfd at no cost to
+ * itself.  64 GiB covers the guests most devices serve while leaving room
+ * for about 2000 devices at the limit; a bigger guest's device says so.
+ */
+#define VU_DEFAULT_MAX_GUEST_MEMORY (64ull << 30)
 
 enum vu_result vu_reject(struct vu_dev *dev, const struct vhost_user_msg *msg, const char *fmt, ...)
 {
@@ -760,6 +768,8 @@ struct vu_dev *vu_dev_new(const struct vu_dev_config *cfg)
 	dev->client = cfg->client;
 	dev->num_queues = cfg->num_queues;
 	dev->max_queue_size = cfg->max_queue_size ? cfg->max_queue_size : VIRTQ_MAX_SIZE;
+	dev->max_guest_memory =
+		cfg->max_guest_memory ? cfg->max_guest_memory : VU_DEFAULT_MAX_GUEST_MEMORY;
 	dev->ops = cfg->ops;
 	dev->opaque = cfg->opaque;
 	dev->watch = cfg->watch;

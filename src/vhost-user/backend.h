@@ -97,6 +97,13 @@ struct vu_dev_config {
 	bool client;		 /* connect (and reconnect) instead of listen */
 	unsigned int num_queues; /* queues the device offers (GET_QUEUE_NUM) */
 	uint16_t max_queue_size;
+	/*
+	 * Bytes of guest memory the front-end may have this device map, all
+	 * regions together (max-guest-memory=); 0: 64 GiB.  Address space is
+	 * shared by every device of the daemon, and a sparse memfd costs the
+	 * front-end nothing.
+	 */
+	uint64_t max_guest_memory;
 	const struct vu_device_ops *ops;
 	void *opaque; /* passed to every ops call */
 	const struct vu_watch_ops *watch;

@@ -38,6 +38,7 @@ struct vu_dev {
 	bool client;
 	unsigned int num_queues;
 	uint16_t max_queue_size;
+	uint64_t max_guest_memory; /* bytes one front-end may have us map */
 	const struct vu_device_ops *ops;
 	void *opaque;
 	const struct vu_watch_ops *watch;

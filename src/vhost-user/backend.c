@@ -368,7 +368,7 @@ static enum vu_result vu_check_fds(struct vu_dev *dev, const struct vhost_user_m
 			continue;
 		}
 		if (k != UFD_EVENTFD)
-			return vu_reject(dev, msg, "ring %u: %s is %s, not an eventfd",
+			return vu_reject(dev, msg, "ring %u: %s is %s, not a counter-mode eventfd",
 					 vu_msg_ring(msg, info), vu_fd_role[msg->hdr.request],
 					 fi.desc);
 		/* Belt and braces: the front-end can clear it again, so no I/O relies on it. */

@@ -167,7 +167,7 @@ static enum vu_result map_region(struct vu_dev *dev, const struct vhost_user_msg
 				 const char *what, const struct vhost_user_mem_region *w, int fd,
 				 uint64_t *used, struct mem_region *out)
 {
-	char limit[32];
+	char limit[32], total[32];
 	uint64_t size = w->memory_size, file_end, map_off, map_len;
 	size_t align;
 	struct stat st;
@@ -199,9 +199,9 @@ static enum vu_result map_region(struct vu_dev *dev, const struct vhost_user_msg
 	map_len = (map_len + align - 1) & ~(uint64_t)(align - 1);
 	if (map_len > dev->max_guest_memory - *used)
 		return vu_reject(dev, msg,
-				 "%s would bring guest memory to %#llx bytes, over this device's "
+				 "%s would bring guest memory to %s, over this device's "
 				 "max-guest-memory=%s",
-				 what, (unsigned long long)(*used + map_len),
+				 what, size_text(*used + map_len, total, sizeof(total)),
 				 size_text(dev->max_guest_memory, limit, sizeof(limit)));
 	*used += map_len;
 

@@ -41,6 +41,7 @@
 
 #include "backend_priv.h"
 #include "common/log.h"
+#include "common/util.h"
 
 /* Client mode: first retry after this, doubling up to the maximum. */
 #define VU_RECONNECT_MIN_MS 50
@@ -52,6 +53,14 @@
  * and for this long after, is dropped (the loop waits that long, once).
  */
 #define VU_SEND_TIMEOUT_MS 200
+/*
+ * Guest memory one device maps by default (max-guest-memory=).  Every
+ * device of every front-end shares the daemon's 128 TiB of address space,
+ * and a front-end can describe terabytes of sparse memfd at no cost to
+ * itself.  64 GiB covers the guests most devices serve while leaving room
+ * for about 2000 devices at the limit; a bigger guest's device says so.
+ */
+#define VU_DEFAULT_MAX_GUEST_MEMORY (64ull << 30)
 
 enum vu_result vu_reject(struct vu_dev *dev, const struct vhost_user_msg *msg, const char *fmt, ...)
 {
@@ -177,6 +186,13 @@ static void vu_vring_start(struct vu_dev *dev, struct vu_vring *vr)
 	cfg.desc = p.desc;
 	cfg.driver_area = p.driver_area;
 	cfg.device_area = p.device_area;
+	/* vu_queue_notify() must never block on the front-end's eventfd. */
+	r = vr->q.call_fd >= 0 ? ufd_signal_setup(&vr->call_sig) : 0;
+	if (r) {
+		log_error("%s: not started: no io_uring to signal the call eventfd: %s", vr->name,
+			  strerror(-r));
+		goto failed;
+	}
 	r = virtq_init(&vr->q.vq, &cfg);
 	if (r) {
 		log_error("%s: not started: ring rejected (size %u, base %#x): %s", vr->name,
@@ -216,6 +232,8 @@ static void vu_vring_stop(struct vu_dev *dev, struct vu_vring *vr)
 	vr->base = virtq_get_base(&vr->q.vq);
 	vr->base_set = true;
 	virtq_destroy(&vr->q.vq);
+	/* Writes to call_fd still in flight are cancelled; the ring goes with them. */
+	ufd_signal_reset(&vr->call_sig);
 	vr->q.started = false;
 	log_debug("%s: stopped at base %#x", vr->name, vr->base);
 }
@@ -233,11 +251,21 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
+/* A descriptor the front-end gave us: closing it must never wait. */
+static void close_peer_fd(int *fd)
+{
+	if (*fd >= 0)
+		ufd_close(*fd);
+	*fd = -1;
+}
+
 void vu_vring_reset(struct vu_vring *vr)
 {
-	close_fd(&vr->q.kick_fd);
-	close_fd(&vr->q.call_fd);
-	close_fd(&vr->q.err_fd);
+	ufd_signal_reset(&vr->call_sig);
+	ufd_signal_forget(&vr->q.dev->err_sig, vr->q.index);
+	close_peer_fd(&vr->q.kick_fd);
+	close_peer_fd(&vr->q.call_fd);
+	close_peer_fd(&vr->q.err_fd);
 	vr->q.enabled = false;
 	vr->num = 0;
 	vr->base = 0;
@@ -264,9 +292,16 @@ static void vu_update_rings(struct vu_dev *dev)
 
 void vu_queue_notify(struct vu_queue *q)
 {
-	/* Always ask, so the suppression bookkeeping stays in step. */
-	if (virtq_should_notify(&q->vq) && q->call_fd >= 0)
-		eventfd_write(q->call_fd, 1);
+	struct vu_vring *vr = container_of(q, struct vu_vring, q);
+
+	/*
+	 * Always ask, so the suppression bookkeeping stays in step.  Never
+	 * eventfd_write(): the front-end can fill the counter and clear
+	 * O_NONBLOCK on its side of the file, and that write would sleep.
+	 */
+	if (virtq_should_notify(&q->vq) && q->call_fd >= 0 &&
+	    ufd_signal(&vr->call_sig, 0, q->call_fd) < 0)
+		vu_dev_set_broken(q->dev, "cannot signal the call eventfd");
 }
 
 /* --- the dispatcher --- */
@@ -303,8 +338,47 @@ static unsigned int vu_msg_ring(const struct vhost_user_msg *msg, const struct v
 	return msg->payload.state.index;
 }
 
+static const char *const vu_fd_role[VHOST_USER_REQUEST_MAX] = {
+	[VHOST_USER_SET_VRING_KICK] = "kick fd",
+	[VHOST_USER_SET_VRING_CALL] = "call fd",
+	[VHOST_USER_SET_VRING_ERR] = "err fd",
+};
+
+/*
+ * What each descriptor really is, before any handler keeps one: a pipe or
+ * a semaphore-mode eventfd as a kick fd keeps the queue "kicked" forever
+ * (a spinning core), anything but a file cannot back guest memory, and a
+ * socket kept around may linger on its last close.  Refused ones are
+ * closed by the dispatcher, without waiting (ufd_close).
+ */
+static enum vu_result vu_check_fds(struct vu_dev *dev, const struct vhost_user_msg *msg,
+				   const struct vu_msg_info *info, int *fds, unsigned int nfds)
+{
+	for (unsigned int i = 0; i < nfds; i++) {
+		struct ufd_info fi;
+		enum ufd_kind k;
+
+		if (info->fd_kind == VU_FD_UNUSED)
+			break;
+		k = ufd_classify(fds[i], &fi);
+		if (info->fd_kind == VU_FD_MEMORY) {
+			if (!ufd_kind_is_memory(k))
+				return vu_reject(dev, msg, "descriptor %u is %s, not a memory file",
+						 i, fi.desc);
+			continue;
+		}
+		if (k != UFD_EVENTFD)
+			return vu_reject(dev, msg, "ring %u: %s is %s, not a counter-mode eventfd",
+					 vu_msg_ring(msg, info), vu_fd_role[msg->hdr.request],
+					 fi.desc);
+		/* Belt and braces: the front-end can clear it again, so no I/O relies on it. */
+		ufd_set_nonblock(fds[i]);
+	}
+	return VU_OK;
+}
+
 /* Checks against the table entry that need the payload and the descriptors. */
-static enum vu_result vu_check_args(struct vu_dev *dev, const struct vhost_user_msg *msg,
+static enum vu_result vu_check_args(struct vu_dev *dev, const struct vhost_user_msg *msg, int *fds,
 				    unsigned int nfds)
 {
 	const struct vu_msg_info *info = &vu_msg_table[msg->hdr.request];
@@ -314,7 +388,7 @@ static enum vu_result vu_check_args(struct vu_dev *dev, const struct vhost_user_
 		return vu_reject(dev, msg, "%u file descriptors attached, expected %u..%u", nfds,
 				 info->min_fds, info->max_fds);
 	if (!(info->flags & (VU_MSG_VRING | VU_MSG_VRING_FD)))
-		return VU_OK;
+		return vu_check_fds(dev, msg, info, fds, nfds);
 
 	ring = vu_msg_ring(msg, info);
 	if (ring >= dev->num_queues)
@@ -332,7 +406,7 @@ static enum vu_result vu_check_args(struct vu_dev *dev, const struct vhost_user_
 			return vu_reject(dev, msg, "%u file descriptors with the no-fd flag %s",
 					 nfds, nofd ? "set" : "clear");
 	}
-	return VU_OK;
+	return vu_check_fds(dev, msg, info, fds, nfds);
 }
 
 static int vu_send_reply(struct vu_dev *dev, struct vhost_user_msg *msg)
@@ -349,7 +423,7 @@ static enum vu_result vu_dispatch(struct vu_dev *dev, struct vhost_user_msg *msg
 	enum vu_result res;
 	int r = 0;
 
-	if (vu_check_header(dev, msg) != VU_OK || vu_check_args(dev, msg, nfds) != VU_OK)
+	if (vu_check_header(dev, msg) != VU_OK || vu_check_args(dev, msg, fds, nfds) != VU_OK)
 		return VU_CLOSE;
 	info = &vu_msg_table[msg->hdr.request];
 	log_debug("%s: %s size %u fds %u", dev->name, vhost_user_request_name(msg->hdr.request),
@@ -419,6 +493,7 @@ static void vu_session_reset(struct vu_dev *dev)
 	for (unsigned int i = 0; i < dev->num_queues; i++)
 		vu_vring_reset(&dev->vrings[i]);
 	vu_mem_drop(dev);
+	ufd_signal_reset(&dev->err_sig);
 	dev->owner = false;
 	dev->features = 0;
 	dev->protocol_features = 0;
@@ -436,7 +511,13 @@ static void vu_conn_teardown(struct vu_dev *dev)
 	dev->watch->del(dev->loop, dev->conn_fd);
 	vu_session_reset(dev);
 	vhost_user_rx_reset(&dev->rx);
-	close_fd(&dev->conn_fd);
+	/*
+	 * Off this thread: descriptors the front-end queued and we never
+	 * read are released with the socket, and the last close of one (a
+	 * lingering socket) would sleep right here.
+	 */
+	ufd_close_async(dev->conn_fd);
+	dev->conn_fd = -1;
 	atomic_store(&dev->connected, false);
 }
 
@@ -550,7 +631,8 @@ static void vu_accept_event(void *arg, uint32_t events)
 	/* One front-end drives a device; a second one gets an immediate EOF. */
 	if (dev->conn_fd >= 0) {
 		log_warn("%s: refusing a second front-end while one is connected", dev->name);
-		close(fd);
+		/* It may already carry descriptors: see vu_conn_teardown(). */
+		ufd_close_async(fd);
 		return;
 	}
 	vu_conn_open(dev, fd);
@@ -650,8 +732,9 @@ static void vu_broken_event(void *arg, uint32_t events)
 		return;
 	/* SET_VRING_ERR's eventfds tell the front-end; GET_STATUS shows NEEDS_RESET. */
 	for (unsigned int i = 0; i < dev->num_queues; i++) {
-		if (dev->vrings[i].q.err_fd >= 0)
-			eventfd_write(dev->vrings[i].q.err_fd, 1);
+		/* Never a plain write: see vu_queue_notify(). */
+		if (ufd_signal(&dev->err_sig, i, dev->vrings[i].q.err_fd) < 0)
+			log_error("%s: cannot signal the err eventfd", dev->vrings[i].name);
 	}
 	vu_update_rings(dev);
 }
@@ -685,6 +768,8 @@ struct vu_dev *vu_dev_new(const struct vu_dev_config *cfg)
 	dev->client = cfg->client;
 	dev->num_queues = cfg->num_queues;
 	dev->max_queue_size = cfg->max_queue_size ? cfg->max_queue_size : VIRTQ_MAX_SIZE;
+	dev->max_guest_memory =
+		cfg->max_guest_memory ? cfg->max_guest_memory : VU_DEFAULT_MAX_GUEST_MEMORY;
 	dev->ops = cfg->ops;
 	dev->opaque = cfg->opaque;
 	dev->watch = cfg->watch;
@@ -697,13 +782,18 @@ struct vu_dev *vu_dev_new(const struct vu_dev_config *cfg)
 	dev->socket_path = strdup(cfg->socket_path);
 	dev->name = strdup(cfg->name ? cfg->name : cfg->socket_path);
 	dev->vrings = calloc(cfg->num_queues, sizeof(*dev->vrings));
-	if (!dev->socket_path || !dev->name || !dev->vrings) {
+	if (!dev->socket_path || !dev->name || !dev->vrings ||
+	    ufd_signal_init(&dev->err_sig, dev->num_queues)) {
 		r = -ENOMEM;
 		goto fail;
 	}
 	for (unsigned int i = 0; i < dev->num_queues; i++) {
 		struct vu_vring *vr = &dev->vrings[i];
 
+		if (ufd_signal_init(&vr->call_sig, 1)) {
+			r = -ENOMEM;
+			goto fail;
+		}
 		vr->q.dev = dev;
 		vr->q.index = i;
 		vr->q.kick_fd = vr->q.call_fd = vr->q.err_fd = -1;
@@ -766,6 +856,9 @@ void vu_dev_free(struct vu_dev *dev)
 	}
 	vu_unwatch_close(dev, &dev->timer_fd);
 	vu_unwatch_close(dev, &dev->broken_fd);
+	for (unsigned int i = 0; dev->vrings && i < dev->num_queues; i++)
+		ufd_signal_destroy(&dev->vrings[i].call_sig);
+	ufd_signal_destroy(&dev->err_sig);
 	free(dev->vrings);
 	free(dev->name);
 	free(dev->socket_path);

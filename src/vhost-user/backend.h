@@ -29,6 +29,18 @@
  * thread of the loop behind vu_watch_ops (vu_dev_new/free may also run while
  * that loop is not running).  vu_queue_notify() and vu_dev_set_broken() may
  * be called from queue threads.
+ *
+ * Descriptors (common/ufd.h).  kick_fd, call_fd and err_fd are checked at
+ * receipt to be counter-mode eventfds (a pipe, a file, a socket or a
+ * semaphore eventfd is refused) and get O_NONBLOCK, but the front-end
+ * shares their open file description: it can clear O_NONBLOCK, fill the
+ * counter or read the kick fd first at any moment.  So a device never
+ * read()s or write()s them plainly: it reads kick_fd through io_uring or
+ * ufd_eventfd_read() (RWF_NOWAIT), and signals call_fd through
+ * vu_queue_notify() or its own io_uring.  vu_queue_notify() never blocks.
+ * Descriptors the back-end drops are closed without blocking this thread
+ * (ufd_close; sockets and the connection on a closer thread).  Guest
+ * memory is capped per device (max_guest_memory).
  */
 #ifndef VHOSTD_VHOST_USER_BACKEND_H
 #define VHOSTD_VHOST_USER_BACKEND_H
@@ -57,8 +69,10 @@ struct vu_queue {
 
 /*
  * Signal the guest if the ring's suppression state asks for it (after a
- * virtq_flush): virtq_should_notify(), then a write to call_fd.  Call it
- * from the queue's own thread, once per flushed burst.
+ * virtq_flush): virtq_should_notify(), then a write to call_fd through an
+ * io_uring that is set up while the queue is started, so it never blocks
+ * even on a full counter.  Call it from the queue's own thread, once per
+ * flushed burst.  If no write can be issued the device is marked broken.
  */
 void vu_queue_notify(struct vu_queue *q);
 
@@ -97,6 +111,13 @@ struct vu_dev_config {
 	bool client;		 /* connect (and reconnect) instead of listen */
 	unsigned int num_queues; /* queues the device offers (GET_QUEUE_NUM) */
 	uint16_t max_queue_size;
+	/*
+	 * Bytes of guest memory the front-end may have this device map, all
+	 * regions together (max-guest-memory=); 0: 64 GiB.  Address space is
+	 * shared by every device of the daemon, and a sparse memfd costs the
+	 * front-end nothing.
+	 */
+	uint64_t max_guest_memory;
 	const struct vu_device_ops *ops;
 	void *opaque; /* passed to every ops call */
 	const struct vu_watch_ops *watch;

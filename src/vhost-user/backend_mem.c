@@ -13,7 +13,13 @@
  * Each region's descriptor is checked before it is mapped: it must be a
  * regular file (memfd, tmpfs, hugetlbfs) that really is as long as the
  * region claims, because touching a page past the end of a shared file
- * mapping raises SIGBUS and would take the whole daemon down.
+ * mapping raises SIGBUS and would take the whole daemon down.  (The
+ * dispatcher has already checked it is a file and not, say, a socket.)
+ *
+ * Address space is shared by every device: a front-end can describe
+ * terabytes of sparse memfd at no cost to itself, so the regions of one
+ * device may not add up to more than its max-guest-memory (counted in
+ * mapped bytes, before anything is mapped).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -130,14 +136,38 @@ static void warn_if_shrinkable(struct vu_dev *dev, const char *what, int fd)
 			 dev->name, what);
 }
 
+/* "64 GiB", "1536 MiB" or "4096 bytes", for the limit's log lines. */
+static const char *size_text(uint64_t v, char *buf, size_t len)
+{
+	if (v && !(v & ((1ull << 30) - 1)))
+		snprintf(buf, len, "%llu GiB", (unsigned long long)(v >> 30));
+	else if (v && !(v & ((1ull << 20) - 1)))
+		snprintf(buf, len, "%llu MiB", (unsigned long long)(v >> 20));
+	else
+		snprintf(buf, len, "%llu bytes", (unsigned long long)v);
+	return buf;
+}
+
+/* Mapped bytes of the current table: what max-guest-memory counts. */
+static uint64_t mapped_bytes(const struct vu_dev *dev)
+{
+	uint64_t sum = 0;
+
+	for (unsigned int i = 0; dev->mem && i < dev->mem->nr; i++)
+		sum += dev->mem->regions[i].mmap_size;
+	return sum;
+}
+
 /*
  * Validate one region description and map it.  @what names it in the log
- * ("region 2").  VU_OK with @out filled, or VU_CLOSE (logged).
+ * ("region 2"); @used is what the regions mapped before it take, and grows
+ * by this one.  VU_OK with @out filled, or VU_CLOSE (logged).
  */
 static enum vu_result map_region(struct vu_dev *dev, const struct vhost_user_msg *msg,
 				 const char *what, const struct vhost_user_mem_region *w, int fd,
-				 struct mem_region *out)
+				 uint64_t *used, struct mem_region *out)
 {
+	char limit[32], total[32];
 	uint64_t size = w->memory_size, file_end, map_off, map_len;
 	size_t align;
 	struct stat st;
@@ -152,7 +182,7 @@ static enum vu_result map_region(struct vu_dev *dev, const struct vhost_user_msg
 		return vu_reject(dev, msg, "%s wraps the 64-bit address space", what);
 	if (fstat(fd, &st) < 0)
 		return vu_reject(dev, msg, "%s: fstat: %s", what, strerror(errno));
-	if (!S_ISREG(st.st_mode))
+	if (!S_ISREG(st.st_mode)) /* ufd_classify() said so already; cheap to keep */
 		return vu_reject(dev, msg, "%s: descriptor is not a memory file", what);
 	if (st.st_size < 0 || file_end > (uint64_t)st.st_size)
 		return vu_reject(dev, msg,
@@ -167,6 +197,13 @@ static enum vu_result map_region(struct vu_dev *dev, const struct vhost_user_msg
 	if (map_len > SIZE_MAX - align)
 		return vu_reject(dev, msg, "%s is too large to map", what);
 	map_len = (map_len + align - 1) & ~(uint64_t)(align - 1);
+	if (map_len > dev->max_guest_memory - *used)
+		return vu_reject(dev, msg,
+				 "%s would bring guest memory to %s, over this device's "
+				 "max-guest-memory=%s",
+				 what, size_text(*used + map_len, total, sizeof(total)),
+				 size_text(dev->max_guest_memory, limit, sizeof(limit)));
+	*used += map_len;
 
 	p = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd,
 		 (off_t)map_off);
@@ -218,6 +255,7 @@ enum vu_result vu_set_mem_table(struct vu_dev *dev, struct vhost_user_msg *msg, 
 	const struct vhost_user_mem_table *t = &msg->payload.mem;
 	struct mem_region regions[VHOST_USER_MEM_TABLE_MAX_REGIONS];
 	uint32_t n = t->nregions;
+	uint64_t used = 0;
 	unsigned int i;
 
 	if (n > VHOST_USER_MEM_TABLE_MAX_REGIONS)
@@ -235,7 +273,8 @@ enum vu_result vu_set_mem_table(struct vu_dev *dev, struct vhost_user_msg *msg, 
 		char what[16];
 
 		snprintf(what, sizeof(what), "region %u", i);
-		if (map_region(dev, msg, what, &t->regions[i], fds[i], &regions[i]) != VU_OK) {
+		if (map_region(dev, msg, what, &t->regions[i], fds[i], &used, &regions[i]) !=
+		    VU_OK) {
 			regions_put(regions, i);
 			return VU_CLOSE;
 		}
@@ -260,13 +299,14 @@ enum vu_result vu_add_mem_reg(struct vu_dev *dev, struct vhost_user_msg *msg, in
 			      unsigned int nfds)
 {
 	struct mem_region regions[MEMMAP_MAX_REGIONS];
+	uint64_t used = mapped_bytes(dev);
 	unsigned int n;
 
 	if (dev->mem && dev->mem->nr >= MEMMAP_MAX_REGIONS)
 		return vu_reject(dev, msg, "all %u memory slots are in use", MEMMAP_MAX_REGIONS);
 	n = copy_current(dev, regions);
-	if (map_region(dev, msg, "region", &msg->payload.mem_reg.region, fds[0], &regions[n]) !=
-	    VU_OK) {
+	if (map_region(dev, msg, "region", &msg->payload.mem_reg.region, fds[0], &used,
+		       &regions[n]) != VU_OK) {
 		regions_put(regions, n);
 		return VU_CLOSE;
 	}

@@ -242,7 +242,7 @@ static enum vu_result get_vring_base(struct vu_dev *dev, struct vhost_user_msg *
 		msg->payload.state.num |= msg->payload.state.num << PACKED_USED_SHIFT;
 	msg->hdr.size = sizeof(msg->payload.state);
 	if (vr->q.kick_fd >= 0)
-		close(vr->q.kick_fd);
+		ufd_close(vr->q.kick_fd);
 	vr->q.kick_fd = -1;
 	vr->kick_set = false;
 	if (vu_all_rings_stopped(dev))
@@ -250,11 +250,14 @@ static enum vu_result get_vring_base(struct vu_dev *dev, struct vhost_user_msg *
 	return VU_OK;
 }
 
-/* Install the message's descriptor (or none: NOFD) in @slot, closing the old one. */
+/*
+ * Install the message's descriptor (or none: NOFD) in @slot, closing the
+ * old one.  The dispatcher checked it is an eventfd and set O_NONBLOCK.
+ */
 static void take_vring_fd(int *slot, int *fds, unsigned int nfds)
 {
 	if (*slot >= 0)
-		close(*slot);
+		ufd_close(*slot);
 	*slot = -1;
 	if (nfds) {
 		*slot = fds[0];
@@ -286,7 +289,11 @@ static enum vu_result set_vring_call(struct vu_dev *dev, struct vhost_user_msg *
 static enum vu_result set_vring_err(struct vu_dev *dev, struct vhost_user_msg *msg, int *fds,
 				    unsigned int nfds)
 {
-	take_vring_fd(&msg_vring_fd(dev, msg)->q.err_fd, fds, nfds);
+	struct vu_vring *vr = msg_vring_fd(dev, msg);
+
+	/* A write to the old err fd may still be in flight: it is cancelled. */
+	ufd_signal_forget(&dev->err_sig, vr->q.index);
+	take_vring_fd(&vr->q.err_fd, fds, nfds);
 	return VU_OK;
 }
 
@@ -311,8 +318,12 @@ static bool config_msg_valid(struct vu_dev *dev, const struct vhost_user_msg *ms
 	const struct vhost_user_config *c = &msg->payload.config;
 
 	if (msg->hdr.size != VHOST_USER_CONFIG_HDR_SIZE + (uint64_t)c->size) {
-		vu_reject(dev, msg, "config size %u does not match payload size %u", c->size,
-			  msg->hdr.size);
+		vu_reject(dev, msg,
+			  "its size field says %u bytes of config space follow, but the %u-byte "
+			  "payload holds %u after the %u-byte config header",
+			  c->size, msg->hdr.size,
+			  msg->hdr.size - (unsigned int)VHOST_USER_CONFIG_HDR_SIZE,
+			  (unsigned int)VHOST_USER_CONFIG_HDR_SIZE);
 		return false;
 	}
 	return true;
@@ -432,7 +443,7 @@ const struct vu_msg_info vu_msg_table[VHOST_USER_REQUEST_MAX] = {
 	[VHOST_USER_SET_MEM_TABLE] = {
 		.handler = vu_set_mem_table, .min_size = MEM_TABLE_MIN,
 		.max_size = MEM_TABLE_MAX, .max_fds = VHOST_USER_MEM_TABLE_MAX_REGIONS,
-		.flags = VU_MSG_STOP_ALL,
+		.fd_kind = VU_FD_MEMORY, .flags = VU_MSG_STOP_ALL,
 	},
 	[VHOST_USER_SET_VRING_NUM] = {
 		.handler = set_vring_num, .min_size = STATE, .max_size = STATE,
@@ -452,17 +463,17 @@ const struct vu_msg_info vu_msg_table[VHOST_USER_REQUEST_MAX] = {
 	},
 	[VHOST_USER_SET_VRING_KICK] = {
 		.handler = set_vring_kick, .min_size = U64, .max_size = U64, .max_fds = 1,
-		.flags = VU_MSG_VRING_FD | VU_MSG_STOP_VRING,
+		.fd_kind = VU_FD_EVENTFD, .flags = VU_MSG_VRING_FD | VU_MSG_STOP_VRING,
 	},
 	[VHOST_USER_SET_VRING_CALL] = {
 		/* The queue thread signals call_fd: swap it only while stopped. */
 		.handler = set_vring_call, .min_size = U64, .max_size = U64, .max_fds = 1,
-		.flags = VU_MSG_VRING_FD | VU_MSG_STOP_VRING,
+		.fd_kind = VU_FD_EVENTFD, .flags = VU_MSG_VRING_FD | VU_MSG_STOP_VRING,
 	},
 	[VHOST_USER_SET_VRING_ERR] = {
 		/* Only this thread signals err_fd: no need to stop the ring. */
 		.handler = set_vring_err, .min_size = U64, .max_size = U64, .max_fds = 1,
-		.flags = VU_MSG_VRING_FD,
+		.fd_kind = VU_FD_EVENTFD, .flags = VU_MSG_VRING_FD,
 	},
 	[VHOST_USER_GET_PROTOCOL_FEATURES] = {
 		.handler = get_protocol_features, .flags = VU_MSG_REPLY,
@@ -496,7 +507,7 @@ const struct vu_msg_info vu_msg_table[VHOST_USER_REQUEST_MAX] = {
 	},
 	[VHOST_USER_ADD_MEM_REG] = {
 		.handler = vu_add_mem_reg, .min_size = MEM_REG, .max_size = MEM_REG,
-		.min_fds = 1, .max_fds = 1, .flags = VU_MSG_STOP_ALL,
+		.min_fds = 1, .max_fds = 1, .fd_kind = VU_FD_MEMORY, .flags = VU_MSG_STOP_ALL,
 		.needs_protocol_feature = VU_NEEDS(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS),
 	},
 	[VHOST_USER_REM_MEM_REG] = {

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "common/ufd.h"
 #include "protocol.h"
 
 /* One ring: the part the device sees, plus what the front-end told us. */
@@ -27,6 +28,8 @@ struct vu_vring {
 	bool start_failed;		   /* don't retry until one of its inputs changes */
 	bool held_by_reset;		   /* SET_STATUS 0: wait for a new kick or DRIVER_OK */
 	char name[48];			   /* "dev:q3" for log lines and the virtq */
+	/* Writes to call_fd (queue thread); its io_uring exists while started. */
+	struct ufd_signal call_sig;
 };
 
 struct vu_dev {
@@ -35,6 +38,7 @@ struct vu_dev {
 	bool client;
 	unsigned int num_queues;
 	uint16_t max_queue_size;
+	uint64_t max_guest_memory; /* bytes one front-end may have us map */
 	const struct vu_device_ops *ops;
 	void *opaque;
 	const struct vu_watch_ops *watch;
@@ -55,7 +59,8 @@ struct vu_dev {
 	uint8_t status;		    /* SET_STATUS */
 	struct memmap *mem;	    /* current guest memory; NULL before a table */
 	atomic_bool broken;
-	struct vu_vring *vrings; /* num_queues of them */
+	struct ufd_signal err_sig; /* writes to the err fds, slot = ring (loop thread) */
+	struct vu_vring *vrings;   /* num_queues of them */
 };
 
 /* What a handler tells the dispatcher. */
@@ -74,6 +79,13 @@ enum vu_result {
 typedef enum vu_result (*vu_msg_handler)(struct vu_dev *dev, struct vhost_user_msg *msg, int *fds,
 					 unsigned int nfds);
 
+/* What a message's descriptors must be (checked centrally, ufd_classify). */
+enum vu_fd_kind {
+	VU_FD_UNUSED,  /* none expected, or closed unused: never inspected */
+	VU_FD_EVENTFD, /* counter-mode eventfd; set O_NONBLOCK on receipt */
+	VU_FD_MEMORY,  /* a file to map: memfd, tmpfs, hugetlbfs, other file */
+};
+
 /* Per-message metadata flags. */
 #define VU_MSG_REPLY	  (1u << 0) /* has a reply payload of its own */
 #define VU_MSG_VRING	  (1u << 1) /* payload starts with a u32 ring index */
@@ -85,6 +97,7 @@ struct vu_msg_info {
 	vu_msg_handler handler;	     /* NULL: we do not accept this request */
 	uint16_t min_size, max_size; /* payload bytes */
 	uint8_t min_fds, max_fds;
+	uint8_t fd_kind; /* enum vu_fd_kind */
 	uint8_t flags;
 	/* Protocol feature bit (+1) that must be negotiated first; 0: none. */
 	uint8_t needs_protocol_feature;

@@ -10,7 +10,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/ufd.h"
 #include "protocol.h"
+
+/*
+ * Room for every descriptor one message can carry (the kernel's SCM_MAX_FD):
+ * descriptors that do not fit are dropped by the kernel on our thread, and
+ * the last close of a hostile one (a lingering socket) can sleep there.
+ * Received, they go through ufd_close(), which never blocks.
+ */
+#define RX_MAX_FDS 253
 
 static const char *const request_names[VHOST_USER_REQUEST_MAX] = {
 	[VHOST_USER_NONE] = "NONE",
@@ -66,8 +75,9 @@ const char *vhost_user_request_name(uint32_t request)
 void vhost_user_close_fds(int *fds, unsigned int n)
 {
 	for (unsigned int i = 0; i < n; i++) {
+		/* The peer sent them: closing must not wait on what they are. */
 		if (fds[i] >= 0)
-			close(fds[i]);
+			ufd_close(fds[i]);
 		fds[i] = -1;
 	}
 }
@@ -226,8 +236,8 @@ static bool rx_take_fds(struct vhost_user_rx *rx, struct msghdr *mh)
 			if (rx->nfds < VHOST_USER_MAX_FDS) {
 				rx->fds[rx->nfds++] = fd;
 			} else {
-				/* Not ours to keep: close, never leak. */
-				close(fd);
+				/* Not ours to keep: close, never leak, never wait. */
+				ufd_close(fd);
 				ok = false;
 			}
 		}
@@ -238,7 +248,7 @@ static bool rx_take_fds(struct vhost_user_rx *rx, struct msghdr *mh)
 int vhost_user_recv_step(int sock, struct vhost_user_rx *rx)
 {
 	union {
-		char buf[CMSG_SPACE(sizeof(int) * VHOST_USER_MAX_FDS)];
+		char buf[CMSG_SPACE(sizeof(int) * RX_MAX_FDS)];
 		struct cmsghdr align;
 	} control;
 

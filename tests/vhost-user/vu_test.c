@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/ufd.h"
 #include "vu_test.h"
 
 /* --- event loop --- */
@@ -169,9 +170,13 @@ static void *echo_thread(void *arg)
 		if (pfd[0].revents)
 			break;
 		if (!polling && !broken && pfd[1].revents) {
-			eventfd_t v;
+			uint64_t v;
 
-			eventfd_read(q->kick_fd, &v);
+			/*
+			 * Never eventfd_read(): the front-end may have read it
+			 * first and cleared O_NONBLOCK, and we would sleep.
+			 */
+			ufd_eventfd_read(q->kick_fd, &v);
 		}
 	}
 	free(buf);
@@ -518,10 +523,13 @@ void vt_session(const char *path, unsigned int nq, uint64_t features, uint64_t n
 
 int vt_count_fds(void)
 {
-	DIR *d = opendir("/proc/self/fd");
+	DIR *d;
 	struct dirent *de;
 	int n = 0;
 
+	/* The back-end closes some descriptors on its closer thread (ufd.h). */
+	CHECK(ufd_closer_wait_idle(5000));
+	d = opendir("/proc/self/fd");
 	CHECK(d);
 	while ((de = readdir(d))) {
 		if (de->d_name[0] != '.')

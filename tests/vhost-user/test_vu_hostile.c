@@ -1,0 +1,472 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_vu_hostile.c - a front-end that attacks the daemon through the
+ * descriptors it hands over (issue 12): eventfds whose counter is full
+ * and whose O_NONBLOCK it clears behind our back, pipes, files and
+ * semaphore eventfds where an eventfd belongs, lingering TCP sockets as
+ * surplus or unread descriptors, sparse memory beyond max-guest-memory,
+ * a short GET_CONFIG.
+ *
+ * Two devices live in this one back-end process: "a" is attacked, "b"
+ * keeps serving a front-end that checks every byte, on a thread, all the
+ * time.  After each case: the process is alive, b's requests still
+ * complete and its connection still answers (within generous bounds,
+ * never a speed), a takes a new front-end that moves data, and every
+ * descriptor the attack sent was closed (/proc/self/fd is back to its
+ * count).  Run one case by naming it; --list prints them.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/ufd.h"
+#include "vu_test.h"
+
+#define REGION_BASE 0x10000000ull
+#define FULL_COUNT  0xfffffffffffffffeull
+
+static struct vt_loop loop;
+static struct echo_dev echo_a, echo_b;
+static struct vu_dev *dev_a, *dev_b;
+static const char *path_a, *path_b;
+static struct vu_fe *fe_b;
+
+/* --- building blocks --- */
+
+static void send_bytes(int sock, const void *buf, size_t len, const int *fds, unsigned int nfds)
+{
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	int r = vhost_user_sendv(sock, &iov, 1, fds, nfds, 2000);
+
+	if (r && r != -EPIPE && r != -ECONNRESET)
+		FAIL("send: %s", strerror(-r));
+}
+
+static void send_msg(int sock, uint32_t request, const void *payload, uint32_t size, const int *fds,
+		     unsigned int nfds)
+{
+	uint8_t wire[VHOST_USER_HDR_SIZE + VHOST_USER_MAX_PAYLOAD];
+
+	send_bytes(sock, wire, vt_wire(wire, request, 0, size, payload, size), fds, nfds);
+}
+
+static void send_u64(int sock, uint32_t request, uint64_t v, const int *fds, unsigned int nfds)
+{
+	send_msg(sock, request, &v, sizeof(v), fds, nfds);
+}
+
+/* A raw request with NEED_REPLY on a live front-end's connection; true if acked with 0. */
+static bool fe_request_acked(struct vu_fe *fe, uint32_t request, uint64_t v, const int *fds,
+			     unsigned int nfds)
+{
+	uint8_t wire[VHOST_USER_HDR_SIZE + sizeof(v)];
+	struct vhost_user_msg reply;
+
+	if (vu_fe_send_raw(
+		    fe, wire,
+		    vt_wire(wire, request, VHOST_USER_NEED_REPLY_MASK, sizeof(v), &v, sizeof(v)),
+		    fds, nfds, &reply, sizeof(reply)))
+		return false;
+	return reply.payload.u64 == 0;
+}
+
+/* A control message on a connection gets its answer (the loop is not stuck). */
+static void ping(struct vu_fe *fe, const char *who)
+{
+	uint8_t wire[VHOST_USER_HDR_SIZE];
+	struct vhost_user_msg reply;
+	int r = vu_fe_send_raw(fe, wire, vt_wire(wire, VHOST_USER_GET_FEATURES, 0, 0, NULL, 0),
+			       NULL, 0, &reply, sizeof(reply));
+
+	if (r)
+		FAIL("%s: GET_FEATURES got no answer: %s", who, strerror(-r));
+}
+
+/* Device b completes requests: its count moves within 5 s. */
+static void b_still_serving(void)
+{
+	uint64_t start = atomic_load(&echo_b.requests);
+
+	for (int i = 0; i < 500 && atomic_load(&echo_b.requests) == start; i++)
+		usleep(10000);
+	if (atomic_load(&echo_b.requests) == start)
+		FAIL("device b completed nothing for 5 s");
+	ping(fe_b, "device b");
+}
+
+static int efd_full(bool blocking)
+{
+	int fd = eventfd(0, EFD_CLOEXEC);
+
+	CHECK(fd >= 0 && eventfd_write(fd, FULL_COUNT) == 0);
+	if (!blocking)
+		CHECK(!fcntl(fd, F_SETFL, O_NONBLOCK));
+	return fd;
+}
+
+static int memfd_sized(uint64_t size)
+{
+	int fd = memfd_create("hostile", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	CHECK(fd >= 0 && !ftruncate(fd, (off_t)size));
+	CHECK(!fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW));
+	return fd;
+}
+
+/*
+ * A TCP socket whose last close() lingers: connected over loopback to a
+ * listener that never accepts, its send buffer full, SO_LINGER 60 s.
+ * Closing *@listener resets it (and ends any linger).  -1 if this machine
+ * has no IPv4 loopback.
+ */
+static int lingering_socket(int *listener)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct linger lg = {.l_onoff = 1, .l_linger = 60};
+	socklen_t sl = sizeof(sa);
+	int small = 4096, c, l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct pollfd p;
+	char buf[4096];
+
+	if (l < 0)
+		return -1;
+	setsockopt(l, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	if (bind(l, (struct sockaddr *)&sa, sizeof(sa)) || listen(l, 4) ||
+	    getsockname(l, (struct sockaddr *)&sa, &sl)) {
+		close(l);
+		return -1;
+	}
+	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK(c >= 0);
+	setsockopt(c, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	CHECK(!connect(c, (struct sockaddr *)&sa, sizeof(sa)));
+	memset(buf, 0x5a, sizeof(buf));
+	/* Fill both buffers: nobody reads, so the data can never be sent. */
+	for (;;) {
+		p = (struct pollfd){.fd = c, .events = POLLOUT};
+		if (poll(&p, 1, 200) != 1)
+			break;
+		if (send(c, buf, sizeof(buf), MSG_DONTWAIT) < 0 && errno != EAGAIN)
+			break;
+	}
+	CHECK(!setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)));
+	*listener = l;
+	return c;
+}
+
+/* --- the cases --- */
+
+struct hostile_case {
+	const char *name;
+	/* Raw connection to a (or -1 with own_connection); the line the refusal must contain. */
+	void (*fn)(int sock);
+	bool own_connection;
+	const char *expect;
+};
+
+static void vring_fd(int sock, uint32_t request, int fd)
+{
+	send_u64(sock, request, 0, &fd, 1);
+	close(fd);
+}
+
+static void kick_pipe(int sock)
+{
+	int p[2];
+
+	CHECK(!pipe2(p, O_CLOEXEC));
+	/* Readable forever: as a kick fd it would spin a core. */
+	CHECK(write(p[1], "x", 1) == 1);
+	vring_fd(sock, VHOST_USER_SET_VRING_KICK, p[0]);
+	close(p[1]);
+}
+
+static void kick_regular_file(int sock)
+{
+	vring_fd(sock, VHOST_USER_SET_VRING_KICK, memfd_sized(4096));
+}
+
+static void kick_semaphore(int sock)
+{
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_SEMAPHORE);
+
+	CHECK(fd >= 0 && eventfd_write(fd, FULL_COUNT) == 0);
+	vring_fd(sock, VHOST_USER_SET_VRING_KICK, fd);
+}
+
+static void call_socket(int sock)
+{
+	int sv[2];
+
+	CHECK(!socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+	vring_fd(sock, VHOST_USER_SET_VRING_CALL, sv[0]);
+	close(sv[1]);
+}
+
+static void err_timerfd_like(int sock)
+{
+	/* Another anonymous inode: not an eventfd either. */
+	int fd = epoll_create1(EPOLL_CLOEXEC);
+
+	CHECK(fd >= 0);
+	vring_fd(sock, VHOST_USER_SET_VRING_ERR, fd);
+}
+
+/* A lingering socket where no descriptor belongs: closed at once, linger or not. */
+static void surplus_lingering_socket(int sock)
+{
+	int l, s = lingering_socket(&l);
+
+	if (s < 0) {
+		fprintf(stderr, "  (no IPv4 loopback: sending a socketpair instead)\n");
+		call_socket(sock);
+		return;
+	}
+	send_msg(sock, VHOST_USER_GET_FEATURES, NULL, 0, &s, 1);
+	close(s);
+	CHECK(vt_wait_eof(sock));
+	b_still_serving();
+	close(l);
+}
+
+/*
+ * A refused message followed by one carrying a lingering socket that the
+ * back-end never reads: it is released with the connection, and its
+ * linger must not hold the event loop.
+ */
+static void unread_lingering_socket(int sock)
+{
+	int l, s = lingering_socket(&l);
+
+	if (s < 0) {
+		fprintf(stderr, "  (no IPv4 loopback: skipped)\n");
+		send_u64(sock, VHOST_USER_SET_FEATURES, 1ull << 63, NULL, 0);
+		return;
+	}
+	send_u64(sock, VHOST_USER_SET_FEATURES, 1ull << 63, NULL, 0);
+	send_msg(sock, VHOST_USER_GET_FEATURES, NULL, 0, &s, 1);
+	close(s);
+	CHECK(vt_wait_eof(sock));
+	/* The closer sleeps in that close; the loop and device b do not. */
+	b_still_serving();
+	if (ufd_closer_wait_idle(300))
+		fprintf(stderr, "  (the kernel did not linger: nothing was at stake)\n");
+	close(l); /* resets the connection: the lingering close returns */
+}
+
+static void mem_table_sparse_huge(int sock)
+{
+	/* 128 GiB of sparse memfd costs the front-end nothing. */
+	uint64_t size = 128ull << 30;
+	struct vhost_user_mem_table t = {
+		.nregions = 1,
+		.regions[0] = {REGION_BASE, size, REGION_BASE, 0},
+	};
+	int fd = memfd_sized(size);
+
+	send_msg(sock, VHOST_USER_SET_MEM_TABLE, &t,
+		 offsetof(struct vhost_user_mem_table, regions) + sizeof(t.regions[0]), &fd, 1);
+	close(fd);
+}
+
+static void add_mem_reg_over_limit(int sock)
+{
+	uint64_t size = 40ull << 30;
+	int fd = memfd_sized(size);
+
+	send_u64(sock, VHOST_USER_SET_PROTOCOL_FEATURES,
+		 1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS, NULL, 0);
+	for (uint64_t i = 0; i < 2; i++) {
+		struct vhost_user_mem_reg m = {
+			.region = {REGION_BASE + i * size, size, REGION_BASE + i * size, 0}};
+
+		/* The first fits in 64 GiB, the second does not. */
+		send_msg(sock, VHOST_USER_ADD_MEM_REG, &m, sizeof(m), &fd, 1);
+	}
+	close(fd);
+}
+
+static void short_get_config(int sock)
+{
+	struct vhost_user_config c = {.offset = 0, .size = 16};
+
+	send_u64(sock, VHOST_USER_SET_PROTOCOL_FEATURES, 1ull << VHOST_USER_PROTOCOL_F_CONFIG, NULL,
+		 0);
+	send_msg(sock, VHOST_USER_GET_CONFIG, &c, 16, NULL, 0);
+}
+
+/*
+ * The call fd and the err fd are eventfds at 0xfffffffffffffffe with
+ * O_NONBLOCK cleared (after we set it: the file description is shared),
+ * so a plain write would sleep until the front-end reads - never.
+ */
+static void full_call_and_err(int sock)
+{
+	struct vu_fe *fe = vt_connect(path_a, 1, 64, VT_FEATURES_SPLIT | VT_FEATURES_EVENT_IDX, 0);
+	int call = efd_full(false), err = efd_full(false);
+	uint64_t before = atomic_load(&echo_a.requests);
+	struct vhost_user_msg reply;
+	uint8_t wire[VHOST_USER_HDR_SIZE];
+	struct vt_io io = {
+		.fe = fe,
+		.queue = 0,
+		.area_len = 8 * VT_SLOT_SIZE,
+		.depth = 8,
+		.nreq = 8,
+		.seed = 3,
+		.submit_only = true,
+	};
+
+	CHECK(fe_request_acked(fe, VHOST_USER_SET_VRING_CALL, 0, &call, 1));
+	CHECK(fe_request_acked(fe, VHOST_USER_SET_VRING_ERR, 0, &err, 1));
+	CHECK(!fcntl(call, F_SETFL, 0));
+	CHECK(!fcntl(err, F_SETFL, 0));
+
+	/* The device completes them and signals the full call fd, once per burst. */
+	io.area = vu_fe_alloc(fe, io.area_len, 4096);
+	CHECK(io.area);
+	vt_io_run(&io);
+	for (int i = 0; i < 500 && atomic_load(&echo_a.requests) < before + 8; i++)
+		usleep(10000);
+	CHECK(atomic_load(&echo_a.requests) >= before + 8);
+	ping(fe, "device a");
+	b_still_serving();
+
+	/* Broken: the loop signals the full err fd. */
+	vu_dev_set_broken(dev_a, "test: signal the err fd");
+	CHECK_EQ(vu_fe_send_raw(fe, wire, vt_wire(wire, VHOST_USER_GET_STATUS, 0, 0, NULL, 0), NULL,
+				0, &reply, sizeof(reply)),
+		 0);
+	CHECK(reply.payload.u64 & VIRTIO_STATUS_NEEDS_RESET);
+	b_still_serving();
+
+	/* Stopping the queue cancels the write that sleeps on the full counter. */
+	vu_fe_disconnect(fe);
+	close(call);
+	close(err);
+}
+
+static const struct hostile_case cases[] = {
+	{"kick-pipe", kick_pipe, false, "kick fd is a pipe"},
+	{"kick-regular-file", kick_regular_file, false, "kick fd is a memory file"},
+	{"kick-semaphore-eventfd", kick_semaphore, false, "kick fd is a semaphore-mode eventfd"},
+	{"call-socket", call_socket, false, "call fd is a socket"},
+	{"err-anon-inode", err_timerfd_like, false, "err fd is an anonymous inode"},
+	{"surplus-lingering-socket", surplus_lingering_socket, false, "file descriptors attached"},
+	{"unread-lingering-socket", unread_lingering_socket, false, "were never offered"},
+	{"mem-table-beyond-max", mem_table_sparse_huge, false, "max-guest-memory=64 GiB"},
+	{"add-mem-reg-beyond-max", add_mem_reg_over_limit, false, "max-guest-memory=64 GiB"},
+	{"short-get-config", short_get_config, false, "holds 4 after the 12-byte config header"},
+	{"full-call-and-err", full_call_and_err, true, "device needs reset"},
+};
+
+static void run_case(const struct hostile_case *c)
+{
+	char log[16384];
+	struct vt_capture cap;
+	int fds = vt_count_fds();
+
+	fprintf(stderr, "case %s\n", c->name);
+	vt_capture_start(&cap);
+	if (c->own_connection) {
+		c->fn(-1);
+	} else {
+		int sock = vt_raw_connect(path_a);
+
+		c->fn(sock);
+		if (!vt_wait_eof(sock))
+			FAIL("%s: the back-end did not close the connection", c->name);
+		close(sock);
+	}
+	vt_wait_disconnected(dev_a);
+	b_still_serving();
+	vt_capture_stop(&cap, log, sizeof(log));
+
+	if (vt_count_problems(log) != 1)
+		FAIL("%s: %u error lines, expected exactly one", c->name, vt_count_problems(log));
+	if (!strstr(log, c->expect))
+		FAIL("%s: no line says \"%s\"", c->name, c->expect);
+	CHECK_EQ(vt_count_fds(), fds);
+
+	/* Device a takes a new front-end that moves data. */
+	vt_session(path_a, 1, VT_FEATURES_SPLIT | VT_FEATURES_EVENT_IDX, 64);
+	vt_wait_disconnected(dev_a);
+	CHECK_EQ(vt_count_fds(), fds);
+	CHECK_EQ(atomic_load(&echo_a.starts), atomic_load(&echo_a.stops));
+}
+
+int main(int argc, char **argv)
+{
+	size_t n = sizeof(cases) / sizeof(cases[0]), ran = 0;
+	atomic_bool stop_b = false;
+	struct vt_io io_b;
+	pthread_t thread_b;
+
+	if (argc == 2 && !strcmp(argv[1], "--list")) {
+		for (size_t i = 0; i < n; i++)
+			printf("%s\n", cases[i].name);
+		return 0;
+	}
+
+	vt_tmpdir_init();
+	path_a = vt_path("a.sock");
+	path_b = vt_path("b.sock");
+	echo_dev_init(&echo_a);
+	echo_dev_init(&echo_b);
+	vt_loop_init(&loop);
+	dev_a = vt_echo_server(&loop, &echo_a, path_a, 1, 256);
+	dev_b = vt_echo_server(&loop, &echo_b, path_b, 1, 256);
+	vt_loop_start(&loop);
+
+	/* Device b: verified I/O all along, failing on any 5 s wait. */
+	fe_b = vt_connect(path_b, 1, 64, VT_FEATURES_SPLIT | VT_FEATURES_EVENT_IDX, 0);
+	io_b = (struct vt_io){
+		.fe = fe_b,
+		.queue = 0,
+		.area_len = 8 * VT_SLOT_SIZE,
+		.depth = 8,
+		.stop = &stop_b,
+		.seed = 11,
+	};
+	io_b.area = vu_fe_alloc(fe_b, io_b.area_len, 4096);
+	CHECK(io_b.area);
+	CHECK(!pthread_create(&thread_b, NULL, vt_io_thread, &io_b));
+
+	for (size_t i = 0; i < n; i++) {
+		bool wanted = argc < 2;
+
+		for (int a = 1; a < argc; a++)
+			wanted |= !strcmp(argv[a], cases[i].name);
+		if (wanted) {
+			run_case(&cases[i]);
+			ran++;
+		}
+	}
+	if (!ran)
+		FAIL("no case matched");
+
+	atomic_store(&stop_b, true);
+	pthread_join(thread_b, NULL);
+	CHECK(io_b.completed > 0);
+	vu_fe_disconnect(fe_b);
+	vt_wait_disconnected(dev_b);
+	vt_loop_stop(&loop);
+	vu_dev_free(dev_a);
+	vu_dev_free(dev_b);
+	evloop_free(loop.loop);
+	vt_tmpdir_cleanup();
+	fprintf(stderr, "ok: %zu cases, device b completed %llu requests\n", ran,
+		(unsigned long long)io_b.completed);
+	return 0;
+}

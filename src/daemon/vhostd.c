@@ -79,6 +79,8 @@ static const char usage_text[] =
 	"                       client=on        connect to the socket, do not listen\n"
 	"                       io-thread=K      serve every queue on I/O thread K\n"
 	"                                        (default: each on the least loaded)\n"
+	"                       max-guest-memory=BYTES  most guest RAM the front-end\n"
+	"                                        may map (default 64G)\n"
 	"  --io-threads N     I/O threads serving every queue of every device (default:\n"
 	"                     one per online CPU, at most 8; 0: a thread per queue)\n"
 	"  --control PATH     JSON-RPC 2.0 control socket (see vhostctl)\n"

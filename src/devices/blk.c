@@ -131,6 +131,7 @@ enum {
 	OPT_SIZE = 1 << 10,
 	OPT_POLL_US = 1 << 11,
 	OPT_IO_THREAD = 1 << 12,
+	OPT_MAX_GUEST_MEMORY = 1 << 13,
 };
 
 static const struct kv_key blk_keys[] = {
@@ -147,6 +148,7 @@ static const struct kv_key blk_keys[] = {
 	{"size", OPT_SIZE},
 	{"poll-us", OPT_POLL_US},
 	{"io-thread", OPT_IO_THREAD},
+	{"max-guest-memory", OPT_MAX_GUEST_MEMORY},
 };
 
 static int blk_option_set(void *ctx, unsigned int bit, const char *key, const char *v, char *err,
@@ -228,6 +230,13 @@ static int blk_option_set(void *ctx, unsigned int bit, const char *key, const ch
 			return kv_err(err, err_len, "io-thread: 0..%d expected, not '%s'",
 				      ENG_MAX_THREADS - 1, v);
 		o->io_thread = (int)n;
+		return 0;
+	case OPT_MAX_GUEST_MEMORY:
+		if (kv_parse_bytes(v, &o->max_guest_memory))
+			return kv_err(err, err_len,
+				      "max-guest-memory: a size in bytes (k/m/g/t suffix) expected, "
+				      "not '%s'",
+				      v);
 		return 0;
 	case OPT_CACHE:
 		if (!strcmp(v, "none"))
@@ -907,6 +916,7 @@ struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watc
 		.opaque = dev,
 		.watch = watch,
 		.loop = loop,
+		.max_guest_memory = opts->max_guest_memory,
 	};
 	dev->vu = vu_dev_new(&vcfg);
 	if (!dev->vu) {

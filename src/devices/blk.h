@@ -40,12 +40,13 @@ struct blk_options {
 	enum blk_cache_mode cache;
 	unsigned int poll_us; /* spin this long on an empty ring before sleeping */
 	int io_thread;	      /* the engine's I/O thread for every queue; -1: spread */
+	uint64_t max_guest_memory; /* bytes the front-end may map; 0: backend.h's default */
 };
 
 /*
  * Parse "id=NAME,path=FILE,socket=PATH[,readonly=on][,client=on]
  * [,num-queues=N][,queue-size=N][,cache=none|writeback][,serial=STR]
- * [,poll-us=N][,io-thread=K]" into @opts (defaults filled in: 1 queue of
+ * [,poll-us=N][,io-thread=K][,max-guest-memory=BYTES]" into @opts (defaults filled in: 1 queue of
  * 256, cache=writeback, poll-us=50 (0..1000), io-thread=-1 (each queue on
  * the least loaded I/O thread), serial = the id cut to 20 bytes).  "backend=null,size=BYTES" replaces path= with the
  * null back-end (backend=file, the default, needs path= and takes no

@@ -186,13 +186,11 @@ static void vu_vring_start(struct vu_dev *dev, struct vu_vring *vr)
 	cfg.desc = p.desc;
 	cfg.driver_area = p.driver_area;
 	cfg.device_area = p.device_area;
-	/* vu_queue_notify() must never block on the front-end's eventfd. */
-	r = vr->q.call_fd >= 0 ? ufd_signal_setup(&vr->call_sig) : 0;
-	if (r) {
-		log_error("%s: not started: no io_uring to signal the call eventfd: %s", vr->name,
-			  strerror(-r));
-		goto failed;
-	}
+	/*
+	 * vu_queue_notify() sets its io_uring up on first use: the engine's
+	 * device models signal through their I/O thread's own ring and never
+	 * need one per queue.
+	 */
 	r = virtq_init(&vr->q.vq, &cfg);
 	if (r) {
 		log_error("%s: not started: ring rejected (size %u, base %#x): %s", vr->name,

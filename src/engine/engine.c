@@ -38,15 +38,25 @@
 #define ENG_RING_ENTRIES 256
 /* A polled queue (no kick eventfd) is looked at this often when idle. */
 #define ENG_POLL_NS (1000 * 1000)
-/* A spin that found nothing: the next 1, 2, 4 .. this many sleeps skip it. */
-#define ENG_SPIN_BACKOFF_MAX 64
+/*
+ * Adaptive spinning.  A thread keeps a moving average of its idle gaps
+ * (going idle to the next work, found by a spin or by a wake-up) and
+ * spins only while that average is at most half the spin budget: below
+ * that a spin usually ends in work sooner than a sleep and a wake-up
+ * would, above it the spin is mostly waste (a light, steady load).  Gaps
+ * count as at most twice the budget, so a burst after a long idle brings
+ * spinning back within a few requests.  Weight of a new gap: 1/4.
+ */
+#define ENG_GAP_SHIFT 2
 
-enum eng_cmd_op { CMD_ATTACH, CMD_DETACH, CMD_EXIT };
+enum eng_cmd_op { CMD_ATTACH, CMD_DETACH, CMD_CALL, CMD_EXIT };
 
 /* Work posted to an I/O thread by another thread, which waits for it. */
 struct eng_cmd {
 	enum eng_cmd_op op;
 	struct eng_queue *eq;
+	int (*fn)(struct eng_queue *eq, void *arg); /* CMD_CALL */
+	void *arg;
 	int result;
 	bool done;
 	struct eng_cmd *next;
@@ -74,7 +84,7 @@ struct eng_thread {
 	struct eng_queue *ready, **ready_tail; /* to run this pass, FIFO */
 	unsigned int nr_polled;			 /* queues without a kick fd */
 	uint64_t now_ns;
-	unsigned int spin_skip, spin_backoff;
+	uint64_t gap_avg_ns; /* idle gaps, see ENG_GAP_SHIFT */
 	bool exiting;
 };
 
@@ -464,6 +474,11 @@ static void eng_run_cmds(struct eng_thread *t)
 			cmd->eq->stop_cmd = cmd;
 			eng_mark_ready(cmd->eq);
 			break;
+		case CMD_CALL:
+			eng_cmd_done(t, cmd, cmd->fn(cmd->eq, cmd->arg));
+			/* What it completed or woke goes out this pass. */
+			eng_mark_ready(cmd->eq);
+			break;
 		case CMD_EXIT:
 			t->exiting = true;
 			eng_cmd_done(t, cmd, 0);
@@ -543,46 +558,42 @@ static bool eng_look_for_work(struct eng_thread *t)
 	return found;
 }
 
-/*
- * Spin until a ring gets buffers, a completion arrives, or @ns pass.
- * A spin that paid off keeps the next one; one that did not backs off.
- */
-static bool eng_spin(struct eng_thread *t, uint64_t ns)
+static void eng_gap_sample(struct eng_thread *t, uint64_t gap_ns, uint64_t spin_ns)
 {
-	uint64_t start;
+	if (gap_ns > 2 * spin_ns)
+		gap_ns = 2 * spin_ns;
+	t->gap_avg_ns += ((int64_t)gap_ns - (int64_t)t->gap_avg_ns) >> ENG_GAP_SHIFT;
+}
 
-	if (t->spin_skip) {
-		t->spin_skip--;
-		return false;
-	}
-	start = eng_now_ns();
+/* Spin until a ring gets buffers, a completion arrives, or @ns pass.  True if work came. */
+static bool eng_spin(struct eng_thread *t, uint64_t start, uint64_t ns)
+{
+	uint64_t now;
+
 	do {
 		for (unsigned int i = 0; i < 16; i++) {
 			if (eng_look_for_work(t) || reactor_has_work(&t->r)) {
-				t->spin_backoff = 0;
+				eng_gap_sample(t, eng_now_ns() - start, ns);
 				return true;
 			}
 			cpu_relax();
 		}
-	} while (eng_now_ns() - start < ns);
-	t->spin_backoff = t->spin_backoff ? t->spin_backoff * 2 : 1;
-	if (t->spin_backoff > ENG_SPIN_BACKOFF_MAX)
-		t->spin_backoff = ENG_SPIN_BACKOFF_MAX;
-	t->spin_skip = t->spin_backoff;
+		now = eng_now_ns();
+	} while (now - start < ns);
 	return false;
 }
 
 /*
  * Nothing to run: spin if it pays, then ask for kicks on every ring we
  * were polling and look at each once more.  True if there is work after
- * all (no sleep).
+ * all (no sleep); *@spin_ns is the spin budget that applied (0: none).
  */
-static bool eng_go_idle(struct eng_thread *t)
+static bool eng_go_idle(struct eng_thread *t, uint64_t idle_start, uint64_t *spin_ns)
 {
-	uint64_t spin_ns = eng_spin_budget(t);
 	bool found = false;
 
-	if (spin_ns && eng_spin(t, spin_ns))
+	*spin_ns = eng_spin_budget(t);
+	if (*spin_ns && t->gap_avg_ns <= *spin_ns / 2 && eng_spin(t, idle_start, *spin_ns))
 		return true;
 	for (struct eng_queue *eq = t->queues; eq; eq = eq->next) {
 		if (!eq->notify_off || eq->halted || eq->stopping)
@@ -602,6 +613,7 @@ static bool eng_go_idle(struct eng_thread *t)
 static void eng_thread_loop(struct eng_thread *t)
 {
 	for (;;) {
+		uint64_t idle_start = 0, spin_ns = 0;
 		struct eng_queue *eq;
 		unsigned int n = 0;
 		int64_t timeout;
@@ -619,7 +631,7 @@ static void eng_thread_loop(struct eng_thread *t)
 
 		if (t->ready || t->r.defer_head) {
 			timeout = 0;
-		} else if (eng_go_idle(t)) {
+		} else if (eng_go_idle(t, idle_start = eng_now_ns(), &spin_ns)) {
 			timeout = 0;
 		} else {
 			timeout = t->nr_polled ? ENG_POLL_NS : -1;
@@ -627,6 +639,9 @@ static void eng_thread_loop(struct eng_thread *t)
 		r = reactor_wait(&t->r, timeout);
 		if (r < 0)
 			log_error("%s: io_uring wait: %s", t->name, strerror(-r));
+		/* Slept: how long the gap really was, for the next spin decision. */
+		if (timeout && spin_ns)
+			eng_gap_sample(t, eng_now_ns() - idle_start, spin_ns);
 		if (t->nr_polled && timeout) {
 			for (eq = t->queues; eq; eq = eq->next) {
 				if (eq->q->kick_fd < 0)
@@ -926,6 +941,13 @@ void eng_queue_stop(struct eng_queue *eq)
 	else
 		atomic_fetch_sub(&t->nr_queues, 1);
 	eng_queue_free(eq);
+}
+
+int eng_queue_call(struct eng_queue *eq, int (*fn)(struct eng_queue *eq, void *arg), void *arg)
+{
+	struct eng_cmd cmd = {.op = CMD_CALL, .eq = eq, .fn = fn, .arg = arg};
+
+	return eng_post(eq->t, &cmd);
 }
 
 void *eng_queue_priv(const struct eng_queue *eq)

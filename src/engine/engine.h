@@ -21,8 +21,9 @@
  * quiet one).  When no queue has work the thread spins on the rings of the
  * queues that were just busy for the largest poll-us among them (kicks
  * still off: a busy driver need not kick), then turns kicks back on,
- * re-checks, and sleeps.  A spin that finds nothing makes the next few
- * sleeps come without one, so an idle thread costs no CPU.
+ * re-checks, and sleeps.  It spins only while its recent idle gaps were
+ * short (at most half of poll-us on average): a light, steady load and an
+ * idle thread cost no spinning CPU, a busy one pays no wake-ups.
  *
  * Life cycle.  eng_queue_start() and eng_queue_stop() are called on the
  * vhost-user loop's thread (backend.h's start_queue / stop_queue) and are
@@ -122,6 +123,14 @@ void eng_req_complete(struct eng_queue *eq, struct eng_req *req, uint32_t used_l
 void eng_queue_halt(struct eng_queue *eq, const char *why);
 /* A back-end has completions for this queue: run it (reap()) this pass. */
 void eng_queue_wake(struct eng_queue *eq);
+
+/*
+ * Run @fn(@eq, @arg) on the queue's I/O thread and wait for it; returns
+ * its result.  For work another thread starts on a running queue: a LUN
+ * added to a SCSI controller (a back-end queue to attach on each thread),
+ * an event to complete on an event queue.  Not from an I/O thread.
+ */
+int eng_queue_call(struct eng_queue *eq, int (*fn)(struct eng_queue *eq, void *arg), void *arg);
 
 void *eng_queue_priv(const struct eng_queue *eq);
 const char *eng_queue_name(const struct eng_queue *eq);

@@ -9,8 +9,11 @@
 #
 # Knobs (environment): BUILD (build: where vhost-bench is), ROUNDS (3),
 # SECS (3), ROWS (a regex on row names), A_ARGS / B_ARGS (extra vhostd
-# options before the device, e.g. "--io-threads 0"), DEV_ARGS (extra --blk
-# options, e.g. ",poll-us=0").
+# options before the device, e.g. "--io-threads 0"), A_ENV / B_ENV
+# (environment for each daemon, e.g. "VHOSTD_IO_URING=coop"; the same
+# binary twice compares settings), DEV_ARGS (extra --blk options, e.g.
+# ",poll-us=0"), BACKEND (null, or file: a 1 GiB image in a temporary
+# folder, opened with cache=none).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +29,10 @@ SECS=${SECS:-3}
 ROWS=${ROWS:-.}
 A_ARGS=${A_ARGS:-}
 B_ARGS=${B_ARGS:-}
+A_ENV=${A_ENV:-}
+B_ENV=${B_ENV:-}
 DEV_ARGS=${DEV_ARGS:-}
+BACKEND=${BACKEND:-null}
 BENCH=$BUILD/vhost-bench
 [ -x "$BENCH" ] || { echo "bench/ab.sh: no $BENCH (make build)" >&2; exit 2; }
 
@@ -52,11 +58,18 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# run_one BIN ARGS ROW: one measurement, JSON to stdout.
+if [ "$BACKEND" = file ]; then
+	dd if=/dev/urandom of="$T/disk.img" bs=1M count=1024 status=none
+	DEV="path=$T/disk.img,cache=none"
+else
+	DEV="backend=null,size=1G"
+fi
+
+# run_one BIN ARGS ENV ROW: one measurement, JSON to stdout.
 run_one() {
-	local bin=$1 dargs=$2 row=$3 out
+	local bin=$1 dargs=$2 denv=$3 row=$4 out
 	# shellcheck disable=SC2086 # word splitting of the knobs is wanted
-	"$bin" $dargs --blk "id=ab,backend=null,size=1G,socket=$T/ab.sock$DEV_ARGS" \
+	env $denv "$bin" $dargs --blk "id=ab,$DEV,socket=$T/ab.sock$DEV_ARGS" \
 		2>>"$T/daemon.log" &
 	DPID=$!
 	for _ in $(seq 100); do [ -S "$T/ab.sock" ] && break; sleep 0.05; done
@@ -73,8 +86,8 @@ for r in "${ROW_LIST[@]}"; do
 	name=${r%%|*}
 	[[ $name =~ $ROWS ]] || continue
 	for ((i = 0; i < ROUNDS; i++)); do
-		run_one "$A" "$A_ARGS" "$r" >"$T/a.$i.json"
-		run_one "$B" "$B_ARGS" "$r" >"$T/b.$i.json"
+		run_one "$A" "$A_ARGS" "$A_ENV" "$r" >"$T/a.$i.json"
+		run_one "$B" "$B_ARGS" "$B_ENV" "$r" >"$T/b.$i.json"
 	done
 	python3 - "$name" "$T" "$ROUNDS" <<'PY'
 import json, statistics, sys

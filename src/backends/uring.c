@@ -87,6 +87,8 @@ struct blk_backend_queue {
 	struct blk_queue_base base; /* first: bqueue.c casts */
 	struct uring_backend *ub;
 	struct uring_helper *helper; /* a writable block device's */
+	/* ub->fd and ub->buffered_fd in the reactor's file table, or -1 */
+	int fixed_fd, fixed_buffered_fd;
 };
 
 /* Steps of the multi-stage operations (blk_io.stage). */
@@ -512,6 +514,9 @@ static void uring_queue_free(struct blk_backend_queue *bq)
 	if (!bq)
 		return;
 	uring_helper_stop(bq);
+	reactor_file_unregister(bq->base.r, bq->fixed_fd);
+	if (bq->fixed_buffered_fd != bq->fixed_fd)
+		reactor_file_unregister(bq->base.r, bq->fixed_buffered_fd);
 	blk_queue_base_destroy(&bq->base);
 	free(bq);
 }
@@ -526,11 +531,16 @@ static int uring_queue_attach(struct blk_backend *be, unsigned int depth, struct
 	if (!bq)
 		return -ENOMEM;
 	bq->ub = to_ub(be);
+	bq->fixed_fd = bq->fixed_buffered_fd = -1;
 	ret = blk_queue_base_init(&bq->base, depth, r, wake, arg);
 	if (ret < 0) {
 		free(bq);
 		return ret;
 	}
+	bq->fixed_fd = reactor_file_register(bq->base.r, bq->ub->fd);
+	bq->fixed_buffered_fd = bq->ub->buffered_fd == bq->ub->fd
+					? bq->fixed_fd
+					: reactor_file_register(bq->base.r, bq->ub->buffered_fd);
 	if (bq->ub->info.blockdev && !bq->ub->info.readonly) {
 		ret = uring_helper_start(bq);
 		if (ret < 0) {
@@ -579,6 +589,21 @@ static int uring_rw_fd(const struct uring_backend *ub, uint64_t offset, const st
 }
 
 static void uring_cqe(struct reactor_event *ev, int res, uint32_t flags);
+
+/* Point @sqe at the registered copy of its file, if there is one. */
+static void uring_use_fixed_file(const struct blk_backend_queue *bq, struct io_uring_sqe *sqe)
+{
+	int idx = -1;
+
+	if (sqe->fd == bq->ub->fd)
+		idx = bq->fixed_fd;
+	else if (sqe->fd == bq->ub->buffered_fd)
+		idx = bq->fixed_buffered_fd;
+	if (idx >= 0) {
+		sqe->fd = idx;
+		sqe->flags |= IOSQE_FIXED_FILE;
+	}
+}
 
 /* Queue the next SQE for @io according to its op and stage. */
 static int uring_issue(struct blk_backend_queue *bq, struct blk_io *io)
@@ -647,6 +672,7 @@ static int uring_issue(struct blk_backend_queue *bq, struct blk_io *io)
 		io_uring_prep_nop(sqe);
 		break;
 	}
+	uring_use_fixed_file(bq, sqe);
 	io->ev.fn = uring_cqe;
 	return 0;
 }

@@ -104,6 +104,44 @@ struct io_uring_sqe *reactor_sqe(struct reactor *r, struct reactor_event *ev)
 	return sqe;
 }
 
+int reactor_file_register(struct reactor *r, int fd)
+{
+	const char *v;
+
+	if (r->files_refused)
+		return -1;
+	if (!r->files_ready) {
+		v = getenv("VHOSTD_FIXED_FILES");
+		if ((v && !strcmp(v, "0")) ||
+		    io_uring_register_files_sparse(&r->ring, REACTOR_MAX_FILES) < 0) {
+			r->files_refused = true;
+			return -1;
+		}
+		r->files_ready = true;
+	}
+	for (int i = 0; i < REACTOR_MAX_FILES; i++) {
+		uint64_t bit = 1ull << (i % 64);
+
+		if (r->files_used[i / 64] & bit)
+			continue;
+		if (io_uring_register_files_update(&r->ring, (unsigned int)i, &fd, 1) != 1)
+			return -1;
+		r->files_used[i / 64] |= bit;
+		return i;
+	}
+	return -1;
+}
+
+void reactor_file_unregister(struct reactor *r, int index)
+{
+	int none = -1;
+
+	if (index < 0 || index >= REACTOR_MAX_FILES)
+		return;
+	io_uring_register_files_update(&r->ring, (unsigned int)index, &none, 1);
+	r->files_used[index / 64] &= ~(1ull << (index % 64));
+}
+
 void reactor_defer(struct reactor *r, struct reactor_event *ev, int res)
 {
 	ev->res = res;

@@ -42,10 +42,16 @@ enum reactor_mode {
 	REACTOR_SQPOLL, /* a kernel thread polls the SQ (burns a core while busy) */
 };
 
+/* Registered files per reactor (a device's image takes one or two). */
+#define REACTOR_MAX_FILES 256
+
 struct reactor {
 	struct io_uring ring;
 	struct reactor_event *defer_head, **defer_tail;
 	enum reactor_mode mode;
+	bool files_ready;   /* the sparse file table is registered */
+	bool files_refused; /* ... or the kernel said no, or VHOSTD_FIXED_FILES=0 */
+	uint64_t files_used[REACTOR_MAX_FILES / 64];
 };
 
 /*
@@ -64,6 +70,14 @@ const char *reactor_mode_name(const struct reactor *r);
  * only if the kernel refuses that submission: NULL then.
  */
 struct io_uring_sqe *reactor_sqe(struct reactor *r, struct reactor_event *ev);
+
+/*
+ * Register @fd in the ring's file table (IOSQE_FIXED_FILE saves the
+ * kernel a file lookup and reference per operation): its index, or -1
+ * when files cannot be registered (then use @fd itself).
+ */
+int reactor_file_register(struct reactor *r, int fd);
+void reactor_file_unregister(struct reactor *r, int index);
 
 /* Call @ev->fn(@ev, @res, 0) from the next reactor_dispatch(). */
 void reactor_defer(struct reactor *r, struct reactor_event *ev, int res);

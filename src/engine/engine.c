@@ -39,15 +39,21 @@
 /* A polled queue (no kick eventfd) is looked at this often when idle. */
 #define ENG_POLL_NS (1000 * 1000)
 /*
- * Adaptive spinning.  A thread keeps a moving average of its idle gaps
- * (going idle to the next work, found by a spin or by a wake-up) and
- * spins only while that average is at most half the spin budget: below
- * that a spin usually ends in work sooner than a sleep and a wake-up
- * would, above it the spin is mostly waste (a light, steady load).  Gaps
- * count as at most twice the budget, so a burst after a long idle brings
- * spinning back within a few requests.  Weight of a new gap: 1/4.
+ * Adaptive spinning.  A spin costs CPU for as long as it waits; a sleep
+ * costs one wake-up (a few microseconds of CPU, more in latency).  So a
+ * thread spins only while its spins have been finding work quickly: it
+ * keeps a moving average of how long recent spins waited (a spin that
+ * found nothing counts as twice the budget) and spins while that average
+ * is at most 1/ENG_SPIN_GAP_DIV of the budget (poll-us), i.e. while the
+ * driver is keeping it busy.  A light, steady load (a request every 50 us)
+ * or an idle thread thus sleeps, and costs only its wake-ups.  Sleeps say
+ * nothing about how soon work would have come (they include our own
+ * wake-up latency), so every ENG_SPIN_PROBE-th idle spins anyway, to
+ * notice when the load picks up.  Weight of a new sample: 1/4.
  */
-#define ENG_GAP_SHIFT 2
+#define ENG_SPIN_GAP_DIV 8
+#define ENG_SPIN_PROBE	 32
+#define ENG_GAP_SHIFT	 2
 
 enum eng_cmd_op { CMD_ATTACH, CMD_DETACH, CMD_CALL, CMD_EXIT };
 
@@ -84,7 +90,8 @@ struct eng_thread {
 	struct eng_queue *ready, **ready_tail; /* to run this pass, FIFO */
 	unsigned int nr_polled;			 /* queues without a kick fd */
 	uint64_t now_ns;
-	uint64_t gap_avg_ns; /* idle gaps, see ENG_GAP_SHIFT */
+	uint64_t gap_avg_ns; /* how long spins waited, see ENG_SPIN_GAP_DIV */
+	unsigned int idles;  /* since the last spin (probe) */
 	bool exiting;
 };
 
@@ -570,6 +577,7 @@ static bool eng_spin(struct eng_thread *t, uint64_t start, uint64_t ns)
 {
 	uint64_t now;
 
+	t->idles = 0;
 	do {
 		for (unsigned int i = 0; i < 16; i++) {
 			if (eng_look_for_work(t) || reactor_has_work(&t->r)) {
@@ -580,20 +588,23 @@ static bool eng_spin(struct eng_thread *t, uint64_t start, uint64_t ns)
 		}
 		now = eng_now_ns();
 	} while (now - start < ns);
+	eng_gap_sample(t, 2 * ns, ns);
 	return false;
 }
 
 /*
  * Nothing to run: spin if it pays, then ask for kicks on every ring we
  * were polling and look at each once more.  True if there is work after
- * all (no sleep); *@spin_ns is the spin budget that applied (0: none).
+ * all (no sleep).
  */
-static bool eng_go_idle(struct eng_thread *t, uint64_t idle_start, uint64_t *spin_ns)
+static bool eng_go_idle(struct eng_thread *t)
 {
+	uint64_t spin_ns = eng_spin_budget(t);
 	bool found = false;
 
-	*spin_ns = eng_spin_budget(t);
-	if (*spin_ns && t->gap_avg_ns <= *spin_ns / 2 && eng_spin(t, idle_start, *spin_ns))
+	if (spin_ns &&
+	    (t->gap_avg_ns <= spin_ns / ENG_SPIN_GAP_DIV || ++t->idles >= ENG_SPIN_PROBE) &&
+	    eng_spin(t, eng_now_ns(), spin_ns))
 		return true;
 	for (struct eng_queue *eq = t->queues; eq; eq = eq->next) {
 		if (!eq->notify_off || eq->halted || eq->stopping)
@@ -613,7 +624,6 @@ static bool eng_go_idle(struct eng_thread *t, uint64_t idle_start, uint64_t *spi
 static void eng_thread_loop(struct eng_thread *t)
 {
 	for (;;) {
-		uint64_t idle_start = 0, spin_ns = 0;
 		struct eng_queue *eq;
 		unsigned int n = 0;
 		int64_t timeout;
@@ -631,7 +641,7 @@ static void eng_thread_loop(struct eng_thread *t)
 
 		if (t->ready || t->r.defer_head) {
 			timeout = 0;
-		} else if (eng_go_idle(t, idle_start = eng_now_ns(), &spin_ns)) {
+		} else if (eng_go_idle(t)) {
 			timeout = 0;
 		} else {
 			timeout = t->nr_polled ? ENG_POLL_NS : -1;
@@ -639,9 +649,6 @@ static void eng_thread_loop(struct eng_thread *t)
 		r = reactor_wait(&t->r, timeout);
 		if (r < 0)
 			log_error("%s: io_uring wait: %s", t->name, strerror(-r));
-		/* Slept: how long the gap really was, for the next spin decision. */
-		if (timeout && spin_ns)
-			eng_gap_sample(t, eng_now_ns() - idle_start, spin_ns);
 		if (t->nr_polled && timeout) {
 			for (eq = t->queues; eq; eq = eq->next) {
 				if (eq->q->kick_fd < 0)

@@ -315,44 +315,6 @@ uint16_t virtq_get_base(const struct virtq *vq)
 
 /* --- chain walking pieces shared by both layouts --- */
 
-int virtq_elem_add(struct virtq *vq, struct virtq_elem *elem, const struct virtq_desc_copy *d)
-{
-	bool write = d->flags & VRING_DESC_F_WRITE;
-	unsigned int n = elem->out_num + elem->in_num;
-	void *hva;
-
-	/* 2.7.5.2 / 2.8.17: all device-writable buffers follow the readable ones. */
-	if (!write && elem->in_num)
-		return virtq_set_broken(vq, VIRTQ_ERR_ORDER, NULL);
-	/*
-	 * 2.7.5.2: no chain longer than 2^32 bytes in total.  Devices keep
-	 * lengths in 32 bits (used len is le32); more would wrap their
-	 * arithmetic.  Both partial sums are below 2^32 by induction, so this
-	 * cannot overflow 64 bits.
-	 */
-	if ((uint64_t)elem->out_len + elem->in_len + d->len > UINT32_MAX)
-		return virtq_set_broken(vq, VIRTQ_ERR_LEN_OVERFLOW, NULL);
-	/* Nothing to map and nothing to hand to the device model. */
-	if (!d->len)
-		return 0;
-	if (n >= elem->max_iov)
-		return virtq_set_broken(vq, VIRTQ_ERR_TOO_MANY_IOV, NULL);
-	hva = memmap_gpa_to_hva_hint(vq->mem, d->addr, d->len, &vq->mem_hint);
-	if (!hva)
-		return virtq_set_broken(vq, VIRTQ_ERR_ADDR, NULL);
-
-	elem->iov[n].iov_base = hva;
-	elem->iov[n].iov_len = d->len;
-	if (write) {
-		elem->in_num++;
-		elem->in_len += d->len;
-	} else {
-		elem->out_num++;
-		elem->out_len += d->len;
-	}
-	return 0;
-}
-
 int virtq_indirect_table(struct virtq *vq, const struct virtq_desc_copy *d, const void **table,
 			 unsigned int *n)
 {

@@ -93,7 +93,8 @@ struct virtq_drv {
 	void *indirect_tables; /* num tables of indirect_max descriptors */
 
 	unsigned int num_free;	/* free ring descriptors */
-	uint16_t free_head;	/* free list through next[] */
+	uint16_t free_head;	/* free list through next[]: take from the head, */
+	uint16_t free_tail;	/* give back at the tail (valid while num_free) */
 	unsigned int num_added; /* entries published since the last kick_prepare */
 	uint16_t last_used;	/* split: used index; packed: next used slot */
 

@@ -204,9 +204,18 @@ bool virtq_drv_kick_prepare(struct virtq_drv *vq)
 	 * publishing avail_event / its event struct and re-checking the ring.
 	 * Without it both sides could miss each other: no kick, device asleep.
 	 */
+	if (vq->batch_publish)
+		vq->ops->publish(vq);
 	vq_mb();
 	vq->num_added = 0;
 	return vq->ops->need_kick(vq, added);
+}
+
+void virtq_drv_set_batch_publish(struct virtq_drv *vq, bool on)
+{
+	if (vq->batch_publish && !on)
+		vq->ops->publish(vq);
+	vq->batch_publish = on;
 }
 
 void *virtq_drv_get_buf(struct virtq_drv *vq, uint32_t *len)
@@ -282,6 +291,12 @@ void *virtq_drv_detach_unused_buf(struct virtq_drv *vq)
 	unsigned int i;
 	void *token;
 
+	/*
+	 * Whatever is still unpublished is published first, so a queue in
+	 * batch mode tears down exactly as one that published on every add.
+	 */
+	if (vq->batch_publish)
+		vq->ops->publish(vq);
 	/* Teardown only: a linear scan is fine, and needs no ring reads. */
 	for (i = 0; i < vq->num; i++) {
 		if (!vq->state[i].token)

@@ -127,8 +127,13 @@ struct virtq;
 struct virtq_layout_ops {
 	/* Check @cfg's layout rules (size, base, alignment), set up, ask for kicks. */
 	int (*init)(struct virtq *vq, const struct virtq_config *cfg);
-	/* 1 with elem->id / ndescs / iovecs set, 0 if empty, -EIO if hostile. */
-	int (*pop)(struct virtq *vq, struct virtq_elem *elem);
+	/*
+	 * Walk up to @n chains into @elems (counts reset here; ids, ndescs
+	 * and iovecs set).  Returns how many; stops early when the ring is
+	 * empty or at a hostile chain (the queue is then broken and that
+	 * chain is not counted).
+	 */
+	unsigned int (*pop)(struct virtq *vq, struct virtq_elem *const *elems, unsigned int n);
 	/* Stage a used entry; @elem's id is known in flight, @len clamped. */
 	void (*fill)(struct virtq *vq, const struct virtq_elem *elem, uint32_t len);
 	/* Publish the staged entries with one release store. */
@@ -226,6 +231,17 @@ void virtq_set_memmap(struct virtq *vq, struct memmap *mem);
  * or the queue was already broken.
  */
 int virtq_pop(struct virtq *vq, struct virtq_elem *elem);
+
+/*
+ * Pop up to @n chains, each into the element @elems[i] points to (set up
+ * with virtq_elem_init()), with one broken/map check and, on a split ring,
+ * one read of the driver's index for the burst.  Every chain gets exactly
+ * the checks virtq_pop() applies.  Returns how many were popped (0: empty),
+ * or -EIO if the queue was broken before the first.  A hostile chain ends
+ * the burst: the ones before it are returned (fill them as usual), and the
+ * next call says -EIO.
+ */
+int virtq_pop_batch(struct virtq *vq, struct virtq_elem *const *elems, unsigned int n);
 
 /*
  * Stage a completion: @len bytes were written to @elem's writable buffers
@@ -336,6 +352,14 @@ static inline uint16_t virtq_packed_desc_flags(const void *src)
 	const volatile struct virtq_raw_desc *r = src;
 
 	return le16toh(r->w14);
+}
+
+/* Before a walk: nothing appended yet, and no map reference held. */
+static inline void virtq_elem_reset(struct virtq_elem *elem)
+{
+	elem->out_num = elem->in_num = 0;
+	elem->out_len = elem->in_len = 0;
+	elem->mem = NULL;
 }
 
 /*

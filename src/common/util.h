@@ -12,6 +12,17 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Branch hints for checks that fail only when a peer misbehaves. */
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/*
+ * Start pulling @p's cache line in ahead of use (prefetchw: to write it).
+ * Only a hint: it never faults, so any address is fine.
+ */
+#define prefetch(p)  __builtin_prefetch((p), 0, 3)
+#define prefetchw(p) __builtin_prefetch((p), 1, 3)
+
 /* One round of a spin-wait: tell the CPU we are waiting (and let a sibling thread run). */
 static inline void cpu_relax(void)
 {

@@ -169,20 +169,18 @@ void virtq_set_memmap(struct virtq *vq, struct memmap *mem)
 
 /* --- the datapath --- */
 
-int virtq_pop(struct virtq *vq, struct virtq_elem *elem)
+int virtq_pop_batch(struct virtq *vq, struct virtq_elem *const *elems, unsigned int n)
 {
-	int r;
+	unsigned int got, i;
 
 	if (vq->broken)
 		return -EIO;
 	if (!vq->mem)
 		return virtq_set_broken(vq, VIRTQ_ERR_NO_MAP, NULL);
+	if (!n)
+		return 0;
 
-	elem->out_num = elem->in_num = 0;
-	elem->out_len = elem->in_len = 0;
-	/* Holds a reference only once pop succeeds (a refused one has none). */
-	elem->mem = NULL;
-	r = vq->ops->pop(vq, elem);
+	got = vq->ops->pop(vq, elems, n);
 	/*
 	 * Empty, and kicks wanted: move the event index (avail_event, or the
 	 * packed device event offset) to where we stopped, so the driver's next
@@ -192,26 +190,40 @@ int virtq_pop(struct virtq *vq, struct virtq_elem *elem)
 	 * event.  If the event was already there, that earlier store and its
 	 * barrier still hold and there is nothing to re-check.
 	 */
-	if (!r && vq->event_idx && vq->notify_enabled && vq->ops->set_notify(vq, true)) {
+	if (!got && !vq->broken && vq->event_idx && vq->notify_enabled &&
+	    vq->ops->set_notify(vq, true)) {
 		vq_mb();
-		r = vq->ops->pop(vq, elem);
+		got = vq->ops->pop(vq, elems, n);
 	}
-	if (r <= 0)
-		return r;
 
-	/*
-	 * Split: the driver re-offered a head whose chain we still hold;
-	 * packed: it reused a buffer id.  Either way its completion could not
-	 * be told apart from the first one's.
-	 */
-	if (inflight_test(vq, elem->id))
-		return virtq_set_broken(vq, VIRTQ_ERR_ID_IN_FLIGHT, NULL);
-	inflight_flip(vq, elem->id);
-	vq->inflight++;
-	vq->nr_popped++;
-	/* The iovecs point into this map: keep it alive until fill. */
-	elem->mem = mem_ref_take(vq);
-	return 1;
+	for (i = 0; i < got; i++) {
+		struct virtq_elem *elem = elems[i];
+
+		/*
+		 * Split: the driver re-offered a head whose chain we still
+		 * hold; packed: it reused a buffer id.  Either way its
+		 * completion could not be told apart from the first one's.
+		 * Checked in pop order, so the same id twice in one burst is
+		 * caught too.
+		 */
+		if (unlikely(inflight_test(vq, elem->id))) {
+			virtq_set_broken(vq, VIRTQ_ERR_ID_IN_FLIGHT, NULL);
+			break;
+		}
+		inflight_flip(vq, elem->id);
+		/* The iovecs point into this map: keep it alive until fill. */
+		elem->mem = mem_ref_take(vq);
+	}
+	vq->inflight += i;
+	vq->nr_popped += i;
+	if (!i && vq->broken)
+		return -EIO;
+	return (int)i;
+}
+
+int virtq_pop(struct virtq *vq, struct virtq_elem *elem)
+{
+	return virtq_pop_batch(vq, &elem, 1);
 }
 
 void virtq_fill(struct virtq *vq, const struct virtq_elem *elem, uint32_t len)
@@ -314,44 +326,6 @@ uint16_t virtq_get_base(const struct virtq *vq)
 }
 
 /* --- chain walking pieces shared by both layouts --- */
-
-int virtq_elem_add(struct virtq *vq, struct virtq_elem *elem, const struct virtq_desc_copy *d)
-{
-	bool write = d->flags & VRING_DESC_F_WRITE;
-	unsigned int n = elem->out_num + elem->in_num;
-	void *hva;
-
-	/* 2.7.5.2 / 2.8.17: all device-writable buffers follow the readable ones. */
-	if (!write && elem->in_num)
-		return virtq_set_broken(vq, VIRTQ_ERR_ORDER, NULL);
-	/*
-	 * 2.7.5.2: no chain longer than 2^32 bytes in total.  Devices keep
-	 * lengths in 32 bits (used len is le32); more would wrap their
-	 * arithmetic.  Both partial sums are below 2^32 by induction, so this
-	 * cannot overflow 64 bits.
-	 */
-	if ((uint64_t)elem->out_len + elem->in_len + d->len > UINT32_MAX)
-		return virtq_set_broken(vq, VIRTQ_ERR_LEN_OVERFLOW, NULL);
-	/* Nothing to map and nothing to hand to the device model. */
-	if (!d->len)
-		return 0;
-	if (n >= elem->max_iov)
-		return virtq_set_broken(vq, VIRTQ_ERR_TOO_MANY_IOV, NULL);
-	hva = memmap_gpa_to_hva_hint(vq->mem, d->addr, d->len, &vq->mem_hint);
-	if (!hva)
-		return virtq_set_broken(vq, VIRTQ_ERR_ADDR, NULL);
-
-	elem->iov[n].iov_base = hva;
-	elem->iov[n].iov_len = d->len;
-	if (write) {
-		elem->in_num++;
-		elem->in_len += d->len;
-	} else {
-		elem->out_num++;
-		elem->out_len += d->len;
-	}
-	return 0;
-}
 
 int virtq_indirect_table(struct virtq *vq, const struct virtq_desc_copy *d, const void **table,
 			 unsigned int *n)

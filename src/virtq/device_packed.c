@@ -119,7 +119,7 @@ static int packed_indirect(struct virtq *vq, struct virtq_elem *elem,
 	return 0;
 }
 
-static int packed_pop(struct virtq *vq, struct virtq_elem *elem)
+static int packed_pop_one(struct virtq *vq, struct virtq_elem *elem)
 {
 	struct virtq_packed_state *p = &vq->packed;
 	uint16_t i = p->last_avail_idx;
@@ -192,6 +192,18 @@ static int packed_pop(struct virtq *vq, struct virtq_elem *elem)
 	elem->id = d.next;
 	elem->ndescs = (uint16_t)count;
 	return 1;
+}
+
+static unsigned int packed_pop(struct virtq *vq, struct virtq_elem *const *elems, unsigned int n)
+{
+	unsigned int done;
+
+	for (done = 0; done < n; done++) {
+		virtq_elem_reset(elems[done]);
+		if (packed_pop_one(vq, elems[done]) <= 0)
+			break;
+	}
+	return done;
 }
 
 static void packed_fill(struct virtq *vq, const struct virtq_elem *elem, uint32_t len)

@@ -134,31 +134,55 @@ static int split_walk(struct virtq *vq, struct virtq_elem *elem, uint16_t head)
 	return indirect ? (int)ring_count : (int)count;
 }
 
-static int split_pop(struct virtq *vq, struct virtq_elem *elem)
+/* Heads read (once each) and prefetched ahead of their walks, per round. */
+#define SPLIT_POP_AHEAD 16
+
+static unsigned int split_pop(struct virtq *vq, struct virtq_elem *const *elems, unsigned int n)
 {
 	struct virtq_split_state *s = &vq->split;
-	uint16_t head;
-	int r;
+	uint16_t mask = vq->num - 1, heads[SPLIT_POP_AHEAD];
+	unsigned int done = 0;
 
 	/* Only touch the driver's index when we have used up the last one. */
-	if (s->last_avail_idx == s->shadow_avail_idx) {
-		r = split_read_avail_idx(vq);
-		if (r <= 0)
-			return r;
+	if (s->last_avail_idx == s->shadow_avail_idx && split_read_avail_idx(vq) <= 0)
+		return 0;
+	if (n > (uint16_t)(s->shadow_avail_idx - s->last_avail_idx))
+		n = (uint16_t)(s->shadow_avail_idx - s->last_avail_idx);
+
+	while (done < n) {
+		unsigned int k, m = n - done < SPLIT_POP_AHEAD ? n - done : SPLIT_POP_AHEAD;
+
+		/*
+		 * Read each head once (the driver may rewrite the slot behind
+		 * our back) and start pulling in its first descriptor: those
+		 * lines were just written on the driver's core, and walking
+		 * the chains one by one would wait for each in turn.  The
+		 * prefetch is only a hint, so it is aimed at head & mask; the
+		 * range check comes before the walk uses the head.
+		 */
+		for (k = 0; k < m; k++) {
+			heads[k] = vq_read16(&s->avail->ring[(s->last_avail_idx + k) & mask]);
+			prefetch(&s->desc[heads[k] & mask]);
+		}
+		for (k = 0; k < m; k++) {
+			struct virtq_elem *elem = elems[done];
+			int r;
+
+			if (unlikely(heads[k] >= vq->num)) {
+				virtq_set_broken(vq, VIRTQ_ERR_HEAD, "avail ring head");
+				return done;
+			}
+			virtq_elem_reset(elem);
+			r = split_walk(vq, elem, heads[k]);
+			if (unlikely(r < 0))
+				return done;
+			elem->id = heads[k];
+			elem->ndescs = (uint16_t)r;
+			s->last_avail_idx++;
+			done++;
+		}
 	}
-
-	/* Read once: the driver may rewrite the slot behind our back. */
-	head = vq_read16(&s->avail->ring[s->last_avail_idx & (vq->num - 1)]);
-	if (head >= vq->num)
-		return virtq_set_broken(vq, VIRTQ_ERR_HEAD, "avail ring head");
-
-	r = split_walk(vq, elem, head);
-	if (r < 0)
-		return r;
-	elem->id = head;
-	elem->ndescs = (uint16_t)r;
-	s->last_avail_idx++;
-	return 1;
+	return done;
 }
 
 static void split_fill(struct virtq *vq, const struct virtq_elem *elem, uint32_t len)

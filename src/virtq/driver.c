@@ -12,6 +12,13 @@
  * chain of n ring descriptors takes n entries from it.  Split uses the
  * entries as descriptor indices; packed uses the first as the buffer id and
  * the rest only to keep ids from running out before descriptors do.
+ *
+ * The list is FIFO: a completed chain goes to the tail, so a driver that
+ * completes in order walks the descriptor table in order.  LIFO would hand
+ * the next add exactly the descriptors the device has just read, pulling
+ * those cache lines back across while the device may still be near them;
+ * in order, each line is written once per lap, sequentially, which the
+ * hardware prefetchers on both sides follow.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -91,6 +98,7 @@ struct virtq_drv *virtq_drv_new(uint16_t num, uint64_t features, void *mem, uint
 	for (i = 0; i < num; i++)
 		vq->next[i] = (uint16_t)(i + 1);
 	vq->free_head = 0;
+	vq->free_tail = (uint16_t)(num - 1);
 	vq->num_free = num;
 
 	ops->init(vq);
@@ -144,8 +152,11 @@ static void *drv_release(struct virtq_drv *vq, uint16_t head)
 	void *token = st->token;
 
 	/* The links inside the chain are still intact from take(). */
-	vq->next[st->last] = vq->free_head;
-	vq->free_head = head;
+	if (vq->num_free)
+		vq->next[vq->free_tail] = head;
+	else
+		vq->free_head = head;
+	vq->free_tail = st->last;
 	vq->num_free += st->ndescs;
 	st->token = NULL;
 	return token;
@@ -193,9 +204,18 @@ bool virtq_drv_kick_prepare(struct virtq_drv *vq)
 	 * publishing avail_event / its event struct and re-checking the ring.
 	 * Without it both sides could miss each other: no kick, device asleep.
 	 */
+	if (vq->batch_publish)
+		vq->ops->publish(vq);
 	vq_mb();
 	vq->num_added = 0;
 	return vq->ops->need_kick(vq, added);
+}
+
+void virtq_drv_set_batch_publish(struct virtq_drv *vq, bool on)
+{
+	if (vq->batch_publish && !on)
+		vq->ops->publish(vq);
+	vq->batch_publish = on;
 }
 
 void *virtq_drv_get_buf(struct virtq_drv *vq, uint32_t *len)
@@ -271,6 +291,12 @@ void *virtq_drv_detach_unused_buf(struct virtq_drv *vq)
 	unsigned int i;
 	void *token;
 
+	/*
+	 * Whatever is still unpublished is published first, so a queue in
+	 * batch mode tears down exactly as one that published on every add.
+	 */
+	if (vq->batch_publish)
+		vq->ops->publish(vq);
 	/* Teardown only: a linear scan is fine, and needs no ring reads. */
 	for (i = 0; i < vq->num; i++) {
 		if (!vq->state[i].token)

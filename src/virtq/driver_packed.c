@@ -120,15 +120,46 @@ static void packed_add(struct virtq_drv *vq, const struct virtq_sg *sgs, unsigne
 		}
 	}
 	p->next_avail = i;
-
-	/*
-	 * The driver must not make the head available before the rest of the
-	 * chain (2.8, "Supplying Buffers"): its flags go last, with release.
-	 * Pairs with the acquire load of the head's flags in the device's
-	 * virtq_pop().
-	 */
-	vq_store_release16(&p->desc[head].flags, head_flags);
 	vq->num_added += indirect ? 1 : total;
+
+	if (!vq->batch_publish) {
+		/*
+		 * The driver must not make the head available before the rest
+		 * of the chain (2.8, "Supplying Buffers"): its flags go last,
+		 * with release.  Pairs with the acquire load of the head's
+		 * flags in the device's virtq_pop().
+		 */
+		vq_store_release16(&p->desc[head].flags, head_flags);
+	} else if (!p->pending) {
+		/* The burst's first head: publish() stores its flags last. */
+		p->pending = true;
+		p->pending_head = head;
+		p->pending_flags = head_flags;
+	} else {
+		/*
+		 * A later chain of the burst: its head may be marked now.  The
+		 * device walks slots in order and stops at the first head that
+		 * is not available, so it reaches this one only after the
+		 * pending head's release store in publish(), which orders this
+		 * store (and the chain) before it.
+		 */
+		vq_write16(&p->desc[head].flags, head_flags);
+	}
+}
+
+static void packed_publish(struct virtq_drv *vq)
+{
+	struct virtq_drv_packed *p = &vq->packed;
+
+	if (!p->pending)
+		return;
+	/*
+	 * Release: every chain of the burst, and the later heads' flags,
+	 * before the first head's flags.  Pairs with the acquire load of the
+	 * head's flags in the device's virtq_pop().
+	 */
+	vq_store_release16(&p->desc[p->pending_head].flags, p->pending_flags);
+	p->pending = false;
 }
 
 static bool packed_need_kick(struct virtq_drv *vq, unsigned int added)
@@ -284,6 +315,7 @@ const struct virtq_drv_ops virtq_drv_packed_ops = {
 	.init = packed_init,
 	.get_addrs = packed_get_addrs,
 	.add = packed_add,
+	.publish = packed_publish,
 	.need_kick = packed_need_kick,
 	.next_used = packed_next_used,
 	.consumed = packed_consumed,

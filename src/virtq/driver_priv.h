@@ -29,9 +29,14 @@ struct virtq_drv_ops {
 	/* Point the layout at vq->mem and set the initial ring state. */
 	void (*init)(struct virtq_drv *vq);
 	void (*get_addrs)(const struct virtq_drv *vq, struct virtq_drv_addrs *addrs);
-	/* Write one chain; @indirect: all of @sgs go into one table. */
+	/*
+	 * Write one chain; @indirect: all of @sgs go into one table.  Publish
+	 * it too, unless vq->batch_publish (then publish() does, later).
+	 */
 	void (*add)(struct virtq_drv *vq, const struct virtq_sg *sgs, unsigned int out,
 		    unsigned int total, void *token, bool indirect);
+	/* Batch publish: expose every chain added since the last call, one store. */
+	void (*publish)(struct virtq_drv *vq);
 	/* After vq_mb(): does the device want a kick for @added new entries? */
 	bool (*need_kick)(struct virtq_drv *vq, unsigned int added);
 	/* Next used element, read once; false if none (or the queue broke). */
@@ -65,7 +70,8 @@ struct virtq_drv_split {
 	struct vring_desc *desc;
 	struct vring_avail *avail;
 	struct vring_used *used;
-	uint16_t avail_idx_shadow;   /* last value stored to avail->idx */
+	uint16_t avail_idx_shadow;   /* next avail index: chains added so far */
+	uint16_t avail_idx_public;   /* last value stored to avail->idx */
 	uint16_t avail_flags_shadow; /* VRING_AVAIL_F_NO_INTERRUPT wanted? */
 };
 
@@ -78,6 +84,14 @@ struct virtq_drv_packed {
 	bool avail_wrap;
 	bool used_wrap;
 	uint16_t event_flags_shadow; /* last value stored to driver->flags */
+	/*
+	 * Batch publish: the first unpublished chain's head slot and the
+	 * flags it is waiting for; the chains after it are already marked
+	 * available, and are seen only once this head is.
+	 */
+	bool pending;
+	uint16_t pending_head;
+	uint16_t pending_flags;
 };
 
 struct virtq_drv {
@@ -86,6 +100,7 @@ struct virtq_drv {
 	bool event_idx;		   /* VIRTIO_RING_F_EVENT_IDX negotiated */
 	bool indirect;		   /* VIRTIO_RING_F_INDIRECT_DESC and tables present */
 	bool broken;		   /* the device broke the protocol: stop */
+	bool batch_publish;	   /* add_sgs() leaves publishing to kick_prepare() */
 	unsigned int indirect_max; /* descriptors per indirect table */
 
 	void *mem;	       /* device-visible block: rings, then tables */
@@ -93,7 +108,8 @@ struct virtq_drv {
 	void *indirect_tables; /* num tables of indirect_max descriptors */
 
 	unsigned int num_free;	/* free ring descriptors */
-	uint16_t free_head;	/* free list through next[] */
+	uint16_t free_head;	/* free list through next[]: take from the head, */
+	uint16_t free_tail;	/* give back at the tail (valid while num_free) */
 	unsigned int num_added; /* entries published since the last kick_prepare */
 	uint16_t last_used;	/* split: used index; packed: next used slot */
 

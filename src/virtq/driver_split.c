@@ -26,6 +26,7 @@ static void split_init(struct virtq_drv *vq)
 	vq->split.avail = (struct vring_avail *)(base + vring_desc_size(vq->num));
 	vq->split.used = (struct vring_used *)(base + vring_align(avail_end, VRING_USED_ALIGN));
 	vq->split.avail_idx_shadow = 0;
+	vq->split.avail_idx_public = 0;
 	vq->split.avail_flags_shadow = 0;
 	/* Zeroed memory already reads as: interrupts on, used_event 0. */
 }
@@ -73,6 +74,21 @@ static void split_write_chain(struct vring_desc *descs, uint16_t i, const uint16
 	}
 }
 
+static void split_publish(struct virtq_drv *vq)
+{
+	struct virtq_drv_split *s = &vq->split;
+
+	if (s->avail_idx_public == s->avail_idx_shadow)
+		return;
+	/*
+	 * 2.7.13.3: descriptors and ring entries before the index.  Release
+	 * pairs with the acquire load of avail->idx in the device's
+	 * virtq_pop(); no separate write barrier needed.
+	 */
+	s->avail_idx_public = s->avail_idx_shadow;
+	vq_store_release16(&s->avail->idx, s->avail_idx_public);
+}
+
 static void split_add(struct virtq_drv *vq, const struct virtq_sg *sgs, unsigned int out,
 		      unsigned int total, void *token, bool indirect)
 {
@@ -90,16 +106,15 @@ static void split_add(struct virtq_drv *vq, const struct virtq_sg *sgs, unsigned
 	}
 
 	vq_write16(&s->avail->ring[s->avail_idx_shadow & (vq->num - 1)], head);
-	/*
-	 * 2.7.13.3: descriptors and the ring entry before the index.  Release
-	 * pairs with the acquire load of avail->idx in the device's
-	 * virtq_pop(); no separate write barrier needed.  Publishing on every
-	 * add (as Linux does) lets a polling device start early; kicks are
-	 * still batched by kick_prepare().
-	 */
 	s->avail_idx_shadow++;
-	vq_store_release16(&s->avail->idx, s->avail_idx_shadow);
 	vq->num_added++;
+	/*
+	 * Publishing on every add (as Linux does) lets a polling device start
+	 * early; kicks are still batched by kick_prepare().  With batch
+	 * publish the index moves once per burst instead, in kick_prepare().
+	 */
+	if (!vq->batch_publish)
+		split_publish(vq);
 }
 
 static bool split_need_kick(struct virtq_drv *vq, unsigned int added)
@@ -132,7 +147,7 @@ static bool split_next_used(struct virtq_drv *vq, uint16_t *id, uint32_t *len)
 	if (!pending)
 		return false;
 	/* The device cannot have used more than we made available. */
-	if (pending > (uint16_t)(s->avail_idx_shadow - vq->last_used)) {
+	if (pending > (uint16_t)(s->avail_idx_public - vq->last_used)) {
 		virtq_drv_set_broken(vq, "used index ran ahead of avail", used_idx);
 		return false;
 	}
@@ -242,6 +257,7 @@ static bool split_enable_cb_delayed(struct virtq_drv *vq)
 static void split_unused_detached(struct virtq_drv *vq)
 {
 	vq->split.avail_idx_shadow--;
+	vq->split.avail_idx_public = vq->split.avail_idx_shadow;
 	vq_write16(&vq->split.avail->idx, vq->split.avail_idx_shadow);
 }
 
@@ -250,6 +266,7 @@ const struct virtq_drv_ops virtq_drv_split_ops = {
 	.init = split_init,
 	.get_addrs = split_get_addrs,
 	.add = split_add,
+	.publish = split_publish,
 	.need_kick = split_need_kick,
 	.next_used = split_next_used,
 	.consumed = split_consumed,

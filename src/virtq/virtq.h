@@ -38,6 +38,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "common/util.h"
 #include "memmap.h"
 #include "ring.h"
 
@@ -126,8 +127,13 @@ struct virtq;
 struct virtq_layout_ops {
 	/* Check @cfg's layout rules (size, base, alignment), set up, ask for kicks. */
 	int (*init)(struct virtq *vq, const struct virtq_config *cfg);
-	/* 1 with elem->id / ndescs / iovecs set, 0 if empty, -EIO if hostile. */
-	int (*pop)(struct virtq *vq, struct virtq_elem *elem);
+	/*
+	 * Walk up to @n chains into @elems (counts reset here; ids, ndescs
+	 * and iovecs set).  Returns how many; stops early when the ring is
+	 * empty or at a hostile chain (the queue is then broken and that
+	 * chain is not counted).
+	 */
+	unsigned int (*pop)(struct virtq *vq, struct virtq_elem *const *elems, unsigned int n);
 	/* Stage a used entry; @elem's id is known in flight, @len clamped. */
 	void (*fill)(struct virtq *vq, const struct virtq_elem *elem, uint32_t len);
 	/* Publish the staged entries with one release store. */
@@ -227,6 +233,17 @@ void virtq_set_memmap(struct virtq *vq, struct memmap *mem);
 int virtq_pop(struct virtq *vq, struct virtq_elem *elem);
 
 /*
+ * Pop up to @n chains, each into the element @elems[i] points to (set up
+ * with virtq_elem_init()), with one broken/map check and, on a split ring,
+ * one read of the driver's index for the burst.  Every chain gets exactly
+ * the checks virtq_pop() applies.  Returns how many were popped (0: empty),
+ * or -EIO if the queue was broken before the first.  A hostile chain ends
+ * the burst: the ones before it are returned (fill them as usual), and the
+ * next call says -EIO.
+ */
+int virtq_pop_batch(struct virtq *vq, struct virtq_elem *const *elems, unsigned int n);
+
+/*
  * Stage a completion: @len bytes were written to @elem's writable buffers
  * (clamped to elem->in_len).  Any order.  Drops @elem's map reference.
  * Completing an id that is not in flight breaks the queue (USED_ID).
@@ -265,7 +282,8 @@ bool virtq_avail_empty(struct virtq *vq);
 uint16_t virtq_get_base(const struct virtq *vq);
 
 /* Mark broken with a reason; logs one line. Returns -EIO for tail calls. */
-int virtq_set_broken(struct virtq *vq, enum virtq_error err, const char *detail);
+int virtq_set_broken(struct virtq *vq, enum virtq_error err, const char *detail)
+	__attribute__((cold));
 
 static inline bool virtq_is_broken(const struct virtq *vq)
 {
@@ -336,12 +354,58 @@ static inline uint16_t virtq_packed_desc_flags(const void *src)
 	return le16toh(r->w14);
 }
 
+/* Before a walk: nothing appended yet, and no map reference held. */
+static inline void virtq_elem_reset(struct virtq_elem *elem)
+{
+	elem->out_num = elem->in_num = 0;
+	elem->out_len = elem->in_len = 0;
+	elem->mem = NULL;
+}
+
 /*
  * Append one descriptor's buffer to @elem: readable-before-writable order,
  * 32-bit total length, iovec capacity, translation through vq->mem.  0, or
- * -EIO with the queue broken.
+ * -EIO with the queue broken.  Inline: it runs once per descriptor inside
+ * both layouts' walks, and a call costs as much as the checks themselves.
  */
-int virtq_elem_add(struct virtq *vq, struct virtq_elem *elem, const struct virtq_desc_copy *d);
+static inline int virtq_elem_add(struct virtq *vq, struct virtq_elem *elem,
+				 const struct virtq_desc_copy *d)
+{
+	bool write = d->flags & VRING_DESC_F_WRITE;
+	unsigned int n = elem->out_num + elem->in_num;
+	void *hva;
+
+	/* 2.7.5.2 / 2.8.17: all device-writable buffers follow the readable ones. */
+	if (unlikely(!write && elem->in_num))
+		return virtq_set_broken(vq, VIRTQ_ERR_ORDER, NULL);
+	/*
+	 * 2.7.5.2: no chain longer than 2^32 bytes in total.  Devices keep
+	 * lengths in 32 bits (used len is le32); more would wrap their
+	 * arithmetic.  Both partial sums are below 2^32 by induction, so this
+	 * cannot overflow 64 bits.
+	 */
+	if (unlikely((uint64_t)elem->out_len + elem->in_len + d->len > UINT32_MAX))
+		return virtq_set_broken(vq, VIRTQ_ERR_LEN_OVERFLOW, NULL);
+	/* Nothing to map and nothing to hand to the device model. */
+	if (!d->len)
+		return 0;
+	if (unlikely(n >= elem->max_iov))
+		return virtq_set_broken(vq, VIRTQ_ERR_TOO_MANY_IOV, NULL);
+	hva = memmap_gpa_to_hva_hint(vq->mem, d->addr, d->len, &vq->mem_hint);
+	if (unlikely(!hva))
+		return virtq_set_broken(vq, VIRTQ_ERR_ADDR, NULL);
+
+	elem->iov[n].iov_base = hva;
+	elem->iov[n].iov_len = d->len;
+	if (write) {
+		elem->in_num++;
+		elem->in_len += d->len;
+	} else {
+		elem->out_num++;
+		elem->out_len += d->len;
+	}
+	return 0;
+}
 
 /*
  * Check and map the indirect table @d points to (feature negotiated, length

@@ -17,6 +17,16 @@
  *	while ((req = virtq_drv_get_buf(vq, &len)))
  *		complete(req, len);
  *
+ * When the device sees a buffer: by default add_sgs() publishes each chain
+ * at once (avail->idx, or the packed head's flags), as Linux does, so a
+ * polling device may start on it before kick_prepare().  After
+ * virtq_drv_set_batch_publish(vq, true), add_sgs() only writes the chain and
+ * the buffers become visible to the device at the next kick_prepare(), all
+ * with one store (DPDK's virtio-user publishes once per burst the same
+ * way): fewer cache-line bounces against a polling device, but nothing is
+ * seen until kick_prepare(), which the caller must then call after every
+ * burst whether or not it means to kick.
+ *
  * Not thread safe: one queue, one thread (or the caller's lock).
  */
 #ifndef VHOSTD_VIRTQ_VIRTQ_DRV_H
@@ -78,8 +88,17 @@ void virtq_drv_get_addrs(const struct virtq_drv *vq, struct virtq_drv_addrs *add
 int virtq_drv_add_sgs(struct virtq_drv *vq, const struct virtq_sg *sgs, unsigned int out_sgs,
 		      unsigned int in_sgs, void *token);
 
-/* Publish what was added; true if the device wants a kick (avail_event / NO_NOTIFY). */
+/*
+ * Publish what was added (with batch publish: make it visible now); true if
+ * the device wants a kick (avail_event / NO_NOTIFY / its event struct).
+ */
 bool virtq_drv_kick_prepare(struct virtq_drv *vq);
+
+/*
+ * Batch publish on or off (default off): see the top of this file.  Turning
+ * it off publishes anything still pending.
+ */
+void virtq_drv_set_batch_publish(struct virtq_drv *vq, bool on);
 
 /*
  * Next completed buffer's token and used length (@len may be NULL), or NULL;

@@ -611,7 +611,8 @@ static uint64_t raw_request(int sock, uint32_t request, const void *payload, uin
 /*
  * The memfd shrinks between SET_MEM_TABLE and the ring's set-up, so the
  * first touch is the loop thread's own: virtq_init() clearing the used
- * ring's flags when SET_VRING_ENABLE makes the ring ready.
+ * ring's flags when SET_VRING_ENABLE makes the ring ready.  Then: the
+ * ring stays down across a reset, and comes back with a new memory table.
  */
 static void shrink_before_rings(int sock)
 {
@@ -627,6 +628,7 @@ static void shrink_before_rings(int sock)
 	};
 	struct vhost_user_vring_state num = {0, 64}, enable = {0, 1};
 	int fd = memfd_unsealed(SHRINK_SIZE), kick = eventfd(0, EFD_CLOEXEC);
+	unsigned int starts;
 
 	sock = vt_raw_connect(path_a);
 	CHECK(kick >= 0);
@@ -655,6 +657,29 @@ static void shrink_before_rings(int sock)
 		usleep(10000);
 	}
 	b_still_serving();
+
+	/*
+	 * A reset (every ring stopped) is not enough: the memory is still
+	 * gone, so the ring set up again does not start, and the device
+	 * still needs a reset...
+	 */
+	starts = atomic_load(&echo_a.starts);
+	raw_request(sock, VHOST_USER_GET_VRING_BASE, &num, sizeof(num), NULL, 0);
+	CHECK_EQ(raw_request(sock, VHOST_USER_SET_VRING_KICK, &(uint64_t){0}, 8, &kick, 1), 0);
+	CHECK(raw_request(sock, VHOST_USER_GET_STATUS, NULL, 0, NULL, 0) &
+	      VIRTIO_STATUS_NEEDS_RESET);
+	CHECK_EQ(atomic_load(&echo_a.starts), starts);
+	/* ... until a memory table with a fresh memfd: then the ring runs again. */
+	close(fd);
+	fd = memfd_unsealed(SHRINK_SIZE);
+	CHECK_EQ(raw_request(sock, VHOST_USER_SET_MEM_TABLE, &t,
+			     offsetof(struct vhost_user_mem_table, regions) + sizeof(t.regions[0]),
+			     &fd, 1),
+		 0);
+	CHECK(!(raw_request(sock, VHOST_USER_GET_STATUS, NULL, 0, NULL, 0) &
+		VIRTIO_STATUS_NEEDS_RESET));
+	CHECK_EQ(atomic_load(&echo_a.starts), starts + 1);
+
 	close(sock);
 	close(fd);
 	close(kick);

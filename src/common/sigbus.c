@@ -20,10 +20,13 @@
  * sees the handler and waits for it: the range is never unmapped, and its
  * address never reused, while a handler is about to mmap over it.
  *
- * The whole range is replaced on the first fault, in one mmap(MAP_FIXED):
- * one signal per range rather than one per page, and always in the
- * mapping's own page size (hugetlbfs cannot split a huge page).  Threads
- * that fault on it meanwhile return and fault again until it is done.
+ * Only the faulting page is replaced (in the range's own page size:
+ * hugetlbfs cannot split a huge page): one page of anonymous memory is
+ * all a replacement costs, even under strict overcommit, whatever the size
+ * of the range; the pages the file still has stay shared; and each page
+ * the peer took away costs one signal, once.  Two threads faulting on the
+ * same page both replace it, harmlessly: it holds nothing anyone may rely
+ * on.  The owner is told on the range's first fault only.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -55,10 +58,10 @@ struct guard_slot {
 	atomic_uint users; /* handlers inside this slot */
 	_Atomic(uintptr_t) start;
 	_Atomic(size_t) len;
+	_Atomic(size_t) page; /* the mapping's page size: what one fault replaces */
 	atomic_int notify_fd;
 	_Atomic(atomic_bool *) flag;
-	atomic_bool faulted; /* a handler claimed the replacement */
-	atomic_bool zeroed;  /* ... and it is done */
+	atomic_bool faulted; /* some page of it was replaced */
 };
 
 static struct guard_slot slots[SIGBUS_GUARD_SLOTS];
@@ -79,31 +82,22 @@ static bool in_range(uintptr_t a, uintptr_t start, size_t len)
 }
 
 /*
- * Replace the range with zero pages and tell the owner.  False if that is
- * impossible (out of memory for page tables): the caller lets the process
- * die as it would have without us.
+ * Replace the page holding @addr with a zero page and, the first time,
+ * tell the owner.  False if that is impossible (out of memory): the
+ * caller lets the process die as it would have without us.
  */
-static bool zero_range(struct guard_slot *s, uintptr_t start, size_t len, int code)
+static bool zero_page(struct guard_slot *s, uintptr_t addr, size_t page)
 {
+	uintptr_t at = addr & ~(uintptr_t)(page - 1);
 	atomic_bool *flag;
 	uint64_t one = 1;
-	void *p;
 	int fd;
 
-	if (atomic_exchange(&s->faulted, true)) {
-		/*
-		 * Another thread faulted first and is replacing the range, or
-		 * has: return, and the access runs again, on zero pages once
-		 * that is done.  A hardware memory error in our own zero
-		 * pages is not the peer's doing, and retrying would loop.
-		 */
-		return !(code == BUS_MCEERR_AR && atomic_load(&s->zeroed));
-	}
-	p = mmap((void *)start, len, PROT_READ | PROT_WRITE,
-		 MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED)
+	if (mmap((void *)at, page, PROT_READ | PROT_WRITE,
+		 MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0) == MAP_FAILED)
 		return false;
-	atomic_store(&s->zeroed, true);
+	if (atomic_exchange(&s->faulted, true))
+		return true;
 	flag = atomic_load(&s->flag);
 	if (flag)
 		atomic_store(flag, true);
@@ -115,8 +109,8 @@ static bool zero_range(struct guard_slot *s, uintptr_t start, size_t len, int co
 	return true;
 }
 
-/* Is @addr in a guarded range?  Then it is dealt with: true.  @code: si_code. */
-static bool handle_guest_fault(uintptr_t addr, int code)
+/* Is @addr in a guarded range?  Then it is dealt with: true. */
+static bool handle_guest_fault(uintptr_t addr)
 {
 	unsigned int n = atomic_load_explicit(&slots_used, memory_order_acquire);
 
@@ -135,7 +129,7 @@ static bool handle_guest_fault(uintptr_t addr, int code)
 		start = atomic_load(&s->start);
 		len = atomic_load(&s->len);
 		if (atomic_load(&s->state) == SLOT_LIVE && in_range(addr, start, len))
-			handled = zero_range(s, start, len, code);
+			handled = zero_page(s, addr, atomic_load(&s->page));
 		atomic_fetch_sub(&s->users, 1);
 		if (handled)
 			return true;
@@ -172,8 +166,13 @@ static void sigbus_handler(int sig, siginfo_t *si, void *uc)
 {
 	int saved_errno = errno;
 
-	/* si_code > 0: the kernel's, for a fault; <= 0: sent by someone. */
-	if (!(si->si_code > 0 && handle_guest_fault((uintptr_t)si->si_addr, si->si_code)))
+	/*
+	 * si_code > 0: the kernel's, for a fault; <= 0: sent by someone.  A
+	 * hardware memory error (BUS_MCEERR_*) is not the peer's doing, and
+	 * retrying on a page we replaced ourselves would loop: not ours.
+	 */
+	if (si->si_code <= 0 || si->si_code == BUS_MCEERR_AR || si->si_code == BUS_MCEERR_AO ||
+	    !handle_guest_fault((uintptr_t)si->si_addr))
 		chain(sig, si, uc);
 	errno = saved_errno;
 }
@@ -203,8 +202,10 @@ int sigbus_guard_init(void)
 	return init_error;
 }
 
-int sigbus_guard_add(void *start, size_t len, int notify_fd, atomic_bool *flag)
+int sigbus_guard_add(void *start, size_t len, size_t page, int notify_fd, atomic_bool *flag)
 {
+	if (!page || (page & (page - 1)) || ((uintptr_t)start | len) & (page - 1))
+		return -EINVAL;
 	for (unsigned int i = 0; i < SIGBUS_GUARD_SLOTS; i++) {
 		struct guard_slot *s = &slots[i];
 		unsigned int expect = SLOT_FREE, used;
@@ -213,10 +214,10 @@ int sigbus_guard_add(void *start, size_t len, int notify_fd, atomic_bool *flag)
 			continue;
 		atomic_store(&s->start, (uintptr_t)start);
 		atomic_store(&s->len, len);
+		atomic_store(&s->page, page);
 		atomic_store(&s->notify_fd, notify_fd);
 		atomic_store(&s->flag, flag);
 		atomic_store(&s->faulted, false);
-		atomic_store(&s->zeroed, false);
 		/* The handler's scan must reach the slot before it is live. */
 		used = atomic_load(&slots_used);
 		while (used < i + 1 && !atomic_compare_exchange_weak(&slots_used, &used, i + 1))

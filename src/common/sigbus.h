@@ -8,12 +8,13 @@
  * SIGBUS, and SIGBUS kills the whole daemon.  Every such mapping is
  * entered in a process-wide, fixed-size, lock-free table of guarded
  * ranges.  A SIGBUS handler (installed once, chaining to whatever handler
- * was there before for any fault outside the table) replaces the whole
- * faulting range with anonymous zero pages, marks it faulted, raises the
- * owner's flag, writes 1 to the owner's eventfd and returns: the access is
- * retried and reads zeroes.  The owner learns of it on its own thread and
- * takes it from there (vhost-user marks the device broken).  The range
- * stays zeroes until it is unmapped.
+ * was there before for any fault outside the table) replaces the faulting
+ * page with an anonymous zero page and returns: the access is retried and
+ * reads zeroes.  On a range's first fault it also marks the range
+ * faulted, raises the owner's flag and writes 1 to the owner's eventfd;
+ * the owner learns of it on its own thread and takes it from there
+ * (vhost-user marks the device broken).  A replaced page stays a private
+ * zero page until the range is unmapped.
  *
  * The handler uses only lock-free atomics, mmap(), write() and, on the way
  * to a previous handler or the default action, sigaction() and raise().
@@ -38,13 +39,15 @@
 int sigbus_guard_init(void);
 
 /*
- * Guard [@start, @start + @len), a whole mapping (page aligned, in the
- * mapping's own page size, as MAP_FIXED needs on hugetlbfs).  On a fault
- * inside it the handler sets *@flag (if not NULL) and writes 1 to
- * @notify_fd (if >= 0: a non-blocking eventfd of ours, never a peer's).
- * Returns the slot (>= 0), or -ENOSPC when the table is full.
+ * Guard [@start, @start + @len), a whole mapping whose pages are @page
+ * bytes (a power of two; a huge page size on hugetlbfs, which cannot be
+ * split) and to which @start and @len are aligned.  On its first fault
+ * the handler sets *@flag (if not NULL) and writes 1 to @notify_fd (if
+ * >= 0: a non-blocking eventfd of ours, never a peer's).  Returns the slot
+ * (>= 0), -EINVAL for a bad page size or alignment, or -ENOSPC when the
+ * table is full.
  */
-int sigbus_guard_add(void *start, size_t len, int notify_fd, atomic_bool *flag);
+int sigbus_guard_add(void *start, size_t len, size_t page, int notify_fd, atomic_bool *flag);
 
 /*
  * Withdraw a slot before unmapping its range: when this returns no handler
@@ -52,7 +55,7 @@ int sigbus_guard_add(void *start, size_t len, int notify_fd, atomic_bool *flag);
  */
 void sigbus_guard_remove(int slot);
 
-/* Has the slot's range faulted (and become zero pages)? */
+/* Has a page of the slot's range faulted (and become a zero page)? */
 bool sigbus_guard_faulted(int slot);
 
 /*

@@ -45,7 +45,7 @@
  * Guest memory that goes away.  The front-end can shrink a memory file
  * after sharing it, and hugetlbfs may have no page for it: a load or store
  * there raises SIGBUS.  vu_dev_new() installs a process-wide handler
- * (common/sigbus.h) that turns the whole mapping into zero pages, so the
+ * (common/sigbus.h) that turns the lost page into a zero page, so the
  * access completes reading zeroes, and marks the device broken, with one
  * log line, from the loop's thread; its rings stay stopped until a memory
  * table without that mapping arrives.  So a device model may read garbage

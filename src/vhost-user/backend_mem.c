@@ -18,7 +18,7 @@
  * front-end can shrink the file later, and hugetlbfs may have no page to
  * give when we first touch one.  So every mapping is also entered in the
  * process-wide SIGBUS guard (common/sigbus.h) until just before it is
- * unmapped: a fault there turns the whole mapping into zero pages instead
+ * unmapped: a fault there turns the lost page into a zero page instead
  * of killing the daemon, and raises dev->mem_fault and the device's
  * broken_fd; the loop thread then marks the device broken
  * (vu_mem_report_faults) and keeps its rings stopped until a memory table
@@ -59,15 +59,18 @@ struct vu_mapping {
 static pthread_mutex_t mappings_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct vu_mapping *mappings;
 
-/* A new mapping of @dev's, guarded against SIGBUS: 0, -ENOMEM or -ENOSPC (guard table full). */
-static int mapping_add(struct vu_dev *dev, void *addr, size_t len)
+/*
+ * A new mapping of @dev's, in pages of @page bytes, guarded against SIGBUS:
+ * 0, -ENOMEM or -ENOSPC (guard table full).
+ */
+static int mapping_add(struct vu_dev *dev, void *addr, size_t len, size_t page)
 {
 	struct vu_mapping *m = malloc(sizeof(*m));
 	int guard;
 
 	if (!m)
 		return -ENOMEM;
-	guard = sigbus_guard_add(addr, len, dev->broken_fd, &dev->mem_fault);
+	guard = sigbus_guard_add(addr, len, page, dev->broken_fd, &dev->mem_fault);
 	if (guard < 0) {
 		free(m);
 		return guard;
@@ -120,7 +123,7 @@ static void region_put(struct mem_region *r)
 	}
 }
 
-/* Has the mapping behind region @r faulted (and turned to zero pages)? */
+/* Has a page of the mapping behind region @r faulted (and turned to zeroes)? */
 static bool region_faulted(const struct mem_region *r)
 {
 	bool faulted = false;
@@ -245,7 +248,7 @@ static enum vu_result map_region(struct vu_dev *dev, const struct vhost_user_msg
 	if (p == MAP_FAILED)
 		return vu_reject(dev, msg, "%s: mmap of %#llx bytes: %s", what,
 				 (unsigned long long)map_len, strerror(errno));
-	r = mapping_add(dev, p, map_len);
+	r = mapping_add(dev, p, map_len, align);
 	if (r) {
 		munmap(p, map_len);
 		if (r == -ENOSPC)

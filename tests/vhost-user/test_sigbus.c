@@ -2,8 +2,9 @@
 /*
  * test_sigbus.c - the SIGBUS guard on its own (common/sigbus.h).
  *
- *  - A guarded shared mapping whose file shrinks reads zeroes instead of
- *    killing us; the owner's flag and eventfd say so, once.
+ *  - A guarded shared mapping whose file shrinks reads zeroes where the
+ *    file lost its pages instead of killing us, and still shares the page
+ *    the file kept; the owner's flag and eventfd say so, once.
  *  - Several threads faulting on it at once all survive, and a thread
  *    with every other signal blocked (the engine's mask) does too.
  *  - What is not ours still kills: a fault outside every guarded range, a
@@ -47,7 +48,7 @@ static void region_open(struct region *r, bool guard)
 	r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	CHECK(r->efd >= 0);
 	atomic_init(&r->flag, false);
-	r->slot = guard ? sigbus_guard_add((void *)r->p, SIZE, r->efd, &r->flag) : -1;
+	r->slot = guard ? sigbus_guard_add((void *)r->p, SIZE, 4096, r->efd, &r->flag) : -1;
 	CHECK(!guard || r->slot >= 0);
 }
 
@@ -78,12 +79,14 @@ static void shrink_reads_zeroes(void)
 	CHECK_EQ(sum(r.p), (unsigned long)(SIZE / 512) * 0x5a);
 	CHECK(!sigbus_guard_faulted(r.slot));
 	CHECK(!ftruncate(r.fd, 4096));
-	/* The first page is read while it is still the file's, the second faults... */
+	/* The page the file kept, then zeroes for every page it lost, twice. */
 	CHECK_EQ(sum(r.p), (unsigned long)(4096 / 512) * 0x5a);
-	/* ... and all of it is zero pages from then on, the first page too. */
-	CHECK_EQ(sum(r.p), 0ul);
-	r.p[SIZE - 1] = 7; /* and writable */
+	CHECK_EQ(sum(r.p), (unsigned long)(4096 / 512) * 0x5a);
+	r.p[SIZE - 1] = 7; /* writable */
 	CHECK_EQ(r.p[SIZE - 1], 7);
+	/* The first page is still the file's. */
+	CHECK_EQ(pwrite(r.fd, "\x11", 1, 0), 1);
+	CHECK_EQ(r.p[0], 0x11);
 	CHECK(sigbus_guard_faulted(r.slot));
 	CHECK(atomic_load(&r.flag));
 	CHECK_EQ(read(r.efd, &v, sizeof(v)), (ssize_t)sizeof(v));
@@ -130,6 +133,8 @@ static void many_threads(void)
 	for (int i = 0; i < 4; i++)
 		pthread_join(t[i], NULL);
 	CHECK_EQ(sum(r.p), 0ul);
+	CHECK_EQ(read(r.efd, &(uint64_t){0}, 8), 8); /* one write: the first fault */
+	CHECK_EQ(read(r.efd, &(uint64_t){0}, 8), -1);
 	region_close(&r);
 	fprintf(stderr, "ok: four threads faulting at once (two with the engine's mask)\n");
 }
@@ -209,12 +214,14 @@ static void table_full(void)
 
 	/* Addresses only: nothing is mapped there and nothing touches them. */
 	for (unsigned int i = 0; i < SIGBUS_GUARD_SLOTS; i++) {
-		slots[i] = sigbus_guard_add(base + i * 4096ul, 4096, -1, NULL);
+		slots[i] = sigbus_guard_add(base + i * 4096ul, 4096, 4096, -1, NULL);
 		CHECK(slots[i] >= 0);
 	}
-	CHECK_EQ(sigbus_guard_add(base, 4096, -1, NULL), -ENOSPC);
+	CHECK_EQ(sigbus_guard_add(base, 4096, 4096, -1, NULL), -ENOSPC);
 	sigbus_guard_remove(slots[17]);
-	slots[17] = sigbus_guard_add(base, 4096, -1, NULL);
+	CHECK_EQ(sigbus_guard_add(base, 4096, 3000, -1, NULL), -EINVAL);
+	CHECK_EQ(sigbus_guard_add(base + 512, 4096, 4096, -1, NULL), -EINVAL);
+	slots[17] = sigbus_guard_add(base, 4096, 4096, -1, NULL);
 	CHECK_EQ(slots[17], 17);
 	for (unsigned int i = 0; i < SIGBUS_GUARD_SLOTS; i++)
 		sigbus_guard_remove(slots[i]);

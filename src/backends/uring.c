@@ -50,6 +50,7 @@
 
 #include "backend.h"
 #include "common/log.h"
+#include "common/sigbus.h"
 #include "common/util.h"
 
 
@@ -365,11 +366,12 @@ static void *uring_helper_thread(void *arg)
 {
 	struct blk_backend_queue *bq = arg;
 	struct uring_helper *h = bq->helper;
-	sigset_t all;
 
-	/* Signals belong to the daemon's main thread. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	/*
+	 * Signals belong to the daemon's main thread, but for SIGBUS, which
+	 * stays deliverable on every thread of ours (common/sigbus.h).
+	 */
+	sigbus_block_other_signals();
 
 	pthread_mutex_lock(&h->lock);
 	for (;;) {

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/sigbus.h"
 #include "common/util.h"
 #include "engine.h"
 
@@ -661,12 +662,13 @@ static void eng_thread_loop(struct eng_thread *t)
 static void *eng_thread_main(void *arg)
 {
 	struct eng_thread *t = arg;
-	sigset_t all;
 	int r;
 
-	/* Signals belong to the daemon's main thread. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	/*
+	 * Signals belong to the daemon's main thread, but for SIGBUS: this
+	 * thread touches guest memory, and a blocked fault would kill us.
+	 */
+	sigbus_block_other_signals();
 
 	/* The ring is made here: with SINGLE_ISSUER only its maker may submit. */
 	r = reactor_init(&t->r, ENG_RING_ENTRIES);

@@ -41,6 +41,7 @@
 
 #include "backend_priv.h"
 #include "common/log.h"
+#include "common/sigbus.h"
 #include "common/util.h"
 
 /* Client mode: first retry after this, doubling up to the maximum. */
@@ -161,8 +162,9 @@ int vu_vring_translate(const struct vu_dev *dev, const struct vu_vring *vr, stru
 
 static bool vu_vring_ready(const struct vu_dev *dev, const struct vu_vring *vr)
 {
-	return dev->mem && vr->num && vr->addr_set && vr->kick_set && vr->q.enabled &&
-	       !vr->start_failed && !vr->held_by_reset && !atomic_load(&dev->broken);
+	return dev->mem && !dev->mem_poisoned && vr->num && vr->addr_set && vr->kick_set &&
+	       vr->q.enabled && !vr->start_failed && !vr->held_by_reset &&
+	       !atomic_load(&dev->broken);
 }
 
 static void vu_vring_start(struct vu_dev *dev, struct vu_vring *vr)
@@ -726,7 +728,12 @@ static void vu_broken_event(void *arg, uint32_t events)
 	struct vu_dev *dev = arg;
 	eventfd_t v;
 
-	if (eventfd_read(dev->broken_fd, &v) < 0 || dev->conn_fd < 0 || !atomic_load(&dev->broken))
+	if (eventfd_read(dev->broken_fd, &v) < 0)
+		return;
+	/* Guest memory faulted (common/sigbus.h); after a disconnect, stale news. */
+	if (atomic_exchange(&dev->mem_fault, false) && dev->conn_fd >= 0)
+		vu_mem_report_faults(dev);
+	if (dev->conn_fd < 0 || !atomic_load(&dev->broken))
 		return;
 	/* SET_VRING_ERR's eventfds tell the front-end; GET_STATUS shows NEEDS_RESET. */
 	for (unsigned int i = 0; i < dev->num_queues; i++) {
@@ -775,7 +782,15 @@ struct vu_dev *vu_dev_new(const struct vu_dev_config *cfg)
 	dev->backoff_ms = VU_RECONNECT_MIN_MS;
 	atomic_init(&dev->connected, false);
 	atomic_init(&dev->broken, false);
+	atomic_init(&dev->mem_fault, false);
 	vhost_user_rx_init(&dev->rx);
+
+	/* Before any guest memory is mapped: a truncated file must not kill us. */
+	r = sigbus_guard_init();
+	if (r < 0) {
+		log_error("cannot install the SIGBUS handler: %s", strerror(-r));
+		goto fail;
+	}
 
 	dev->socket_path = strdup(cfg->socket_path);
 	dev->name = strdup(cfg->name ? cfg->name : cfg->socket_path);
@@ -853,6 +868,8 @@ void vu_dev_free(struct vu_dev *dev)
 		unlink(dev->socket_path);
 	}
 	vu_unwatch_close(dev, &dev->timer_fd);
+	/* No mapping should outlive the session; if one did, it forgets us. */
+	sigbus_guard_disown(dev->broken_fd, &dev->mem_fault);
 	vu_unwatch_close(dev, &dev->broken_fd);
 	for (unsigned int i = 0; dev->vrings && i < dev->num_queues; i++)
 		ufd_signal_destroy(&dev->vrings[i].call_sig);

@@ -41,6 +41,17 @@
  * Descriptors the back-end drops are closed without blocking this thread
  * (ufd_close; sockets and the connection on a closer thread).  Guest
  * memory is capped per device (max_guest_memory).
+ *
+ * Guest memory that goes away.  The front-end can shrink a memory file
+ * after sharing it, and hugetlbfs may have no page for it: a load or store
+ * there raises SIGBUS.  vu_dev_new() installs a process-wide handler
+ * (common/sigbus.h) that turns the lost page into a zero page, so the
+ * access completes reading zeroes, and marks the device broken, with one
+ * log line, from the loop's thread; its rings stay stopped until a memory
+ * table without that mapping arrives.  So a device model may read garbage
+ * (zeroes) from guest memory, never crash on it - as long as every thread
+ * that touches guest memory leaves SIGBUS unblocked: a blocked fault kills
+ * the process (sigbus_block_other_signals()).
  */
 #ifndef VHOSTD_VHOST_USER_BACKEND_H
 #define VHOSTD_VHOST_USER_BACKEND_H

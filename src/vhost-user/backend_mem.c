@@ -13,8 +13,16 @@
  * Each region's descriptor is checked before it is mapped: it must be a
  * regular file (memfd, tmpfs, hugetlbfs) that really is as long as the
  * region claims, because touching a page past the end of a shared file
- * mapping raises SIGBUS and would take the whole daemon down.  (The
- * dispatcher has already checked it is a file and not, say, a socket.)
+ * mapping raises SIGBUS.  (The dispatcher has already checked it is a file
+ * and not, say, a socket.)  The check holds only at that instant: the
+ * front-end can shrink the file later, and hugetlbfs may have no page to
+ * give when we first touch one.  So every mapping is also entered in the
+ * process-wide SIGBUS guard (common/sigbus.h) until just before it is
+ * unmapped: a fault there turns the lost page into a zero page instead
+ * of killing the daemon, and raises dev->mem_fault and the device's
+ * broken_fd; the loop thread then marks the device broken
+ * (vu_mem_report_faults) and keeps its rings stopped until a memory table
+ * without that mapping arrives.
  *
  * Address space is shared by every device: a front-end can describe
  * terabytes of sparse memfd at no cost to itself, so the regions of one
@@ -33,6 +41,7 @@
 
 #include "backend_priv.h"
 #include "common/log.h"
+#include "common/sigbus.h"
 
 /*
  * Live mappings and how many maps use each.  Process-wide because the
@@ -43,18 +52,30 @@ struct vu_mapping {
 	void *addr;
 	size_t len;
 	unsigned int refs;
+	int guard; /* SIGBUS guard slot */
 	struct vu_mapping *next;
 };
 
 static pthread_mutex_t mappings_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct vu_mapping *mappings;
 
-static int mapping_add(void *addr, size_t len)
+/*
+ * A new mapping of @dev's, in pages of @page bytes, guarded against SIGBUS:
+ * 0, -ENOMEM or -ENOSPC (guard table full).
+ */
+static int mapping_add(struct vu_dev *dev, void *addr, size_t len, size_t page)
 {
 	struct vu_mapping *m = malloc(sizeof(*m));
+	int guard;
 
 	if (!m)
 		return -ENOMEM;
+	guard = sigbus_guard_add(addr, len, page, dev->broken_fd, &dev->mem_fault);
+	if (guard < 0) {
+		free(m);
+		return guard;
+	}
+	m->guard = guard;
 	m->addr = addr;
 	m->len = len;
 	m->refs = 1;
@@ -95,9 +116,27 @@ static void region_put(struct mem_region *r)
 	}
 	pthread_mutex_unlock(&mappings_lock);
 	if (m) {
+		/* Withdrawn first: once unmapped, the address may be reused. */
+		sigbus_guard_remove(m->guard);
 		munmap(m->addr, m->len);
 		free(m);
 	}
+}
+
+/* Has a page of the mapping behind region @r faulted (and turned to zeroes)? */
+static bool region_faulted(const struct mem_region *r)
+{
+	bool faulted = false;
+
+	pthread_mutex_lock(&mappings_lock);
+	for (struct vu_mapping *m = mappings; m; m = m->next) {
+		if (m->addr == r->mmap_addr) {
+			faulted = sigbus_guard_faulted(m->guard);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&mappings_lock);
+	return faulted;
 }
 
 static void regions_put(struct mem_region *regions, unsigned int n)
@@ -116,23 +155,21 @@ static size_t map_align(const struct stat *st)
 }
 
 /*
- * The size check above holds only at this instant: a front-end that
- * shrinks the file later turns our next touch of the lost pages into
- * SIGBUS, which kills the daemon (io_uring would just get -EFAULT, but the
- * rings and request headers are read with plain loads).  A memfd sealed
- * with F_SEAL_SHRINK cannot shrink, and that is what QEMU's memfd backend
- * does by default (seal=on).  We keep serving unsealed memory, as QEMU
- * users with seal=off or DPDK's virtio-user expect, but say what it
- * risks.  A file on tmpfs or hugetlbfs cannot be sealed at all
- * (F_GET_SEALS fails): nothing to check there.
+ * A memfd sealed with F_SEAL_SHRINK cannot shrink, and that is what QEMU's
+ * memfd backend does by default (seal=on).  We serve unsealed memory too,
+ * as QEMU users with seal=off or DPDK's virtio-user expect: a front-end
+ * that truncates it only breaks its own device (see the top of this file).
+ * Said once per region, as a hint for whoever reads the log after that.
+ * A file on tmpfs or hugetlbfs cannot be sealed at all (F_GET_SEALS
+ * fails): nothing to say there.
  */
-static void warn_if_shrinkable(struct vu_dev *dev, const char *what, int fd)
+static void note_if_shrinkable(struct vu_dev *dev, const char *what, int fd)
 {
 	int seals = fcntl(fd, F_GET_SEALS);
 
 	if (seals >= 0 && !(seals & F_SEAL_SHRINK))
-		log_warn("%s: %s: memfd not sealed against shrinking (F_SEAL_SHRINK); "
-			 "a front-end that truncates it crashes the daemon",
+		log_info("%s: %s: memfd not sealed against shrinking (F_SEAL_SHRINK); "
+			 "if the front-end truncates it, the device needs a reset",
 			 dev->name, what);
 }
 
@@ -172,6 +209,7 @@ static enum vu_result map_region(struct vu_dev *dev, const struct vhost_user_msg
 	size_t align;
 	struct stat st;
 	void *p;
+	int r;
 
 	if (!size)
 		return vu_reject(dev, msg, "%s is empty", what);
@@ -189,7 +227,7 @@ static enum vu_result map_region(struct vu_dev *dev, const struct vhost_user_msg
 				 "%s ends at file offset %#llx, past the file's %lld bytes", what,
 				 (unsigned long long)file_end, (long long)st.st_size);
 
-	warn_if_shrinkable(dev, what, fd);
+	note_if_shrinkable(dev, what, fd);
 
 	align = map_align(&st);
 	map_off = w->mmap_offset & ~(uint64_t)(align - 1);
@@ -210,8 +248,14 @@ static enum vu_result map_region(struct vu_dev *dev, const struct vhost_user_msg
 	if (p == MAP_FAILED)
 		return vu_reject(dev, msg, "%s: mmap of %#llx bytes: %s", what,
 				 (unsigned long long)map_len, strerror(errno));
-	if (mapping_add(p, map_len)) {
+	r = mapping_add(dev, p, map_len, align);
+	if (r) {
 		munmap(p, map_len);
+		if (r == -ENOSPC)
+			return vu_reject(dev, msg,
+					 "%s: the daemon already guards %u mappings of guest "
+					 "memory, its most",
+					 what, SIGBUS_GUARD_SLOTS);
 		return vu_reject(dev, msg, "%s: out of memory", what);
 	}
 	*out = (struct mem_region){
@@ -245,6 +289,10 @@ static enum vu_result install_map(struct vu_dev *dev, const struct vhost_user_ms
 	}
 	memmap_put(dev->mem);
 	dev->mem = map;
+	/* A mapping that faulted may be carried over (ADD/REM_MEM_REG). */
+	dev->mem_poisoned = false;
+	for (unsigned int i = 0; i < map->nr; i++)
+		dev->mem_poisoned |= region_faulted(&map->regions[i]);
 	log_debug("%s: %u memory region%s", dev->name, n, n == 1 ? "" : "s");
 	return VU_OK;
 }
@@ -354,4 +402,28 @@ void vu_mem_drop(struct vu_dev *dev)
 {
 	memmap_put(dev->mem);
 	dev->mem = NULL;
+	dev->mem_poisoned = false;
+}
+
+void vu_mem_report_faults(struct vu_dev *dev)
+{
+	char why[256];
+
+	for (unsigned int i = 0; dev->mem && i < dev->mem->nr; i++) {
+		const struct mem_region *r = &dev->mem->regions[i];
+
+		if (!region_faulted(r))
+			continue;
+		dev->mem_poisoned = true;
+		snprintf(why, sizeof(why),
+			 "guest memory region %u (guest address %#llx, %#llx bytes) is gone "
+			 "(the front-end truncated its memory file, or hugetlbfs had no page "
+			 "for it); reading zeroes until a new memory table",
+			 i, (unsigned long long)r->gpa, (unsigned long long)r->size);
+		vu_dev_set_broken(dev, why);
+		return;
+	}
+	/* A request still held an earlier table, and that one faulted. */
+	vu_dev_set_broken(dev, "guest memory of an earlier memory table is gone "
+			       "(the front-end truncated its memory file?)");
 }

@@ -402,7 +402,8 @@ static enum vu_result get_status(struct vu_dev *dev, struct vhost_user_msg *msg,
 {
 	uint8_t status = dev->status;
 
-	if (atomic_load(&dev->broken))
+	/* Lost guest memory outlasts a reset: it needs a new memory table too. */
+	if (atomic_load(&dev->broken) || dev->mem_poisoned)
 		status |= VIRTIO_STATUS_NEEDS_RESET;
 	reply_u64(msg, status);
 	return VU_OK;

@@ -58,7 +58,11 @@ struct vu_dev {
 	uint64_t protocol_features; /* SET_PROTOCOL_FEATURES */
 	uint8_t status;		    /* SET_STATUS */
 	struct memmap *mem;	    /* current guest memory; NULL before a table */
+	/* A region of mem faulted (SIGBUS): no ring starts until a new table. */
+	bool mem_poisoned;
 	atomic_bool broken;
+	/* Set by the SIGBUS handler (any thread) with a write to broken_fd. */
+	atomic_bool mem_fault;
 	struct ufd_signal err_sig; /* writes to the err fds, slot = ring (loop thread) */
 	struct vu_vring *vrings;   /* num_queues of them */
 };
@@ -166,5 +170,10 @@ enum vu_result vu_get_max_mem_slots(struct vu_dev *dev, struct vhost_user_msg *m
 				    unsigned int nfds);
 /* Drop the session's memory (disconnect). */
 void vu_mem_drop(struct vu_dev *dev);
+/*
+ * The SIGBUS handler raised dev->mem_fault: find the region that faulted,
+ * mark it poisoned and the device broken (one log line).  Loop thread.
+ */
+void vu_mem_report_faults(struct vu_dev *dev);
 
 #endif /* VHOSTD_VHOST_USER_BACKEND_PRIV_H */

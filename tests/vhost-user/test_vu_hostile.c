@@ -5,7 +5,9 @@
  * and whose O_NONBLOCK it clears behind our back, pipes, files and
  * semaphore eventfds where an eventfd belongs, lingering TCP sockets as
  * surplus or unread descriptors, sparse memory beyond max-guest-memory,
- * a short GET_CONFIG.
+ * a short GET_CONFIG, and guest memory that faults (SIGBUS): an unsealed
+ * memfd or a tmpfs file shrunk under running I/O or before the ring is
+ * set up, and a sealed hugetlbfs memfd the host has no huge page for.
  *
  * Two devices live in this one back-end process: "a" is attacked, "b"
  * keeps serving a front-end that checks every byte, on a thread, all the
@@ -357,6 +359,332 @@ static void full_call_and_err(int sock)
 	close(err);
 }
 
+/* --- guest memory that faults (SIGBUS) --- */
+
+#define SHRINK_SIZE (1u << 20)
+#define HUGE_SIZE   (2u << 20)
+
+/* GET_STATUS on a front-end's connection. */
+static uint64_t fe_status(struct vu_fe *fe)
+{
+	uint8_t wire[VHOST_USER_HDR_SIZE];
+	struct vhost_user_msg reply;
+
+	CHECK_EQ(vu_fe_send_raw(fe, wire, vt_wire(wire, VHOST_USER_GET_STATUS, 0, 0, NULL, 0), NULL,
+				0, &reply, sizeof(reply)),
+		 0);
+	return reply.payload.u64;
+}
+
+/* Device a says NEEDS_RESET within 5 s. */
+static void fe_wait_needs_reset(struct vu_fe *fe)
+{
+	for (int i = 0; i < 500; i++) {
+		if (fe_status(fe) & VIRTIO_STATUS_NEEDS_RESET)
+			return;
+		usleep(10000);
+	}
+	FAIL("device a: no NEEDS_RESET 5 s after its memory went away");
+}
+
+static int memfd_unsealed(size_t size)
+{
+	int fd = memfd_create("shrinking", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	CHECK(fd >= 0 && !ftruncate(fd, (off_t)size));
+	return fd;
+}
+
+/* A file on tmpfs (/dev/shm), already unlinked; -1 if there is none. */
+static int tmpfs_file(size_t size)
+{
+	char name[] = "/dev/shm/vhostd-sigbus-XXXXXX";
+	int fd = mkostemp(name, O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	unlink(name);
+	CHECK(!ftruncate(fd, (off_t)size));
+	return fd;
+}
+
+/*
+ * A sealed hugetlbfs memfd of one 2 MiB page that the host cannot supply,
+ * or -1 with the reason in @why: the back-end maps it (MAP_NORESERVE), and
+ * its first touch faults.
+ */
+static int hugetlb_unsupplied(char *why, size_t len)
+{
+	static const char *const knobs[] = {
+		"/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages",
+		"/sys/kernel/mm/hugepages/hugepages-2048kB/nr_overcommit_hugepages",
+	};
+	int fd;
+
+	for (unsigned int i = 0; i < 2; i++) {
+		FILE *f = fopen(knobs[i], "r");
+		unsigned long v = 0;
+		bool ok = f && fscanf(f, "%lu", &v) == 1;
+
+		if (f)
+			fclose(f);
+		if (!ok) {
+			snprintf(why, len, "no 2 MiB huge pages on this kernel (%s)", knobs[i]);
+			return -1;
+		}
+		if (v) {
+			snprintf(why, len, "%s is %lu: the host can supply the page", knobs[i], v);
+			return -1;
+		}
+	}
+	fd = memfd_create("huge", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB);
+	if (fd < 0) {
+		snprintf(why, len, "memfd_create(MFD_HUGETLB): %s", strerror(errno));
+		return -1;
+	}
+	if (ftruncate(fd, HUGE_SIZE) ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)) {
+		snprintf(why, len, "sizing or sealing a hugetlb memfd: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * A front-end I/O run whose every buffer lies in the hostile region: the
+ * rings are in the front-end's own sealed memory, and this process never
+ * touches the hostile file (it would fault here too).  Echo requests go
+ * round as fast as they complete; the data is not checked (after the
+ * fault the device reads zeroes), only that completions stop.
+ */
+struct hostile_io {
+	struct vu_fe *fe;
+	uint64_t gpa; /* the hostile region's guest address */
+	atomic_bool stop;
+	atomic_uint_least64_t completed;
+};
+
+#define HOSTILE_SLOTS 8
+
+static void *hostile_io_thread(void *arg)
+{
+	struct hostile_io *h = arg;
+	struct virtq_drv *drv = vu_fe_queue(h->fe, 0);
+	bool busy[HOSTILE_SLOTS] = {false};
+
+	while (!atomic_load(&h->stop)) {
+		bool added = false;
+		uintptr_t token;
+
+		for (uintptr_t i = 0; i < HOSTILE_SLOTS; i++) {
+			struct virtq_sg sg[2] = {
+				{h->gpa + i * 2 * VT_SLOT_SIZE, VT_SLOT_SIZE},
+				{h->gpa + (i * 2 + 1) * VT_SLOT_SIZE, VT_SLOT_SIZE},
+			};
+
+			if (busy[i] || virtq_drv_add_sgs(drv, sg, 1, 1, (void *)(i + 1)))
+				continue;
+			busy[i] = added = true;
+		}
+		if (added)
+			CHECK(vu_fe_kick(h->fe, 0) >= 0);
+		while ((token = (uintptr_t)virtq_drv_get_buf(drv, NULL))) {
+			busy[token - 1] = false;
+			atomic_fetch_add(&h->completed, 1);
+		}
+		CHECK(!virtq_drv_is_broken(drv));
+		/* Once the device is broken nothing completes: wait in slices, to see stop. */
+		if (virtq_drv_enable_cb(drv))
+			vu_fe_wait_call(h->fe, 0, 100);
+	}
+	return NULL;
+}
+
+/* ADD_MEM_REG of @fd at @gpa (the same user address) on a live front-end; true if acked. */
+static bool fe_add_region(struct vu_fe *fe, uint64_t gpa, uint64_t size, int fd)
+{
+	struct vhost_user_mem_reg m = {.region = {gpa, size, gpa, 0}};
+	uint8_t wire[VHOST_USER_HDR_SIZE + sizeof(m)];
+	struct vhost_user_msg reply;
+
+	if (vu_fe_send_raw(fe, wire,
+			   vt_wire(wire, VHOST_USER_ADD_MEM_REG, VHOST_USER_NEED_REPLY_MASK,
+				   sizeof(m), &m, sizeof(m)),
+			   &fd, 1, &reply, sizeof(reply)))
+		return false;
+	return reply.payload.u64 == 0;
+}
+
+/*
+ * Device a runs I/O on memory in @fd (@size bytes), then it faults:
+ * truncated to nothing if @shrink, else it faults on first touch (a huge
+ * page nobody can supply).  The daemon lives, a says NEEDS_RESET and
+ * nothing of it completes any more, b serves throughout.
+ */
+static void memory_fault_under_io(int fd, size_t size, bool shrink)
+{
+	struct vu_fe *fe = vt_connect(path_a, 1, 64, VT_FEATURES_SPLIT | VT_FEATURES_EVENT_IDX, 0);
+	/* An address range of our own, so that the region overlaps nothing of the front-end's. */
+	void *va = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	struct hostile_io h = {.fe = fe};
+	uint64_t before = atomic_load(&echo_a.requests), done;
+	pthread_t t;
+
+	CHECK(va != MAP_FAILED);
+	h.gpa = (uintptr_t)va;
+	CHECK(fe_add_region(fe, h.gpa, size, fd));
+	CHECK(!pthread_create(&t, NULL, hostile_io_thread, &h));
+	if (shrink) {
+		/* I/O on the doomed memory really runs before it goes. */
+		for (int i = 0; i < 500 && atomic_load(&echo_a.requests) < before + 256; i++)
+			usleep(10000);
+		CHECK(atomic_load(&echo_a.requests) >= before + 256);
+		CHECK(!ftruncate(fd, 0));
+	}
+	fe_wait_needs_reset(fe);
+	b_still_serving();
+
+	/* Broken means stopped: nothing of a's completes any more. */
+	done = atomic_load(&h.completed);
+	usleep(200000);
+	CHECK_EQ(atomic_load(&h.completed), done);
+	ping(fe, "device a");
+
+	atomic_store(&h.stop, true);
+	pthread_join(t, NULL);
+	vu_fe_disconnect(fe);
+	close(fd);
+	munmap(va, size);
+}
+
+static void shrink_memfd_under_io(int sock)
+{
+	memory_fault_under_io(memfd_unsealed(SHRINK_SIZE), SHRINK_SIZE, true);
+}
+
+static void shrink_tmpfs_under_io(int sock)
+{
+	int fd = tmpfs_file(SHRINK_SIZE);
+
+	if (fd < 0) {
+		/* The one line the case expects, so the rest of it still runs. */
+		fprintf(stderr, "  (skipped: no tmpfs at /dev/shm: %s)\n", strerror(errno));
+		vu_dev_set_broken(dev_a, "test: is gone (skipped)");
+		return;
+	}
+	memory_fault_under_io(fd, SHRINK_SIZE, true);
+}
+
+static void hugetlb_no_page(int sock)
+{
+	char why[160];
+	int fd = hugetlb_unsupplied(why, sizeof(why));
+
+	if (fd < 0) {
+		fprintf(stderr, "  (skipped: %s)\n", why);
+		vu_dev_set_broken(dev_a, "test: is gone (skipped)");
+		return;
+	}
+	memory_fault_under_io(fd, HUGE_SIZE, false);
+}
+
+/* A raw request with NEED_REPLY; its reply's u64 (the ack: 0 is success). */
+static uint64_t raw_request(int sock, uint32_t request, const void *payload, uint32_t size,
+			    const int *fds, unsigned int nfds)
+{
+	uint8_t wire[VHOST_USER_HDR_SIZE + VHOST_USER_MAX_PAYLOAD];
+	struct vhost_user_rx rx;
+	uint64_t v;
+
+	send_bytes(sock, wire,
+		   vt_wire(wire, request, VHOST_USER_NEED_REPLY_MASK, size, payload, size), fds,
+		   nfds);
+	vhost_user_rx_init(&rx);
+	CHECK_EQ(vhost_user_recv(sock, &rx, 5000), 1);
+	CHECK_EQ(rx.msg.hdr.request, request);
+	v = rx.msg.payload.u64;
+	vhost_user_rx_reset(&rx);
+	return v;
+}
+
+/*
+ * The memfd shrinks between SET_MEM_TABLE and the ring's set-up, so the
+ * first touch is the loop thread's own: virtq_init() clearing the used
+ * ring's flags when SET_VRING_ENABLE makes the ring ready.  Then: the
+ * ring stays down across a reset, and comes back with a new memory table.
+ */
+static void shrink_before_rings(int sock)
+{
+	struct vhost_user_mem_table t = {
+		.nregions = 1,
+		.regions[0] = {REGION_BASE, SHRINK_SIZE, REGION_BASE, 0},
+	};
+	struct vhost_user_vring_addr addr = {
+		.index = 0,
+		.desc = REGION_BASE,
+		.avail = REGION_BASE + 0x1000,
+		.used = REGION_BASE + 0x2000,
+	};
+	struct vhost_user_vring_state num = {0, 64}, enable = {0, 1};
+	int fd = memfd_unsealed(SHRINK_SIZE), kick = eventfd(0, EFD_CLOEXEC);
+	unsigned int starts;
+
+	sock = vt_raw_connect(path_a);
+	CHECK(kick >= 0);
+	send_msg(sock, VHOST_USER_SET_OWNER, NULL, 0, NULL, 0);
+	send_u64(sock, VHOST_USER_SET_FEATURES,
+		 VT_FEATURES_SPLIT | 1ull << VHOST_USER_F_PROTOCOL_FEATURES, NULL, 0);
+	send_u64(sock, VHOST_USER_SET_PROTOCOL_FEATURES,
+		 1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK | 1ull << VHOST_USER_PROTOCOL_F_STATUS,
+		 NULL, 0);
+	CHECK_EQ(raw_request(sock, VHOST_USER_SET_MEM_TABLE, &t,
+			     offsetof(struct vhost_user_mem_table, regions) + sizeof(t.regions[0]),
+			     &fd, 1),
+		 0);
+	CHECK(!ftruncate(fd, 0));
+	CHECK_EQ(raw_request(sock, VHOST_USER_SET_VRING_NUM, &num, sizeof(num), NULL, 0), 0);
+	CHECK_EQ(raw_request(sock, VHOST_USER_SET_VRING_ADDR, &addr, sizeof(addr), NULL, 0), 0);
+	CHECK_EQ(raw_request(sock, VHOST_USER_SET_VRING_KICK, &(uint64_t){0}, 8, &kick, 1), 0);
+	/* Ready now: the ring starts, and its set-up faults on the loop thread. */
+	CHECK_EQ(raw_request(sock, VHOST_USER_SET_VRING_ENABLE, &enable, sizeof(enable), NULL, 0),
+		 0);
+	for (int i = 0; i < 500; i++) {
+		if (raw_request(sock, VHOST_USER_GET_STATUS, NULL, 0, NULL, 0) &
+		    VIRTIO_STATUS_NEEDS_RESET)
+			break;
+		CHECK(i < 499);
+		usleep(10000);
+	}
+	b_still_serving();
+
+	/*
+	 * A reset (every ring stopped) is not enough: the memory is still
+	 * gone, so the ring set up again does not start, and the device
+	 * still needs a reset...
+	 */
+	starts = atomic_load(&echo_a.starts);
+	raw_request(sock, VHOST_USER_GET_VRING_BASE, &num, sizeof(num), NULL, 0);
+	CHECK_EQ(raw_request(sock, VHOST_USER_SET_VRING_KICK, &(uint64_t){0}, 8, &kick, 1), 0);
+	CHECK(raw_request(sock, VHOST_USER_GET_STATUS, NULL, 0, NULL, 0) &
+	      VIRTIO_STATUS_NEEDS_RESET);
+	CHECK_EQ(atomic_load(&echo_a.starts), starts);
+	/* ... until a memory table with a fresh memfd: then the ring runs again. */
+	close(fd);
+	fd = memfd_unsealed(SHRINK_SIZE);
+	CHECK_EQ(raw_request(sock, VHOST_USER_SET_MEM_TABLE, &t,
+			     offsetof(struct vhost_user_mem_table, regions) + sizeof(t.regions[0]),
+			     &fd, 1),
+		 0);
+	CHECK(!(raw_request(sock, VHOST_USER_GET_STATUS, NULL, 0, NULL, 0) &
+		VIRTIO_STATUS_NEEDS_RESET));
+	CHECK_EQ(atomic_load(&echo_a.starts), starts + 1);
+
+	close(sock);
+	close(fd);
+	close(kick);
+}
+
 static const struct hostile_case cases[] = {
 	{"kick-pipe", kick_pipe, false, "kick fd is a pipe"},
 	{"kick-regular-file", kick_regular_file, false, "kick fd is a memory file"},
@@ -369,6 +697,10 @@ static const struct hostile_case cases[] = {
 	{"add-mem-reg-beyond-max", add_mem_reg_over_limit, false, "max-guest-memory=64 GiB"},
 	{"short-get-config", short_get_config, false, "holds 4 after the 12-byte config header"},
 	{"full-call-and-err", full_call_and_err, true, "device needs reset"},
+	{"shrink-memfd-under-io", shrink_memfd_under_io, true, "is gone"},
+	{"shrink-tmpfs-under-io", shrink_tmpfs_under_io, true, "is gone"},
+	{"shrink-memfd-before-rings", shrink_before_rings, true, "is gone"},
+	{"hugetlb-no-page", hugetlb_no_page, true, "is gone"},
 };
 
 static void run_case(const struct hostile_case *c)

@@ -4,8 +4,10 @@
  *
  * A front-end that truncates a memfd after SET_MEM_TABLE makes the
  * back-end's next touch of the lost pages raise SIGBUS.  The back-end
- * cannot stop that for an unsealed memfd, but it must say so, once per
- * region, and keep serving; a memfd sealed with F_SEAL_SHRINK (QEMU's
+ * survives that (it only breaks the device: test_vu_hostile's shrink
+ * cases), so an unsealed memfd is no error: it is served, with one
+ * informational line per region naming the seal, for whoever reads the
+ * log after a truncation.  A memfd sealed with F_SEAL_SHRINK (QEMU's
  * default) is silent, and so is the front-end's own memory.
  */
 #include <errno.h>
@@ -58,6 +60,16 @@ static void mem_table_then_ping(int sock, int fd)
 	vhost_user_rx_reset(&rx);
 }
 
+/* Lines in @log that say a memfd could shrink. */
+static unsigned int count_seal_notes(const char *log)
+{
+	unsigned int n = 0;
+
+	for (const char *p = log; (p = strstr(p, "F_SEAL_SHRINK")); p++)
+		n++;
+	return n;
+}
+
 /* One connection that shares a memfd with @seals; returns the back-end's log. */
 static void run(unsigned int seals, char *log, size_t len)
 {
@@ -82,18 +94,20 @@ int main(void)
 	dev = vt_echo_start(&loop, &echo, &sock_path, 1, 256);
 	fds = vt_count_fds();
 
-	/* Unsealed: served, with exactly one warning that names the seal. */
+	/* Unsealed: served, no warning, one informational line that names the seal. */
 	run(0, log, sizeof(log));
-	CHECK_EQ(vt_count_problems(log), 1);
-	CHECK(strstr(log, "F_SEAL_SHRINK"));
+	CHECK_EQ(vt_count_problems(log), 0);
+	CHECK_EQ(count_seal_notes(log), 1);
 
-	/* Sealed against growing only: still shrinkable, still warned about. */
+	/* Sealed against growing only: still shrinkable, still noted. */
 	run(F_SEAL_GROW, log, sizeof(log));
-	CHECK_EQ(vt_count_problems(log), 1);
+	CHECK_EQ(vt_count_problems(log), 0);
+	CHECK_EQ(count_seal_notes(log), 1);
 
 	/* Sealed against shrinking, as QEMU does: nothing to say. */
 	run(F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL, log, sizeof(log));
 	CHECK_EQ(vt_count_problems(log), 0);
+	CHECK_EQ(count_seal_notes(log), 0);
 
 	/* The front-end seals its own memory, so a whole session is quiet. */
 	vt_capture_start(&cap);

@@ -53,7 +53,7 @@
  * notice when the load picks up.  Weight of a new sample: 1/4.
  */
 #define ENG_SPIN_GAP_DIV 8
-#define ENG_SPIN_PROBE	 32
+#define ENG_SPIN_PROBE	 128
 #define ENG_GAP_SHIFT	 2
 
 enum eng_cmd_op { CMD_ATTACH, CMD_DETACH, CMD_CALL, CMD_EXIT };

@@ -9,8 +9,8 @@
  * operation (struct blk_io) on the back-end queue that lives on the same
  * thread's io_uring, and completes it when the back-end reports it.  A slot
  * is a struct blk_req: the engine's head, the back-end operation and the
- * copied discard ranges (its iovec array follows, seg_max + 2 entries):
- * nothing is allocated per request.
+ * copied discard ranges (the engine keeps its iovecs): nothing is
+ * allocated per request.
  *
  * Trust.  The driver is untrusted.  The ring code (virtq.h) checks chains;
  * this file checks requests.  The 16-byte header and the discard ranges are
@@ -72,7 +72,7 @@ struct blk_range {
 	uint32_t num_sectors;
 };
 
-/* A request slot (engine.h); its iovec array follows it. */
+/* A request slot (engine.h). */
 struct blk_req {
 	struct eng_req base;
 	struct blk_io io;  /* the back-end operation */

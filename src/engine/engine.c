@@ -56,6 +56,9 @@
 #define ENG_SPIN_PROBE	 128
 #define ENG_GAP_SHIFT	 2
 
+/* iovecs kept in each request slot; longer chains borrow a full-size array. */
+#define ENG_INLINE_IOV 16
+
 enum eng_cmd_op { CMD_ATTACH, CMD_DETACH, CMD_CALL, CMD_EXIT };
 
 /* Work posted to an I/O thread by another thread, which waits for it. */
@@ -106,12 +109,23 @@ struct eng_queue {
 	uint64_t spin_ns;
 	int io_thread;
 
-	/* Request slots: one per head plus a spare (kvmtool's blk.c). */
+	/*
+	 * Request slots, one per descriptor head (kvmtool's blk.c), each with
+	 * room for ENG_INLINE_IOV iovecs.  A chain is popped into @stage
+	 * (max_iov iovecs), then moves into its head's slot; a chain with
+	 * more segments borrows a full-size array from @big_iovs.  So a
+	 * queue costs ~100 KiB rather than num * max_iov iovecs (1 MiB at
+	 * 256 x 256), and a guest that cycles through every head (FIFO free
+	 * lists) does not make all of it resident.
+	 */
 	void *slot_mem;
 	size_t slot_stride;
 	size_t iov_offset;
-	struct eng_req **by_head;
-	struct eng_req *spare;
+	unsigned int inline_iov;
+	struct virtq_elem stage;
+	struct iovec *stage_iov;
+	struct iovec **big_iovs; /* free full-size arrays, up to num */
+	unsigned int nr_big_iovs;
 	unsigned int num;
 	unsigned int max_iov;
 	unsigned int inflight; /* popped and not completed */
@@ -281,10 +295,17 @@ static struct eng_req *eng_slot(struct eng_queue *eq, unsigned int i)
 	return (struct eng_req *)((char *)eq->slot_mem + (size_t)i * eq->slot_stride);
 }
 
+static struct iovec *eng_slot_iov(struct eng_queue *eq, struct eng_req *req)
+{
+	return (struct iovec *)((char *)req + eq->iov_offset);
+}
+
 void eng_req_complete(struct eng_queue *eq, struct eng_req *req, uint32_t used_len)
 {
 	/* The caller's stores to guest memory are ordered by virtq_flush(). */
 	virtq_fill(eq->vq, &req->elem, used_len);
+	if (req->elem.iov != eng_slot_iov(eq, req))
+		eq->big_iovs[eq->nr_big_iovs++] = req->elem.iov; /* at most num are out */
 	req->busy = false;
 	eq->inflight--;
 	eq->nr_filled++;
@@ -306,30 +327,52 @@ void eng_queue_wake(struct eng_queue *eq)
 	eng_mark_ready(eq);
 }
 
+/* The iovec storage for a chain of @n segments in @req: inline, or borrowed. */
+static struct iovec *eng_req_iov(struct eng_queue *eq, struct eng_req *req, unsigned int n)
+{
+	if (n <= eq->inline_iov)
+		return eng_slot_iov(eq, req);
+	if (eq->nr_big_iovs)
+		return eq->big_iovs[--eq->nr_big_iovs];
+	return malloc((size_t)eq->max_iov * sizeof(struct iovec));
+}
+
 /* Pop one chain and start it.  1 popped, 0 ring empty, -EIO queue halted. */
 static int eng_pop_one(struct eng_queue *eq)
 {
-	struct eng_req *req = eq->spare, *idle;
+	struct virtq_elem *e = &eq->stage;
+	struct eng_req *req;
+	struct iovec *iov;
+	unsigned int n;
 	int r;
 
-	virtq_elem_init(&req->elem, (struct iovec *)((char *)req + eq->iov_offset), eq->max_iov);
-	r = virtq_pop(eq->vq, &req->elem);
+	virtq_elem_init(e, eq->stage_iov, eq->max_iov);
+	r = virtq_pop(eq->vq, e);
 	if (r <= 0) {
 		if (r < 0)
 			eng_queue_halt(eq, virtq_strerror(eq->vq->error));
 		return r;
 	}
 	/* The ring code refuses both; checked again since a slot is at stake. */
-	idle = req->elem.id < eq->num ? eq->by_head[req->elem.id] : NULL;
-	if (!idle || idle->busy) {
+	req = e->id < eq->num ? eng_slot(eq, e->id) : NULL;
+	if (!req || req->busy) {
 		eng_queue_halt(eq, "descriptor head out of range or already in flight");
 		/* Still filled once (virtq.h), so its map reference is dropped. */
-		virtq_fill(eq->vq, &req->elem, 0);
+		virtq_fill(eq->vq, e, 0);
 		eq->nr_filled++;
 		return -EIO;
 	}
-	eq->by_head[req->elem.id] = req;
-	eq->spare = idle;
+	n = e->out_num + e->in_num;
+	iov = eng_req_iov(eq, req, n);
+	if (!iov) {
+		eng_queue_halt(eq, "out of memory for a long chain");
+		virtq_fill(eq->vq, e, 0);
+		eq->nr_filled++;
+		return -EIO;
+	}
+	memcpy(iov, e->iov, (size_t)n * sizeof(*iov));
+	req->elem = *e;
+	req->elem.iov = iov;
 	req->busy = true;
 	eq->inflight++;
 	eq->ops->start(eq, req);
@@ -861,7 +904,10 @@ static int eng_pool_pick(int wanted, struct eng_thread **out)
 
 static void eng_queue_free(struct eng_queue *eq)
 {
-	free(eq->by_head);
+	while (eq->nr_big_iovs)
+		free(eq->big_iovs[--eq->nr_big_iovs]);
+	free(eq->big_iovs);
+	free(eq->stage_iov);
 	free(eq->slot_mem);
 	free(eq);
 }
@@ -870,16 +916,15 @@ static int eng_queue_slots(struct eng_queue *eq)
 {
 	size_t head = (eq->ops->req_size + 15) & ~(size_t)15;
 
+	eq->inline_iov = eq->max_iov < ENG_INLINE_IOV ? eq->max_iov : ENG_INLINE_IOV;
 	eq->iov_offset = head;
-	eq->slot_stride = head + (size_t)eq->max_iov * sizeof(struct iovec);
+	eq->slot_stride = head + (size_t)eq->inline_iov * sizeof(struct iovec);
 	eq->slot_stride = (eq->slot_stride + 63) & ~(size_t)63;
-	eq->slot_mem = calloc(eq->num + 1, eq->slot_stride);
-	eq->by_head = calloc(eq->num, sizeof(*eq->by_head));
-	if (!eq->slot_mem || !eq->by_head)
+	eq->slot_mem = calloc(eq->num, eq->slot_stride);
+	eq->stage_iov = calloc(eq->max_iov, sizeof(*eq->stage_iov));
+	eq->big_iovs = calloc(eq->num, sizeof(*eq->big_iovs));
+	if (!eq->slot_mem || !eq->stage_iov || !eq->big_iovs)
 		return -ENOMEM;
-	for (unsigned int i = 0; i < eq->num; i++)
-		eq->by_head[i] = eng_slot(eq, i);
-	eq->spare = eng_slot(eq, eq->num);
 	return 0;
 }
 

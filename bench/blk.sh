@@ -93,41 +93,9 @@ command -v python3 >/dev/null || { echo "blk.sh: python3 needed for the table" >
 
 SOCKS=$(mktemp -d /tmp/vhostd-bench.XXXXXX)
 DISK=
-PIDS=()
-
-# A child that has exited but was not yet waited for (a zombie) is not running.
-# shellcheck disable=SC2317 # run by traps
-running() {
-	local st
-	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
-	[ "${st:0:1}" != Z ]
-}
-
-# shellcheck disable=SC2317 # run by traps
-cleanup() {
-	local pid i left
-	for pid in "${PIDS[@]}"; do
-		kill "$pid" 2>/dev/null || true
-	done
-	# qemu-storage-daemon can hang in its shutdown when a client vanished
-	# with requests in flight (Ctrl-C): SIGKILL whatever is left after 5 s.
-	for ((i = 0; i < 50; i++)); do
-		left=0
-		for pid in "${PIDS[@]}"; do
-			running "$pid" && left=1
-		done
-		((left)) || break
-		sleep 0.1
-	done
-	for pid in "${PIDS[@]}"; do
-		running "$pid" && kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null || true
-	done
-	rm -rf "$SOCKS" ${DISK:+"$DISK"}
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck source=bench/procs.sh
+. "$(dirname "$0")/procs.sh"
+CLEANUP_PATHS+=("$SOCKS")
 
 bytes() { # 1G -> 1073741824
 	numfmt --from=iec "$1"
@@ -161,6 +129,7 @@ if has_backend null; then
 fi
 if has_backend file; then
 	DISK=$(mktemp -d "$FILE_DIR/vhostd-bench.XXXXXX")
+	CLEANUP_PATHS+=("$DISK")
 	# Really written, so O_DIRECT reads hit the disk rather than unwritten extents.
 	echo "blk.sh: writing a $FILE_SIZE image in $DISK ..." >&2
 	dd if=/dev/zero of="$DISK/disk.img" bs=1M count=$((file_bytes >> 20)) oflag=direct \

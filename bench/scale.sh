@@ -58,41 +58,9 @@ command -v python3 >/dev/null || { echo "scale.sh: python3 needed for the table"
 ((DEVICES >= 2)) || { echo "scale.sh: DEVICES must be at least 2" >&2; exit 1; }
 
 T=$(mktemp -d /tmp/vhostd-scale.XXXXXX)
-PIDS=() # everything started, by PID
-
-# A child that has exited but was not yet waited for (a zombie) is not running.
-# shellcheck disable=SC2317 # run by traps
-running() {
-	local st
-	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
-	[ "${st:0:1}" != Z ]
-}
-
-# shellcheck disable=SC2317 # run by traps
-cleanup() {
-	local pid i left
-	for pid in "${PIDS[@]}"; do
-		kill "$pid" 2>/dev/null || true
-	done
-	# qemu-storage-daemon can hang in its shutdown when a client vanished
-	# with requests in flight (Ctrl-C): SIGKILL whatever is left after 5 s.
-	for ((i = 0; i < 50; i++)); do
-		left=0
-		for pid in "${PIDS[@]}"; do
-			running "$pid" && left=1
-		done
-		((left)) || break
-		sleep 0.1
-	done
-	for pid in "${PIDS[@]}"; do
-		running "$pid" && kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null || true
-	done
-	rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck source=bench/procs.sh
+. "$(dirname "$0")/procs.sh"
+CLEANUP_PATHS+=("$T")
 
 size_bytes=$(numfmt --from=iec "$DEV_SIZE")
 # Light processes run past the heavy window, whatever their connection took.

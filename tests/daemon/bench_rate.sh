@@ -12,35 +12,8 @@ VHOSTD=$1
 BENCH=$2
 
 T=$(mktemp -d /tmp/vhostd-test-rate.XXXXXX)
-DPID=
-failed=0
-
-cleanup() {
-	[ -n "$DPID" ] && kill "$DPID" 2>/dev/null
-	wait 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-
-ok() { echo "ok - $*"; }
-not_ok() {
-	echo "not ok - $*"
-	failed=1
-}
-check() { # description command...
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
-
-wait_for_socket() { # path seconds
-	local i
-	for ((i = 0; i < $2 * 10; i++)); do
-		[ -S "$1" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
+# shellcheck source=tests/daemon/tap.sh
+. "$(dirname "$0")/tap.sh"
 
 # The JSON in file $1 has the fields of a run at rate $2, and the CPU ones if $3 is 1.
 json_check() { # file rate cpu(0|1)

@@ -20,37 +20,8 @@ VHOSTCTL=$2
 BENCH=$3
 
 T=$(mktemp -d /tmp/vhostd-test-daemon.XXXXXX)
-DPID=
-BPID=
-failed=0
-
-cleanup() {
-	[ -n "$BPID" ] && kill "$BPID" 2>/dev/null
-	[ -n "$DPID" ] && kill "$DPID" 2>/dev/null
-	wait 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-
-ok() { echo "ok - $*"; }
-not_ok() {
-	echo "not ok - $*"
-	failed=1
-}
-check() { # description command...
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
-
-wait_for_socket() { # path seconds
-	local i
-	for ((i = 0; i < $2 * 10; i++)); do
-		[ -S "$1" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
+# shellcheck source=tests/daemon/tap.sh
+. "$(dirname "$0")/tap.sh"
 
 # diskstats field N (1-based: 4 reads, 6 sectors read, 8 writes,
 # 10 sectors written, 12 in flight) of device $1 from `vhostctl stats`.

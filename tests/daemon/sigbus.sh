@@ -19,37 +19,8 @@ BENCH=$3
 CLIENT=$4
 
 T=$(mktemp -d /tmp/vhostd-test-sigbus.XXXXXX)
-DPID=
-BPID=
-failed=0
-
-cleanup() {
-	[ -n "$BPID" ] && kill "$BPID" 2>/dev/null
-	[ -n "$DPID" ] && kill "$DPID" 2>/dev/null
-	wait 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-
-ok() { echo "ok - $*"; }
-not_ok() {
-	echo "not ok - $*"
-	failed=1
-}
-check() { # description command...
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
-
-wait_for_socket() { # path seconds
-	local i
-	for ((i = 0; i < $2 * 10; i++)); do
-		[ -S "$1" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
+# shellcheck source=tests/daemon/tap.sh
+. "$(dirname "$0")/tap.sh"
 
 truncate -s 64M "$T/b.img"
 # One I/O thread: the fault hits the very thread that serves b.

@@ -1,0 +1,1710 @@
+// SPDX-License-Identifier: MIT
+/*
+ * scsi.c - the virtio-scsi device model (virtio 1.2, 5.6) over vhost-user.
+ *
+ * Queues.  Queue 0 is the control queue (task management, asynchronous
+ * notification), queue 1 the event queue (hot-plug and parameter-change
+ * events), queues 2.. the request queues; every one runs on the engine
+ * (engine.h), which pops chains into request slots indexed by descriptor
+ * head.  A request queue turns each command into a SCSI task
+ * (scsi_disk.h) and, for block I/O, one back-end operation on the back-end
+ * queue of that LUN that lives on the same thread; the event queue keeps
+ * the buffers it pops until an event needs one.
+ *
+ * Trust.  The driver is untrusted.  The request header (LUN, tag, CDB) and
+ * every control request are copied out of guest memory once, then
+ * validated, then only the copies are used; the response header is
+ * written with iov_from_buf() into the iovecs it was found in, which are
+ * remembered before the data buffers are carved out.  A chain too short to
+ * hold its headers marks the device broken (NEEDS_RESET), as QEMU does;
+ * everything else gets a response code or SCSI status.  scsi_disk.c
+ * checks every LBA range against the capacity before any I/O, and refuses
+ * a transfer the buffers cannot hold.
+ *
+ * Task management.  A TMF cannot finish before the commands it aborts
+ * (their buffers may be reused by the guest the moment it does), and our
+ * back-end I/O cannot be cancelled once issued.  So a TMF goes to the
+ * controller's TMF thread, which marks the matching in-flight commands on
+ * each request queue's thread (eng_queue_call), waits for them to
+ * complete (with ABORTED or RESET), raises the unit attentions a reset
+ * leaves, and completes the TMF on the control queue's thread.
+ *
+ * Statistics follow /proc/diskstats per LUN (stats.c): each request queue
+ * thread owns its counters; commands that move no blocks are not counted.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backends/backend.h"
+#include "common/kvopts.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "engine/engine.h"
+#include "scsi.h"
+#include "scsi_disk.h"
+#include "stats.h"
+#include "virtio_scsi.h"
+
+#define SCSI_DEFAULT_QUEUE_SIZE 128 /* QEMU's virtqueue_size default */
+#define SCSI_MIN_QUEUE_SIZE	4
+#define SCSI_MAX_QUEUE_SIZE	1024
+#define SCSI_MAX_SEG_MAX	254
+#define SCSI_DEFAULT_POLL_US	50
+/* Request queues at most: the control and event queues take two. */
+#define SCSI_MAX_REQ_QUEUES (VU_MAX_QUEUES - VIRTIO_SCSI_REQ_QUEUE0)
+/* config space max_sectors and cmd_per_lun: QEMU's virtio-scsi defaults. */
+#define SCSI_MAX_SECTORS 0xffff
+#define SCSI_CMD_PER_LUN 128
+/* The response header may be split over this many buffers at most. */
+#define SCSI_RESP_IOV 8
+/* WRITE SAME with a pattern: blocks written per back-end operation. */
+#define SCSI_WS_IOV 32
+
+/* ---- state ----------------------------------------------------------------- */
+
+struct scsi_lun {
+	struct scsi_dev *dev;
+	unsigned int slot; /* index in dev->luns */
+	struct scsi_lun_options opts;
+	struct blk_backend *be;
+	const struct blk_backend_ops *bops;
+	struct blk_backend_info info;
+	struct scsi_disk disk;
+	struct blk_dev_stats stats; /* one block per request queue */
+	char name[48];		    /* "id:T:L" */
+};
+
+struct scsi_tmf;
+
+/* A request queue's command slot (engine.h); its iovec array follows. */
+struct scsi_req {
+	struct eng_req base;
+	struct scsi_lun *lun;
+	uint64_t tag;
+	struct iovec resp_iov[SCSI_RESP_IOV];
+	unsigned int resp_cnt;
+	struct iovec *data; /* data-in or data-out, trimmed to the transfer */
+	unsigned int data_cnt;
+	size_t buf_len; /* the driver's data buffer, for the residual */
+	uint64_t done;	/* blocks (WRITE SAME) or ranges (UNMAP) finished */
+	struct blk_io io;
+	struct scsi_tmf *tmf; /* marked by a TMF: answered with abort_resp */
+	uint8_t abort_resp;
+	int8_t stat_dir;
+	uint64_t sectors;
+	uint64_t start_ns;
+	struct scsi_req *prev, *next; /* the queue's in-flight list */
+	struct iovec ws_iov[SCSI_WS_IOV];
+	struct scsi_task task; /* last: large */
+};
+
+/* A control queue slot: a TMF or AN request. */
+struct scsi_ctrl_req {
+	struct eng_req base;
+	struct virtio_scsi_ctrl_tmf_req tmf;
+	struct scsi_tmf *work;
+};
+
+/* An event queue slot: a buffer waiting for an event. */
+struct scsi_event_req {
+	struct eng_req base;
+	struct scsi_event_req *next;
+};
+
+struct scsi_queue {
+	struct scsi_dev *dev;
+	unsigned int index; /* vring index */
+	char name[48];
+	struct eng_queue *eq;	  /* the queue's own thread: set by attach */
+	struct eng_queue *ext_eq; /* other threads (TMFs, events), under qlock */
+	struct reactor *r;
+	bool ev_stopping; /* event queue: give buffers back, keep none */
+	unsigned int num;
+	bool io_error_logged;
+	/* request queues: a back-end queue per LUN slot, and what is in flight */
+	struct blk_backend_queue *bbq[SCSI_MAX_LUNS];
+	struct scsi_req *inflight;
+	/* the event queue: buffers kept for events, FIFO */
+	struct scsi_event_req *ev_head, **ev_tail;
+};
+
+/* One task management function on its way through the TMF thread. */
+struct scsi_tmf {
+	struct scsi_ctrl_req *req;
+	struct eng_queue *ctrl_eq;
+	uint32_t subtype;
+	int lun_slot; /* -1: none (I_T nexus reset) */
+	unsigned int target;
+	uint64_t tag;
+	uint8_t response;
+	atomic_uint pending; /* marked commands not yet completed */
+	unsigned int found;
+	struct scsi_tmf *next;
+};
+
+struct scsi_dev {
+	struct scsi_options opts;
+	struct vu_dev *vu;
+	uint32_t seg_max;
+	_Atomic uint64_t features;
+
+	struct scsi_lun *luns[SCSI_MAX_LUNS];
+	unsigned int nr_luns;
+
+	unsigned int nr_queues; /* all of them: 2 + request queues */
+	struct scsi_queue *queues;
+	/* Held while reading or changing a queue's eq from another thread. */
+	pthread_mutex_t qlock;
+
+	/* The TMF thread. */
+	pthread_t tmf_thread;
+	bool tmf_running;
+	pthread_mutex_t tmf_lock;
+	pthread_cond_t tmf_cond; /* work posted, or a marked command completed */
+	struct scsi_tmf *tmf_head, **tmf_tail;
+	bool tmf_exit;
+
+	atomic_bool events_missed;
+};
+
+/* ---- options ------------------------------------------------------------- */
+
+enum {
+	OPT_ID = 1 << 0,
+	OPT_SOCKET = 1 << 1,
+	OPT_NUM_QUEUES = 1 << 2,
+	OPT_QUEUE_SIZE = 1 << 3,
+	OPT_POLL_US = 1 << 4,
+	OPT_IO_THREAD = 1 << 5,
+	OPT_CLIENT = 1 << 6,
+	OPT_MAX_GUEST_MEMORY = 1 << 7,
+};
+
+static const struct kv_key scsi_keys[] = {
+	{"id", OPT_ID},
+	{"socket", OPT_SOCKET},
+	{"num-queues", OPT_NUM_QUEUES},
+	{"queue-size", OPT_QUEUE_SIZE},
+	{"poll-us", OPT_POLL_US},
+	{"io-thread", OPT_IO_THREAD},
+	{"client", OPT_CLIENT},
+	{"max-guest-memory", OPT_MAX_GUEST_MEMORY},
+};
+
+static int scsi_option_set(void *ctx, unsigned int bit, const char *key, const char *v, char *err,
+			   size_t err_len)
+{
+	struct scsi_options *o = ctx;
+	unsigned long n;
+
+	switch (bit) {
+	case OPT_ID:
+		if (kv_str(o->id, sizeof(o->id), v) || !kv_valid_id(o->id))
+			return kv_err(err, err_len,
+				      "id: 1..%zu characters of [A-Za-z0-9_.-] expected",
+				      sizeof(o->id) - 1);
+		return 0;
+	case OPT_SOCKET:
+		if (kv_str(o->socket, sizeof(o->socket), v))
+			return kv_err(err, err_len,
+				      "socket: empty or longer than %zu bytes (sun_path)",
+				      sizeof(o->socket) - 1);
+		return 0;
+	case OPT_NUM_QUEUES:
+		if (kv_parse_uint(v, 1, SCSI_MAX_REQ_QUEUES, &n))
+			return kv_err(err, err_len, "num-queues: 1..%d expected, not '%s'",
+				      SCSI_MAX_REQ_QUEUES, v);
+		o->num_queues = (unsigned int)n;
+		return 0;
+	case OPT_QUEUE_SIZE:
+		if (kv_parse_uint(v, SCSI_MIN_QUEUE_SIZE, SCSI_MAX_QUEUE_SIZE, &n) || (n & (n - 1)))
+			return kv_err(err, err_len,
+				      "queue-size: a power of two in %d..%d expected, not '%s'",
+				      SCSI_MIN_QUEUE_SIZE, SCSI_MAX_QUEUE_SIZE, v);
+		o->queue_size = (uint16_t)n;
+		return 0;
+	case OPT_POLL_US:
+		if (kv_parse_uint(v, 0, ENG_MAX_POLL_US, &n))
+			return kv_err(err, err_len, "poll-us: 0..%d expected, not '%s'",
+				      ENG_MAX_POLL_US, v);
+		o->poll_us = (unsigned int)n;
+		return 0;
+	case OPT_IO_THREAD:
+		if (kv_parse_uint(v, 0, ENG_MAX_THREADS - 1, &n))
+			return kv_err(err, err_len, "io-thread: 0..%d expected, not '%s'",
+				      ENG_MAX_THREADS - 1, v);
+		o->io_thread = (int)n;
+		return 0;
+	case OPT_CLIENT:
+		if (kv_parse_bool(v, &o->client))
+			return kv_err(err, err_len, "client: on or off expected, not '%s'", v);
+		return 0;
+	case OPT_MAX_GUEST_MEMORY:
+		if (kv_parse_bytes(v, &o->max_guest_memory))
+			return kv_err(
+				err, err_len,
+				"max-guest-memory: a size in bytes (k/m/g/t suffix) expected, "
+				"not '%s'",
+				v);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int scsi_options_parse(const char *str, struct scsi_options *opts, char *err, size_t err_len)
+{
+	unsigned int seen;
+	int r;
+
+	memset(opts, 0, sizeof(*opts));
+	opts->num_queues = 1;
+	opts->queue_size = SCSI_DEFAULT_QUEUE_SIZE;
+	opts->poll_us = SCSI_DEFAULT_POLL_US;
+	opts->io_thread = -1;
+	r = kv_parse(str, scsi_keys, ARRAY_SIZE(scsi_keys), scsi_option_set, opts, &seen, err,
+		     err_len);
+	if (r)
+		return r;
+	if (!(seen & OPT_ID))
+		return kv_err(err, err_len, "id= is required");
+	if (!(seen & OPT_SOCKET))
+		return kv_err(err, err_len, "socket= is required");
+	return 0;
+}
+
+enum {
+	LOPT_SCSI = 1 << 0,
+	LOPT_TARGET = 1 << 1,
+	LOPT_LUN = 1 << 2,
+	LOPT_PATH = 1 << 3,
+	LOPT_BACKEND = 1 << 4,
+	LOPT_SIZE = 1 << 5,
+	LOPT_READONLY = 1 << 6,
+	LOPT_SERIAL = 1 << 7,
+	LOPT_CACHE = 1 << 8,
+	LOPT_BLOCK_SIZE = 1 << 9,
+};
+
+static const struct kv_key lun_keys[] = {
+	{"scsi", LOPT_SCSI},	     {"target", LOPT_TARGET},
+	{"lun", LOPT_LUN},	     {"path", LOPT_PATH},
+	{"backend", LOPT_BACKEND},   {"size", LOPT_SIZE},
+	{"readonly", LOPT_READONLY}, {"serial", LOPT_SERIAL},
+	{"cache", LOPT_CACHE},	     {"block-size", LOPT_BLOCK_SIZE},
+};
+
+static int lun_option_set(void *ctx, unsigned int bit, const char *key, const char *v, char *err,
+			  size_t err_len)
+{
+	struct scsi_lun_options *o = ctx;
+	unsigned long n;
+
+	switch (bit) {
+	case LOPT_SCSI:
+		if (kv_str(o->scsi, sizeof(o->scsi), v) || !kv_valid_id(o->scsi))
+			return kv_err(err, err_len, "scsi: a controller id expected, not '%s'", v);
+		return 0;
+	case LOPT_TARGET:
+		if (kv_parse_uint(v, 0, SCSI_MAX_TARGET, &n))
+			return kv_err(err, err_len, "target: 0..%d expected, not '%s'",
+				      SCSI_MAX_TARGET, v);
+		o->target = (unsigned int)n;
+		return 0;
+	case LOPT_LUN:
+		if (kv_parse_uint(v, 0, SCSI_MAX_LUN, &n))
+			return kv_err(err, err_len, "lun: 0..%d expected, not '%s'", SCSI_MAX_LUN,
+				      v);
+		o->lun = (unsigned int)n;
+		return 0;
+	case LOPT_PATH:
+		if (kv_str(o->path, sizeof(o->path), v))
+			return kv_err(err, err_len, "path: empty or longer than %zu bytes",
+				      sizeof(o->path) - 1);
+		return 0;
+	case LOPT_BACKEND:
+		if (!strcmp(v, "file"))
+			o->backend = BLK_BACKEND_FILE;
+		else if (!strcmp(v, "null"))
+			o->backend = BLK_BACKEND_NULL;
+		else
+			return kv_err(err, err_len, "backend: file or null expected, not '%s'", v);
+		return 0;
+	case LOPT_SIZE:
+		if (kv_parse_bytes(v, &o->size) || o->size % 512)
+			return kv_err(err, err_len,
+				      "size: a multiple of 512 bytes (k/m/g/t suffix) expected, "
+				      "not '%s'",
+				      v);
+		return 0;
+	case LOPT_READONLY:
+		if (kv_parse_bool(v, &o->readonly))
+			return kv_err(err, err_len, "readonly: on or off expected, not '%s'", v);
+		return 0;
+	case LOPT_SERIAL:
+		if (kv_str(o->serial, sizeof(o->serial), v) || !kv_printable(o->serial))
+			return kv_err(err, err_len, "serial: 1..%zu printable ASCII characters",
+				      sizeof(o->serial) - 1);
+		return 0;
+	case LOPT_CACHE:
+		if (!strcmp(v, "none"))
+			o->cache = BLK_CACHE_NONE;
+		else if (!strcmp(v, "writeback"))
+			o->cache = BLK_CACHE_WRITEBACK;
+		else
+			return kv_err(err, err_len, "cache: none or writeback expected, not '%s'",
+				      v);
+		return 0;
+	case LOPT_BLOCK_SIZE:
+		if (strcmp(v, "512") && strcmp(v, "4096"))
+			return kv_err(err, err_len, "block-size: 512 or 4096 expected, not '%s'",
+				      v);
+		o->block_size = (uint32_t)atoi(v);
+		return 0;
+	}
+	(void)key;
+	return -EINVAL;
+}
+
+int scsi_lun_options_parse(const char *str, struct scsi_lun_options *opts, char *err,
+			   size_t err_len)
+{
+	unsigned int seen;
+	int r;
+
+	memset(opts, 0, sizeof(*opts));
+	opts->cache = BLK_CACHE_WRITEBACK;
+	r = kv_parse(str, lun_keys, ARRAY_SIZE(lun_keys), lun_option_set, opts, &seen, err,
+		     err_len);
+	if (r)
+		return r;
+	if (!(seen & LOPT_SCSI))
+		return kv_err(err, err_len, "scsi= is required");
+	if (!(seen & LOPT_TARGET))
+		return kv_err(err, err_len, "target= is required");
+	if (!(seen & LOPT_LUN))
+		return kv_err(err, err_len, "lun= is required");
+	if (opts->backend == BLK_BACKEND_NULL) {
+		if (seen & LOPT_PATH)
+			return kv_err(err, err_len, "path= is not for backend=null (no image)");
+		if (!(seen & LOPT_SIZE))
+			return kv_err(err, err_len, "backend=null needs size=");
+	} else {
+		if (!(seen & LOPT_PATH))
+			return kv_err(err, err_len, "path= is required");
+		if (seen & LOPT_SIZE)
+			return kv_err(err, err_len,
+				      "size= is only for backend=null (an image has its own)");
+	}
+	if (opts->block_size && opts->size % opts->block_size)
+		return kv_err(err, err_len, "size= must be a multiple of block-size=");
+	/* A stable identity across restarts: VPD 0x80 / 0x83 come from it. */
+	if (!(seen & LOPT_SERIAL))
+		snprintf(opts->serial, sizeof(opts->serial), "%.24s-%u-%u", opts->scsi,
+			 opts->target, opts->lun);
+	return 0;
+}
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static bool scsi_has_feature(const struct scsi_dev *dev, unsigned int bit)
+{
+	return atomic_load_explicit(&dev->features, memory_order_relaxed) & (1ull << bit);
+}
+
+/* Drop the first @n bytes of @iov; returns the new start (the array is changed). */
+static struct iovec *iov_skip(struct iovec *iov, unsigned int *cnt, size_t n)
+{
+	while (*cnt && n >= iov->iov_len) {
+		n -= iov->iov_len;
+		iov++;
+		(*cnt)--;
+	}
+	if (*cnt && n) {
+		iov->iov_base = (char *)iov->iov_base + n;
+		iov->iov_len -= n;
+	}
+	return iov;
+}
+
+/* Cut @iov to its first @n bytes (it holds at least that many). */
+static void iov_trim(struct iovec *iov, unsigned int *cnt, size_t n)
+{
+	unsigned int i;
+
+	for (i = 0; i < *cnt && n; i++) {
+		if (iov[i].iov_len >= n) {
+			iov[i].iov_len = n;
+			n = 0;
+		} else {
+			n -= iov[i].iov_len;
+		}
+	}
+	*cnt = i;
+}
+
+/* The LUN at @target / @lun, or NULL; *@target_exists says if the target has any. */
+static struct scsi_lun *scsi_find_lun(struct scsi_dev *dev, unsigned int target, unsigned int lun,
+				      bool *target_exists)
+{
+	struct scsi_lun *found = NULL;
+
+	*target_exists = false;
+	for (unsigned int i = 0; i < dev->nr_luns; i++) {
+		struct scsi_lun *l = dev->luns[i];
+
+		if (!l || l->opts.target != target)
+			continue;
+		*target_exists = true;
+		if (l->opts.lun == lun)
+			found = l;
+	}
+	return found;
+}
+
+/*
+ * virtio-scsi addressing (5.6.6.1): lun[0] = 1, lun[1] = target, lun[2..3]
+ * a single-level LUN (peripheral or flat space, as QEMU accepts).  False if
+ * the address is not one.
+ */
+static bool scsi_decode_lun(const uint8_t *lun, unsigned int *target, unsigned int *id)
+{
+	if (lun[0] != 1)
+		return false;
+	if (lun[2] != 0 && !(lun[2] >= 0x40 && lun[2] < 0x80))
+		return false;
+	*target = lun[1];
+	*id = ((unsigned int)lun[2] << 8 | lun[3]) & 0x3fff;
+	return true;
+}
+
+/* ---- statistics ------------------------------------------------------------- */
+
+static unsigned int scsi_rq_index(const struct scsi_queue *sq)
+{
+	return sq->index - VIRTIO_SCSI_REQ_QUEUE0;
+}
+
+static void scsi_stats_start(struct scsi_queue *sq, struct scsi_req *req, enum blk_stat_dir dir,
+			     uint64_t sectors)
+{
+	req->stat_dir = (int8_t)dir;
+	req->sectors = sectors;
+	req->start_ns = eng_queue_now_ns(sq->eq);
+	blk_stats_io_start(&req->lun->stats, scsi_rq_index(sq), req->start_ns);
+}
+
+static void scsi_stats_done(struct scsi_queue *sq, struct scsi_req *req, bool ok)
+{
+	if (req->stat_dir < 0)
+		return;
+	blk_stats_io_done(&req->lun->stats, scsi_rq_index(sq), (enum blk_stat_dir)req->stat_dir,
+			  req->sectors, ok, req->start_ns, eng_queue_now_ns(sq->eq));
+	req->stat_dir = -1;
+}
+
+/* ---- request queues ------------------------------------------------------------ */
+
+static void scsi_inflight_add(struct scsi_queue *sq, struct scsi_req *req)
+{
+	req->prev = NULL;
+	req->next = sq->inflight;
+	if (sq->inflight)
+		sq->inflight->prev = req;
+	sq->inflight = req;
+}
+
+static void scsi_inflight_del(struct scsi_queue *sq, struct scsi_req *req)
+{
+	if (req->prev)
+		req->prev->next = req->next;
+	else
+		sq->inflight = req->next;
+	if (req->next)
+		req->next->prev = req->prev;
+	req->prev = req->next = NULL;
+}
+
+static void scsi_tmf_command_done(struct scsi_dev *dev, struct scsi_tmf *tmf)
+{
+	pthread_mutex_lock(&dev->tmf_lock);
+	if (atomic_fetch_sub(&tmf->pending, 1) == 1)
+		pthread_cond_broadcast(&dev->tmf_cond);
+	pthread_mutex_unlock(&dev->tmf_lock);
+}
+
+/*
+ * Write the response header and complete.  @response: VIRTIO_SCSI_S_*; for
+ * S_OK the task's status, sense and data-in count are reported.
+ */
+static void scsi_req_respond(struct scsi_queue *sq, struct scsi_req *req, uint8_t response)
+{
+	struct virtio_scsi_cmd_resp resp;
+	struct scsi_task *t = &req->task;
+	struct scsi_tmf *tmf = req->tmf;
+	uint32_t transferred = 0;
+
+	memset(&resp, 0, sizeof(resp));
+	if (tmf) {
+		response = req->abort_resp;
+		req->tmf = NULL;
+	}
+	resp.response = response;
+	if (response == VIRTIO_SCSI_S_OK) {
+		resp.status = t->status;
+		if (t->sense_len) {
+			memcpy(resp.sense, t->sense, t->sense_len);
+			resp.sense_len = htole32(t->sense_len);
+		}
+		if (t->status == SCSI_STATUS_GOOD) {
+			if (t->op == SCSI_OP_WRITE)
+				transferred =
+					(uint32_t)(req->task.nblocks << req->lun->disk.block_shift);
+			else
+				transferred = t->data_in;
+		} else {
+			transferred = t->data_in;
+		}
+	}
+	if (transferred > req->buf_len)
+		transferred = (uint32_t)req->buf_len;
+	resp.resid = htole32((uint32_t)(req->buf_len - transferred));
+	/* Into the iovecs the header was found in; data-in bytes follow it. */
+	iov_from_buf(req->resp_iov, req->resp_cnt, 0, &resp, sizeof(resp));
+	eng_req_complete(sq->eq, &req->base,
+			 (uint32_t)sizeof(resp) +
+				 (response == VIRTIO_SCSI_S_OK ? req->task.data_in : 0));
+	if (tmf)
+		scsi_tmf_command_done(sq->dev, tmf);
+}
+
+static void scsi_req_finish(struct scsi_queue *sq, struct scsi_req *req, int64_t res)
+{
+	scsi_inflight_del(sq, req);
+	if (res < 0 && !sq->io_error_logged) {
+		sq->io_error_logged = true;
+		log_warn("%s: %s opcode %#x failed: %s (further errors on this queue are not "
+			 "logged)",
+			 sq->name, req->lun->name, req->task.opcode, strerror((int)-res));
+	}
+	scsi_stats_done(sq, req, res >= 0);
+	scsi_task_io_done(&req->task, res);
+	scsi_req_respond(sq, req, VIRTIO_SCSI_S_OK);
+}
+
+/* Point req->io at the next piece of a multi-step operation; false when none is left. */
+static bool scsi_req_next_io(struct scsi_req *req)
+{
+	struct scsi_task *t = &req->task;
+	unsigned int shift = req->lun->disk.block_shift;
+	uint8_t fua = (t->flags & SCSI_IO_FUA) ? BLK_IO_F_FUA : 0;
+
+	switch (t->op) {
+	case SCSI_OP_UNMAP:
+		if (req->done >= t->nr_ranges)
+			return false;
+		req->io = (struct blk_io){
+			.op = BLK_IO_DISCARD,
+			.offset = t->ranges[req->done].lba << shift,
+			.len = (uint64_t)t->ranges[req->done].nblocks << shift,
+		};
+		req->done++;
+		return true;
+	case SCSI_OP_WRITE_SAME: {
+		uint64_t left = t->nblocks - req->done;
+		unsigned int n = left > SCSI_WS_IOV ? SCSI_WS_IOV : (unsigned int)left;
+
+		if (!left)
+			return false;
+		for (unsigned int i = 0; i < n; i++) {
+			req->ws_iov[i].iov_base = t->ws_block;
+			req->ws_iov[i].iov_len = req->lun->disk.block_size;
+		}
+		req->io = (struct blk_io){
+			.op = BLK_IO_WRITE,
+			.flags = fua,
+			.iov = req->ws_iov,
+			.iovcnt = n,
+			.offset = (t->lba + req->done) << shift,
+		};
+		req->done += n;
+		return true;
+	}
+	default:
+		return false;
+	}
+}
+
+static int scsi_req_submit(struct scsi_queue *sq, struct scsi_req *req)
+{
+	int r = req->lun->bops->prep(sq->bbq[req->lun->slot], &req->io);
+
+	if (r < 0) {
+		log_error("%s: cannot queue I/O: %s", sq->name, strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+/* The task wants block I/O: describe it to the LUN's back-end queue. */
+static void scsi_req_start_io(struct scsi_queue *sq, struct scsi_req *req)
+{
+	struct scsi_task *t = &req->task;
+	unsigned int shift = req->lun->disk.block_shift;
+	uint8_t fua = (t->flags & SCSI_IO_FUA) ? BLK_IO_F_FUA : 0;
+	uint64_t sectors = (t->nblocks << shift) >> 9;
+
+	req->done = 0;
+	switch (t->op) {
+	case SCSI_OP_READ:
+	case SCSI_OP_WRITE:
+		/* Exactly the transfer: a larger buffer is not read into or from. */
+		iov_trim(req->data, &req->data_cnt, t->nblocks << shift);
+		req->io = (struct blk_io){
+			.op = t->op == SCSI_OP_READ ? BLK_IO_READ : BLK_IO_WRITE,
+			.flags = t->op == SCSI_OP_WRITE ? fua : 0,
+			.iov = req->data,
+			.iovcnt = req->data_cnt,
+			.offset = t->lba << shift,
+		};
+		scsi_stats_start(sq, req, t->op == SCSI_OP_READ ? BLK_STAT_READ : BLK_STAT_WRITE,
+				 sectors);
+		break;
+	case SCSI_OP_FLUSH:
+		req->io = (struct blk_io){.op = BLK_IO_FLUSH};
+		scsi_stats_start(sq, req, BLK_STAT_FLUSH, 0);
+		break;
+	case SCSI_OP_WRITE_ZEROES:
+		req->io = (struct blk_io){
+			.op = BLK_IO_WRITE_ZEROES,
+			.flags = fua | ((t->flags & SCSI_IO_UNMAP) ? BLK_IO_F_UNMAP : 0),
+			.offset = t->lba << shift,
+			.len = t->nblocks << shift,
+		};
+		scsi_stats_start(sq, req, BLK_STAT_WRITE, sectors);
+		break;
+	case SCSI_OP_UNMAP: {
+		uint64_t total = 0;
+
+		for (unsigned int i = 0; i < t->nr_ranges; i++)
+			total += (uint64_t)t->ranges[i].nblocks << shift >> 9;
+		scsi_req_next_io(req);
+		scsi_stats_start(sq, req, BLK_STAT_DISCARD, total);
+		break;
+	}
+	case SCSI_OP_WRITE_SAME:
+		scsi_req_next_io(req);
+		scsi_stats_start(sq, req, BLK_STAT_WRITE, sectors);
+		break;
+	}
+	scsi_inflight_add(sq, req);
+	if (scsi_req_submit(sq, req) < 0)
+		scsi_req_finish(sq, req, -EIO);
+}
+
+static void scsi_req_bad(struct eng_queue *eq, struct eng_req *base, const char *what)
+{
+	char why[128];
+
+	snprintf(why, sizeof(why), "request %u: %s (%u readable / %u writable bytes)",
+		 base->elem.id, what, base->elem.out_len, base->elem.in_len);
+	eng_queue_halt(eq, why);
+	/* Still filled once (virtq.h), so its map reference is dropped. */
+	eng_req_complete(eq, base, 0);
+}
+
+/* Gather the iovecs that hold the response header (the first @len writable bytes). */
+static bool scsi_take_resp_iov(struct scsi_req *req, const struct iovec *in, unsigned int cnt,
+			       size_t len)
+{
+	req->resp_cnt = 0;
+	for (unsigned int i = 0; i < cnt && len; i++) {
+		size_t n = in[i].iov_len < len ? in[i].iov_len : len;
+
+		if (!n)
+			continue;
+		if (req->resp_cnt == SCSI_RESP_IOV)
+			return false;
+		req->resp_iov[req->resp_cnt].iov_base = in[i].iov_base;
+		req->resp_iov[req->resp_cnt].iov_len = n;
+		req->resp_cnt++;
+		len -= n;
+	}
+	return !len;
+}
+
+/* Target-level commands and LUN lookup; the task is set up, or I/O started. */
+static void scsi_req_exec(struct scsi_queue *sq, struct scsi_req *req, const uint8_t *lun_addr,
+			  const uint8_t *cdb, const struct scsi_bufs *b)
+{
+	struct scsi_dev *dev = sq->dev;
+	unsigned int target, id;
+	bool target_exists;
+	struct scsi_lun *lun;
+
+	if (!scsi_decode_lun(lun_addr, &target, &id) ||
+	    (!(lun = scsi_find_lun(dev, target, id, &target_exists)) && !target_exists)) {
+		scsi_req_respond(sq, req, VIRTIO_SCSI_S_BAD_TARGET);
+		return;
+	}
+	if (scsi_cdb_is_report_luns(cdb)) {
+		uint16_t luns[SCSI_MAX_LUNS];
+		unsigned int n = 0;
+
+		for (unsigned int i = 0; i < dev->nr_luns; i++) {
+			if (dev->luns[i] && dev->luns[i]->opts.target == target)
+				luns[n++] = (uint16_t)dev->luns[i]->opts.lun;
+		}
+		scsi_report_luns(&req->task, cdb, luns, n, b);
+		/* SPC-4 6.33: REPORT LUNS clears REPORTED LUNS DATA HAS CHANGED. */
+		if (lun && req->task.status == SCSI_STATUS_GOOD && !req->task.overrun)
+			atomic_fetch_and(&lun->disk.ua, ~(unsigned int)SCSI_UA_LUNS_CHANGED);
+	} else if (!lun) {
+		scsi_absent_lun(&req->task, cdb, b);
+	} else {
+		req->lun = lun;
+		if (scsi_disk_exec(&lun->disk, &req->task, cdb, b) != SCSI_OP_NONE) {
+			req->data = (struct iovec *)(req->task.op == SCSI_OP_READ ? b->in : b->out);
+			req->data_cnt = req->task.op == SCSI_OP_READ ? b->in_cnt : b->out_cnt;
+			scsi_req_start_io(sq, req);
+			return;
+		}
+	}
+	scsi_req_respond(sq, req, req->task.overrun ? VIRTIO_SCSI_S_OVERRUN : VIRTIO_SCSI_S_OK);
+}
+
+/* A freshly popped command (engine.h start()): copy, check, run. */
+static void scsi_req_start(struct eng_queue *eq, struct eng_req *base)
+{
+	struct scsi_queue *sq = eng_queue_priv(eq);
+	struct scsi_req *req = container_of(base, struct scsi_req, base);
+	struct virtq_elem *e = &base->elem;
+	struct virtio_scsi_cmd_req hdr;
+	struct iovec *in_iov = e->iov + e->out_num, *out_iov;
+	unsigned int in_cnt = e->in_num, out_cnt = e->out_num;
+	uint8_t cdb[VIRTIO_SCSI_CDB_SIZE];
+	struct scsi_bufs b;
+
+	req->lun = NULL;
+	req->tmf = NULL;
+	req->stat_dir = -1;
+	req->task.data_in = 0;
+	req->task.op = SCSI_OP_NONE;
+	req->buf_len = 0;
+
+	/* QEMU marks the device broken for these too: there is nowhere to answer. */
+	if (e->out_len < sizeof(hdr) || e->in_len < sizeof(struct virtio_scsi_cmd_resp)) {
+		scsi_req_bad(eq, base, "too short for the request and response headers");
+		return;
+	}
+	if (!scsi_take_resp_iov(req, in_iov, in_cnt, sizeof(struct virtio_scsi_cmd_resp))) {
+		scsi_req_bad(eq, base, "response header in more than 8 buffers");
+		return;
+	}
+	/* Copy once; from here on only the copy is looked at. */
+	iov_to_buf(e->iov, e->out_num, 0, &hdr, sizeof(hdr));
+	memcpy(cdb, hdr.cdb, sizeof(cdb));
+	req->tag = le64toh(hdr.tag);
+
+	out_iov = iov_skip(e->iov, &out_cnt, sizeof(hdr));
+	in_iov = iov_skip(in_iov, &in_cnt, sizeof(struct virtio_scsi_cmd_resp));
+	b = (struct scsi_bufs){
+		.out = out_iov,
+		.out_cnt = out_cnt,
+		.out_len = e->out_len - sizeof(hdr),
+		.in = in_iov,
+		.in_cnt = in_cnt,
+		.in_len = e->in_len - sizeof(struct virtio_scsi_cmd_resp),
+	};
+	req->buf_len = b.out_len ? b.out_len : b.in_len;
+	/* Data both ways needs VIRTIO_SCSI_F_INOUT, which is not offered. */
+	if (b.out_len && b.in_len) {
+		scsi_req_respond(sq, req, VIRTIO_SCSI_S_FAILURE);
+		return;
+	}
+	scsi_req_exec(sq, req, hdr.lun, cdb, &b);
+}
+
+static void scsi_io_done(struct blk_io *io, void *arg)
+{
+	struct scsi_queue *sq = arg;
+	struct scsi_req *req = container_of(io, struct scsi_req, io);
+
+	if (io->res >= 0 && scsi_req_next_io(req)) {
+		if (scsi_req_submit(sq, req) < 0)
+			scsi_req_finish(sq, req, -EIO);
+		return;
+	}
+	scsi_req_finish(sq, req, io->res);
+}
+
+static void scsi_rq_reap(struct eng_queue *eq)
+{
+	struct scsi_queue *sq = eng_queue_priv(eq);
+	struct scsi_dev *dev = sq->dev;
+
+	for (unsigned int i = 0; i < dev->nr_luns; i++) {
+		if (sq->bbq[i])
+			dev->luns[i]->bops->reap(sq->bbq[i], scsi_io_done, sq);
+	}
+}
+
+static void scsi_rq_wake(void *arg)
+{
+	eng_queue_wake(arg);
+}
+
+static int scsi_rq_attach_lun(struct scsi_queue *sq, struct scsi_lun *lun)
+{
+	return lun->bops->queue_attach(lun->be, sq->num, sq->r, scsi_rq_wake, sq->eq,
+				       &sq->bbq[lun->slot]);
+}
+
+static void scsi_rq_detach(struct eng_queue *eq)
+{
+	struct scsi_queue *sq = eng_queue_priv(eq);
+
+	for (unsigned int i = 0; i < SCSI_MAX_LUNS; i++) {
+		if (sq->bbq[i]) {
+			sq->dev->luns[i]->bops->queue_free(sq->bbq[i]);
+			sq->bbq[i] = NULL;
+		}
+	}
+}
+
+static int scsi_rq_attach(struct eng_queue *eq, struct reactor *r)
+{
+	struct scsi_queue *sq = eng_queue_priv(eq);
+	struct scsi_dev *dev = sq->dev;
+	int ret;
+
+	sq->eq = eq;
+	sq->r = r;
+	sq->io_error_logged = false;
+	sq->inflight = NULL;
+	for (unsigned int i = 0; i < dev->nr_luns; i++) {
+		if (!dev->luns[i])
+			continue;
+		ret = scsi_rq_attach_lun(sq, dev->luns[i]);
+		if (ret < 0) {
+			scsi_rq_detach(eq);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+static const struct eng_queue_ops scsi_rq_ops = {
+	.req_size = sizeof(struct scsi_req),
+	.attach = scsi_rq_attach,
+	.detach = scsi_rq_detach,
+	.start = scsi_req_start,
+	.reap = scsi_rq_reap,
+};
+
+/* ---- task management (the TMF thread) ------------------------------------------- */
+
+/* Does in-flight command @req fall under @tmf? */
+static bool scsi_tmf_matches(const struct scsi_tmf *tmf, const struct scsi_req *req)
+{
+	switch (tmf->subtype) {
+	case VIRTIO_SCSI_T_TMF_ABORT_TASK:
+	case VIRTIO_SCSI_T_TMF_QUERY_TASK:
+		return (int)req->lun->slot == tmf->lun_slot && req->tag == tmf->tag;
+	case VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET:
+		return req->lun->opts.target == tmf->target;
+	default:
+		return (int)req->lun->slot == tmf->lun_slot;
+	}
+}
+
+/* On a request queue's thread: mark (or, for queries, count) the matching commands. */
+static int scsi_tmf_mark(struct eng_queue *eq, void *arg)
+{
+	struct scsi_queue *sq = eng_queue_priv(eq);
+	struct scsi_tmf *tmf = arg;
+	bool query = tmf->subtype == VIRTIO_SCSI_T_TMF_QUERY_TASK ||
+		     tmf->subtype == VIRTIO_SCSI_T_TMF_QUERY_TASK_SET;
+	bool reset = tmf->subtype == VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET ||
+		     tmf->subtype == VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET;
+
+	for (struct scsi_req *req = sq->inflight; req; req = req->next) {
+		if (!scsi_tmf_matches(tmf, req) || req->tmf)
+			continue;
+		tmf->found++;
+		if (query)
+			continue;
+		/* Before any completion can count it down: same thread. */
+		atomic_fetch_add(&tmf->pending, 1);
+		req->tmf = tmf;
+		req->abort_resp = reset ? VIRTIO_SCSI_S_RESET : VIRTIO_SCSI_S_ABORTED;
+	}
+	return 0;
+}
+
+/* On the control queue's thread: answer the TMF. */
+static int scsi_tmf_complete(struct eng_queue *eq, void *arg)
+{
+	struct scsi_tmf *tmf = arg;
+	struct virtq_elem *e = &tmf->req->base.elem;
+	struct virtio_scsi_ctrl_tmf_resp resp = {.response = tmf->response};
+
+	iov_from_buf(e->iov + e->out_num, e->in_num, 0, &resp, sizeof(resp));
+	tmf->req->work = NULL;
+	eng_req_complete(eq, &tmf->req->base, sizeof(resp));
+	return 0;
+}
+
+static void scsi_tmf_run(struct scsi_dev *dev, struct scsi_tmf *tmf)
+{
+	bool query = tmf->subtype == VIRTIO_SCSI_T_TMF_QUERY_TASK ||
+		     tmf->subtype == VIRTIO_SCSI_T_TMF_QUERY_TASK_SET;
+
+	atomic_init(&tmf->pending, 0);
+	tmf->found = 0;
+	/* qlock: no queue's eq is freed under us (stop_queue takes it first). */
+	pthread_mutex_lock(&dev->qlock);
+	for (unsigned int i = VIRTIO_SCSI_REQ_QUEUE0; i < dev->nr_queues; i++) {
+		if (dev->queues[i].ext_eq)
+			eng_queue_call(dev->queues[i].ext_eq, scsi_tmf_mark, tmf);
+	}
+	pthread_mutex_unlock(&dev->qlock);
+
+	/* Every marked command completes: the back-end finishes what it started. */
+	pthread_mutex_lock(&dev->tmf_lock);
+	while (atomic_load(&tmf->pending))
+		pthread_cond_wait(&dev->tmf_cond, &dev->tmf_lock);
+	pthread_mutex_unlock(&dev->tmf_lock);
+
+	if (query && tmf->found)
+		tmf->response = VIRTIO_SCSI_S_FUNCTION_SUCCEEDED;
+	/* SAM-5: a reset leaves a unit attention on every LUN it reset. */
+	if (tmf->subtype == VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET && tmf->lun_slot >= 0) {
+		scsi_disk_set_ua(&dev->luns[tmf->lun_slot]->disk, SCSI_UA_RESET);
+	} else if (tmf->subtype == VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET) {
+		for (unsigned int i = 0; i < dev->nr_luns; i++) {
+			if (dev->luns[i] && dev->luns[i]->opts.target == tmf->target)
+				scsi_disk_set_ua(&dev->luns[i]->disk, SCSI_UA_RESET);
+		}
+	}
+	/* The control queue cannot finish stopping while this TMF is in flight. */
+	eng_queue_call(tmf->ctrl_eq, scsi_tmf_complete, tmf);
+}
+
+static void *scsi_tmf_main(void *arg)
+{
+	struct scsi_dev *dev = arg;
+	struct scsi_tmf *tmf;
+
+	pthread_mutex_lock(&dev->tmf_lock);
+	for (;;) {
+		while (!dev->tmf_head && !dev->tmf_exit)
+			pthread_cond_wait(&dev->tmf_cond, &dev->tmf_lock);
+		if (!dev->tmf_head)
+			break;
+		tmf = dev->tmf_head;
+		dev->tmf_head = tmf->next;
+		if (!dev->tmf_head)
+			dev->tmf_tail = &dev->tmf_head;
+		pthread_mutex_unlock(&dev->tmf_lock);
+		scsi_tmf_run(dev, tmf);
+		free(tmf);
+		pthread_mutex_lock(&dev->tmf_lock);
+	}
+	pthread_mutex_unlock(&dev->tmf_lock);
+	return NULL;
+}
+
+/* ---- the control queue ------------------------------------------------------------ */
+
+static void scsi_ctrl_answer(struct eng_queue *eq, struct eng_req *base, const void *resp,
+			     size_t len)
+{
+	struct virtq_elem *e = &base->elem;
+
+	iov_from_buf(e->iov + e->out_num, e->in_num, 0, resp, len);
+	eng_req_complete(eq, base, (uint32_t)len);
+}
+
+static void scsi_ctrl_tmf(struct eng_queue *eq, struct scsi_ctrl_req *req)
+{
+	struct scsi_queue *sq = eng_queue_priv(eq);
+	struct scsi_dev *dev = sq->dev;
+	struct virtio_scsi_ctrl_tmf_resp resp = {.response = VIRTIO_SCSI_S_FUNCTION_COMPLETE};
+	uint32_t subtype = le32toh(req->tmf.subtype);
+	unsigned int target = 0, id = 0;
+	bool valid, target_exists = false;
+	struct scsi_lun *lun = NULL;
+	struct scsi_tmf *tmf;
+
+	valid = scsi_decode_lun(req->tmf.lun, &target, &id);
+	if (valid)
+		lun = scsi_find_lun(dev, target, id, &target_exists);
+	switch (subtype) {
+	case VIRTIO_SCSI_T_TMF_ABORT_TASK:
+	case VIRTIO_SCSI_T_TMF_QUERY_TASK:
+	case VIRTIO_SCSI_T_TMF_ABORT_TASK_SET:
+	case VIRTIO_SCSI_T_TMF_CLEAR_TASK_SET:
+	case VIRTIO_SCSI_T_TMF_QUERY_TASK_SET:
+	case VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET:
+		/* QEMU's answers: no such target, or a target without that LUN. */
+		if (!valid || (!lun && !target_exists)) {
+			resp.response = VIRTIO_SCSI_S_BAD_TARGET;
+			break;
+		}
+		if (!lun) {
+			resp.response = VIRTIO_SCSI_S_INCORRECT_LUN;
+			break;
+		}
+		goto queue;
+	case VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET:
+		if (!valid) {
+			resp.response = VIRTIO_SCSI_S_BAD_TARGET;
+			break;
+		}
+		goto queue;
+	default:
+		/* CLEAR_ACA (NACA is never accepted) and anything unknown. */
+		resp.response = VIRTIO_SCSI_S_FUNCTION_REJECTED;
+		break;
+	}
+	scsi_ctrl_answer(eq, &req->base, &resp, sizeof(resp));
+	return;
+
+queue:
+	tmf = calloc(1, sizeof(*tmf));
+	if (!tmf) {
+		resp.response = VIRTIO_SCSI_S_FAILURE;
+		scsi_ctrl_answer(eq, &req->base, &resp, sizeof(resp));
+		return;
+	}
+	tmf->req = req;
+	tmf->ctrl_eq = eq;
+	tmf->subtype = subtype;
+	tmf->lun_slot = lun ? (int)lun->slot : -1;
+	tmf->target = target;
+	tmf->tag = le64toh(req->tmf.tag);
+	tmf->response = VIRTIO_SCSI_S_FUNCTION_COMPLETE;
+	req->work = tmf;
+	pthread_mutex_lock(&dev->tmf_lock);
+	*dev->tmf_tail = tmf;
+	dev->tmf_tail = &tmf->next;
+	pthread_cond_broadcast(&dev->tmf_cond);
+	pthread_mutex_unlock(&dev->tmf_lock);
+}
+
+static void scsi_ctrl_start(struct eng_queue *eq, struct eng_req *base)
+{
+	struct scsi_ctrl_req *req = container_of(base, struct scsi_ctrl_req, base);
+	struct virtq_elem *e = &base->elem;
+	uint32_t type;
+
+	req->work = NULL;
+	if (e->out_len < sizeof(type)) {
+		scsi_req_bad(eq, base, "control request without a type");
+		return;
+	}
+	/* Copy once: the type, then the whole request of that type. */
+	iov_to_buf(e->iov, e->out_num, 0, &type, sizeof(type));
+	type = le32toh(type);
+	if (type == VIRTIO_SCSI_T_TMF) {
+		if (e->out_len < sizeof(req->tmf) ||
+		    e->in_len < sizeof(struct virtio_scsi_ctrl_tmf_resp)) {
+			scsi_req_bad(eq, base, "task management request too short");
+			return;
+		}
+		iov_to_buf(e->iov, e->out_num, 0, &req->tmf, sizeof(req->tmf));
+		req->tmf.type = htole32(type); /* the type we decided on, whatever the guest did */
+		scsi_ctrl_tmf(eq, req);
+	} else if (type == VIRTIO_SCSI_T_AN_QUERY || type == VIRTIO_SCSI_T_AN_SUBSCRIBE) {
+		struct virtio_scsi_ctrl_an_resp resp = {.event_actual = 0,
+							.response = VIRTIO_SCSI_S_OK};
+
+		if (e->out_len < sizeof(struct virtio_scsi_ctrl_an_req) ||
+		    e->in_len < sizeof(resp)) {
+			scsi_req_bad(eq, base, "asynchronous notification request too short");
+			return;
+		}
+		/* No asynchronous notification class is supported (QEMU: the same). */
+		scsi_ctrl_answer(eq, base, &resp, sizeof(resp));
+	} else {
+		/* Unknown: nothing written, as QEMU. */
+		eng_req_complete(eq, base, 0);
+	}
+}
+
+static const struct eng_queue_ops scsi_ctrl_ops = {
+	.req_size = sizeof(struct scsi_ctrl_req),
+	.start = scsi_ctrl_start,
+};
+
+/* ---- the event queue ------------------------------------------------------------- */
+
+struct scsi_event_args {
+	uint32_t event;
+	unsigned int target, lun;
+	uint32_t reason;
+};
+
+/* Complete the oldest kept buffer with @ev (on the event queue's thread); false if none. */
+static bool scsi_event_deliver(struct scsi_queue *sq, const struct scsi_event_args *ev)
+{
+	struct scsi_event_req *req = sq->ev_head;
+	struct virtio_scsi_event out;
+	struct virtq_elem *e;
+
+	if (!req)
+		return false;
+	sq->ev_head = req->next;
+	if (!sq->ev_head)
+		sq->ev_tail = &sq->ev_head;
+	memset(&out, 0, sizeof(out));
+	out.event = ev->event;
+	if (atomic_exchange(&sq->dev->events_missed, false))
+		out.event |= VIRTIO_SCSI_T_EVENTS_MISSED;
+	out.event = htole32(out.event);
+	if (ev->event != VIRTIO_SCSI_T_NO_EVENT) {
+		out.lun[0] = 1;
+		out.lun[1] = (uint8_t)ev->target;
+		out.lun[2] = (uint8_t)(0x40 | (ev->lun >> 8));
+		out.lun[3] = (uint8_t)ev->lun;
+	}
+	out.reason = htole32(ev->reason);
+	e = &req->base.elem;
+	iov_from_buf(e->iov + e->out_num, e->in_num, 0, &out, sizeof(out));
+	eng_req_complete(sq->eq, &req->base, sizeof(out));
+	return true;
+}
+
+static void scsi_event_start(struct eng_queue *eq, struct eng_req *base)
+{
+	struct scsi_queue *sq = eng_queue_priv(eq);
+	struct scsi_event_req *req = container_of(base, struct scsi_event_req, base);
+	static const struct scsi_event_args missed = {.event = VIRTIO_SCSI_T_NO_EVENT};
+
+	if (base->elem.in_len < sizeof(struct virtio_scsi_event)) {
+		scsi_req_bad(eq, base, "event buffer too short");
+		return;
+	}
+	if (sq->ev_stopping) {
+		eng_req_complete(eq, base, 0);
+		return;
+	}
+	req->next = NULL;
+	*sq->ev_tail = req;
+	sq->ev_tail = &req->next;
+	/* Events were dropped for want of a buffer: say so at once (QEMU too). */
+	if (atomic_load(&sq->dev->events_missed))
+		scsi_event_deliver(sq, &missed);
+}
+
+static int scsi_event_attach(struct eng_queue *eq, struct reactor *r)
+{
+	struct scsi_queue *sq = eng_queue_priv(eq);
+
+	sq->eq = eq;
+	sq->ev_head = NULL;
+	sq->ev_tail = &sq->ev_head;
+	sq->ev_stopping = false;
+	return 0;
+}
+
+/*
+ * Before a stop: the engine waits for every popped buffer, so the kept
+ * ones are given back unused (zero bytes written; the guest re-adds them)
+ * and no more are kept.
+ */
+static int scsi_event_flush(struct eng_queue *eq, void *arg)
+{
+	struct scsi_queue *sq = eng_queue_priv(eq);
+
+	(void)arg;
+	sq->ev_stopping = true;
+	while (sq->ev_head) {
+		struct scsi_event_req *req = sq->ev_head;
+
+		sq->ev_head = req->next;
+		eng_req_complete(eq, &req->base, 0);
+	}
+	sq->ev_tail = &sq->ev_head;
+	return 0;
+}
+
+static const struct eng_queue_ops scsi_event_ops = {
+	.req_size = sizeof(struct scsi_event_req),
+	.attach = scsi_event_attach,
+	.start = scsi_event_start,
+};
+
+static int scsi_event_push_fn(struct eng_queue *eq, void *arg)
+{
+	struct scsi_queue *sq = eng_queue_priv(eq);
+
+	if (!scsi_event_deliver(sq, arg))
+		atomic_store(&sq->dev->events_missed, true);
+	return 0;
+}
+
+/*
+ * Send an event (from the vhost-user loop's thread): if the driver gave
+ * no buffer, or the event queue is not running, it is missed and the next
+ * buffer says so (EVENTS_MISSED).
+ */
+static void scsi_dev_push_event(struct scsi_dev *dev, const struct scsi_event_args *ev)
+{
+	struct scsi_queue *sq = &dev->queues[VIRTIO_SCSI_EVENT_QUEUE];
+	uint64_t f = atomic_load(&dev->features);
+
+	/* 5.6.6.3: only the kinds of events the driver accepted. */
+	if ((ev->event == VIRTIO_SCSI_T_TRANSPORT_RESET &&
+	     !(f & (1ull << VIRTIO_SCSI_F_HOTPLUG))) ||
+	    (ev->event == VIRTIO_SCSI_T_PARAM_CHANGE && !(f & (1ull << VIRTIO_SCSI_F_CHANGE))))
+		return;
+
+	pthread_mutex_lock(&dev->qlock);
+	if (sq->ext_eq)
+		eng_queue_call(sq->ext_eq, scsi_event_push_fn, (void *)ev);
+	else
+		atomic_store(&dev->events_missed, true);
+	pthread_mutex_unlock(&dev->qlock);
+}
+
+void scsi_dev_event(struct scsi_dev *dev, uint32_t event, unsigned int target, unsigned int lun,
+		    uint32_t reason)
+{
+	struct scsi_event_args ev = {
+		.event = event,
+		.target = target,
+		.lun = lun,
+		.reason = reason,
+	};
+
+	scsi_dev_push_event(dev, &ev);
+}
+
+/* ---- vhost-user device ops --------------------------------------------------------- */
+
+static uint64_t scsi_get_features(void *opaque)
+{
+	return 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_RING_F_INDIRECT_DESC |
+	       1ull << VIRTIO_RING_F_EVENT_IDX | 1ull << VIRTIO_F_RING_PACKED |
+	       1ull << VIRTIO_SCSI_F_HOTPLUG | 1ull << VIRTIO_SCSI_F_CHANGE;
+}
+
+static int scsi_set_features(void *opaque, uint64_t features)
+{
+	struct scsi_dev *dev = opaque;
+
+	atomic_store(&dev->features, features);
+	return 0;
+}
+
+static uint64_t scsi_get_protocol_features(void *opaque)
+{
+	/* VHOST_USER_PROTOCOL_F_CONFIG (9): GET_CONFIG / SET_CONFIG. */
+	return 1ull << 9;
+}
+
+static int scsi_get_config(void *opaque, uint8_t *buf, uint32_t len)
+{
+	struct scsi_dev *dev = opaque;
+	struct virtio_scsi_config c = {
+		.num_queues = htole32(dev->opts.num_queues),
+		.seg_max = htole32(dev->seg_max),
+		.max_sectors = htole32(SCSI_MAX_SECTORS),
+		.cmd_per_lun = htole32(SCSI_CMD_PER_LUN),
+		.event_info_size = htole32(sizeof(struct virtio_scsi_event)),
+		.sense_size = htole32(VIRTIO_SCSI_SENSE_SIZE),
+		.cdb_size = htole32(VIRTIO_SCSI_CDB_SIZE),
+		.max_channel = htole16(0),
+		.max_target = htole16(SCSI_MAX_TARGET),
+		.max_lun = htole32(SCSI_MAX_LUN),
+	};
+
+	memset(buf, 0, len);
+	memcpy(buf, &c, len < sizeof(c) ? len : sizeof(c));
+	return (int)len;
+}
+
+/*
+ * sense_size and cdb_size are writable (5.6.4), but only their defaults
+ * are supported (QEMU's vhost-scsi refuses other values too).
+ */
+static int scsi_set_config(void *opaque, const uint8_t *buf, uint32_t offset, uint32_t len)
+{
+	struct scsi_dev *dev = opaque;
+	uint8_t cur[sizeof(struct virtio_scsi_config)];
+
+	if (offset >= sizeof(cur) || len > sizeof(cur) - offset)
+		return -EINVAL;
+	scsi_get_config(dev, cur, sizeof(cur));
+	if (memcmp(cur + offset, buf, len)) {
+		log_warn("%s: the driver changed sense_size or cdb_size; not supported",
+			 dev->opts.id);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int scsi_start_queue(void *opaque, struct vu_queue *q)
+{
+	struct scsi_dev *dev = opaque;
+	const struct eng_queue_ops *ops = &scsi_rq_ops;
+	struct eng_queue_config cfg;
+	struct scsi_queue *sq;
+	struct eng_queue *eq;
+	int r;
+
+	if (q->index >= dev->nr_queues)
+		return -EINVAL;
+	sq = &dev->queues[q->index];
+	if (sq->ext_eq)
+		return -EBUSY;
+	if (q->index == VIRTIO_SCSI_CTRL_QUEUE)
+		ops = &scsi_ctrl_ops;
+	else if (q->index == VIRTIO_SCSI_EVENT_QUEUE)
+		ops = &scsi_event_ops;
+	sq->num = q->vq.num;
+	cfg = (struct eng_queue_config){
+		.name = sq->name,
+		.max_iov = dev->seg_max + 2,
+		.poll_us = q->index >= VIRTIO_SCSI_REQ_QUEUE0 ? dev->opts.poll_us : 0,
+		.io_thread = dev->opts.io_thread,
+		.priv = sq,
+	};
+	r = eng_queue_start(q, ops, &cfg, &eq);
+	if (r < 0) {
+		log_error("%s: cannot start: %s", sq->name, strerror(-r));
+		return r;
+	}
+	pthread_mutex_lock(&dev->qlock);
+	sq->ext_eq = eq;
+	pthread_mutex_unlock(&dev->qlock);
+	q->priv = sq;
+	log_debug("%s: started (%u entries, %s ring, I/O thread %d)", sq->name, sq->num,
+		  scsi_has_feature(dev, VIRTIO_F_RING_PACKED) ? "packed" : "split",
+		  eng_queue_thread(eq));
+	return 0;
+}
+
+static void scsi_stop_queue(void *opaque, struct vu_queue *q)
+{
+	struct scsi_dev *dev = opaque;
+	struct scsi_queue *sq;
+	struct eng_queue *eq;
+
+	if (q->index >= dev->nr_queues)
+		return;
+	sq = &dev->queues[q->index];
+	/* No TMF or event may reach it once we let go of qlock. */
+	pthread_mutex_lock(&dev->qlock);
+	eq = sq->ext_eq;
+	sq->ext_eq = NULL;
+	pthread_mutex_unlock(&dev->qlock);
+	if (!eq)
+		return;
+	if (q->index == VIRTIO_SCSI_EVENT_QUEUE)
+		eng_queue_call(eq, scsi_event_flush, NULL);
+	eng_queue_stop(eq);
+	sq->eq = NULL;
+	q->priv = NULL;
+	log_debug("%s: stopped", sq->name);
+}
+
+static void scsi_set_status(void *opaque, uint8_t status)
+{
+	struct scsi_dev *dev = opaque;
+
+	log_debug("%s: status %#x", dev->opts.id, status);
+	/* Device reset: as after QEMU's system reset, every LUN has a RESET UA. */
+	if (!status) {
+		for (unsigned int i = 0; i < dev->nr_luns; i++) {
+			if (dev->luns[i])
+				scsi_disk_set_ua(&dev->luns[i]->disk, SCSI_UA_RESET);
+		}
+		atomic_store(&dev->events_missed, false);
+	}
+}
+
+static const struct vu_device_ops scsi_ops = {
+	.get_features = scsi_get_features,
+	.set_features = scsi_set_features,
+	.get_protocol_features = scsi_get_protocol_features,
+	.get_config = scsi_get_config,
+	.set_config = scsi_set_config,
+	.start_queue = scsi_start_queue,
+	.stop_queue = scsi_stop_queue,
+	.set_status = scsi_set_status,
+};
+
+/* ---- LUNs ------------------------------------------------------------------------- */
+
+static void scsi_lun_free(struct scsi_lun *lun)
+{
+	if (!lun)
+		return;
+	if (lun->be)
+		lun->bops->close(lun->be);
+	blk_dev_stats_destroy(&lun->stats);
+	free(lun);
+}
+
+static struct scsi_lun *scsi_lun_open(struct scsi_dev *dev, const struct scsi_lun_options *o,
+				      char *err, size_t err_len)
+{
+	struct blk_backend_config bcfg = {
+		.path = o->path,
+		.size = o->size,
+		.readonly = o->readonly,
+		.direct = o->cache == BLK_CACHE_NONE,
+	};
+	struct scsi_disk_config dcfg;
+	struct scsi_lun *lun = calloc(1, sizeof(*lun));
+	uint32_t bs;
+
+	if (!lun) {
+		kv_err(err, err_len, "out of memory");
+		return NULL;
+	}
+	lun->dev = dev;
+	lun->opts = *o;
+	snprintf(lun->name, sizeof(lun->name), "%s:%u:%u", dev->opts.id, o->target, o->lun);
+	bcfg.name = lun->name;
+	lun->bops = o->backend == BLK_BACKEND_NULL ? &blk_backend_null_ops : &blk_backend_uring_ops;
+	if (lun->bops->open(&bcfg, &lun->be, err, err_len) < 0) {
+		lun->be = NULL;
+		goto fail;
+	}
+	lun->bops->get_info(lun->be, &lun->info);
+	bs = o->block_size ? o->block_size : lun->info.logical_block_size;
+	if (bs < 512)
+		bs = 512;
+	if (bs != 512 && bs != 4096) {
+		kv_err(err, err_len, "%s: logical block size %u is not 512 or 4096", lun->name, bs);
+		goto fail;
+	}
+	if (bs < lun->info.logical_block_size) {
+		kv_err(err, err_len, "%s: block-size=%u is below the device's %u", lun->name, bs,
+		       lun->info.logical_block_size);
+		goto fail;
+	}
+	dcfg = (struct scsi_disk_config){
+		.size = lun->info.size,
+		.block_size = bs,
+		.physical_block_size =
+			lun->info.physical_block_size > bs ? lun->info.physical_block_size : bs,
+		.discard_granularity = lun->info.discard_granularity,
+		.readonly = o->readonly,
+		.writeback = true,
+		.serial = o->serial,
+	};
+	if (scsi_disk_init(&lun->disk, &dcfg)) {
+		kv_err(err, err_len, "%s: bad block sizes", lun->name);
+		goto fail;
+	}
+	if (blk_dev_stats_init(&lun->stats, dev->opts.num_queues)) {
+		kv_err(err, err_len, "out of memory");
+		goto fail;
+	}
+	return lun;
+fail:
+	scsi_lun_free(lun);
+	return NULL;
+}
+
+/* ---- the device ------------------------------------------------------------------- */
+
+static void scsi_dev_destroy(struct scsi_dev *dev)
+{
+	if (dev->tmf_running) {
+		pthread_mutex_lock(&dev->tmf_lock);
+		dev->tmf_exit = true;
+		pthread_cond_broadcast(&dev->tmf_cond);
+		pthread_mutex_unlock(&dev->tmf_lock);
+		pthread_join(dev->tmf_thread, NULL);
+	}
+	for (unsigned int i = 0; i < SCSI_MAX_LUNS; i++)
+		scsi_lun_free(dev->luns[i]);
+	pthread_mutex_destroy(&dev->qlock);
+	pthread_mutex_destroy(&dev->tmf_lock);
+	pthread_cond_destroy(&dev->tmf_cond);
+	free(dev->queues);
+	free(dev);
+}
+
+struct scsi_dev *scsi_dev_new(const struct scsi_options *opts, const struct scsi_lun_options *luns,
+			      unsigned int nr_luns, const struct vu_watch_ops *watch, void *loop,
+			      char *err, size_t err_len)
+{
+	struct vu_dev_config vcfg;
+	struct scsi_dev *dev;
+
+	if (!opts->num_queues || opts->num_queues > SCSI_MAX_REQ_QUEUES ||
+	    opts->queue_size < SCSI_MIN_QUEUE_SIZE || opts->queue_size > SCSI_MAX_QUEUE_SIZE) {
+		kv_err(err, err_len, "%s: bad num-queues or queue-size", opts->id);
+		return NULL;
+	}
+	if (nr_luns > SCSI_MAX_LUNS) {
+		kv_err(err, err_len, "%s: more than %d LUNs", opts->id, SCSI_MAX_LUNS);
+		return NULL;
+	}
+	if (opts->io_thread >= 0 && (unsigned int)opts->io_thread >= eng_pool_threads()) {
+		kv_err(err, err_len, "%s: io-thread=%d, but there are only %u I/O threads",
+		       opts->id, opts->io_thread, eng_pool_threads());
+		return NULL;
+	}
+	dev = calloc(1, sizeof(*dev));
+	if (!dev) {
+		kv_err(err, err_len, "out of memory");
+		return NULL;
+	}
+	dev->opts = *opts;
+	pthread_mutex_init(&dev->qlock, NULL);
+	pthread_mutex_init(&dev->tmf_lock, NULL);
+	pthread_cond_init(&dev->tmf_cond, NULL);
+	dev->tmf_tail = &dev->tmf_head;
+	atomic_init(&dev->features, 0);
+	atomic_init(&dev->events_missed, false);
+	dev->seg_max = opts->queue_size - 2u;
+	if (dev->seg_max > SCSI_MAX_SEG_MAX)
+		dev->seg_max = SCSI_MAX_SEG_MAX;
+	dev->nr_queues = VIRTIO_SCSI_REQ_QUEUE0 + opts->num_queues;
+	dev->queues = calloc(dev->nr_queues, sizeof(*dev->queues));
+	if (!dev->queues) {
+		kv_err(err, err_len, "out of memory");
+		goto fail;
+	}
+	for (unsigned int i = 0; i < dev->nr_queues; i++) {
+		struct scsi_queue *sq = &dev->queues[i];
+
+		sq->dev = dev;
+		sq->index = i;
+		sq->ev_tail = &sq->ev_head;
+		if (i == VIRTIO_SCSI_CTRL_QUEUE)
+			snprintf(sq->name, sizeof(sq->name), "%s:ctrl", opts->id);
+		else if (i == VIRTIO_SCSI_EVENT_QUEUE)
+			snprintf(sq->name, sizeof(sq->name), "%s:event", opts->id);
+		else
+			snprintf(sq->name, sizeof(sq->name), "%s:q%u", opts->id,
+				 i - VIRTIO_SCSI_REQ_QUEUE0);
+	}
+	for (unsigned int i = 0; i < nr_luns; i++) {
+		bool exists;
+
+		if (strcmp(luns[i].scsi, opts->id)) {
+			kv_err(err, err_len, "LUN %u:%u is for controller '%s', not '%s'",
+			       luns[i].target, luns[i].lun, luns[i].scsi, opts->id);
+			goto fail;
+		}
+		if (scsi_find_lun(dev, luns[i].target, luns[i].lun, &exists)) {
+			kv_err(err, err_len, "%s: target %u LUN %u given twice", opts->id,
+			       luns[i].target, luns[i].lun);
+			goto fail;
+		}
+		dev->luns[i] = scsi_lun_open(dev, &luns[i], err, err_len);
+		if (!dev->luns[i])
+			goto fail;
+		dev->luns[i]->slot = i;
+		dev->nr_luns = i + 1;
+	}
+	if (pthread_create(&dev->tmf_thread, NULL, scsi_tmf_main, dev)) {
+		kv_err(err, err_len, "cannot start the TMF thread");
+		goto fail;
+	}
+	dev->tmf_running = true;
+	pthread_setname_np(dev->tmf_thread, "scsi-tmf");
+
+	vcfg = (struct vu_dev_config){
+		.name = dev->opts.id,
+		.socket_path = dev->opts.socket,
+		.client = opts->client,
+		.num_queues = dev->nr_queues,
+		.max_queue_size = opts->queue_size,
+		.ops = &scsi_ops,
+		.opaque = dev,
+		.watch = watch,
+		.loop = loop,
+		.max_guest_memory = opts->max_guest_memory,
+	};
+	dev->vu = vu_dev_new(&vcfg);
+	if (!dev->vu) {
+		kv_err(err, err_len, "%s: vhost-user socket %s: %s", opts->id, opts->socket,
+		       strerror(errno));
+		goto fail;
+	}
+	log_info("%s: virtio-scsi, %u LUN(s), %u request queue(s) of %u", opts->id, dev->nr_luns,
+		 opts->num_queues, opts->queue_size);
+	for (unsigned int i = 0; i < dev->nr_luns; i++) {
+		const struct scsi_lun *l = dev->luns[i];
+
+		log_info("%s: %s, %" PRIu64 " blocks of %u%s", l->name,
+			 l->opts.backend == BLK_BACKEND_NULL ? "null back-end" : l->opts.path,
+			 scsi_disk_blocks(&l->disk), l->disk.block_size,
+			 l->opts.readonly ? ", read-only" : "");
+	}
+	return dev;
+
+fail:
+	scsi_dev_destroy(dev);
+	return NULL;
+}
+
+void scsi_dev_free(struct scsi_dev *dev)
+{
+	if (!dev)
+		return;
+	/* Stops every queue: each finishes and publishes what is in flight. */
+	vu_dev_free(dev->vu);
+	scsi_dev_destroy(dev);
+}
+
+const char *scsi_dev_id(const struct scsi_dev *dev)
+{
+	return dev->opts.id;
+}
+
+const struct scsi_options *scsi_dev_options(const struct scsi_dev *dev)
+{
+	return &dev->opts;
+}
+
+bool scsi_dev_connected(const struct scsi_dev *dev)
+{
+	return vu_dev_connected(dev->vu);
+}
+
+unsigned int scsi_dev_nr_luns(const struct scsi_dev *dev)
+{
+	return dev->nr_luns;
+}
+
+const struct scsi_lun_options *scsi_dev_lun_options(const struct scsi_dev *dev, unsigned int i)
+{
+	return &dev->luns[i]->opts;
+}
+
+uint64_t scsi_dev_lun_blocks(const struct scsi_dev *dev, unsigned int i)
+{
+	return scsi_disk_blocks(&dev->luns[i]->disk);
+}
+
+uint32_t scsi_dev_lun_block_size(const struct scsi_dev *dev, unsigned int i)
+{
+	return dev->luns[i]->disk.block_size;
+}
+
+const char *scsi_dev_lun_name(const struct scsi_dev *dev, unsigned int i)
+{
+	return dev->luns[i]->name;
+}
+
+void scsi_dev_lun_stats(struct scsi_dev *dev, unsigned int i, struct blk_stats *st)
+{
+	blk_dev_stats_read(&dev->luns[i]->stats, st);
+}

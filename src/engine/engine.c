@@ -474,11 +474,15 @@ static void eng_run_cmds(struct eng_thread *t)
 			cmd->eq->stop_cmd = cmd;
 			eng_mark_ready(cmd->eq);
 			break;
-		case CMD_CALL:
-			eng_cmd_done(t, cmd, cmd->fn(cmd->eq, cmd->arg));
+		case CMD_CALL: {
+			/* cmd lives on the poster's stack: gone once it is done. */
+			struct eng_queue *eq = cmd->eq;
+
+			eng_cmd_done(t, cmd, cmd->fn(eq, cmd->arg));
 			/* What it completed or woke goes out this pass. */
-			eng_mark_ready(cmd->eq);
+			eng_mark_ready(eq);
 			break;
+		}
 		case CMD_EXIT:
 			t->exiting = true;
 			eng_cmd_done(t, cmd, 0);

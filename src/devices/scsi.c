@@ -131,6 +131,15 @@ struct scsi_queue {
 	/* request queues: a back-end queue per LUN slot, and what is in flight */
 	struct blk_backend_queue *bbq[SCSI_MAX_LUNS];
 	struct scsi_req *inflight;
+	/*
+	 * Commands a TMF marked that completed in pass tmf_pass (one TMF runs
+	 * at a time): the TMF thread hears of them only from a later pass,
+	 * once their used entries are published, so the guest never sees a
+	 * TMF finish before the commands it aborted.
+	 */
+	struct scsi_tmf *tmf_done;
+	unsigned int tmf_done_count;
+	uint64_t tmf_pass;
 	/* the event queue: buffers kept for events, FIFO */
 	struct scsi_event_req *ev_head, **ev_tail;
 };
@@ -531,12 +540,22 @@ static void scsi_inflight_del(struct scsi_queue *sq, struct scsi_req *req)
 	req->prev = req->next = NULL;
 }
 
-static void scsi_tmf_command_done(struct scsi_dev *dev, struct scsi_tmf *tmf)
+static void scsi_tmf_commands_done(struct scsi_dev *dev, struct scsi_tmf *tmf, unsigned int n)
 {
 	pthread_mutex_lock(&dev->tmf_lock);
-	if (atomic_fetch_sub(&tmf->pending, 1) == 1)
+	if (atomic_fetch_sub(&tmf->pending, n) == n)
 		pthread_cond_broadcast(&dev->tmf_cond);
 	pthread_mutex_unlock(&dev->tmf_lock);
+}
+
+/* At the start of a pass (reap) or at detach: what earlier passes published. */
+static void scsi_tmf_flush_done(struct scsi_queue *sq, bool all)
+{
+	if (!sq->tmf_done_count || (!all && sq->tmf_pass == eng_queue_now_ns(sq->eq)))
+		return;
+	scsi_tmf_commands_done(sq->dev, sq->tmf_done, sq->tmf_done_count);
+	sq->tmf_done = NULL;
+	sq->tmf_done_count = 0;
 }
 
 /*
@@ -580,8 +599,13 @@ static void scsi_req_respond(struct scsi_queue *sq, struct scsi_req *req, uint8_
 	eng_req_complete(sq->eq, &req->base,
 			 (uint32_t)sizeof(resp) +
 				 (response == VIRTIO_SCSI_S_OK ? req->task.data_in : 0));
-	if (tmf)
-		scsi_tmf_command_done(sq->dev, tmf);
+	if (tmf) {
+		sq->tmf_done = tmf;
+		sq->tmf_done_count++;
+		sq->tmf_pass = eng_queue_now_ns(sq->eq);
+		/* One more pass, after this one's publish, tells the TMF thread. */
+		eng_queue_wake(sq->eq);
+	}
 }
 
 static void scsi_req_finish(struct scsi_queue *sq, struct scsi_req *req, int64_t res)
@@ -849,6 +873,7 @@ static void scsi_rq_reap(struct eng_queue *eq)
 	struct scsi_queue *sq = eng_queue_priv(eq);
 	struct scsi_dev *dev = sq->dev;
 
+	scsi_tmf_flush_done(sq, false);
 	for (unsigned int i = 0; i < dev->nr_luns; i++) {
 		if (sq->bbq[i])
 			dev->luns[i]->bops->reap(sq->bbq[i], scsi_io_done, sq);
@@ -870,6 +895,9 @@ static void scsi_rq_detach(struct eng_queue *eq)
 {
 	struct scsi_queue *sq = eng_queue_priv(eq);
 
+	/* Drained and published: a TMF waiting for these may go on. */
+	scsi_tmf_flush_done(sq, true);
+
 	for (unsigned int i = 0; i < SCSI_MAX_LUNS; i++) {
 		if (sq->bbq[i]) {
 			sq->dev->luns[i]->bops->queue_free(sq->bbq[i]);
@@ -888,6 +916,8 @@ static int scsi_rq_attach(struct eng_queue *eq, struct reactor *r)
 	sq->r = r;
 	sq->io_error_logged = false;
 	sq->inflight = NULL;
+	sq->tmf_done = NULL;
+	sq->tmf_done_count = 0;
 	for (unsigned int i = 0; i < dev->nr_luns; i++) {
 		if (!dev->luns[i])
 			continue;

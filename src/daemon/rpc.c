@@ -8,6 +8,7 @@
 #include <json-c/json.h>
 
 #include "devices/blk.h"
+#include "devices/scsi.h"
 #include "rpc.h"
 
 #ifndef VHOSTD_VERSION
@@ -57,6 +58,41 @@ static struct json_object *device_describe(struct blk_dev *dev)
 	return d;
 }
 
+static struct json_object *scsi_describe(struct scsi_dev *dev)
+{
+	const struct scsi_options *o = scsi_dev_options(dev);
+	struct json_object *d = json_object_new_object(), *arr = json_object_new_array();
+
+	add_str(d, "id", scsi_dev_id(dev));
+	add_str(d, "type", "scsi");
+	add_str(d, "socket", o->socket);
+	add_u64(d, "num-queues", o->num_queues);
+	add_u64(d, "queue-size", o->queue_size);
+	json_object_object_add(d, "connected", json_object_new_boolean(scsi_dev_connected(dev)));
+	for (unsigned int i = 0; i < scsi_dev_nr_luns(dev); i++) {
+		const struct scsi_lun_options *l = scsi_dev_lun_options(dev, i);
+		struct json_object *lun = json_object_new_object();
+		uint64_t blocks = scsi_dev_lun_blocks(dev, i);
+		uint32_t bs = scsi_dev_lun_block_size(dev, i);
+
+		add_str(lun, "name", scsi_dev_lun_name(dev, i));
+		add_u64(lun, "target", l->target);
+		add_u64(lun, "lun", l->lun);
+		add_str(lun, "backend", l->backend == BLK_BACKEND_NULL ? "null" : "file");
+		add_str(lun, "path", l->path);
+		add_u64(lun, "block-size", bs);
+		add_u64(lun, "blocks", blocks);
+		add_u64(lun, "size", blocks * bs);
+		json_object_object_add(lun, "readonly", json_object_new_boolean(l->readonly));
+		add_str(lun, "cache",
+			l->cache <= BLK_CACHE_WRITEBACK ? cache_names[l->cache] : "?");
+		add_str(lun, "serial", l->serial);
+		json_object_array_add(arr, lun);
+	}
+	json_object_object_add(d, "luns", arr);
+	return d;
+}
+
 static int rpc_list_devices(void *opaque, struct json_object *params, struct json_object **result,
 			    char *err, size_t err_len)
 {
@@ -65,6 +101,8 @@ static int rpc_list_devices(void *opaque, struct json_object *params, struct jso
 
 	for (unsigned int i = 0; i < devs->count; i++)
 		json_object_array_add(arr, device_describe(devs->devs[i]));
+	for (unsigned int i = 0; i < devs->nscsi; i++)
+		json_object_array_add(arr, scsi_describe(devs->scsi_devs[i]));
 	*result = json_object_new_object();
 	json_object_object_add(*result, "devices", arr);
 	return 0;
@@ -83,14 +121,13 @@ static const char *diskstats_line(const struct blk_stats *st, const char *name, 
 	return buf;
 }
 
-static struct json_object *stats_describe(struct blk_dev *dev)
+static struct json_object *stats_object(const struct blk_stats *st_in, const char *id)
 {
 	struct json_object *d = json_object_new_object(), *dir;
-	struct blk_stats st;
+	const struct blk_stats st = *st_in;
 	char line[512];
 
-	blk_dev_get_stats(dev, &st);
-	add_str(d, "id", blk_dev_id(dev));
+	add_str(d, "id", id);
 	for (int i = 0; i < BLK_STAT__COUNT; i++) {
 		dir = json_object_new_object();
 		add_u64(dir, "ios", st.ios[i]);
@@ -102,8 +139,16 @@ static struct json_object *stats_describe(struct blk_dev *dev)
 	add_u64(d, "in-flight", st.in_flight);
 	add_u64(d, "io-ticks-ms", st.io_ticks_ms);
 	add_u64(d, "time-in-queue-ms", st.time_in_queue_ms);
-	add_str(d, "diskstats", diskstats_line(&st, blk_dev_id(dev), line, sizeof(line)));
+	add_str(d, "diskstats", diskstats_line(&st, id, line, sizeof(line)));
 	return d;
+}
+
+static struct json_object *stats_describe(struct blk_dev *dev)
+{
+	struct blk_stats st;
+
+	blk_dev_get_stats(dev, &st);
+	return stats_object(&st, blk_dev_id(dev));
 }
 
 /* The optional device name: {"name": "vda"} or ["vda"]. */
@@ -154,6 +199,21 @@ static int rpc_stats(void *opaque, struct json_object *params, struct json_objec
 			continue;
 		json_object_array_add(arr, stats_describe(devs->devs[i]));
 		found = true;
+	}
+	/* virtio-scsi: a line per LUN; the name picks a controller or one LUN. */
+	for (unsigned int i = 0; i < devs->nscsi; i++) {
+		struct scsi_dev *sd = devs->scsi_devs[i];
+		bool all = !name || !strcmp(name, scsi_dev_id(sd));
+
+		for (unsigned int j = 0; j < scsi_dev_nr_luns(sd); j++) {
+			struct blk_stats st;
+
+			if (!all && strcmp(name, scsi_dev_lun_name(sd, j)))
+				continue;
+			scsi_dev_lun_stats(sd, j, &st);
+			json_object_array_add(arr, stats_object(&st, scsi_dev_lun_name(sd, j)));
+			found = true;
+		}
 	}
 	if (name && !found) {
 		json_object_put(arr);

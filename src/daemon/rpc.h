@@ -16,6 +16,11 @@
  *                           "diskstats": "<one /proc/diskstats line>"}, ...]}
  *                          (virtio-scsi: one entry per LUN, "id" "ID:T:L";
  *                           NAME is a controller, a LUN or a blk device)
+ *   scsi-add-lun {"name": CTRL, "target": T, "lun": L, "path": FILE
+ *                 | "backend": "null" + "size": BYTES, ["readonly": bool,
+ *                 "serial", "cache", "block-size"]} -> {}
+ *   scsi-remove-lun {"name", "target", "lun"} -> {} (after its I/O finished)
+ *   scsi-resize {"name", "target", "lun"} -> {} (the image's size read again)
  *   version             -> {"name": "vhostd", "version": "X.Y.Z"}
  *
  * The methods run on the daemon's event loop thread, like the vhost-user

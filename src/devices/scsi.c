@@ -38,8 +38,12 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <fcntl.h>
+#include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backends/backend.h"
@@ -79,6 +83,7 @@ struct scsi_lun {
 	struct scsi_disk disk;
 	struct blk_dev_stats stats; /* one block per request queue */
 	char name[48];		    /* "id:T:L" */
+	atomic_bool ready;	    /* found by commands (false while added / removed) */
 };
 
 struct scsi_tmf;
@@ -164,8 +169,15 @@ struct scsi_dev {
 	uint32_t seg_max;
 	_Atomic uint64_t features;
 
+	/*
+	 * Changed only on the vhost-user loop's thread, read by every queue
+	 * thread: through lun_at() / nr_luns_of().  A LUN is freed only after
+	 * every started queue has passed a barrier (eng_queue_call) since it
+	 * was unpublished.
+	 */
 	struct scsi_lun *luns[SCSI_MAX_LUNS];
-	unsigned int nr_luns;
+	unsigned int nr_luns;	      /* slots in use: highest + 1 */
+	pthread_mutex_t tmf_run_lock; /* held by the TMF thread while it runs one */
 
 	unsigned int nr_queues; /* all of them: 2 + request queues */
 	struct scsi_queue *queues;
@@ -422,6 +434,16 @@ int scsi_lun_options_parse(const char *str, struct scsi_lun_options *opts, char 
 
 /* ---- helpers -------------------------------------------------------------- */
 
+static struct scsi_lun *lun_at(const struct scsi_dev *dev, unsigned int i)
+{
+	return __atomic_load_n(&dev->luns[i], __ATOMIC_ACQUIRE);
+}
+
+static unsigned int nr_luns_of(const struct scsi_dev *dev)
+{
+	return __atomic_load_n(&dev->nr_luns, __ATOMIC_ACQUIRE);
+}
+
 static bool scsi_has_feature(const struct scsi_dev *dev, unsigned int bit)
 {
 	return atomic_load_explicit(&dev->features, memory_order_relaxed) & (1ull << bit);
@@ -463,12 +485,13 @@ static struct scsi_lun *scsi_find_lun(struct scsi_dev *dev, unsigned int target,
 				      bool *target_exists)
 {
 	struct scsi_lun *found = NULL;
+	unsigned int n = nr_luns_of(dev);
 
 	*target_exists = false;
-	for (unsigned int i = 0; i < dev->nr_luns; i++) {
-		struct scsi_lun *l = dev->luns[i];
+	for (unsigned int i = 0; i < n; i++) {
+		struct scsi_lun *l = lun_at(dev, i);
 
-		if (!l || l->opts.target != target)
+		if (!l || l->opts.target != target || !atomic_load(&l->ready))
 			continue;
 		*target_exists = true;
 		if (l->opts.lun == lun)
@@ -781,9 +804,11 @@ static void scsi_req_exec(struct scsi_queue *sq, struct scsi_req *req, const uin
 		uint16_t luns[SCSI_MAX_LUNS];
 		unsigned int n = 0;
 
-		for (unsigned int i = 0; i < dev->nr_luns; i++) {
-			if (dev->luns[i] && dev->luns[i]->opts.target == target)
-				luns[n++] = (uint16_t)dev->luns[i]->opts.lun;
+		for (unsigned int i = 0; i < nr_luns_of(dev); i++) {
+			struct scsi_lun *l = lun_at(dev, i);
+
+			if (l && atomic_load(&l->ready) && l->opts.target == target)
+				luns[n++] = (uint16_t)l->opts.lun;
 		}
 		scsi_report_luns(&req->task, cdb, luns, n, b);
 		/* SPC-4 6.33: REPORT LUNS clears REPORTED LUNS DATA HAS CHANGED. */
@@ -874,9 +899,9 @@ static void scsi_rq_reap(struct eng_queue *eq)
 	struct scsi_dev *dev = sq->dev;
 
 	scsi_tmf_flush_done(sq, false);
-	for (unsigned int i = 0; i < dev->nr_luns; i++) {
+	for (unsigned int i = 0; i < nr_luns_of(dev); i++) {
 		if (sq->bbq[i])
-			dev->luns[i]->bops->reap(sq->bbq[i], scsi_io_done, sq);
+			lun_at(dev, i)->bops->reap(sq->bbq[i], scsi_io_done, sq);
 	}
 }
 
@@ -900,7 +925,7 @@ static void scsi_rq_detach(struct eng_queue *eq)
 
 	for (unsigned int i = 0; i < SCSI_MAX_LUNS; i++) {
 		if (sq->bbq[i]) {
-			sq->dev->luns[i]->bops->queue_free(sq->bbq[i]);
+			lun_at(sq->dev, i)->bops->queue_free(sq->bbq[i]);
 			sq->bbq[i] = NULL;
 		}
 	}
@@ -918,10 +943,10 @@ static int scsi_rq_attach(struct eng_queue *eq, struct reactor *r)
 	sq->inflight = NULL;
 	sq->tmf_done = NULL;
 	sq->tmf_done_count = 0;
-	for (unsigned int i = 0; i < dev->nr_luns; i++) {
-		if (!dev->luns[i])
+	for (unsigned int i = 0; i < nr_luns_of(dev); i++) {
+		if (!lun_at(dev, i))
 			continue;
-		ret = scsi_rq_attach_lun(sq, dev->luns[i]);
+		ret = scsi_rq_attach_lun(sq, lun_at(dev, i));
 		if (ret < 0) {
 			scsi_rq_detach(eq);
 			return ret;
@@ -1016,11 +1041,16 @@ static void scsi_tmf_run(struct scsi_dev *dev, struct scsi_tmf *tmf)
 		tmf->response = VIRTIO_SCSI_S_FUNCTION_SUCCEEDED;
 	/* SAM-5: a reset leaves a unit attention on every LUN it reset. */
 	if (tmf->subtype == VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET && tmf->lun_slot >= 0) {
-		scsi_disk_set_ua(&dev->luns[tmf->lun_slot]->disk, SCSI_UA_RESET);
+		struct scsi_lun *l = lun_at(dev, (unsigned int)tmf->lun_slot);
+
+		if (l)
+			scsi_disk_set_ua(&l->disk, SCSI_UA_RESET);
 	} else if (tmf->subtype == VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET) {
-		for (unsigned int i = 0; i < dev->nr_luns; i++) {
-			if (dev->luns[i] && dev->luns[i]->opts.target == tmf->target)
-				scsi_disk_set_ua(&dev->luns[i]->disk, SCSI_UA_RESET);
+		for (unsigned int i = 0; i < nr_luns_of(dev); i++) {
+			struct scsi_lun *l = lun_at(dev, i);
+
+			if (l && l->opts.target == tmf->target)
+				scsi_disk_set_ua(&l->disk, SCSI_UA_RESET);
 		}
 	}
 	/* The control queue cannot finish stopping while this TMF is in flight. */
@@ -1043,7 +1073,9 @@ static void *scsi_tmf_main(void *arg)
 		if (!dev->tmf_head)
 			dev->tmf_tail = &dev->tmf_head;
 		pthread_mutex_unlock(&dev->tmf_lock);
+		pthread_mutex_lock(&dev->tmf_run_lock);
 		scsi_tmf_run(dev, tmf);
+		pthread_mutex_unlock(&dev->tmf_run_lock);
 		free(tmf);
 		pthread_mutex_lock(&dev->tmf_lock);
 	}
@@ -1455,8 +1487,8 @@ static void scsi_set_status(void *opaque, uint8_t status)
 	/* Device reset: as after QEMU's system reset, every LUN has a RESET UA. */
 	if (!status) {
 		for (unsigned int i = 0; i < dev->nr_luns; i++) {
-			if (dev->luns[i])
-				scsi_disk_set_ua(&dev->luns[i]->disk, SCSI_UA_RESET);
+			if (lun_at(dev, i))
+				scsi_disk_set_ua(&lun_at(dev, i)->disk, SCSI_UA_RESET);
 		}
 		atomic_store(&dev->events_missed, false);
 	}
@@ -1562,6 +1594,7 @@ static void scsi_dev_destroy(struct scsi_dev *dev)
 	for (unsigned int i = 0; i < SCSI_MAX_LUNS; i++)
 		scsi_lun_free(dev->luns[i]);
 	pthread_mutex_destroy(&dev->qlock);
+	pthread_mutex_destroy(&dev->tmf_run_lock);
 	pthread_mutex_destroy(&dev->tmf_lock);
 	pthread_cond_destroy(&dev->tmf_cond);
 	free(dev->queues);
@@ -1596,6 +1629,7 @@ struct scsi_dev *scsi_dev_new(const struct scsi_options *opts, const struct scsi
 	}
 	dev->opts = *opts;
 	pthread_mutex_init(&dev->qlock, NULL);
+	pthread_mutex_init(&dev->tmf_run_lock, NULL);
 	pthread_mutex_init(&dev->tmf_lock, NULL);
 	pthread_cond_init(&dev->tmf_cond, NULL);
 	dev->tmf_tail = &dev->tmf_head;
@@ -1641,6 +1675,7 @@ struct scsi_dev *scsi_dev_new(const struct scsi_options *opts, const struct scsi
 		if (!dev->luns[i])
 			goto fail;
 		dev->luns[i]->slot = i;
+		atomic_store(&dev->luns[i]->ready, true);
 		dev->nr_luns = i + 1;
 	}
 	if (pthread_create(&dev->tmf_thread, NULL, scsi_tmf_main, dev)) {
@@ -1716,7 +1751,7 @@ unsigned int scsi_dev_nr_luns(const struct scsi_dev *dev)
 
 const struct scsi_lun_options *scsi_dev_lun_options(const struct scsi_dev *dev, unsigned int i)
 {
-	return &dev->luns[i]->opts;
+	return dev->luns[i] ? &dev->luns[i]->opts : NULL;
 }
 
 uint64_t scsi_dev_lun_blocks(const struct scsi_dev *dev, unsigned int i)
@@ -1737,4 +1772,205 @@ const char *scsi_dev_lun_name(const struct scsi_dev *dev, unsigned int i)
 void scsi_dev_lun_stats(struct scsi_dev *dev, unsigned int i, struct blk_stats *st)
 {
 	blk_dev_stats_read(&dev->luns[i]->stats, st);
+}
+
+/* ---- LUNs at run time (the vhost-user loop's thread) -------------------------------- */
+
+static int scsi_barrier_fn(struct eng_queue *eq, void *arg)
+{
+	(void)eq;
+	(void)arg;
+	return 0;
+}
+
+/*
+ * Every started queue has finished whatever it was doing when this was
+ * called: a LUN unpublished before it is no longer looked at by any
+ * command being parsed (in-flight I/O is waited for separately).
+ */
+static void scsi_barrier(struct scsi_dev *dev)
+{
+	pthread_mutex_lock(&dev->qlock);
+	for (unsigned int i = 0; i < dev->nr_queues; i++) {
+		if (dev->queues[i].ext_eq)
+			eng_queue_call(dev->queues[i].ext_eq, scsi_barrier_fn, NULL);
+	}
+	pthread_mutex_unlock(&dev->qlock);
+}
+
+static int scsi_attach_lun_fn(struct eng_queue *eq, void *arg)
+{
+	return scsi_rq_attach_lun(eng_queue_priv(eq), arg);
+}
+
+/* On a request queue's thread: its commands on @arg in flight, or 0 after letting go of it. */
+static int scsi_detach_lun_fn(struct eng_queue *eq, void *arg)
+{
+	struct scsi_queue *sq = eng_queue_priv(eq);
+	struct scsi_lun *lun = arg;
+	int n = 0;
+
+	for (struct scsi_req *req = sq->inflight; req; req = req->next)
+		n += req->lun == lun;
+	if (!n && sq->bbq[lun->slot]) {
+		lun->bops->queue_free(sq->bbq[lun->slot]);
+		sq->bbq[lun->slot] = NULL;
+	}
+	return n;
+}
+
+/* Let go of @lun on every started request queue, once its commands there finished. */
+static void scsi_detach_lun(struct scsi_dev *dev, struct scsi_lun *lun)
+{
+	pthread_mutex_lock(&dev->qlock);
+	for (unsigned int i = VIRTIO_SCSI_REQ_QUEUE0; i < dev->nr_queues; i++) {
+		struct eng_queue *eq = dev->queues[i].ext_eq;
+
+		/* Back-end I/O cannot be cancelled: it finishes first (milliseconds). */
+		while (eq && eng_queue_call(eq, scsi_detach_lun_fn, lun) > 0)
+			usleep(1000);
+	}
+	pthread_mutex_unlock(&dev->qlock);
+}
+
+/* REPORTED LUNS DATA HAS CHANGED for the target's other LUNs (SPC-4 6.33). */
+static void scsi_luns_changed(struct scsi_dev *dev, unsigned int target)
+{
+	for (unsigned int i = 0; i < dev->nr_luns; i++) {
+		struct scsi_lun *l = dev->luns[i];
+
+		if (l && atomic_load(&l->ready) && l->opts.target == target)
+			scsi_disk_set_ua(&l->disk, SCSI_UA_LUNS_CHANGED);
+	}
+}
+
+int scsi_dev_add_lun(struct scsi_dev *dev, const struct scsi_lun_options *o, char *err,
+		     size_t err_len)
+{
+	struct scsi_lun *lun;
+	unsigned int slot;
+	bool exists;
+	int r = 0;
+
+	if (strcmp(o->scsi, dev->opts.id))
+		return kv_err(err, err_len, "the LUN is for controller '%s', not '%s'", o->scsi,
+			      dev->opts.id);
+	if (scsi_find_lun(dev, o->target, o->lun, &exists))
+		return kv_err(err, err_len, "%s: target %u LUN %u exists", dev->opts.id, o->target,
+			      o->lun);
+	for (slot = 0; slot < SCSI_MAX_LUNS && dev->luns[slot]; slot++)
+		;
+	if (slot == SCSI_MAX_LUNS)
+		return kv_err(err, err_len, "%s: already %d LUNs", dev->opts.id, SCSI_MAX_LUNS);
+	lun = scsi_lun_open(dev, o, err, err_len);
+	if (!lun)
+		return -EINVAL;
+	lun->slot = slot;
+	/* Published but not ready: queues attach to it, commands do not see it yet. */
+	__atomic_store_n(&dev->luns[slot], lun, __ATOMIC_RELEASE);
+	if (slot >= dev->nr_luns)
+		__atomic_store_n(&dev->nr_luns, slot + 1, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&dev->qlock);
+	for (unsigned int i = VIRTIO_SCSI_REQ_QUEUE0; i < dev->nr_queues && !r; i++) {
+		if (dev->queues[i].ext_eq)
+			r = eng_queue_call(dev->queues[i].ext_eq, scsi_attach_lun_fn, lun);
+	}
+	pthread_mutex_unlock(&dev->qlock);
+	if (r < 0) {
+		kv_err(err, err_len, "%s: cannot attach to the I/O threads: %s", lun->name,
+		       strerror(-r));
+		scsi_detach_lun(dev, lun);
+		__atomic_store_n(&dev->luns[slot], NULL, __ATOMIC_RELEASE);
+		scsi_barrier(dev);
+		scsi_lun_free(lun);
+		return r;
+	}
+	scsi_luns_changed(dev, o->target);
+	atomic_store(&lun->ready, true);
+	log_info("%s: added, %s, %" PRIu64 " blocks of %u%s", lun->name,
+		 o->backend == BLK_BACKEND_NULL ? "null back-end" : o->path,
+		 scsi_disk_blocks(&lun->disk), lun->disk.block_size,
+		 o->readonly ? ", read-only" : "");
+	scsi_dev_event(dev, VIRTIO_SCSI_T_TRANSPORT_RESET, o->target, o->lun,
+		       VIRTIO_SCSI_EVT_RESET_RESCAN);
+	return 0;
+}
+
+static struct scsi_lun *scsi_lun_by_addr(struct scsi_dev *dev, unsigned int target, unsigned int id)
+{
+	for (unsigned int i = 0; i < dev->nr_luns; i++) {
+		struct scsi_lun *l = dev->luns[i];
+
+		if (l && atomic_load(&l->ready) && l->opts.target == target && l->opts.lun == id)
+			return l;
+	}
+	return NULL;
+}
+
+int scsi_dev_remove_lun(struct scsi_dev *dev, unsigned int target, unsigned int id, char *err,
+			size_t err_len)
+{
+	struct scsi_lun *lun = scsi_lun_by_addr(dev, target, id);
+
+	if (!lun)
+		return kv_err(err, err_len, "%s: no target %u LUN %u", dev->opts.id, target, id);
+	/* New commands find no LUN; those being parsed finish; those in flight complete. */
+	atomic_store(&lun->ready, false);
+	scsi_barrier(dev);
+	scsi_detach_lun(dev, lun);
+	__atomic_store_n(&dev->luns[lun->slot], NULL, __ATOMIC_RELEASE);
+	scsi_barrier(dev);
+	/* A TMF running now may still look at the slot. */
+	pthread_mutex_lock(&dev->tmf_run_lock);
+	pthread_mutex_unlock(&dev->tmf_run_lock);
+	scsi_luns_changed(dev, target);
+	log_info("%s: removed", lun->name);
+	scsi_lun_free(lun);
+	scsi_dev_event(dev, VIRTIO_SCSI_T_TRANSPORT_RESET, target, id,
+		       VIRTIO_SCSI_EVT_RESET_REMOVED);
+	return 0;
+}
+
+/* The image's size now: a regular file's length or a block device's. */
+static int scsi_image_size(const char *path, uint64_t *size)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int r = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		r = -errno;
+	else if (S_ISBLK(st.st_mode))
+		r = ioctl(fd, BLKGETSIZE64, size) < 0 ? -errno : 0;
+	else
+		*size = (uint64_t)st.st_size;
+	close(fd);
+	return r;
+}
+
+int scsi_dev_resize_lun(struct scsi_dev *dev, unsigned int target, unsigned int id, char *err,
+			size_t err_len)
+{
+	struct scsi_lun *lun = scsi_lun_by_addr(dev, target, id);
+	uint64_t size, old;
+	int r;
+
+	if (!lun)
+		return kv_err(err, err_len, "%s: no target %u LUN %u", dev->opts.id, target, id);
+	if (lun->opts.backend == BLK_BACKEND_NULL)
+		return kv_err(err, err_len, "%s: the null back-end has a fixed size", lun->name);
+	r = scsi_image_size(lun->opts.path, &size);
+	if (r < 0)
+		return kv_err(err, err_len, "%s: %s: %s", lun->name, lun->opts.path, strerror(-r));
+	old = scsi_disk_blocks(&lun->disk);
+	if (size >> lun->disk.block_shift == old)
+		return 0;
+	/* CAPACITY DATA HAS CHANGED on the next command, and a PARAM_CHANGE event. */
+	scsi_disk_resize(&lun->disk, size);
+	log_info("%s: resized from %" PRIu64 " to %" PRIu64 " blocks", lun->name, old,
+		 scsi_disk_blocks(&lun->disk));
+	scsi_dev_event(dev, VIRTIO_SCSI_T_PARAM_CHANGE, target, id, 0x2a | 0x09 << 8);
+	return 0;
 }

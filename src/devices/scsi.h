@@ -84,7 +84,10 @@ const char *scsi_dev_id(const struct scsi_dev *dev);
 const struct scsi_options *scsi_dev_options(const struct scsi_dev *dev);
 bool scsi_dev_connected(const struct scsi_dev *dev);
 
-/* LUNs, in the order they were added: options, capacity and counters. */
+/*
+ * LUN slots 0 .. scsi_dev_nr_luns() - 1: options (NULL for a free slot:
+ * skip it), capacity and counters.  On the vhost-user loop's thread.
+ */
 unsigned int scsi_dev_nr_luns(const struct scsi_dev *dev);
 const struct scsi_lun_options *scsi_dev_lun_options(const struct scsi_dev *dev, unsigned int i);
 uint64_t scsi_dev_lun_blocks(const struct scsi_dev *dev, unsigned int i);
@@ -92,6 +95,26 @@ uint32_t scsi_dev_lun_block_size(const struct scsi_dev *dev, unsigned int i);
 /* "NAME:T:L", as in its diskstats line. */
 const char *scsi_dev_lun_name(const struct scsi_dev *dev, unsigned int i);
 void scsi_dev_lun_stats(struct scsi_dev *dev, unsigned int i, struct blk_stats *st);
+
+/*
+ * At run time, on the vhost-user loop's thread.  0, or -errno with a
+ * message in @err.
+ *
+ * add: open the image, give every started request queue a back-end queue
+ * for it, then let commands see it; REPORTED LUNS DATA HAS CHANGED on the
+ * target's other LUNs and a TRANSPORT_RESET / RESCAN event.
+ * remove: commands stop finding it, those in flight on it finish, the
+ * image is closed; the same unit attention and a TRANSPORT_RESET /
+ * REMOVED event.
+ * resize: read the image's size again (it grew or shrank): CAPACITY DATA
+ * HAS CHANGED and a PARAM_CHANGE event.
+ */
+int scsi_dev_add_lun(struct scsi_dev *dev, const struct scsi_lun_options *o, char *err,
+		     size_t err_len);
+int scsi_dev_remove_lun(struct scsi_dev *dev, unsigned int target, unsigned int lun, char *err,
+			size_t err_len);
+int scsi_dev_resize_lun(struct scsi_dev *dev, unsigned int target, unsigned int lun, char *err,
+			size_t err_len);
 
 /*
  * Send an event on the event queue (VIRTIO_SCSI_T_TRANSPORT_RESET with

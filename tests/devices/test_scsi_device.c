@@ -1179,7 +1179,8 @@ static void test_events(struct ctx *c, bool hotplug)
 	/* No buffer yet: the event is missed. */
 	scsi_dev_event(c->dev, VIRTIO_SCSI_T_TRANSPORT_RESET, 0, 5, VIRTIO_SCSI_EVT_RESET_RESCAN);
 	memset(evs, 0xee, 4 * sizeof(*evs));
-	for (int i = 0; i < 4; i++) {
+	/* As many as will be used: none is left with the device for later tests. */
+	for (int i = 0; i < (hotplug ? 3 : 4); i++) {
 		sg = (struct virtq_sg){addr(c, &evs[i]), sizeof(evs[i])};
 		CHECK_EQ(virtq_drv_add_sgs(vq, &sg, 0, 1, &toks[i]), 0);
 	}
@@ -1212,6 +1213,147 @@ static void test_events(struct ctx *c, bool hotplug)
 	CHECK_EQ(le32toh(evs[hotplug ? 2 : 0].reason), 0x092a);
 	/* The rest stay with the device until it stops; nothing else arrives. */
 	CHECK(!virtq_drv_get_buf(vq, &len));
+}
+
+/* ---- LUNs at run time ------------------------------------------------------------ */
+
+static void post_event_buffers(struct ctx *c, struct virtio_scsi_event *evs, int *toks, int n)
+{
+	struct virtq_drv *vq = vu_fe_queue(c->fe, VIRTIO_SCSI_EVENT_QUEUE);
+
+	for (int i = 0; i < n; i++) {
+		struct virtq_sg sg = {addr(c, &evs[i]), sizeof(evs[i])};
+
+		CHECK_EQ(virtq_drv_add_sgs(vq, &sg, 0, 1, &toks[i]), 0);
+	}
+	CHECK_EQ(vu_fe_kick(c->fe, VIRTIO_SCSI_EVENT_QUEUE) < 0, 0);
+}
+
+static struct virtio_scsi_event *next_event(struct ctx *c, struct virtio_scsi_event *evs, int *toks)
+{
+	uint32_t len;
+	int *t = wait_any(c, VIRTIO_SCSI_EVENT_QUEUE, &len);
+
+	CHECK(t >= toks && t < toks + 8);
+	CHECK_EQ(len, sizeof(*evs));
+	return &evs[t - toks];
+}
+
+/*
+ * Hot-add a LUN, write to it with commands in flight, hot-remove it while
+ * they run (they finish first, none is lost), resize another: the guest
+ * sees each change through events, unit attentions and REPORT LUNS.
+ */
+static void test_hotplug(struct ctx *c)
+{
+	enum { N = 16, LEN = 32 * 1024 };
+	struct virtio_scsi_event *evs = vu_fe_alloc(c->fe, 8 * sizeof(*evs), 8);
+	struct virtio_scsi_cmd_req *reqs = vu_fe_alloc(c->fe, N * sizeof(*reqs), 16);
+	struct virtio_scsi_cmd_resp *resps = vu_fe_alloc(c->fe, N * sizeof(*resps), 16);
+	uint8_t *bufs = vu_fe_alloc(c->fe, (size_t)N * LEN, 4096);
+	struct virtq_drv *vq = vu_fe_queue(c->fe, RQ);
+	uint8_t rl[12] = {0xa0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0};
+	uint8_t rc16[16] = {0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0};
+	uint8_t tur[6] = {0};
+	struct scsi_lun_options o;
+	struct virtio_scsi_event *ev;
+	char img[256], err[256];
+	struct result r;
+	bool seen[N] = {false};
+	int toks[8], fd, got = 0;
+	uint32_t len;
+	bool *tok;
+
+	CHECK(evs && reqs && resps && bufs);
+	printf("  hot-add, hot-remove with I/O in flight, resize\n");
+	fd = blk_test_image(img, sizeof(img), IMG_BYTES);
+	post_event_buffers(c, evs, toks, 8);
+
+	parse_lun(&o, "scsi=%s,target=0,lun=2,path=%s", scsi_dev_id(c->dev), img);
+	CHECK_EQ(scsi_dev_add_lun(c->dev, &o, err, sizeof(err)), 0);
+	CHECK(scsi_dev_add_lun(c->dev, &o, err, sizeof(err)) != 0);
+	CHECK(strstr(err, "exists"));
+	ev = next_event(c, evs, toks);
+	CHECK_EQ(le32toh(ev->event) & ~VIRTIO_SCSI_T_EVENTS_MISSED, VIRTIO_SCSI_T_TRANSPORT_RESET);
+	CHECK_EQ(le32toh(ev->reason), VIRTIO_SCSI_EVT_RESET_RESCAN);
+	CHECK_EQ(ev->lun[1], 0);
+	CHECK_EQ(ev->lun[3], 2);
+	/* The target's other LUNs: REPORTED LUNS DATA HAS CHANGED, cleared by REPORT LUNS. */
+	r = cmd(c, 0, 1, tur, 6, 0, 0);
+	expect_sense(&r, SCSI_SK_UNIT_ATTENTION, 0x3f, 0x0e);
+	r = cmd(c, 0, 0, rl, 12, 0, 256);
+	expect_good(&r);
+	CHECK_EQ(be32(c->data), 24);
+	r = cmd(c, 0, 0, tur, 6, 0, 0);
+	expect_good(&r);
+	/* The new LUN starts with its power-on unit attention. */
+	r = cmd(c, 0, 2, tur, 6, 0, 0);
+	expect_sense(&r, SCSI_SK_UNIT_ATTENTION, 0x29, 0x00);
+
+	/* Writes in flight on it, then remove it: they finish first, all of them. */
+	for (int i = 0; i < N; i++) {
+		struct virtq_sg sg[3];
+
+		memset(&reqs[i], 0, sizeof(reqs[i]));
+		set_lun(reqs[i].lun, 0, 2);
+		reqs[i].cdb[0] = 0x8a;
+		put64(reqs[i].cdb + 2, (uint64_t)i * (LEN / 512));
+		put32(reqs[i].cdb + 10, LEN / 512);
+		blk_test_fill(bufs + (size_t)i * LEN, LEN, 200, (size_t)i * LEN);
+		resps[i].response = 0xee;
+		sg[0] = (struct virtq_sg){addr(c, &reqs[i]), sizeof(reqs[i])};
+		sg[1] = (struct virtq_sg){addr(c, bufs + (size_t)i * LEN), LEN};
+		sg[2] = (struct virtq_sg){addr(c, &resps[i]), sizeof(resps[i])};
+		CHECK_EQ(virtq_drv_add_sgs(vq, sg, 2, 1, &seen[i]), 0);
+	}
+	CHECK_EQ(vu_fe_kick(c->fe, RQ) < 0, 0);
+	CHECK_EQ(scsi_dev_remove_lun(c->dev, 0, 2, err, sizeof(err)), 0);
+	CHECK(scsi_dev_remove_lun(c->dev, 0, 2, err, sizeof(err)) != 0);
+	while (got < N) {
+		tok = wait_any(c, RQ, &len);
+		CHECK(tok >= seen && tok < seen + N && !*tok);
+		*tok = true;
+		got++;
+		/* Popped before the removal: done; after it: no such LUN. */
+		CHECK(resps[tok - seen].response == VIRTIO_SCSI_S_OK);
+		if (resps[tok - seen].status == SCSI_STATUS_GOOD)
+			CHECK(blk_test_matches(fd, (tok - seen) * LEN, LEN, 200));
+		else
+			CHECK_EQ(resps[tok - seen].sense[12], 0x25);
+	}
+	ev = next_event(c, evs, toks);
+	CHECK_EQ(le32toh(ev->event), VIRTIO_SCSI_T_TRANSPORT_RESET);
+	CHECK_EQ(le32toh(ev->reason), VIRTIO_SCSI_EVT_RESET_REMOVED);
+	r = cmd(c, 0, 2, tur, 6, 0, 0);
+	expect_sense(&r, SCSI_SK_ILLEGAL_REQUEST, 0x25, 0x00);
+	r = cmd(c, 0, 1, tur, 6, 0, 0);
+	expect_sense(&r, SCSI_SK_UNIT_ATTENTION, 0x3f, 0x0e);
+	/* REPORT LUNS neither reports nor keeps it. */
+	r = cmd(c, 0, 0, rl, 12, 0, 256);
+	expect_good(&r);
+	CHECK_EQ(be32(c->data), 16);
+	r = cmd(c, 0, 0, tur, 6, 0, 0);
+	expect_good(&r);
+	close(fd);
+	unlink(img);
+
+	/* Resize: the image grows, the guest hears of it. */
+	CHECK_EQ(ftruncate(c->img_fd, 2 * IMG_BYTES), 0);
+	CHECK_EQ(scsi_dev_resize_lun(c->dev, 0, 0, err, sizeof(err)), 0);
+	ev = next_event(c, evs, toks);
+	CHECK_EQ(le32toh(ev->event), VIRTIO_SCSI_T_PARAM_CHANGE);
+	CHECK_EQ(le32toh(ev->reason), 0x092a);
+	r = cmd(c, 0, 0, tur, 6, 0, 0);
+	expect_sense(&r, SCSI_SK_UNIT_ATTENTION, 0x2a, 0x09);
+	r = cmd(c, 0, 0, rc16, 16, 0, 32);
+	expect_good(&r);
+	CHECK_EQ(be64(c->data), 2 * IMG_BLOCKS - 1);
+	CHECK(scsi_dev_resize_lun(c->dev, 0, 1, err, sizeof(err)) != 0); /* null: fixed */
+	CHECK_EQ(ftruncate(c->img_fd, IMG_BYTES), 0);
+	CHECK_EQ(scsi_dev_resize_lun(c->dev, 0, 0, err, sizeof(err)), 0);
+	next_event(c, evs, toks);
+	r = cmd(c, 0, 0, tur, 6, 0, 0);
+	expect_sense(&r, SCSI_SK_UNIT_ATTENTION, 0x2a, 0x09);
 }
 
 /* ---- hostile chains ------------------------------------------------------------ */
@@ -1275,6 +1417,7 @@ static void run_main(bool packed)
 	test_tmf_inflight(&c, 0, VIRTIO_SCSI_T_TMF_I_T_NEXUS_RESET);
 	test_tmf_inflight(&c, 1, VIRTIO_SCSI_T_TMF_CLEAR_TASK_SET);
 	test_events(&c, true);
+	test_hotplug(&c);
 	dev_stop(&c);
 	check_image(&c);
 	drop_images(&c);

@@ -598,6 +598,8 @@ static void scsi_req_respond(struct scsi_queue *sq, struct scsi_req *req, uint8_
 		req->tmf = NULL;
 	}
 	resp.response = response;
+	if (response == VIRTIO_SCSI_S_OK && req->lun)
+		scsi_disk_task_done(&req->lun->disk, t);
 	if (response == VIRTIO_SCSI_S_OK) {
 		resp.status = t->status;
 		if (t->sense_len) {
@@ -1559,9 +1561,15 @@ static struct scsi_lun *scsi_lun_open(struct scsi_dev *dev, const struct scsi_lu
 	dcfg = (struct scsi_disk_config){
 		.size = lun->info.size,
 		.block_size = bs,
-		.physical_block_size =
-			lun->info.physical_block_size > bs ? lun->info.physical_block_size : bs,
-		.discard_granularity = lun->info.discard_granularity,
+		/*
+		 * As QEMU's scsi-hd: the physical block size is probed on block
+		 * devices only (a file's is its logical one), and the unmap
+		 * granularity is max(logical block, 4 KiB) whatever the host says.
+		 */
+		.physical_block_size = lun->info.blockdev && lun->info.physical_block_size > bs
+					       ? lun->info.physical_block_size
+					       : bs,
+		.discard_granularity = 0,
 		.readonly = o->readonly,
 		.writeback = true,
 		.serial = o->serial,

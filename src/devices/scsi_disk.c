@@ -265,7 +265,30 @@ int scsi_disk_init(struct scsi_disk *d, const struct scsi_disk_config *cfg)
 	atomic_init(&d->nr_blocks, cfg->size >> d->block_shift);
 	atomic_init(&d->wce, cfg->writeback);
 	atomic_init(&d->ua, SCSI_UA_RESET);
+	atomic_flag_clear(&d->sense_lock);
 	return 0;
+}
+
+static void sense_lock(struct scsi_disk *d)
+{
+	while (atomic_flag_test_and_set_explicit(&d->sense_lock, memory_order_acquire))
+		;
+}
+
+static void sense_unlock(struct scsi_disk *d)
+{
+	atomic_flag_clear_explicit(&d->sense_lock, memory_order_release);
+}
+
+void scsi_disk_task_done(struct scsi_disk *d, const struct scsi_task *t)
+{
+	if (t->overrun)
+		return;
+	sense_lock(d);
+	d->last_sense_len = t->status == SCSI_STATUS_GOOD ? 0 : t->sense_len;
+	if (d->last_sense_len)
+		memcpy(d->last_sense, t->sense, t->sense_len);
+	sense_unlock(d);
 }
 
 uint64_t scsi_disk_blocks(const struct scsi_disk *d)
@@ -824,19 +847,35 @@ static void cmd_read_capacity_16(struct scsi_disk *d, struct scsi_task *t, const
 	data_in(t, b, out, sizeof(out), xfer);
 }
 
-static void cmd_request_sense(struct scsi_task *t, const uint8_t *cdb, uint64_t xfer,
-			      const struct scsi_bufs *b)
+/*
+ * The last command's sense if it ended in CHECK CONDITION (QEMU keeps it
+ * for REQUEST SENSE, autosense or not), else NO SENSE; fixed or, with
+ * DESC, descriptor format.
+ */
+static void cmd_request_sense(struct scsi_disk *d, struct scsi_task *t, const uint8_t *cdb,
+			      uint64_t xfer, const struct scsi_bufs *b)
 {
-	uint8_t out[SCSI_SENSE_LEN];
+	uint8_t out[SCSI_SENSE_LEN], key = SCSI_SK_NO_SENSE, asc = 0, ascq = 0;
 	size_t len;
 
-	/* Autosense: nothing is kept, so NO SENSE (pending UAs were reported before). */
+	sense_lock(d);
+	if (d->last_sense_len) {
+		key = d->last_sense[2] & 0x0f;
+		asc = d->last_sense[12];
+		ascq = d->last_sense[13];
+		memcpy(out, d->last_sense, SCSI_SENSE_LEN);
+	}
+	sense_unlock(d);
 	if (cdb[1] & 1) {
 		memset(out, 0, 8);
 		out[0] = 0x72; /* descriptor format */
+		out[1] = key;
+		out[2] = asc;
+		out[3] = ascq;
 		len = 8;
 	} else {
-		build_sense(out, SCSI_SK_NO_SENSE, 0, 0);
+		if (key == SCSI_SK_NO_SENSE && !asc)
+			build_sense(out, SCSI_SK_NO_SENSE, 0, 0);
 		len = SCSI_SENSE_LEN;
 	}
 	data_in(t, b, out, len, xfer < len ? xfer : len);
@@ -1221,7 +1260,7 @@ static void exec_cmd(struct scsi_disk *d, struct scsi_task *t, const uint8_t *cd
 			invalid_field(t, 1, (cdb[1] & 0x01) ? 0 : 1);
 		return;
 	case REQUEST_SENSE:
-		cmd_request_sense(t, cdb, xfer, b);
+		cmd_request_sense(d, t, cdb, xfer, b);
 		return;
 	case INQUIRY:
 		cmd_inquiry(d, t, cdb, xfer, b);

@@ -89,6 +89,15 @@ struct scsi_disk {
 	_Atomic uint64_t nr_blocks;
 	atomic_bool wce;
 	atomic_uint ua; /* enum scsi_ua bits */
+
+	/*
+	 * The sense of the last command that ended in CHECK CONDITION, until
+	 * one ends GOOD (QEMU's SCSIDevice sense): what REQUEST SENSE returns.
+	 * Under a spin lock, taken only on those two paths.
+	 */
+	atomic_flag sense_lock;
+	uint8_t last_sense_len;
+	uint8_t last_sense[SCSI_SENSE_LEN];
 };
 
 /* The data buffers of one command, after the transport's headers. */
@@ -164,6 +173,8 @@ enum scsi_op scsi_disk_exec(struct scsi_disk *d, struct scsi_task *t, const uint
 			    const struct scsi_bufs *b);
 /* The block operation of @t finished with @res (>= 0 or -errno): status and sense. */
 void scsi_task_io_done(struct scsi_task *t, int64_t res);
+/* @t is complete (status final): remember its sense, or forget the last one. */
+void scsi_disk_task_done(struct scsi_disk *d, const struct scsi_task *t);
 
 /*
  * Target-level commands, answered for any LUN of an existing target

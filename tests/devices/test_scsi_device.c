@@ -743,6 +743,18 @@ static void test_misc(struct ctx *c)
 	cdb[0] = 0xc0;
 	r = cmd(c, 0, 0, cdb, 6, 0, 0);
 	expect_sense(&r, SCSI_SK_ILLEGAL_REQUEST, 0x20, 0x00);
+	/* REQUEST SENSE returns it once (QEMU keeps the last sense), then NO SENSE. */
+	memset(cdb, 0, sizeof(cdb));
+	cdb[0] = 0x03;
+	cdb[4] = 18;
+	r = cmd(c, 0, 0, cdb, 6, 0, 18);
+	expect_good(&r);
+	CHECK_EQ(d[2], SCSI_SK_ILLEGAL_REQUEST);
+	CHECK_EQ(d[12], 0x20);
+	r = cmd(c, 0, 0, cdb, 6, 0, 18);
+	expect_good(&r);
+	CHECK_EQ(d[2], 0);
+	CHECK_EQ(d[12], 0);
 
 	/* SYNCHRONIZE CACHE 10 / 16, VERIFY 10 / 16, START STOP UNIT. */
 	memset(cdb, 0, sizeof(cdb));

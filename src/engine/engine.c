@@ -328,6 +328,13 @@ static int eng_pop_one(struct eng_queue *eq)
 	return 1;
 }
 
+int eng_queue_pop(struct eng_queue *eq)
+{
+	if (eq->halted || eq->stopping)
+		return eq->halted ? -EIO : 0;
+	return eng_pop_one(eq);
+}
+
 /*
  * Pop up to the budget with kicks off.  True if the budget ran out (the
  * ring may hold more: run again next pass).
@@ -390,7 +397,7 @@ static void eng_queue_run(struct eng_queue *eq)
 		eng_queue_run_stopping(eq);
 		return;
 	}
-	if (!eq->halted) {
+	if (!eq->halted && !eq->ops->manual_pop) {
 		more = eng_pop_burst(eq);
 		/* What completed at once (null back-end, errors) goes out now. */
 		if (eq->ops->reap)

@@ -8,8 +8,10 @@
  * (engine.h), which pops chains into request slots indexed by descriptor
  * head.  A request queue turns each command into a SCSI task
  * (scsi_disk.h) and, for block I/O, one back-end operation on the back-end
- * queue of that LUN that lives on the same thread; the event queue keeps
- * the buffers it pops until an event needs one.
+ * queue of that LUN that lives on the same thread.  The event queue takes
+ * a buffer only when an event happens (eng_queue_pop(), as QEMU and SPDK
+ * do): a buffer kept popped would have to be handed back at every ring
+ * stop, and a Linux guest does not post it again.
  *
  * Trust.  The driver is untrusted.  The request header (LUN, tag, CDB) and
  * every control request are copied out of guest memory once, then
@@ -87,6 +89,7 @@ struct scsi_lun {
 };
 
 struct scsi_tmf;
+struct scsi_event_args;
 
 /* A request queue's command slot (engine.h); its iovec array follows. */
 struct scsi_req {
@@ -117,12 +120,6 @@ struct scsi_ctrl_req {
 	struct scsi_tmf *work;
 };
 
-/* An event queue slot: a buffer waiting for an event. */
-struct scsi_event_req {
-	struct eng_req base;
-	struct scsi_event_req *next;
-};
-
 struct scsi_queue {
 	struct scsi_dev *dev;
 	unsigned int index; /* vring index */
@@ -130,7 +127,6 @@ struct scsi_queue {
 	struct eng_queue *eq;	  /* the queue's own thread: set by attach */
 	struct eng_queue *ext_eq; /* other threads (TMFs, events), under qlock */
 	struct reactor *r;
-	bool ev_stopping; /* event queue: give buffers back, keep none */
 	unsigned int num;
 	bool io_error_logged;
 	/* request queues: a back-end queue per LUN slot, and what is in flight */
@@ -145,8 +141,8 @@ struct scsi_queue {
 	struct scsi_tmf *tmf_done;
 	unsigned int tmf_done_count;
 	uint64_t tmf_pass;
-	/* the event queue: buffers kept for events, FIFO */
-	struct scsi_event_req *ev_head, **ev_tail;
+	/* the event queue: the event the buffer being popped gets */
+	const struct scsi_event_args *ev_pending;
 };
 
 /* One task management function on its way through the TMF thread. */
@@ -1216,56 +1212,71 @@ struct scsi_event_args {
 	uint32_t reason;
 };
 
-/* Complete the oldest kept buffer with @ev (on the event queue's thread); false if none. */
-static bool scsi_event_deliver(struct scsi_queue *sq, const struct scsi_event_args *ev)
+/* Write @ev into the event buffer just popped, and complete it. */
+static void scsi_event_fill(struct scsi_queue *sq, struct eng_req *base,
+			    const struct scsi_event_args *ev)
 {
-	struct scsi_event_req *req = sq->ev_head;
 	struct virtio_scsi_event out;
-	struct virtq_elem *e;
+	struct virtq_elem *e = &base->elem;
 
-	if (!req)
-		return false;
-	sq->ev_head = req->next;
-	if (!sq->ev_head)
-		sq->ev_tail = &sq->ev_head;
 	memset(&out, 0, sizeof(out));
 	out.event = ev->event;
 	if (atomic_exchange(&sq->dev->events_missed, false))
 		out.event |= VIRTIO_SCSI_T_EVENTS_MISSED;
 	out.event = htole32(out.event);
 	if (ev->event != VIRTIO_SCSI_T_NO_EVENT) {
+		/*
+		 * As QEMU: peripheral addressing below 256, flat space above
+		 * (Linux's virtio_scsi takes lun[2..3] as the LUN number).
+		 */
 		out.lun[0] = 1;
 		out.lun[1] = (uint8_t)ev->target;
-		out.lun[2] = (uint8_t)(0x40 | (ev->lun >> 8));
+		out.lun[2] = ev->lun >= 256 ? (uint8_t)(0x40 | (ev->lun >> 8)) : 0;
 		out.lun[3] = (uint8_t)ev->lun;
 	}
 	out.reason = htole32(ev->reason);
-	e = &req->base.elem;
 	iov_from_buf(e->iov + e->out_num, e->in_num, 0, &out, sizeof(out));
-	eng_req_complete(sq->eq, &req->base, sizeof(out));
-	return true;
+	eng_req_complete(sq->eq, base, sizeof(out));
 }
 
+/*
+ * A buffer popped by eng_queue_pop() (the event queue is manual_pop: a
+ * buffer is taken only for an event, as QEMU and SPDK do, so none is held
+ * across a ring stop): fill in sq->ev_pending.
+ */
 static void scsi_event_start(struct eng_queue *eq, struct eng_req *base)
 {
 	struct scsi_queue *sq = eng_queue_priv(eq);
-	struct scsi_event_req *req = container_of(base, struct scsi_event_req, base);
-	static const struct scsi_event_args missed = {.event = VIRTIO_SCSI_T_NO_EVENT};
 
-	if (base->elem.in_len < sizeof(struct virtio_scsi_event)) {
-		scsi_req_bad(eq, base, "event buffer too short");
+	if (base->elem.in_len < sizeof(struct virtio_scsi_event) || base->elem.out_len) {
+		scsi_req_bad(eq, base, "event buffer is not 16 device-writable bytes");
 		return;
 	}
-	if (sq->ev_stopping) {
-		eng_req_complete(eq, base, 0);
-		return;
-	}
-	req->next = NULL;
-	*sq->ev_tail = req;
-	sq->ev_tail = &req->next;
-	/* Events were dropped for want of a buffer: say so at once (QEMU too). */
+	scsi_event_fill(sq, base, sq->ev_pending);
+}
+
+/* Send @ev if the driver left a buffer; false if not (the event is missed). */
+static bool scsi_event_send(struct scsi_queue *sq, const struct scsi_event_args *ev)
+{
+	int r;
+
+	sq->ev_pending = ev;
+	r = eng_queue_pop(sq->eq);
+	sq->ev_pending = NULL;
+	return r == 1;
+}
+
+/*
+ * On every pass the event queue runs (a kick: the driver gave buffers):
+ * events were dropped for want of one, so say so at once (QEMU too).
+ */
+static void scsi_event_reap(struct eng_queue *eq)
+{
+	static const struct scsi_event_args missed = {.event = VIRTIO_SCSI_T_NO_EVENT};
+	struct scsi_queue *sq = eng_queue_priv(eq);
+
 	if (atomic_load(&sq->dev->events_missed))
-		scsi_event_deliver(sq, &missed);
+		scsi_event_send(sq, &missed);
 }
 
 static int scsi_event_attach(struct eng_queue *eq, struct reactor *r)
@@ -1273,45 +1284,26 @@ static int scsi_event_attach(struct eng_queue *eq, struct reactor *r)
 	struct scsi_queue *sq = eng_queue_priv(eq);
 
 	sq->eq = eq;
-	sq->ev_head = NULL;
-	sq->ev_tail = &sq->ev_head;
-	sq->ev_stopping = false;
-	return 0;
-}
-
-/*
- * Before a stop: the engine waits for every popped buffer, so the kept
- * ones are given back unused (zero bytes written; the guest re-adds them)
- * and no more are kept.
- */
-static int scsi_event_flush(struct eng_queue *eq, void *arg)
-{
-	struct scsi_queue *sq = eng_queue_priv(eq);
-
-	(void)arg;
-	sq->ev_stopping = true;
-	while (sq->ev_head) {
-		struct scsi_event_req *req = sq->ev_head;
-
-		sq->ev_head = req->next;
-		eng_req_complete(eq, &req->base, 0);
-	}
-	sq->ev_tail = &sq->ev_head;
+	sq->ev_pending = NULL;
 	return 0;
 }
 
 static const struct eng_queue_ops scsi_event_ops = {
-	.req_size = sizeof(struct scsi_event_req),
+	.req_size = sizeof(struct eng_req),
 	.attach = scsi_event_attach,
 	.start = scsi_event_start,
+	.reap = scsi_event_reap,
+	.manual_pop = true,
 };
 
 static int scsi_event_push_fn(struct eng_queue *eq, void *arg)
 {
 	struct scsi_queue *sq = eng_queue_priv(eq);
 
-	if (!scsi_event_deliver(sq, arg))
+	if (!scsi_event_send(sq, arg)) {
+		log_debug("%s: no buffer for the event: missed", sq->name);
 		atomic_store(&sq->dev->events_missed, true);
+	}
 	return 0;
 }
 
@@ -1328,9 +1320,14 @@ static void scsi_dev_push_event(struct scsi_dev *dev, const struct scsi_event_ar
 	/* 5.6.6.3: only the kinds of events the driver accepted. */
 	if ((ev->event == VIRTIO_SCSI_T_TRANSPORT_RESET &&
 	     !(f & (1ull << VIRTIO_SCSI_F_HOTPLUG))) ||
-	    (ev->event == VIRTIO_SCSI_T_PARAM_CHANGE && !(f & (1ull << VIRTIO_SCSI_F_CHANGE))))
+	    (ev->event == VIRTIO_SCSI_T_PARAM_CHANGE && !(f & (1ull << VIRTIO_SCSI_F_CHANGE)))) {
+		log_debug("%s: event %u for %u:%u not sent: the driver did not accept it (features "
+			  "%#" PRIx64 ")",
+			  dev->opts.id, ev->event, ev->target, ev->lun, f);
 		return;
-
+	}
+	log_debug("%s: event %u reason %u for %u:%u", dev->opts.id, ev->event, ev->reason,
+		  ev->target, ev->lun);
 	pthread_mutex_lock(&dev->qlock);
 	if (sq->ext_eq)
 		eng_queue_call(sq->ext_eq, scsi_event_push_fn, (void *)ev);
@@ -1473,8 +1470,6 @@ static void scsi_stop_queue(void *opaque, struct vu_queue *q)
 	pthread_mutex_unlock(&dev->qlock);
 	if (!eq)
 		return;
-	if (q->index == VIRTIO_SCSI_EVENT_QUEUE)
-		eng_queue_call(eq, scsi_event_flush, NULL);
 	eng_queue_stop(eq);
 	sq->eq = NULL;
 	q->priv = NULL;
@@ -1657,7 +1652,6 @@ struct scsi_dev *scsi_dev_new(const struct scsi_options *opts, const struct scsi
 
 		sq->dev = dev;
 		sq->index = i;
-		sq->ev_tail = &sq->ev_head;
 		if (i == VIRTIO_SCSI_CTRL_QUEUE)
 			snprintf(sq->name, sizeof(sq->name), "%s:ctrl", opts->id);
 		else if (i == VIRTIO_SCSI_EVENT_QUEUE)

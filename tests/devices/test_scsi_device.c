@@ -1289,6 +1289,7 @@ static void test_hotplug(struct ctx *c)
 	CHECK_EQ(le32toh(ev->event) & ~VIRTIO_SCSI_T_EVENTS_MISSED, VIRTIO_SCSI_T_TRANSPORT_RESET);
 	CHECK_EQ(le32toh(ev->reason), VIRTIO_SCSI_EVT_RESET_RESCAN);
 	CHECK_EQ(ev->lun[1], 0);
+	CHECK_EQ(ev->lun[2], 0); /* peripheral addressing below 256, as QEMU */
 	CHECK_EQ(ev->lun[3], 2);
 	/* The target's other LUNs: REPORTED LUNS DATA HAS CHANGED, cleared by REPORT LUNS. */
 	r = cmd(c, 0, 1, tur, 6, 0, 0);

@@ -316,6 +316,33 @@ static void list_row(struct json_object *d, char cells[LIST_COLS][4096])
 		 *str_of(d, "path") ? str_of(d, "path") : "(null back-end)");
 }
 
+/* A virtio-scsi controller: one row per LUN ("NAME:T:L"), the controller's queues and socket. */
+static void list_lun_row(struct json_object *d, struct json_object *lun,
+			 char cells[LIST_COLS][4096])
+{
+	human_size(u64_of(lun, "size"), cells[2], sizeof(cells[2]));
+	snprintf(cells[0], sizeof(cells[0]), "%s", str_of(lun, "name"));
+	snprintf(cells[1], sizeof(cells[1]), "scsi");
+	snprintf(cells[3], sizeof(cells[3]), "%" PRIu64, u64_of(lun, "size") / 512);
+	snprintf(cells[4], sizeof(cells[4]), "%s", bool_of(lun, "readonly") ? "yes" : "no");
+	snprintf(cells[5], sizeof(cells[5]), "%" PRIu64, u64_of(d, "num-queues"));
+	snprintf(cells[6], sizeof(cells[6]), "%s", bool_of(d, "connected") ? "yes" : "no");
+	snprintf(cells[7], sizeof(cells[7]), "%s", str_of(d, "socket"));
+	snprintf(cells[8], sizeof(cells[8]), "%s",
+		 *str_of(lun, "path") ? str_of(lun, "path") : "(null back-end)");
+}
+
+/* The LUNs of a virtio-scsi controller entry, or NULL for a blk device. */
+static struct json_object *luns_of(struct json_object *d)
+{
+	struct json_object *luns;
+
+	if (strcmp(str_of(d, "type"), "scsi") || !json_object_object_get_ex(d, "luns", &luns) ||
+	    !json_object_is_type(luns, json_type_array))
+		return NULL;
+	return luns;
+}
+
 static void list_print(char (*cells)[LIST_COLS][4096], size_t rows)
 {
 	size_t width[LIST_COLS] = {0}, w;
@@ -337,22 +364,37 @@ static int cmd_list(struct ctl *c, int argc, char **argv)
 {
 	struct json_object *result, *devs;
 	char(*cells)[LIST_COLS][4096];
-	size_t n;
+	size_t n, rows;
 
 	devs = rpc_devices(c, "list-devices", NULL, &result);
 	if (!devs)
 		return 1;
 	n = json_object_array_length(devs);
-	cells = calloc(n + 1, sizeof(*cells));
+	rows = 1;
+	for (size_t r = 0; r < n; r++) {
+		struct json_object *luns = luns_of(json_object_array_get_idx(devs, r));
+
+		rows += luns ? json_object_array_length(luns) : 1;
+	}
+	cells = calloc(rows, sizeof(*cells));
 	if (!cells) {
 		json_object_put(result);
 		return 1;
 	}
 	for (int i = 0; i < LIST_COLS; i++)
 		snprintf(cells[0][i], sizeof(cells[0][i]), "%s", list_head[i]);
-	for (size_t r = 0; r < n; r++)
-		list_row(json_object_array_get_idx(devs, r), cells[r + 1]);
-	list_print(cells, n + 1);
+	rows = 1;
+	for (size_t r = 0; r < n; r++) {
+		struct json_object *d = json_object_array_get_idx(devs, r), *luns = luns_of(d);
+
+		if (!luns) {
+			list_row(d, cells[rows++]);
+			continue;
+		}
+		for (size_t l = 0; l < json_object_array_length(luns); l++)
+			list_lun_row(d, json_object_array_get_idx(luns, l), cells[rows++]);
+	}
+	list_print(cells, rows);
 	free(cells);
 	json_object_put(result);
 	return 0;

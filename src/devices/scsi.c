@@ -615,8 +615,12 @@ static void scsi_req_respond(struct scsi_queue *sq, struct scsi_req *req, uint8_
 	if (transferred > req->buf_len)
 		transferred = (uint32_t)req->buf_len;
 	resp.resid = htole32((uint32_t)(req->buf_len - transferred));
-	/* Into the iovecs the header was found in; data-in bytes follow it. */
-	iov_from_buf(req->resp_iov, req->resp_cnt, 0, &resp, sizeof(resp));
+	/*
+	 * Into the iovecs the header was found in; data-in bytes follow it.
+	 * Sense bytes past sense_len are not the driver's to read (5.6.6.1).
+	 */
+	iov_from_buf(req->resp_iov, req->resp_cnt, 0, &resp,
+		     offsetof(struct virtio_scsi_cmd_resp, sense) + le32toh(resp.sense_len));
 	eng_req_complete(sq->eq, &req->base,
 			 (uint32_t)sizeof(resp) +
 				 (response == VIRTIO_SCSI_S_OK ? req->task.data_in : 0));

@@ -282,12 +282,17 @@ static void sense_unlock(struct scsi_disk *d)
 
 void scsi_disk_task_done(struct scsi_disk *d, const struct scsi_task *t)
 {
+	uint8_t len = t->status == SCSI_STATUS_GOOD ? 0 : t->sense_len;
+
 	if (t->overrun)
 		return;
+	/* The common case, GOOD with nothing kept: no locked instruction. */
+	if (!len && !atomic_load_explicit(&d->last_sense_len, memory_order_relaxed))
+		return;
 	sense_lock(d);
-	d->last_sense_len = t->status == SCSI_STATUS_GOOD ? 0 : t->sense_len;
-	if (d->last_sense_len)
-		memcpy(d->last_sense, t->sense, t->sense_len);
+	atomic_store_explicit(&d->last_sense_len, len, memory_order_relaxed);
+	if (len)
+		memcpy(d->last_sense, t->sense, len);
 	sense_unlock(d);
 }
 
@@ -859,7 +864,7 @@ static void cmd_request_sense(struct scsi_disk *d, struct scsi_task *t, const ui
 	size_t len;
 
 	sense_lock(d);
-	if (d->last_sense_len) {
+	if (atomic_load_explicit(&d->last_sense_len, memory_order_relaxed)) {
 		key = d->last_sense[2] & 0x0f;
 		asc = d->last_sense[12];
 		ascq = d->last_sense[13];

@@ -96,7 +96,7 @@ struct scsi_disk {
 	 * Under a spin lock, taken only on those two paths.
 	 */
 	atomic_flag sense_lock;
-	uint8_t last_sense_len;
+	atomic_uchar last_sense_len; /* read without the lock on the GOOD path */
 	uint8_t last_sense[SCSI_SENSE_LEN];
 };
 

@@ -26,6 +26,12 @@
 #define SCSI_MAX_LUN	16383
 /* LUNs per controller (REPORT LUNS lists at most this many per target). */
 #define SCSI_MAX_LUNS 256
+/* Request queues at most: the control and event queues take two of VU_MAX_QUEUES. */
+#define SCSI_MAX_REQ_QUEUES	(VU_MAX_QUEUES - 2)
+#define SCSI_DEFAULT_QUEUE_SIZE 128 /* QEMU's virtqueue_size default */
+#define SCSI_MIN_QUEUE_SIZE	4
+#define SCSI_MAX_QUEUE_SIZE	1024
+#define SCSI_DEFAULT_POLL_US	50
 
 struct scsi_options {
 	char id[32];

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Bounded libFuzzer run of the device-side chain walker
-# (tests/fuzz/fuzz_virtq_pop.c), built with clang, ASan and UBSan.
+# (tests/fuzz/fuzz_virtq_pop.c) or of the SCSI CDB parser
+# (tests/fuzz/fuzz_scsi_cdb.c), built with clang, ASan and UBSan.
 #
 #   scripts/fuzz.sh [SECONDS]	default 30: what `make test` runs
 #   scripts/fuzz.sh 3600		an hour: do this after touching src/virtq/device*.c
 #				or memmap.c, and before a release
+#   scripts/fuzz.sh SECONDS scsi	the CDB parser (after touching scsi_disk.c), corpus
+#				in build-fuzz/fuzz-scsi-corpus, seeds tests/fuzz/scsi-corpus
 #
 # Sets up build-fuzz/ (CC=clang, -Dfuzz=true) on first use.  The corpus
 # grows in build-fuzz/fuzz-corpus across runs, seeded from tests/fuzz/corpus
@@ -16,6 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 secs=${1:-30}
+which=${2:-virtq}
 dir=build-fuzz
 
 if [ ! -f "$dir/build.ninja" ]; then
@@ -23,6 +27,13 @@ if [ ! -f "$dir/build.ninja" ]; then
 	CC=clang CFLAGS="-fsanitize=fuzzer-no-link -fno-sanitize-recover=all" \
 		meson setup "$dir" -Dfuzz=true -Db_sanitize=address,undefined \
 		-Db_lundef=false -Dwerror=false >/dev/null
+fi
+if [ "$which" = scsi ]; then
+	ninja -C "$dir" tests/fuzz_scsi_cdb >/dev/null
+	mkdir -p "$dir/fuzz-scsi-corpus" "$dir/fuzz-artifacts"
+	exec "$dir/tests/fuzz_scsi_cdb" -max_total_time="$secs" -timeout=10 -max_len=8192 \
+		-print_final_stats=1 -artifact_prefix="$dir/fuzz-artifacts/" \
+		"$dir/fuzz-scsi-corpus" tests/fuzz/scsi-corpus
 fi
 ninja -C "$dir" tests/fuzz_virtq_pop >/dev/null
 

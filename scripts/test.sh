@@ -3,7 +3,8 @@
 #
 #   1. the meson suites in the normal build (build/)
 #   2. the same suites under ASan + UBSan (build-san/)
-#   3. a bounded libFuzzer run of the ring's chain walker (scripts/fuzz.sh)
+#   3. bounded libFuzzer runs of the ring's chain walker and of the SCSI
+#      CDB parser (scripts/fuzz.sh)
 #   4. the real-guest tests: a Debian kernel under QEMU TCG on vhostd
 #
 # Set VHOSTD_SKIP_GUEST=1 to leave out step 4 (it needs ~10 minutes).
@@ -73,6 +74,13 @@ if [ -x scripts/fuzz.sh ]; then
 		failed=$((failed + 1))
 		failures+=("fuzz")
 	fi
+	echo "=== fuzz the SCSI CDB parser (bounded) ==="
+	if scripts/fuzz.sh "${VHOSTD_FUZZ_SCSI_SECONDS:-15}" scsi; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+		failures+=("fuzz-scsi")
+	fi
 fi
 
 # run_guests LABEL [CASE...]: real-guest cases on vhostd ($VHOSTD_BIN), counted.
@@ -105,7 +113,7 @@ if [ "${VHOSTD_SKIP_GUEST:-0}" != 1 ] && [ -x tests/guest/run-all.sh ]; then
 	# real guest driver is the best fuzzer of ordering we have.
 	echo "=== real-guest tests, vhostd under ASan + UBSan ==="
 	VHOSTD_BIN=$PWD/build-san/vhostd ASAN_OPTIONS=detect_leaks=1 \
-		run_guests guest-asan blk-data blk-fio
+		run_guests guest-asan blk-data blk-fio scsi-io
 fi
 
 echo

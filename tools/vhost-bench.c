@@ -63,6 +63,7 @@
 
 #include "common/log.h"
 #include "devices/virtio_blk.h"
+#include "devices/virtio_scsi.h"
 #include "lat_hist.h"
 #include "vhost-user/frontend.h"
 #include "virtq/ring.h"
@@ -107,11 +108,15 @@ struct bench_opts {
 	bool event_idx;
 	bool indirect;
 	bool verify;
+	bool scsi; /* --scsi-lun: a virtio-scsi LUN, READ (16) / WRITE (16) */
+	unsigned int scsi_target, scsi_lun;
 };
 
 /* One request, preallocated; the header and data live in shared memory. */
 struct slot {
-	struct virtio_blk_outhdr *hdr;
+	struct virtio_blk_outhdr *hdr; /* virtio-scsi too: hdr->sector for messages */
+	struct virtio_scsi_cmd_req *sreq;
+	struct virtio_scsi_cmd_resp *sresp;
 	uint8_t *data;
 	uint8_t *status;
 	uint64_t t_submit; /* ns, CLOCK_MONOTONIC */
@@ -154,6 +159,7 @@ struct schedule {
 struct worker {
 	struct bench *b;
 	unsigned int q;
+	unsigned int vring; /* q, or q + 2 on a virtio-scsi controller */
 	struct virtq_drv *vq;
 	struct slot *slots;
 	unsigned int inflight;
@@ -173,6 +179,7 @@ struct bench {
 	struct bench_opts o;
 	struct vu_fe *fe;
 	uint64_t capacity; /* sectors */
+	uint32_t scsi_bs;  /* --scsi-lun: the LUN's logical block size */
 	uint64_t nblocks;  /* bs-sized blocks in the region used */
 	struct worker *workers;
 	uint32_t *seqs; /* --verify: per block, the last sequence number written */
@@ -395,6 +402,131 @@ static bool slot_verify(struct worker *w, struct slot *s)
 	return true;
 }
 
+/* --- virtio-scsi --- */
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	put_be32(p, (uint32_t)(v >> 32));
+	put_be32(p + 4, (uint32_t)v);
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* The command header for @cdb (16 bytes) to the LUN under test. */
+static void scsi_cmd(const struct bench_opts *o, struct virtio_scsi_cmd_req *req, uint64_t tag,
+		     const uint8_t *cdb)
+{
+	memset(req, 0, sizeof(*req));
+	req->lun[0] = 1;
+	req->lun[1] = (uint8_t)o->scsi_target;
+	req->lun[2] = o->scsi_lun >= 256 ? (uint8_t)(0x40 | (o->scsi_lun >> 8)) : 0;
+	req->lun[3] = (uint8_t)o->scsi_lun;
+	req->tag = htole64(tag);
+	memcpy(req->cdb, cdb, 16);
+}
+
+/* READ (16) or WRITE (16) of the slot's block, in the LUN's logical blocks. */
+static void scsi_prepare(struct worker *w, struct slot *s)
+{
+	uint32_t per = w->b->o.bs / w->b->scsi_bs;
+	uint8_t cdb[16] = {s->write ? 0x8a : 0x88};
+
+	put_be64(cdb + 2, s->block * per);
+	put_be32(cdb + 10, per);
+	scsi_cmd(&w->b->o, s->sreq, (uint64_t)(uintptr_t)s, cdb);
+	s->sresp->response = 0xff;
+	s->sresp->status = 0xff;
+}
+
+static int scsi_add(struct worker *w, struct slot *s)
+{
+	struct vu_fe *fe = w->b->fe;
+	struct virtq_sg sg[3];
+
+	sg[0] = (struct virtq_sg){vu_fe_addr(fe, s->sreq), sizeof(*s->sreq)};
+	if (s->write) {
+		sg[1] = (struct virtq_sg){vu_fe_addr(fe, s->data), w->b->o.bs};
+		sg[2] = (struct virtq_sg){vu_fe_addr(fe, s->sresp), sizeof(*s->sresp)};
+	} else {
+		sg[1] = (struct virtq_sg){vu_fe_addr(fe, s->sresp), sizeof(*s->sresp)};
+		sg[2] = (struct virtq_sg){vu_fe_addr(fe, s->data), w->b->o.bs};
+	}
+	return virtq_drv_add_sgs(w->vq, sg, s->write ? 2 : 1, s->write ? 1 : 2, s);
+}
+
+/*
+ * READ CAPACITY (16) before the workers start, on the first request queue:
+ * the LUN's size and block size.  Unit attentions (power on) are retried.
+ */
+static int scsi_read_capacity(struct bench *b)
+{
+	struct virtio_scsi_cmd_req *req = vu_fe_alloc(b->fe, sizeof(*req), 16);
+	struct virtio_scsi_cmd_resp *resp = vu_fe_alloc(b->fe, sizeof(*resp), 16);
+	uint8_t *data = vu_fe_alloc(b->fe, 32, 16);
+	struct virtq_drv *vq = vu_fe_queue(b->fe, VIRTIO_SCSI_REQ_QUEUE0);
+	uint8_t cdb[16] = {0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32};
+	int token;
+
+	if (!req || !resp || !data || !vq)
+		return -1;
+	for (int tries = 0; tries < 4; tries++) {
+		struct virtq_sg sg[3] = {
+			{vu_fe_addr(b->fe, req), sizeof(*req)},
+			{vu_fe_addr(b->fe, resp), sizeof(*resp)},
+			{vu_fe_addr(b->fe, data), 32},
+		};
+		uint32_t len;
+		void *t;
+
+		scsi_cmd(&b->o, req, 1, cdb);
+		if (virtq_drv_add_sgs(vq, sg, 1, 2, &token) ||
+		    vu_fe_kick(b->fe, VIRTIO_SCSI_REQ_QUEUE0) < 0)
+			return -1;
+		while (!(t = virtq_drv_get_buf(vq, &len))) {
+			if (virtq_drv_enable_cb(vq) &&
+			    vu_fe_wait_call(b->fe, VIRTIO_SCSI_REQ_QUEUE0, 5000) != 1)
+				return -1;
+		}
+		if (resp->response != VIRTIO_SCSI_S_OK) {
+			error("LUN %u:%u: virtio-scsi response %u (3: no such target)",
+			      b->o.scsi_target, b->o.scsi_lun, resp->response);
+			return -1;
+		}
+		if (resp->status == 0) {
+			uint64_t last = (uint64_t)get_be32(data) << 32 | get_be32(data + 4);
+
+			b->scsi_bs = get_be32(data + 8);
+			if (b->scsi_bs < 512 || b->o.bs % b->scsi_bs) {
+				error("--bs %u is not a multiple of the LUN's block size %u",
+				      b->o.bs, b->scsi_bs);
+				return -1;
+			}
+			b->capacity = (last + 1) * (b->scsi_bs / 512);
+			return 0;
+		}
+		/* CHECK CONDITION: a unit attention is answered by asking again. */
+		if ((resp->sense[2] & 0x0f) != 6) {
+			error("LUN %u:%u: READ CAPACITY failed: sense %x/%02x/%02x",
+			      b->o.scsi_target, b->o.scsi_lun, resp->sense[2] & 0x0f,
+			      resp->sense[12], resp->sense[13]);
+			return -1;
+		}
+	}
+	error("LUN %u:%u: unit attention after unit attention", b->o.scsi_target, b->o.scsi_lun);
+	return -1;
+}
+
 /* Fill @s with the next operation and expose it: header, data, status. */
 static int slot_submit(struct worker *w, struct slot *s, uint64_t t)
 {
@@ -414,10 +546,15 @@ static int slot_submit(struct worker *w, struct slot *s, uint64_t t)
 	*s->status = 0xff;
 	s->t_submit = t;
 
-	sg[0] = (struct virtq_sg){vu_fe_addr(fe, s->hdr), sizeof(*s->hdr)};
-	sg[1] = (struct virtq_sg){vu_fe_addr(fe, s->data), bs};
-	sg[2] = (struct virtq_sg){vu_fe_addr(fe, s->status), 1};
-	ret = virtq_drv_add_sgs(w->vq, sg, s->write ? 2 : 1, s->write ? 1 : 2, s);
+	if (w->b->o.scsi) {
+		scsi_prepare(w, s);
+		ret = scsi_add(w, s);
+	} else {
+		sg[0] = (struct virtq_sg){vu_fe_addr(fe, s->hdr), sizeof(*s->hdr)};
+		sg[1] = (struct virtq_sg){vu_fe_addr(fe, s->data), bs};
+		sg[2] = (struct virtq_sg){vu_fe_addr(fe, s->status), 1};
+		ret = virtq_drv_add_sgs(w->vq, sg, s->write ? 2 : 1, s->write ? 1 : 2, s);
+	}
 	if (ret) {
 		snprintf(w->err, sizeof(w->err), "q%u: cannot add a request: %s", w->q,
 			 strerror(-ret));
@@ -448,6 +585,21 @@ static bool slot_complete(struct worker *w, struct slot *s, uint32_t len, uint64
 	unsigned int dir = s->write;
 
 	w->inflight--;
+	if (w->b->o.scsi) {
+		const volatile struct virtio_scsi_cmd_resp *r = s->sresp;
+
+		if (r->response != VIRTIO_SCSI_S_OK || r->status || len < sizeof(*r)) {
+			snprintf(w->err, sizeof(w->err),
+				 "q%u: %s of sector %" PRIu64 " failed: response %u, status %#x, "
+				 "sense %x/%02x/%02x, used length %u",
+				 w->q, s->write ? "write" : "read", le64toh(s->hdr->sector),
+				 r->response, r->status, r->sense[2] & 0x0f, r->sense[12],
+				 r->sense[13], len);
+			return false;
+		}
+		status = VIRTIO_BLK_S_OK;
+		len = 1;
+	}
 	if (status != VIRTIO_BLK_S_OK || len < 1) {
 		snprintf(w->err, sizeof(w->err),
 			 "q%u: %s of sector %" PRIu64 " failed: status %u (%s), used length %u",
@@ -479,7 +631,7 @@ static void fail(struct worker *w)
 /* Publish what was added and notify the device if it asks for it. */
 static int worker_kick(struct worker *w)
 {
-	int ret = vu_fe_kick(w->b->fe, w->q);
+	int ret = vu_fe_kick(w->b->fe, w->vring);
 
 	if (ret < 0) {
 		snprintf(w->err, sizeof(w->err), "q%u: kick: %s", w->q, strerror(-ret));
@@ -543,7 +695,7 @@ static int worker_wait(struct worker *w)
 		virtq_drv_disable_cb(w->vq);
 		return 0;
 	}
-	ret = vu_fe_wait_call(w->b->fe, w->q, 100);
+	ret = vu_fe_wait_call(w->b->fe, w->vring, 100);
 	virtq_drv_disable_cb(w->vq);
 	if (ret < 0) {
 		snprintf(w->err, sizeof(w->err), "q%u: waiting for a call: %s", w->q,
@@ -674,7 +826,7 @@ static int rate_issue(struct worker *w, uint64_t now)
  */
 static int rate_wait(struct worker *w, uint64_t now, uint64_t until)
 {
-	int fd = vu_fe_call_fd(w->b->fe, w->q);
+	int fd = vu_fe_call_fd(w->b->fe, w->vring);
 	struct pollfd pfd = {.fd = fd, .events = POLLIN};
 	uint64_t ns = until > now ? until - now : 0;
 	struct timespec ts;
@@ -799,7 +951,8 @@ static int worker_init(struct bench *b, struct worker *w, unsigned int q)
 
 	w->b = b;
 	w->q = q;
-	w->vq = vu_fe_queue(b->fe, q);
+	w->vring = o->scsi ? VIRTIO_SCSI_REQ_QUEUE0 + q : q;
+	w->vq = vu_fe_queue(b->fe, w->vring);
 	w->rng = (0x9e3779b97f4a7c15ull * (q + 1) ^ (uint64_t)getpid()) | 1;
 	/* Sequential streams start spread over the region, one per queue. */
 	w->nblocks = b->nblocks;
@@ -832,7 +985,11 @@ static int worker_init(struct bench *b, struct worker *w, unsigned int q)
 		s->hdr = vu_fe_alloc(b->fe, sizeof(*s->hdr), 16);
 		s->status = vu_fe_alloc(b->fe, 1, 1);
 		s->data = vu_fe_alloc(b->fe, o->bs, DATA_ALIGN);
-		if (!s->hdr || !s->status || !s->data) {
+		if (o->scsi) {
+			s->sreq = vu_fe_alloc(b->fe, sizeof(*s->sreq), 16);
+			s->sresp = vu_fe_alloc(b->fe, sizeof(*s->sresp), 16);
+		}
+		if (!s->hdr || !s->status || !s->data || (o->scsi && (!s->sreq || !s->sresp))) {
 			error("out of shared memory for request buffers");
 			return -1;
 		}
@@ -846,7 +1003,8 @@ static uint16_t default_queue_size(const struct bench_opts *o)
 {
 	/* Each request takes 3 descriptors, or 1 in an indirect table. */
 	unsigned int need = o->iodepth * (o->indirect ? 1 : 3);
-	unsigned int size = 256;
+	/* vhostd's virtio-scsi rings default to 128 (QEMU's virtqueue_size). */
+	unsigned int size = o->scsi ? 128 : 256;
 
 	while (size < need && size < VIRTQ_MAX_SIZE)
 		size *= 2;
@@ -872,6 +1030,8 @@ static uint64_t driver_features(const struct bench_opts *o)
 		f |= 1ull << VIRTIO_RING_F_INDIRECT_DESC;
 	if (o->packed)
 		f |= 1ull << VIRTIO_F_RING_PACKED;
+	if (o->scsi)
+		return f; /* no virtio-scsi device bit matters here */
 	/*
 	 * Device bits the bench understands: how many queues, read-only, block
 	 * size, and FLUSH as a guest kernel accepts it: without FLUSH a device
@@ -895,12 +1055,16 @@ static int check_device(struct bench *b)
 	uint64_t f = vu_fe_features(b->fe), bytes;
 	struct virtio_blk_config cfg = {0};
 
-	if (vu_fe_get_config(b->fe, &cfg,
-			     offsetof(struct virtio_blk_config, max_discard_sectors))) {
+	if (o->scsi) {
+		if (scsi_read_capacity(b))
+			return -1;
+	} else if (vu_fe_get_config(b->fe, &cfg,
+				    offsetof(struct virtio_blk_config, max_discard_sectors))) {
 		error("cannot read the device's config space");
 		return -1;
+	} else {
+		b->capacity = le64toh(cfg.capacity);
 	}
-	b->capacity = le64toh(cfg.capacity);
 	bytes = b->capacity << VIRTIO_BLK_SECTOR_SHIFT;
 	if (o->size > bytes) {
 		error("--size %" PRIu64 " is larger than the device (%" PRIu64 " bytes)", o->size,
@@ -926,11 +1090,12 @@ static int check_device(struct bench *b)
 		      b->nblocks, o->queues);
 		return -1;
 	}
-	if (has(f, VIRTIO_BLK_F_RO) && o->rw != RW_READ && o->rw != RW_RANDREAD) {
+	if (!o->scsi && has(f, VIRTIO_BLK_F_RO) && o->rw != RW_READ && o->rw != RW_RANDREAD) {
 		error("the device is read-only: use --rw read or randread");
 		return -1;
 	}
-	if (has(f, VIRTIO_BLK_F_BLK_SIZE) && le32toh(cfg.blk_size) && o->bs % le32toh(cfg.blk_size))
+	if (!o->scsi && has(f, VIRTIO_BLK_F_BLK_SIZE) && le32toh(cfg.blk_size) &&
+	    o->bs % le32toh(cfg.blk_size))
 		error("warning: --bs %u is not a multiple of the device's block size %u", o->bs,
 		      le32toh(cfg.blk_size));
 	return 0;
@@ -941,7 +1106,7 @@ static int bench_connect(struct bench *b)
 	struct bench_opts *o = &b->o;
 	struct vu_fe_config cfg = {
 		.socket_path = o->socket,
-		.num_queues = o->queues,
+		.num_queues = o->scsi ? VIRTIO_SCSI_REQ_QUEUE0 + o->queues : o->queues,
 		.queue_size = o->queue_size,
 		.features = driver_features(o),
 		.indirect_max = o->indirect ? 3 : 0,
@@ -955,7 +1120,7 @@ static int bench_connect(struct bench *b)
 		      o->socket, o->queues, o->queue_size, strerror(errno));
 		return -1;
 	}
-	if (vu_fe_num_queues(b->fe) < o->queues) {
+	if (vu_fe_num_queues(b->fe) < (o->scsi ? VIRTIO_SCSI_REQ_QUEUE0 : 0) + o->queues) {
 		error("the device has %u queues, fewer than --queues %u", vu_fe_num_queues(b->fe),
 		      o->queues);
 		return -1;
@@ -1298,6 +1463,8 @@ static const char usage_text[] =
 	"  --packed           offer VIRTIO_F_RING_PACKED\n"
 	"  --no-event-idx     do not offer VIRTIO_RING_F_EVENT_IDX\n"
 	"  --no-indirect      do not offer VIRTIO_RING_F_INDIRECT_DESC\n"
+	"  --scsi-lun T:L     the back-end is virtio-scsi: drive its target T, LUN L\n"
+	"                     with READ (16) / WRITE (16) on request queues 2..\n"
 	"  --verify           write tagged data and check every read of a block\n"
 	"                     written in this run (at most 64M blocks)\n"
 	"  --rate IOPS        open loop: issue IOPS requests a second in all, on a\n"
@@ -1332,6 +1499,7 @@ enum {
 	OPT_NO_INDIRECT,
 	OPT_JSON,
 	OPT_VERIFY,
+	OPT_SCSI_LUN,
 };
 
 static const struct option long_options[] = {
@@ -1352,6 +1520,7 @@ static const struct option long_options[] = {
 	{"no-indirect", no_argument, NULL, OPT_NO_INDIRECT},
 	{"json", no_argument, NULL, OPT_JSON},
 	{"verify", no_argument, NULL, OPT_VERIFY},
+	{"scsi-lun", required_argument, NULL, OPT_SCSI_LUN},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -1453,6 +1622,18 @@ static int parse_value_opt(struct bench_opts *o, int opt, const char *arg)
 	case OPT_SOCKET:
 		o->socket = arg;
 		return 0;
+	case OPT_SCSI_LUN: {
+		unsigned int t, l;
+		char c;
+
+		if (sscanf(arg, "%u:%u%c", &t, &l, &c) != 2 || t > 255 || l > 16383)
+			return usage_error("--scsi-lun %s: TARGET:LUN expected (0..255:0..16383)",
+					   arg);
+		o->scsi = true;
+		o->scsi_target = t;
+		o->scsi_lun = l;
+		return 0;
+	}
 	case OPT_RW:
 		if (parse_rw(arg, &o->rw))
 			return usage_error(
@@ -1563,7 +1744,7 @@ static int parse_args(struct bench_opts *o, int argc, char **argv)
 
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":hV", long_options, NULL)) != -1) {
-		if (opt >= OPT_SOCKET && opt <= OPT_CPU_PID)
+		if ((opt >= OPT_SOCKET && opt <= OPT_CPU_PID) || opt == OPT_SCSI_LUN)
 			ret = parse_value_opt(o, opt, optarg);
 		else
 			ret = parse_flag_opt(o, opt, argv);

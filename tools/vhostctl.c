@@ -38,6 +38,12 @@ static const char usage_text[] =
 	"  list                 the devices, as a table\n"
 	"  stats [NAME]         I/O counters, one /proc/diskstats line per device\n"
 	"  version              the daemon's version\n"
+	"  scsi-add-lun NAME TARGET LUN PATH [--readonly] [--serial S]\n"
+	"                       add a disk to virtio-scsi controller NAME\n"
+	"  scsi-remove-lun NAME TARGET LUN\n"
+	"                       remove it (its I/O in flight finishes first)\n"
+	"  scsi-resize NAME TARGET LUN\n"
+	"                       tell the guest the image's new size\n"
 	"  raw METHOD [PARAMS]  call any method (PARAMS: a JSON object or array)\n"
 	"                       and print its result as JSON\n"
 	"\n"
@@ -310,6 +316,33 @@ static void list_row(struct json_object *d, char cells[LIST_COLS][4096])
 		 *str_of(d, "path") ? str_of(d, "path") : "(null back-end)");
 }
 
+/* A virtio-scsi controller: one row per LUN ("NAME:T:L"), the controller's queues and socket. */
+static void list_lun_row(struct json_object *d, struct json_object *lun,
+			 char cells[LIST_COLS][4096])
+{
+	human_size(u64_of(lun, "size"), cells[2], sizeof(cells[2]));
+	snprintf(cells[0], sizeof(cells[0]), "%s", str_of(lun, "name"));
+	snprintf(cells[1], sizeof(cells[1]), "scsi");
+	snprintf(cells[3], sizeof(cells[3]), "%" PRIu64, u64_of(lun, "size") / 512);
+	snprintf(cells[4], sizeof(cells[4]), "%s", bool_of(lun, "readonly") ? "yes" : "no");
+	snprintf(cells[5], sizeof(cells[5]), "%" PRIu64, u64_of(d, "num-queues"));
+	snprintf(cells[6], sizeof(cells[6]), "%s", bool_of(d, "connected") ? "yes" : "no");
+	snprintf(cells[7], sizeof(cells[7]), "%s", str_of(d, "socket"));
+	snprintf(cells[8], sizeof(cells[8]), "%s",
+		 *str_of(lun, "path") ? str_of(lun, "path") : "(null back-end)");
+}
+
+/* The LUNs of a virtio-scsi controller entry, or NULL for a blk device. */
+static struct json_object *luns_of(struct json_object *d)
+{
+	struct json_object *luns;
+
+	if (strcmp(str_of(d, "type"), "scsi") || !json_object_object_get_ex(d, "luns", &luns) ||
+	    !json_object_is_type(luns, json_type_array))
+		return NULL;
+	return luns;
+}
+
 static void list_print(char (*cells)[LIST_COLS][4096], size_t rows)
 {
 	size_t width[LIST_COLS] = {0}, w;
@@ -331,22 +364,37 @@ static int cmd_list(struct ctl *c, int argc, char **argv)
 {
 	struct json_object *result, *devs;
 	char(*cells)[LIST_COLS][4096];
-	size_t n;
+	size_t n, rows;
 
 	devs = rpc_devices(c, "list-devices", NULL, &result);
 	if (!devs)
 		return 1;
 	n = json_object_array_length(devs);
-	cells = calloc(n + 1, sizeof(*cells));
+	rows = 1;
+	for (size_t r = 0; r < n; r++) {
+		struct json_object *luns = luns_of(json_object_array_get_idx(devs, r));
+
+		rows += luns ? json_object_array_length(luns) : 1;
+	}
+	cells = calloc(rows, sizeof(*cells));
 	if (!cells) {
 		json_object_put(result);
 		return 1;
 	}
 	for (int i = 0; i < LIST_COLS; i++)
 		snprintf(cells[0][i], sizeof(cells[0][i]), "%s", list_head[i]);
-	for (size_t r = 0; r < n; r++)
-		list_row(json_object_array_get_idx(devs, r), cells[r + 1]);
-	list_print(cells, n + 1);
+	rows = 1;
+	for (size_t r = 0; r < n; r++) {
+		struct json_object *d = json_object_array_get_idx(devs, r), *luns = luns_of(d);
+
+		if (!luns) {
+			list_row(d, cells[rows++]);
+			continue;
+		}
+		for (size_t l = 0; l < json_object_array_length(luns); l++)
+			list_lun_row(d, json_object_array_get_idx(luns, l), cells[rows++]);
+	}
+	list_print(cells, rows);
 	free(cells);
 	json_object_put(result);
 	return 0;
@@ -382,6 +430,75 @@ static int cmd_version(struct ctl *c, int argc, char **argv)
 	return 0;
 }
 
+/* NAME TARGET LUN as the params of a scsi-* method; NULL after a usage error. */
+static struct json_object *scsi_addr(char **argv)
+{
+	struct json_object *p;
+	char *end;
+	long t, l;
+
+	t = strtol(argv[2], &end, 10);
+	if (*end || end == argv[2] || t < 0 || t > 255) {
+		error("TARGET: 0..255 expected, not '%s'", argv[2]);
+		return NULL;
+	}
+	l = strtol(argv[3], &end, 10);
+	if (*end || end == argv[3] || l < 0 || l > 16383) {
+		error("LUN: 0..16383 expected, not '%s'", argv[3]);
+		return NULL;
+	}
+	p = json_object_new_object();
+	json_object_object_add(p, "name", json_object_new_string(argv[1]));
+	json_object_object_add(p, "target", json_object_new_int64(t));
+	json_object_object_add(p, "lun", json_object_new_int64(l));
+	return p;
+}
+
+static int scsi_call(struct ctl *c, const char *method, struct json_object *params)
+{
+	struct json_object *result = rpc_call(c, method, params);
+
+	if (!result)
+		return 1;
+	json_object_put(result);
+	return 0;
+}
+
+static int cmd_scsi_add_lun(struct ctl *c, int argc, char **argv)
+{
+	struct json_object *p = scsi_addr(argv);
+
+	if (!p)
+		return EXIT_USAGE;
+	json_object_object_add(p, "path", json_object_new_string(argv[4]));
+	for (int i = 5; i < argc; i++) {
+		if (!strcmp(argv[i], "--readonly")) {
+			json_object_object_add(p, "readonly", json_object_new_boolean(1));
+		} else if (!strcmp(argv[i], "--serial") && i + 1 < argc) {
+			json_object_object_add(p, "serial", json_object_new_string(argv[++i]));
+		} else {
+			error("scsi-add-lun: unexpected '%s'", argv[i]);
+			json_object_put(p);
+			return EXIT_USAGE;
+		}
+	}
+	return scsi_call(c, "scsi-add-lun", p);
+}
+
+static int cmd_scsi_remove_lun(struct ctl *c, int argc, char **argv)
+{
+	struct json_object *p = scsi_addr(argv);
+
+	return p ? scsi_call(c, "scsi-remove-lun", p) : EXIT_USAGE;
+}
+
+static int cmd_scsi_resize(struct ctl *c, int argc, char **argv)
+{
+	struct json_object *p = scsi_addr(argv);
+
+	return p ? scsi_call(c, "scsi-resize", p) : EXIT_USAGE;
+}
+
 static int cmd_raw(struct ctl *c, int argc, char **argv)
 {
 	struct json_object *params = NULL, *result;
@@ -415,6 +532,10 @@ static const struct command {
 	{"stats", "stats [NAME]", 1, 2, cmd_stats},
 	{"version", "version", 1, 1, cmd_version},
 	{"raw", "raw METHOD [JSON-PARAMS]", 2, 3, cmd_raw},
+	{"scsi-add-lun", "scsi-add-lun NAME TARGET LUN PATH [--readonly] [--serial S]", 5, 8,
+	 cmd_scsi_add_lun},
+	{"scsi-remove-lun", "scsi-remove-lun NAME TARGET LUN", 4, 4, cmd_scsi_remove_lun},
+	{"scsi-resize", "scsi-resize NAME TARGET LUN", 4, 4, cmd_scsi_resize},
 };
 
 static int command_run(struct ctl *c, const struct command *cmd, int argc, char **argv)

@@ -2,14 +2,25 @@
 /*
  * rpc.h - the control methods vhostd serves on its JSON-RPC socket.
  *
- *   list-devices        -> {"devices": [{"id", "type", "path", "socket",
+ *   list-devices        -> {"devices": [{"id", "type": "blk", "path", "socket",
  *                           "capacity" (512-byte sectors), "size" (bytes),
  *                           "readonly", "num-queues", "queue-size", "cache",
- *                           "connected"}, ...]}
+ *                           "connected"}, ..., {"id", "type": "scsi", "socket",
+ *                           "num-queues", "queue-size", "connected", "luns":
+ *                           [{"name": "ID:T:L", "target", "lun", "backend",
+ *                           "path", "block-size", "blocks", "size",
+ *                           "readonly", "cache", "serial"}, ...]}, ...]}
  *   stats [{"name": N}] -> {"devices": [{"id", "read"/"write"/"discard"/
  *                           "flush": {"ios", "merges", "sectors", "ticks-ms"},
  *                           "in-flight", "io-ticks-ms", "time-in-queue-ms",
  *                           "diskstats": "<one /proc/diskstats line>"}, ...]}
+ *                          (virtio-scsi: one entry per LUN, "id" "ID:T:L";
+ *                           NAME is a controller, a LUN or a blk device)
+ *   scsi-add-lun {"name": CTRL, "target": T, "lun": L, "path": FILE
+ *                 | "backend": "null" + "size": BYTES, ["readonly": bool,
+ *                 "serial", "cache", "block-size"]} -> {}
+ *   scsi-remove-lun {"name", "target", "lun"} -> {} (after its I/O finished)
+ *   scsi-resize {"name", "target", "lun"} -> {} (the image's size read again)
  *   version             -> {"name": "vhostd", "version": "X.Y.Z"}
  *
  * The methods run on the daemon's event loop thread, like the vhost-user
@@ -21,11 +32,14 @@
 #include "control.h"
 
 struct blk_dev;
+struct scsi_dev;
 
 /* The opaque pointer every method gets: the daemon's devices. */
 struct rpc_devices {
 	struct blk_dev **devs;
 	unsigned int count;
+	struct scsi_dev **scsi_devs;
+	unsigned int nscsi;
 };
 
 /* The method table for ctl_server_new(), NULL-terminated. */

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * vhostd.c - the daemon: one vhost-user-blk back-end per --blk option, a
+ * vhostd.c - the daemon: one vhost-user-blk back-end per --blk option, one
+ * vhost-user-scsi controller per --scsi option with its --lun disks, a
  * JSON-RPC control socket, and a clean stop on SIGTERM or SIGINT.
  *
  * Everything is checked before anything starts (options, duplicate ids and
@@ -32,6 +33,7 @@
 #include "common/log.h"
 #include "control.h"
 #include "devices/blk.h"
+#include "devices/scsi.h"
 #include "engine/engine.h"
 #include "rpc.h"
 
@@ -46,7 +48,12 @@
 struct vhostd {
 	struct blk_options *opts; /* one per --blk, in command-line order */
 	unsigned int nopts;
-	struct blk_dev **devs; /* started devices: rpc.count of them */
+	struct blk_dev **devs;		/* started devices: rpc.count of them */
+	struct scsi_options *scsi_opts; /* one per --scsi */
+	unsigned int nscsi;
+	struct scsi_lun_options *luns; /* one per --lun */
+	unsigned int nluns;
+	struct scsi_dev **scsi_devs; /* started controllers: rpc.nscsi of them */
 	struct rpc_devices rpc;
 	const char *control_path;
 	unsigned int io_threads;
@@ -57,10 +64,11 @@ struct vhostd {
 
 static const char usage_text[] =
 	"Usage: vhostd --blk id=NAME,path=FILE,socket=PATH[,OPTIONS] [--blk ...]\n"
+	"              [--scsi id=NAME,socket=PATH[,OPTIONS] --lun scsi=NAME,... ...]\n"
 	"              [--io-threads N] [--control PATH] [--log-level LEVEL]\n"
 	"\n"
 	"Serve disk images to QEMU (or any vhost-user front-end) as virtio-blk\n"
-	"devices over vhost-user unix sockets.\n"
+	"devices and virtio-scsi controllers over vhost-user unix sockets.\n"
 	"\n"
 	"  --blk SPEC         add a device (repeatable); SPEC options:\n"
 	"                       id=NAME          device name (vda, ...), unique\n"
@@ -81,6 +89,25 @@ static const char usage_text[] =
 	"                                        (default: each on the least loaded)\n"
 	"                       max-guest-memory=BYTES  most guest RAM the front-end\n"
 	"                                        may map (default 64G)\n"
+	"  --scsi SPEC        add a virtio-scsi controller (repeatable); SPEC options:\n"
+	"                       id=NAME          controller name, unique\n"
+	"                       socket=PATH      vhost-user socket to listen on, unique\n"
+	"                       num-queues=N     request queues (1..62, default 1)\n"
+	"                       queue-size=N     largest ring accepted (default 128)\n"
+	"                       poll-us=N, io-thread=K, client=on, max-guest-memory=BYTES\n"
+	"                                        as for --blk\n"
+	"  --lun SPEC         add a disk to a controller (repeatable); SPEC options:\n"
+	"                       scsi=NAME        the --scsi controller\n"
+	"                       target=T         0..255\n"
+	"                       lun=L            0..16383; target/lun unique per controller\n"
+	"                       path=FILE        raw image or block device, or\n"
+	"                       backend=null,size=BYTES  no storage\n"
+	"                       readonly=on      refuse writes (DATA PROTECT)\n"
+	"                       serial=STR       VPD 0x80 and the ids of VPD 0x83 (1..36\n"
+	"                                        characters; default NAME-T-L)\n"
+	"                       cache=none|writeback  O_DIRECT or page cache (default)\n"
+	"                       block-size=512|4096  logical block size (default: the\n"
+	"                                        device's, at least 512)\n"
 	"  --io-threads N     I/O threads serving every queue of every device (default:\n"
 	"                     one per online CPU, at most 8; 0: a thread per queue)\n"
 	"  --control PATH     JSON-RPC 2.0 control socket (see vhostctl)\n"
@@ -93,10 +120,12 @@ static const char usage_text[] =
 
 /* --- command line --- */
 
-enum { OPT_BLK = 0x100, OPT_CONTROL, OPT_LOG_LEVEL, OPT_IO_THREADS };
+enum { OPT_BLK = 0x100, OPT_CONTROL, OPT_LOG_LEVEL, OPT_IO_THREADS, OPT_SCSI, OPT_LUN };
 
 static const struct option long_options[] = {
 	{"blk", required_argument, NULL, OPT_BLK},
+	{"scsi", required_argument, NULL, OPT_SCSI},
+	{"lun", required_argument, NULL, OPT_LUN},
 	{"control", required_argument, NULL, OPT_CONTROL},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"io-threads", required_argument, NULL, OPT_IO_THREADS},
@@ -137,6 +166,80 @@ static int add_blk(struct vhostd *d, const char *spec)
 	return 0;
 }
 
+static int add_scsi(struct vhostd *d, const char *spec)
+{
+	struct scsi_options *opts;
+	char err[256] = "";
+
+	if (d->nscsi == VHOSTD_MAX_DEVS)
+		return usage_error("more than %d --scsi controllers", VHOSTD_MAX_DEVS);
+	opts = realloc(d->scsi_opts, (d->nscsi + 1) * sizeof(*opts));
+	if (!opts) {
+		log_error("out of memory");
+		return -1;
+	}
+	d->scsi_opts = opts;
+	if (scsi_options_parse(spec, &opts[d->nscsi], err, sizeof(err)))
+		return usage_error("--scsi %s: %s", spec, err[0] ? err : "invalid");
+	d->nscsi++;
+	return 0;
+}
+
+static int add_lun(struct vhostd *d, const char *spec)
+{
+	struct scsi_lun_options *o;
+	char err[256] = "";
+
+	if (d->nluns == VHOSTD_MAX_DEVS * 4)
+		return usage_error("more than %d --lun disks", VHOSTD_MAX_DEVS * 4);
+	o = realloc(d->luns, (d->nluns + 1) * sizeof(*o));
+	if (!o) {
+		log_error("out of memory");
+		return -1;
+	}
+	d->luns = o;
+	if (scsi_lun_options_parse(spec, &o[d->nluns], err, sizeof(err)))
+		return usage_error("--lun %s: %s", spec, err[0] ? err : "invalid");
+	d->nluns++;
+	return 0;
+}
+
+/* The --scsi controller named @id, or NULL. */
+static const struct scsi_options *find_scsi(const struct vhostd *d, const char *id)
+{
+	for (unsigned int i = 0; i < d->nscsi; i++) {
+		if (!strcmp(d->scsi_opts[i].id, id))
+			return &d->scsi_opts[i];
+	}
+	return NULL;
+}
+
+/* Every --lun names a controller, no target/lun twice, at most SCSI_MAX_LUNS each. */
+static int check_luns(const struct vhostd *d)
+{
+	for (unsigned int i = 0; i < d->nluns; i++) {
+		const struct scsi_lun_options *a = &d->luns[i];
+		unsigned int n = 1;
+
+		if (!find_scsi(d, a->scsi))
+			return usage_error("--lun %s:%u:%u: no --scsi controller '%s'", a->scsi,
+					   a->target, a->lun, a->scsi);
+		for (unsigned int j = 0; j < i; j++) {
+			const struct scsi_lun_options *b = &d->luns[j];
+
+			if (strcmp(a->scsi, b->scsi))
+				continue;
+			if (a->target == b->target && a->lun == b->lun)
+				return usage_error("%s: target %u LUN %u given twice", a->scsi,
+						   a->target, a->lun);
+			n++;
+		}
+		if (n > SCSI_MAX_LUNS)
+			return usage_error("%s: more than %d LUNs", a->scsi, SCSI_MAX_LUNS);
+	}
+	return 0;
+}
+
 /* getopt_long's own messages are off: report the offending word ourselves. */
 static int bad_option(char **argv, int ret)
 {
@@ -161,6 +264,14 @@ static int parse_args(struct vhostd *d, int argc, char **argv)
 		switch (opt) {
 		case OPT_BLK:
 			if (add_blk(d, optarg))
+				return -1;
+			break;
+		case OPT_SCSI:
+			if (add_scsi(d, optarg))
+				return -1;
+			break;
+		case OPT_LUN:
+			if (add_lun(d, optarg))
 				return -1;
 			break;
 		case OPT_CONTROL:
@@ -196,8 +307,8 @@ static int parse_args(struct vhostd *d, int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
-	if (!d->nopts)
-		return usage_error("no device: give at least one --blk");
+	if (!d->nopts && !d->nscsi)
+		return usage_error("no device: give at least one --blk or --scsi");
 	for (unsigned int i = 0; i < d->nopts; i++) {
 		int k = d->opts[i].io_thread;
 
@@ -205,13 +316,42 @@ static int parse_args(struct vhostd *d, int argc, char **argv)
 			return usage_error("--blk %s: io-thread=%d, but --io-threads is %u",
 					   d->opts[i].id, k, d->io_threads);
 	}
-	return 0;
+	for (unsigned int i = 0; i < d->nscsi; i++) {
+		int k = d->scsi_opts[i].io_thread;
+
+		if (k >= 0 && (unsigned int)k >= d->io_threads)
+			return usage_error("--scsi %s: io-thread=%d, but --io-threads is %u",
+					   d->scsi_opts[i].id, k, d->io_threads);
+	}
+	return check_luns(d);
 }
 
 /* Two devices on one id or one socket would make no sense to anyone. */
 static int check_unique(const struct vhostd *d)
 {
 	const struct blk_options *a, *b;
+
+	for (unsigned int i = 0; i < d->nscsi; i++) {
+		const struct scsi_options *s = &d->scsi_opts[i];
+
+		if (d->control_path && !strcmp(s->socket, d->control_path))
+			return usage_error("%s: socket %s is also the control socket", s->id,
+					   s->socket);
+		for (unsigned int j = 0; j < i; j++) {
+			if (!strcmp(s->id, d->scsi_opts[j].id))
+				return usage_error("duplicate device id '%s'", s->id);
+			if (!strcmp(s->socket, d->scsi_opts[j].socket))
+				return usage_error("%s and %s: same socket %s", d->scsi_opts[j].id,
+						   s->id, s->socket);
+		}
+		for (unsigned int j = 0; j < d->nopts; j++) {
+			if (!strcmp(s->id, d->opts[j].id))
+				return usage_error("duplicate device id '%s'", s->id);
+			if (!strcmp(s->socket, d->opts[j].socket))
+				return usage_error("%s and %s: same socket %s", d->opts[j].id,
+						   s->id, s->socket);
+		}
+	}
 
 	for (unsigned int i = 0; i < d->nopts; i++) {
 		a = &d->opts[i];
@@ -230,6 +370,14 @@ static int check_unique(const struct vhostd *d)
 	return 0;
 }
 
+/* One image to check: a --blk device's or a --lun's. */
+struct image_ref {
+	char name[64];
+	const char *path; /* NULL: backend=null */
+	bool readonly;
+	struct stat st;
+};
+
 /*
  * Open every image the way its device will, before starting any, so a
  * typo in the second --blk does not briefly bring up the first.  The same
@@ -238,37 +386,51 @@ static int check_unique(const struct vhostd *d)
  */
 static int check_images(const struct vhostd *d)
 {
-	const struct blk_options *o;
-	struct stat *st;
+	unsigned int n = d->nopts + d->nluns;
+	struct image_ref *im;
 	int fd, ret = 0;
 
-	st = calloc(d->nopts, sizeof(*st));
-	if (!st)
+	im = calloc(n ? n : 1, sizeof(*im));
+	if (!im)
 		return 1;
-	for (unsigned int i = 0; i < d->nopts && !ret; i++) {
-		o = &d->opts[i];
-		/* backend=null has no image; its st stays zeroed and matches nothing. */
-		if (o->backend == BLK_BACKEND_NULL)
+	for (unsigned int i = 0; i < d->nopts; i++) {
+		snprintf(im[i].name, sizeof(im[i].name), "%s", d->opts[i].id);
+		im[i].path = d->opts[i].backend == BLK_BACKEND_NULL ? NULL : d->opts[i].path;
+		im[i].readonly = d->opts[i].readonly;
+	}
+	for (unsigned int i = 0; i < d->nluns; i++) {
+		const struct scsi_lun_options *l = &d->luns[i];
+		struct image_ref *r = &im[d->nopts + i];
+
+		snprintf(r->name, sizeof(r->name), "%s:%u:%u", l->scsi, l->target, l->lun);
+		r->path = l->backend == BLK_BACKEND_NULL ? NULL : l->path;
+		r->readonly = l->readonly;
+	}
+	for (unsigned int i = 0; i < n && !ret; i++) {
+		/* backend=null has no image and matches nothing. */
+		if (!im[i].path)
 			continue;
-		fd = open(o->path, (o->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-		if (fd < 0 || fstat(fd, &st[i])) {
-			log_error("%s: cannot open %s%s: %s", o->id, o->path,
-				  o->readonly ? "" : " for reading and writing", strerror(errno));
+		fd = open(im[i].path, (im[i].readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &im[i].st)) {
+			log_error("%s: cannot open %s%s: %s", im[i].name, im[i].path,
+				  im[i].readonly ? "" : " for reading and writing",
+				  strerror(errno));
 			ret = 1;
 		}
 		if (fd >= 0)
 			close(fd);
 		for (unsigned int j = 0; j < i && !ret; j++) {
-			if (d->opts[j].backend == BLK_BACKEND_NULL)
+			if (!im[j].path)
 				continue;
-			if (st[j].st_dev == st[i].st_dev && st[j].st_ino == st[i].st_ino) {
-				usage_error("%s and %s: same image %s", d->opts[j].id, o->id,
-					    o->path);
+			if (im[j].st.st_dev == im[i].st.st_dev &&
+			    im[j].st.st_ino == im[i].st.st_ino) {
+				usage_error("%s and %s: same image %s", im[j].name, im[i].name,
+					    im[i].path);
 				ret = EXIT_USAGE;
 			}
 		}
 	}
-	free(st);
+	free(im);
 	return ret;
 }
 
@@ -283,6 +445,14 @@ static int check_sockets(const struct vhostd *d)
 		o = &d->opts[i];
 		if (!o->client && ctl_socket_path_check(o->socket, &stale, err, sizeof(err))) {
 			log_error("%s: %s", o->id, err);
+			return -1;
+		}
+	}
+	for (unsigned int i = 0; i < d->nscsi; i++) {
+		const struct scsi_options *so = &d->scsi_opts[i];
+
+		if (!so->client && ctl_socket_path_check(so->socket, &stale, err, sizeof(err))) {
+			log_error("%s: %s", so->id, err);
 			return -1;
 		}
 	}
@@ -379,6 +549,46 @@ static bool msg_has_id(const char *msg, const char *id)
 	return !strncmp(msg, id, n) && msg[n] == ':';
 }
 
+/* Each --scsi controller with its --lun disks, in command-line order. */
+static int scsi_devices_start(struct vhostd *d)
+{
+	struct scsi_lun_options *mine;
+	char err[512];
+
+	d->scsi_devs = calloc(d->nscsi ? d->nscsi : 1, sizeof(*d->scsi_devs));
+	mine = calloc(d->nluns ? d->nluns : 1, sizeof(*mine));
+	if (!d->scsi_devs || !mine) {
+		free(mine);
+		log_error("out of memory");
+		return -1;
+	}
+	d->rpc.scsi_devs = d->scsi_devs;
+	for (unsigned int i = 0; i < d->nscsi; i++) {
+		const struct scsi_options *o = &d->scsi_opts[i];
+		unsigned int n = 0;
+		struct scsi_dev *dev;
+
+		for (unsigned int j = 0; j < d->nluns; j++) {
+			if (!strcmp(d->luns[j].scsi, o->id))
+				mine[n++] = d->luns[j];
+		}
+		err[0] = '\0';
+		dev = scsi_dev_new(o, mine, n, &watch_ops, d->loop, err, sizeof(err));
+		if (!dev) {
+			if (msg_has_id(err, o->id))
+				log_error("%s", err);
+			else
+				log_error("%s: %s", o->id, err[0] ? err : "cannot start");
+			free(mine);
+			return -1;
+		}
+		d->scsi_devs[d->rpc.nscsi++] = dev;
+		log_info("%s: serving %u LUN(s) on %s", o->id, n, o->socket);
+	}
+	free(mine);
+	return 0;
+}
+
 static int devices_start(struct vhostd *d)
 {
 	const struct blk_options *o;
@@ -407,7 +617,7 @@ static int devices_start(struct vhostd *d)
 			 o->backend == BLK_BACKEND_NULL ? "the null back-end" : o->path,
 			 blk_dev_capacity_sectors(dev), o->socket);
 	}
-	return 0;
+	return scsi_devices_start(d);
 }
 
 /* --- life cycle --- */
@@ -460,6 +670,8 @@ static int vhostd_run(struct vhostd *d)
 static void vhostd_stop(struct vhostd *d)
 {
 	ctl_server_free(d->ctl);
+	while (d->rpc.nscsi)
+		scsi_dev_free(d->scsi_devs[--d->rpc.nscsi]);
 	while (d->rpc.count)
 		blk_dev_free(d->devs[--d->rpc.count]);
 	eng_pool_shutdown();
@@ -471,6 +683,9 @@ static void vhostd_stop(struct vhostd *d)
 		evloop_free(d->loop);
 	free(d->devs);
 	free(d->opts);
+	free(d->scsi_devs);
+	free(d->scsi_opts);
+	free(d->luns);
 }
 
 int main(int argc, char **argv)
@@ -481,11 +696,15 @@ int main(int argc, char **argv)
 	ret = parse_args(&d, argc, argv);
 	if (ret) {
 		free(d.opts);
+		free(d.scsi_opts);
+		free(d.luns);
 		return ret < 0 ? EXIT_USAGE : 0;
 	}
 	ret = preflight(&d);
 	if (ret) {
 		free(d.opts);
+		free(d.scsi_opts);
+		free(d.luns);
 		return ret;
 	}
 	ret = vhostd_start(&d) ? 1 : vhostd_run(&d);

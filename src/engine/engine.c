@@ -379,6 +379,13 @@ static int eng_pop_one(struct eng_queue *eq)
 	return 1;
 }
 
+int eng_queue_pop(struct eng_queue *eq)
+{
+	if (eq->halted || eq->stopping)
+		return eq->halted ? -EIO : 0;
+	return eng_pop_one(eq);
+}
+
 /*
  * Pop up to the budget with kicks off.  True if the budget ran out (the
  * ring may hold more: run again next pass).
@@ -441,7 +448,7 @@ static void eng_queue_run(struct eng_queue *eq)
 		eng_queue_run_stopping(eq);
 		return;
 	}
-	if (!eq->halted) {
+	if (!eq->halted && !eq->ops->manual_pop) {
 		more = eng_pop_burst(eq);
 		/* What completed at once (null back-end, errors) goes out now. */
 		if (eq->ops->reap)
@@ -525,11 +532,15 @@ static void eng_run_cmds(struct eng_thread *t)
 			cmd->eq->stop_cmd = cmd;
 			eng_mark_ready(cmd->eq);
 			break;
-		case CMD_CALL:
-			eng_cmd_done(t, cmd, cmd->fn(cmd->eq, cmd->arg));
+		case CMD_CALL: {
+			/* cmd lives on the poster's stack: gone once it is done. */
+			struct eng_queue *eq = cmd->eq;
+
+			eng_cmd_done(t, cmd, cmd->fn(eq, cmd->arg));
 			/* What it completed or woke goes out this pass. */
-			eng_mark_ready(cmd->eq);
+			eng_mark_ready(eq);
 			break;
+		}
 		case CMD_EXIT:
 			t->exiting = true;
 			eng_cmd_done(t, cmd, 0);

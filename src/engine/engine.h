@@ -92,6 +92,12 @@ struct eng_queue_ops {
 	void (*start)(struct eng_queue *eq, struct eng_req *req);
 	/* Collect back-end completions; runs on each pass the queue runs. */
 	void (*reap)(struct eng_queue *eq);
+	/*
+	 * The engine never pops this queue's chains itself: the model pops
+	 * one with eng_queue_pop() when it has something to put in it (a
+	 * virtio-scsi event queue).  Kicks still run the queue (reap()).
+	 */
+	bool manual_pop;
 };
 
 struct eng_queue_config {
@@ -123,6 +129,12 @@ void eng_req_complete(struct eng_queue *eq, struct eng_req *req, uint32_t used_l
 void eng_queue_halt(struct eng_queue *eq, const char *why);
 /* A back-end has completions for this queue: run it (reap()) this pass. */
 void eng_queue_wake(struct eng_queue *eq);
+/*
+ * A manual_pop queue, on its thread (reap(), or an eng_queue_call()
+ * function): pop one chain and start() it.  1 popped, 0 the ring is
+ * empty, -EIO the queue is halted or the chain was hostile.
+ */
+int eng_queue_pop(struct eng_queue *eq);
 
 /*
  * Run @fn(@eq, @arg) on the queue's I/O thread and wait for it; returns

@@ -100,6 +100,54 @@ wait "$HPID"
 expect_fail 2 "backend=null without size" --blk "id=n0,backend=null,socket=$T/a.sock"
 expect_fail 2 "backend=null with a path" --blk "$good,backend=null,size=1M"
 
+# --- virtio-scsi: --scsi and --lun -----------------------------------------------
+
+sgood="id=sc0,socket=$T/s.sock"
+expect_fail 2 "--scsi without socket" --scsi "id=sc0"
+expect_fail 2 "--lun for an unknown controller" --scsi "$sgood" \
+	--lun "scsi=sc1,target=0,lun=0,path=$T/disk.img"
+expect_fail 2 "--lun target out of range" --scsi "$sgood" \
+	--lun "scsi=sc0,target=256,lun=0,path=$T/disk.img"
+expect_fail 2 "--lun bad block-size" --scsi "$sgood" \
+	--lun "scsi=sc0,target=0,lun=0,path=$T/disk.img,block-size=1024"
+expect_fail 2 "duplicate target/lun" --scsi "$sgood" \
+	--lun "scsi=sc0,target=0,lun=0,path=$T/disk.img" \
+	--lun "scsi=sc0,target=0,lun=0,backend=null,size=1M"
+expect_fail 2 "--scsi and --blk with one id" --scsi "$sgood" --blk "id=sc0,path=$T/ro.img,socket=$T/b.sock"
+expect_fail 2 "--scsi and --blk on one socket" --scsi "$sgood" --blk "id=vda,path=$T/ro.img,socket=$T/s.sock"
+expect_fail 2 "an image for a LUN and a --blk" --blk "$good" --scsi "$sgood" \
+	--lun "scsi=sc0,target=0,lun=0,path=$T/disk.img"
+expect_fail 1 "missing LUN image" --scsi "$sgood" --lun "scsi=sc0,target=0,lun=0,path=$T/nope.img"
+
+"$VHOSTD" --scsi "$sgood,num-queues=2" --lun "scsi=sc0,target=0,lun=0,backend=null,size=64M" \
+	--lun "scsi=sc0,target=1,lun=3,path=$T/ro.img,readonly=on" \
+	--control "$T/sctl.sock" 2>"$T/scsi.log" &
+SPID=$!
+if wait_for_socket "$T/sctl.sock" 10 && wait_for_socket "$T/s.sock" 10; then
+	"$VHOSTCTL" --control "$T/sctl.sock" list >"$T/slist"
+	sed 's/^/# /' "$T/slist"
+	check "scsi: list row per LUN" \
+		grep -Eq "^sc0:0:0 +scsi +64.0M +131072 +no +2 +no +$T/s.sock +\(null back-end\)\$" "$T/slist"
+	check "scsi: read-only LUN row" grep -Eq "^sc0:1:3 +scsi +8.0M +16384 +yes " "$T/slist"
+	"$VHOSTCTL" --control "$T/sctl.sock" stats >"$T/sstats"
+	check "scsi: a diskstats line per LUN" test "$(awk '{ print $3 }' "$T/sstats" | tr '\n' ' ')" = "sc0:0:0 sc0:1:3 "
+	check "scsi: stats of one LUN" test "$("$VHOSTCTL" --control "$T/sctl.sock" stats sc0:1:3 | wc -l)" = 1
+	truncate -s 8M "$T/new.img"
+	check "scsi: scsi-add-lun" "$VHOSTCTL" --control "$T/sctl.sock" scsi-add-lun sc0 0 1 "$T/new.img" --serial NEW
+	check "scsi: scsi-add-lun twice fails" bash -c "! '$VHOSTCTL' --control '$T/sctl.sock' scsi-add-lun sc0 0 1 '$T/new.img' 2>/dev/null"
+	truncate -s 16M "$T/new.img"
+	check "scsi: scsi-resize" "$VHOSTCTL" --control "$T/sctl.sock" scsi-resize sc0 0 1
+	check "scsi: new size listed" bash -c "'$VHOSTCTL' --control '$T/sctl.sock' list | grep -Eq '^sc0:0:1 +scsi +16.0M'"
+	check "scsi: scsi-remove-lun" "$VHOSTCTL" --control "$T/sctl.sock" scsi-remove-lun sc0 0 1
+	check "scsi: removed LUN gone" bash -c "! '$VHOSTCTL' --control '$T/sctl.sock' list | grep -q '^sc0:0:1 '"
+else
+	not_ok "scsi daemon did not start: $(cat "$T/scsi.log")"
+fi
+kill "$SPID"
+wait "$SPID"
+check "scsi: SIGTERM exit 0" test "$?" = 0
+check "scsi: sockets removed" test ! -e "$T/s.sock" -a ! -e "$T/sctl.sock"
+
 # --- the tools' own bad command lines: exit 2, before connecting -------------
 
 tool_fail() { # description command...

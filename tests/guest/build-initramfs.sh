@@ -35,7 +35,7 @@ WANT_MODULES=(virtio_pci virtio_blk sd_mod sg virtio_scsi virtio_net ext4)
 # because Debian links every engine in; see compress() for the cost.
 REQUIRED_TOOLS=(dd mke2fs e2fsck blkdiscard fstrim lsblk fio)
 # Nice to have; skipped with a note when not installed.
-OPTIONAL_TOOLS=(sg_inq sg_readcap sg_turs)
+OPTIONAL_TOOLS=(sg_inq sg_readcap sg_turs sg_raw sg_reset)
 
 die() { echo "build-initramfs: $*" >&2; exit 1; }
 note() { echo "build-initramfs: $*" >&2; }

@@ -1,0 +1,249 @@
+// SPDX-License-Identifier: MIT
+/*
+ * scsi_options.c - the --scsi and --lun option strings (scsi.h), parsed
+ * with common/kvopts.h as blk.c parses --blk.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/kvopts.h"
+#include "common/util.h"
+#include "engine/engine.h"
+#include "scsi.h"
+
+enum {
+	OPT_ID = 1 << 0,
+	OPT_SOCKET = 1 << 1,
+	OPT_NUM_QUEUES = 1 << 2,
+	OPT_QUEUE_SIZE = 1 << 3,
+	OPT_POLL_US = 1 << 4,
+	OPT_IO_THREAD = 1 << 5,
+	OPT_CLIENT = 1 << 6,
+	OPT_MAX_GUEST_MEMORY = 1 << 7,
+};
+
+static const struct kv_key scsi_keys[] = {
+	{"id", OPT_ID},
+	{"socket", OPT_SOCKET},
+	{"num-queues", OPT_NUM_QUEUES},
+	{"queue-size", OPT_QUEUE_SIZE},
+	{"poll-us", OPT_POLL_US},
+	{"io-thread", OPT_IO_THREAD},
+	{"client", OPT_CLIENT},
+	{"max-guest-memory", OPT_MAX_GUEST_MEMORY},
+};
+
+static int scsi_option_set(void *ctx, unsigned int bit, const char *key, const char *v, char *err,
+			   size_t err_len)
+{
+	struct scsi_options *o = ctx;
+	unsigned long n;
+
+	switch (bit) {
+	case OPT_ID:
+		if (kv_str(o->id, sizeof(o->id), v) || !kv_valid_id(o->id))
+			return kv_err(err, err_len,
+				      "id: 1..%zu characters of [A-Za-z0-9_.-] expected",
+				      sizeof(o->id) - 1);
+		return 0;
+	case OPT_SOCKET:
+		if (kv_str(o->socket, sizeof(o->socket), v))
+			return kv_err(err, err_len,
+				      "socket: empty or longer than %zu bytes (sun_path)",
+				      sizeof(o->socket) - 1);
+		return 0;
+	case OPT_NUM_QUEUES:
+		if (kv_parse_uint(v, 1, SCSI_MAX_REQ_QUEUES, &n))
+			return kv_err(err, err_len, "num-queues: 1..%d expected, not '%s'",
+				      SCSI_MAX_REQ_QUEUES, v);
+		o->num_queues = (unsigned int)n;
+		return 0;
+	case OPT_QUEUE_SIZE:
+		if (kv_parse_uint(v, SCSI_MIN_QUEUE_SIZE, SCSI_MAX_QUEUE_SIZE, &n) || (n & (n - 1)))
+			return kv_err(err, err_len,
+				      "queue-size: a power of two in %d..%d expected, not '%s'",
+				      SCSI_MIN_QUEUE_SIZE, SCSI_MAX_QUEUE_SIZE, v);
+		o->queue_size = (uint16_t)n;
+		return 0;
+	case OPT_POLL_US:
+		if (kv_parse_uint(v, 0, ENG_MAX_POLL_US, &n))
+			return kv_err(err, err_len, "poll-us: 0..%d expected, not '%s'",
+				      ENG_MAX_POLL_US, v);
+		o->poll_us = (unsigned int)n;
+		return 0;
+	case OPT_IO_THREAD:
+		if (kv_parse_uint(v, 0, ENG_MAX_THREADS - 1, &n))
+			return kv_err(err, err_len, "io-thread: 0..%d expected, not '%s'",
+				      ENG_MAX_THREADS - 1, v);
+		o->io_thread = (int)n;
+		return 0;
+	case OPT_CLIENT:
+		if (kv_parse_bool(v, &o->client))
+			return kv_err(err, err_len, "client: on or off expected, not '%s'", v);
+		return 0;
+	case OPT_MAX_GUEST_MEMORY:
+		if (kv_parse_bytes(v, &o->max_guest_memory))
+			return kv_err(
+				err, err_len,
+				"max-guest-memory: a size in bytes (k/m/g/t suffix) expected, "
+				"not '%s'",
+				v);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int scsi_options_parse(const char *str, struct scsi_options *opts, char *err, size_t err_len)
+{
+	unsigned int seen;
+	int r;
+
+	memset(opts, 0, sizeof(*opts));
+	opts->num_queues = 1;
+	opts->queue_size = SCSI_DEFAULT_QUEUE_SIZE;
+	opts->poll_us = SCSI_DEFAULT_POLL_US;
+	opts->io_thread = -1;
+	r = kv_parse(str, scsi_keys, ARRAY_SIZE(scsi_keys), scsi_option_set, opts, &seen, err,
+		     err_len);
+	if (r)
+		return r;
+	if (!(seen & OPT_ID))
+		return kv_err(err, err_len, "id= is required");
+	if (!(seen & OPT_SOCKET))
+		return kv_err(err, err_len, "socket= is required");
+	return 0;
+}
+
+enum {
+	LOPT_SCSI = 1 << 0,
+	LOPT_TARGET = 1 << 1,
+	LOPT_LUN = 1 << 2,
+	LOPT_PATH = 1 << 3,
+	LOPT_BACKEND = 1 << 4,
+	LOPT_SIZE = 1 << 5,
+	LOPT_READONLY = 1 << 6,
+	LOPT_SERIAL = 1 << 7,
+	LOPT_CACHE = 1 << 8,
+	LOPT_BLOCK_SIZE = 1 << 9,
+};
+
+static const struct kv_key lun_keys[] = {
+	{"scsi", LOPT_SCSI},	     {"target", LOPT_TARGET},
+	{"lun", LOPT_LUN},	     {"path", LOPT_PATH},
+	{"backend", LOPT_BACKEND},   {"size", LOPT_SIZE},
+	{"readonly", LOPT_READONLY}, {"serial", LOPT_SERIAL},
+	{"cache", LOPT_CACHE},	     {"block-size", LOPT_BLOCK_SIZE},
+};
+
+static int lun_option_set(void *ctx, unsigned int bit, const char *key, const char *v, char *err,
+			  size_t err_len)
+{
+	struct scsi_lun_options *o = ctx;
+	unsigned long n;
+
+	switch (bit) {
+	case LOPT_SCSI:
+		if (kv_str(o->scsi, sizeof(o->scsi), v) || !kv_valid_id(o->scsi))
+			return kv_err(err, err_len, "scsi: a controller id expected, not '%s'", v);
+		return 0;
+	case LOPT_TARGET:
+		if (kv_parse_uint(v, 0, SCSI_MAX_TARGET, &n))
+			return kv_err(err, err_len, "target: 0..%d expected, not '%s'",
+				      SCSI_MAX_TARGET, v);
+		o->target = (unsigned int)n;
+		return 0;
+	case LOPT_LUN:
+		if (kv_parse_uint(v, 0, SCSI_MAX_LUN, &n))
+			return kv_err(err, err_len, "lun: 0..%d expected, not '%s'", SCSI_MAX_LUN,
+				      v);
+		o->lun = (unsigned int)n;
+		return 0;
+	case LOPT_PATH:
+		if (kv_str(o->path, sizeof(o->path), v))
+			return kv_err(err, err_len, "path: empty or longer than %zu bytes",
+				      sizeof(o->path) - 1);
+		return 0;
+	case LOPT_BACKEND:
+		if (!strcmp(v, "file"))
+			o->backend = BLK_BACKEND_FILE;
+		else if (!strcmp(v, "null"))
+			o->backend = BLK_BACKEND_NULL;
+		else
+			return kv_err(err, err_len, "backend: file or null expected, not '%s'", v);
+		return 0;
+	case LOPT_SIZE:
+		if (kv_parse_bytes(v, &o->size) || o->size % 512)
+			return kv_err(err, err_len,
+				      "size: a multiple of 512 bytes (k/m/g/t suffix) expected, "
+				      "not '%s'",
+				      v);
+		return 0;
+	case LOPT_READONLY:
+		if (kv_parse_bool(v, &o->readonly))
+			return kv_err(err, err_len, "readonly: on or off expected, not '%s'", v);
+		return 0;
+	case LOPT_SERIAL:
+		if (kv_str(o->serial, sizeof(o->serial), v) || !kv_printable(o->serial))
+			return kv_err(err, err_len, "serial: 1..%zu printable ASCII characters",
+				      sizeof(o->serial) - 1);
+		return 0;
+	case LOPT_CACHE:
+		if (!strcmp(v, "none"))
+			o->cache = BLK_CACHE_NONE;
+		else if (!strcmp(v, "writeback"))
+			o->cache = BLK_CACHE_WRITEBACK;
+		else
+			return kv_err(err, err_len, "cache: none or writeback expected, not '%s'",
+				      v);
+		return 0;
+	case LOPT_BLOCK_SIZE:
+		if (strcmp(v, "512") && strcmp(v, "4096"))
+			return kv_err(err, err_len, "block-size: 512 or 4096 expected, not '%s'",
+				      v);
+		o->block_size = (uint32_t)atoi(v);
+		return 0;
+	}
+	(void)key;
+	return -EINVAL;
+}
+
+int scsi_lun_options_parse(const char *str, struct scsi_lun_options *opts, char *err,
+			   size_t err_len)
+{
+	unsigned int seen;
+	int r;
+
+	memset(opts, 0, sizeof(*opts));
+	opts->cache = BLK_CACHE_WRITEBACK;
+	r = kv_parse(str, lun_keys, ARRAY_SIZE(lun_keys), lun_option_set, opts, &seen, err,
+		     err_len);
+	if (r)
+		return r;
+	if (!(seen & LOPT_SCSI))
+		return kv_err(err, err_len, "scsi= is required");
+	if (!(seen & LOPT_TARGET))
+		return kv_err(err, err_len, "target= is required");
+	if (!(seen & LOPT_LUN))
+		return kv_err(err, err_len, "lun= is required");
+	if (opts->backend == BLK_BACKEND_NULL) {
+		if (seen & LOPT_PATH)
+			return kv_err(err, err_len, "path= is not for backend=null (no image)");
+		if (!(seen & LOPT_SIZE))
+			return kv_err(err, err_len, "backend=null needs size=");
+	} else {
+		if (!(seen & LOPT_PATH))
+			return kv_err(err, err_len, "path= is required");
+		if (seen & LOPT_SIZE)
+			return kv_err(err, err_len,
+				      "size= is only for backend=null (an image has its own)");
+	}
+	if (opts->block_size && opts->size % opts->block_size)
+		return kv_err(err, err_len, "size= must be a multiple of block-size=");
+	/* A stable identity across restarts: VPD 0x80 / 0x83 come from it. */
+	if (!(seen & LOPT_SERIAL))
+		snprintf(opts->serial, sizeof(opts->serial), "%.24s-%u-%u", opts->scsi,
+			 opts->target, opts->lun);
+	return 0;
+}

@@ -21,9 +21,8 @@
  * quiet one).  When no queue has work the thread spins on the rings of the
  * queues that were just busy for the largest poll-us among them (kicks
  * still off: a busy driver need not kick), then turns kicks back on,
- * re-checks, and sleeps.  It spins only while its recent idle gaps were
- * short (at most half of poll-us on average): a light, steady load and an
- * idle thread cost no spinning CPU, a busy one pays no wake-ups.
+ * re-checks, and sleeps.  A spin that finds nothing makes the next few
+ * sleeps come without one, so an idle thread costs no CPU.
  *
  * Life cycle.  eng_queue_start() and eng_queue_stop() are called on the
  * vhost-user loop's thread (backend.h's start_queue / stop_queue) and are

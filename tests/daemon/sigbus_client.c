@@ -46,7 +46,8 @@ static uint64_t request(struct vu_fe *fe, uint32_t req, const void *payload, uin
 	struct vhost_user_msg reply;
 
 	memcpy(wire, &h, sizeof(h));
-	memcpy(wire + sizeof(h), payload, size);
+	if (size)
+		memcpy(wire + sizeof(h), payload, size);
 	if (vu_fe_send_raw(fe, wire, sizeof(h) + size, fds, nfds, &reply, sizeof(reply)))
 		die("no reply from the back-end");
 	return reply.payload.u64;

@@ -67,11 +67,11 @@ struct blk_io {
 	int64_t res; /* bytes transferred (READ/WRITE), 0, or -errno */
 
 	/* private to the back-end */
-	uint64_t done;		       /* bytes finished so far */
-	uint8_t stage;		       /* fallback step */
-	struct blk_backend_queue *bq;  /* where it was prepped */
-	struct reactor_event ev;       /* its SQE's completion */
-	struct blk_io *next;	       /* on a helper thread's list, or the done list */
+	uint64_t done;		      /* bytes finished so far */
+	uint8_t stage;		      /* fallback step */
+	struct blk_backend_queue *bq; /* where it was prepped */
+	struct reactor_event ev;      /* its SQE's completion */
+	struct blk_io *next;	      /* on a helper thread's list, or the done list */
 };
 
 /* What the device model needs to describe the disk to the guest. */
@@ -177,8 +177,7 @@ int blk_queue_base_init(struct blk_queue_base *b, unsigned int depth, struct rea
 			void (*wake)(void *arg), void *arg);
 void blk_queue_base_destroy(struct blk_queue_base *b);
 /* Admit one more blk_io (resets its private fields): 0 or -EBUSY. */
-int blk_queue_base_admit(struct blk_queue_base *b, struct blk_backend_queue *bq,
-			 struct blk_io *io);
+int blk_queue_base_admit(struct blk_queue_base *b, struct blk_backend_queue *bq, struct blk_io *io);
 /* @io has its final res: report it from the next reap. */
 void blk_queue_base_finish(struct blk_queue_base *b, struct blk_io *io);
 /* BLK_IO_EVENTFD: a poll on the reactor, then the count reset without blocking. */

@@ -47,8 +47,7 @@ void blk_queue_base_destroy(struct blk_queue_base *b)
 	b->own_reactor = false;
 }
 
-int blk_queue_base_admit(struct blk_queue_base *b, struct blk_backend_queue *bq,
-			 struct blk_io *io)
+int blk_queue_base_admit(struct blk_queue_base *b, struct blk_backend_queue *bq, struct blk_io *io)
 {
 	if (b->inflight >= b->depth)
 		return -EBUSY;

@@ -23,7 +23,6 @@
 #include "common/log.h"
 #include "common/util.h"
 
-
 struct null_backend {
 	struct blk_backend be;
 	struct blk_backend_info info;
@@ -39,8 +38,9 @@ static int null_open(const struct blk_backend_config *cfg, struct blk_backend **
 	struct null_backend *nb;
 
 	if (!cfg->size || cfg->size % 512) {
-		errbuf_printf(err, err_len, "%s: null back-end size must be a positive multiple of 512",
-			cfg->name ? cfg->name : "null");
+		errbuf_printf(err, err_len,
+			      "%s: null back-end size must be a positive multiple of 512",
+			      cfg->name ? cfg->name : "null");
 		return -EINVAL;
 	}
 	nb = calloc(1, sizeof(*nb));

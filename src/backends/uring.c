@@ -53,7 +53,6 @@
 #include "common/sigbus.h"
 #include "common/util.h"
 
-
 /* Write-zeroes fallback writes from this many zero bytes at a time. */
 #define ZERO_BUF_SIZE (256u * 1024)
 
@@ -72,8 +71,8 @@ struct uring_backend {
 /* A queue's discard thread (block devices; see the top of the file). */
 struct uring_helper {
 	pthread_t thread;
-	int efd;	      /* written by the helper for each discard it finishes */
-	bool armed;	      /* queue thread: a poll on efd is in the ring */
+	int efd;		 /* written by the helper for each discard it finishes */
+	bool armed;		 /* queue thread: a poll on efd is in the ring */
 	struct reactor_event ev; /* that poll's completion */
 	struct blk_backend_queue *owner;
 	unsigned int busy;    /* queue thread: handed over and not taken back yet */
@@ -209,7 +208,8 @@ static int uring_probe_size(struct uring_backend *ub, const struct stat *st, cha
 		unsigned int pbs = 512;
 
 		if (ioctl(ub->fd, BLKGETSIZE64, &bytes) < 0) {
-			errbuf_printf(err, err_len, "%s: BLKGETSIZE64: %s", ub->name, strerror(errno));
+			errbuf_printf(err, err_len, "%s: BLKGETSIZE64: %s", ub->name,
+				      strerror(errno));
 			return -errno;
 		}
 		if (ioctl(ub->fd, BLKSSZGET, &lbs) < 0 || lbs < 512)
@@ -257,18 +257,20 @@ static int uring_open(const struct blk_backend_config *cfg, struct blk_backend *
 	}
 	if (ub->fd < 0) {
 		r = -errno;
-		errbuf_printf(err, err_len, "%s: open %s: %s", ub->name, cfg->path, strerror(errno));
+		errbuf_printf(err, err_len, "%s: open %s: %s", ub->name, cfg->path,
+			      strerror(errno));
 		goto fail;
 	}
 	if (fstat(ub->fd, &st) < 0) {
 		r = -errno;
-		errbuf_printf(err, err_len, "%s: fstat %s: %s", ub->name, cfg->path, strerror(errno));
+		errbuf_printf(err, err_len, "%s: fstat %s: %s", ub->name, cfg->path,
+			      strerror(errno));
 		goto fail;
 	}
 	r = uring_lock(ub->fd, cfg->readonly);
 	if (r < 0) {
 		errbuf_printf(err, err_len, "%s: %s is in use by another process (%s)", ub->name,
-			cfg->path, strerror(-r));
+			      cfg->path, strerror(-r));
 		goto fail;
 	}
 	if (ub->info.direct) {
@@ -276,7 +278,7 @@ static int uring_open(const struct blk_backend_config *cfg, struct blk_backend *
 		if (ub->buffered_fd < 0) {
 			r = -errno;
 			errbuf_printf(err, err_len, "%s: open %s: %s", ub->name, cfg->path,
-				strerror(errno));
+				      strerror(errno));
 			goto fail;
 		}
 	} else {

@@ -45,7 +45,6 @@
 #include "stats.h"
 #include "virtio_blk.h"
 
-
 #define BLK_DEFAULT_QUEUE_SIZE 256
 #define BLK_MIN_QUEUE_SIZE     4
 #define BLK_MAX_QUEUE_SIZE     1024 /* QEMU's VIRTQUEUE_MAX_SIZE */
@@ -233,10 +232,11 @@ static int blk_option_set(void *ctx, unsigned int bit, const char *key, const ch
 		return 0;
 	case OPT_MAX_GUEST_MEMORY:
 		if (kv_parse_bytes(v, &o->max_guest_memory))
-			return kv_err(err, err_len,
-				      "max-guest-memory: a size in bytes (k/m/g/t suffix) expected, "
-				      "not '%s'",
-				      v);
+			return kv_err(
+				err, err_len,
+				"max-guest-memory: a size in bytes (k/m/g/t suffix) expected, "
+				"not '%s'",
+				v);
 		return 0;
 	case OPT_CACHE:
 		if (!strcmp(v, "none"))
@@ -921,7 +921,7 @@ struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watc
 	dev->vu = vu_dev_new(&vcfg);
 	if (!dev->vu) {
 		kv_err(err, err_len, "%s: vhost-user socket %s: %s", opts->id, opts->socket,
-			strerror(errno));
+		       strerror(errno));
 		goto fail;
 	}
 	if (null)

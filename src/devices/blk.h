@@ -17,8 +17,8 @@
 #include "vhost-user/backend.h"
 
 enum blk_cache_mode {
-	BLK_CACHE_NONE,		/* O_DIRECT; flush still reaches the disk */
-	BLK_CACHE_WRITEBACK,	/* page cache; flush is fdatasync */
+	BLK_CACHE_NONE,	     /* O_DIRECT; flush still reaches the disk */
+	BLK_CACHE_WRITEBACK, /* page cache; flush is fdatasync */
 };
 
 enum blk_backend_kind {
@@ -32,14 +32,14 @@ struct blk_options {
 	char path[4096]; /* BLK_BACKEND_FILE; empty for null */
 	uint64_t size;	 /* BLK_BACKEND_NULL: capacity in bytes; 0 for file */
 	char socket[108];
-	char serial[21];	/* VIRTIO_BLK_ID_BYTES + NUL */
+	char serial[21]; /* VIRTIO_BLK_ID_BYTES + NUL */
 	bool readonly;
-	bool client;		/* connect to the socket instead of listening */
+	bool client; /* connect to the socket instead of listening */
 	unsigned int num_queues;
 	uint16_t queue_size;
 	enum blk_cache_mode cache;
-	unsigned int poll_us; /* spin this long on an empty ring before sleeping */
-	int io_thread;	      /* the engine's I/O thread for every queue; -1: spread */
+	unsigned int poll_us;	   /* spin this long on an empty ring before sleeping */
+	int io_thread;		   /* the engine's I/O thread for every queue; -1: spread */
 	uint64_t max_guest_memory; /* bytes the front-end may map; 0: backend.h's default */
 };
 
@@ -48,8 +48,8 @@ struct blk_options {
  * [,num-queues=N][,queue-size=N][,cache=none|writeback][,serial=STR]
  * [,poll-us=N][,io-thread=K][,max-guest-memory=BYTES]" into @opts (defaults filled in: 1 queue of
  * 256, cache=writeback, poll-us=50 (0..1000), io-thread=-1 (each queue on
- * the least loaded I/O thread), serial = the id cut to 20 bytes).  "backend=null,size=BYTES" replaces path= with the
- * null back-end (backend=file, the default, needs path= and takes no
+ * the least loaded I/O thread), serial = the id cut to 20 bytes).  "backend=null,size=BYTES"
+ * replaces path= with the null back-end (backend=file, the default, needs path= and takes no
  * size=).  NAME is [A-Za-z0-9_.-]{1,31}; booleans take
  * on/off/yes/no/true/false; num-queues 1..VU_MAX_QUEUES; queue-size a power
  * of two in 4..1024; BYTES a positive multiple of 512 with an optional
@@ -66,8 +66,13 @@ int blk_options_parse(const char *str, struct blk_options *opts, char *err, size
  * was in flight; time_in_queue = the sum over requests of their ms in flight
  * (weighted by how many were in flight).
  */
-enum blk_stat_dir { BLK_STAT_READ, BLK_STAT_WRITE, BLK_STAT_DISCARD, BLK_STAT_FLUSH,
-		    BLK_STAT__COUNT };
+enum blk_stat_dir {
+	BLK_STAT_READ,
+	BLK_STAT_WRITE,
+	BLK_STAT_DISCARD,
+	BLK_STAT_FLUSH,
+	BLK_STAT__COUNT
+};
 
 struct blk_stats {
 	uint64_t ios[BLK_STAT__COUNT];

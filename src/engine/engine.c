@@ -86,9 +86,9 @@ struct eng_thread {
 	atomic_uint nr_queues; /* for placement, read by other threads */
 
 	/* Owned by the thread. */
-	struct eng_queue *queues;		 /* every attached queue */
+	struct eng_queue *queues;	       /* every attached queue */
 	struct eng_queue *ready, **ready_tail; /* to run this pass, FIFO */
-	unsigned int nr_polled;			 /* queues without a kick fd */
+	unsigned int nr_polled;		       /* queues without a kick fd */
 	uint64_t now_ns;
 	unsigned int spin_skip, spin_backoff; /* see ENG_SPIN_BACKOFF_MAX */
 	bool exiting;

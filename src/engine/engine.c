@@ -503,6 +503,17 @@ static void eng_queue_finish_stop(struct eng_queue *eq)
 		eq->next->prev = eq->prev;
 	if (eq->q->kick_fd < 0)
 		t->nr_polled--;
+	/* detach() may have woken it: the queue is freed once the stopper returns. */
+	if (eq->on_ready) {
+		struct eng_queue **pp = &t->ready;
+
+		while (*pp != eq)
+			pp = &(*pp)->ready_next;
+		*pp = eq->ready_next;
+		if (t->ready_tail == &eq->ready_next)
+			t->ready_tail = pp;
+		eq->on_ready = false;
+	}
 	eng_cmd_done(t, eq->stop_cmd, 0);
 }
 

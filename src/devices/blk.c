@@ -41,6 +41,7 @@
 #include "common/kvopts.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "engine/devopts.h"
 #include "engine/engine.h"
 #include "stats.h"
 #include "virtio_blk.h"
@@ -157,23 +158,14 @@ static int blk_option_set(void *ctx, unsigned int bit, const char *key, const ch
 	unsigned long n;
 	int r;
 
+	r = eng_dev_option_set(&ENG_DEV_FIELDS(o), key, v, err, err_len);
+	if (r != -ENOENT)
+		return r;
 	switch (bit) {
-	case OPT_ID:
-		if (kv_str(o->id, sizeof(o->id), v) || !kv_valid_id(o->id))
-			return kv_err(err, err_len,
-				      "id: 1..%zu characters of [A-Za-z0-9_.-] expected",
-				      sizeof(o->id) - 1);
-		return 0;
 	case OPT_PATH:
 		if (kv_str(o->path, sizeof(o->path), v))
 			return kv_err(err, err_len, "path: empty or longer than %zu bytes",
 				      sizeof(o->path) - 1);
-		return 0;
-	case OPT_SOCKET:
-		if (kv_str(o->socket, sizeof(o->socket), v))
-			return kv_err(err, err_len,
-				      "socket: empty or longer than %zu bytes (sun_path)",
-				      sizeof(o->socket) - 1);
 		return 0;
 	case OPT_SERIAL:
 		if (kv_str(o->serial, sizeof(o->serial), v) || !kv_printable(o->serial))
@@ -181,9 +173,8 @@ static int blk_option_set(void *ctx, unsigned int bit, const char *key, const ch
 				      VIRTIO_BLK_ID_BYTES);
 		return 0;
 	case OPT_READONLY:
-	case OPT_CLIENT:
-		if (kv_parse_bool(v, bit == OPT_READONLY ? &o->readonly : &o->client))
-			return kv_err(err, err_len, "%s: on or off expected, not '%s'", key, v);
+		if (kv_parse_bool(v, &o->readonly))
+			return kv_err(err, err_len, "readonly: on or off expected, not '%s'", v);
 		return 0;
 	case OPT_NUM_QUEUES:
 		r = kv_parse_uint(v, 1, VU_MAX_QUEUES, &n);
@@ -215,28 +206,6 @@ static int blk_option_set(void *ctx, unsigned int bit, const char *key, const ch
 				      "size: a multiple of 512 bytes (k/m/g/t suffix) expected, "
 				      "not '%s'",
 				      v);
-		return 0;
-	case OPT_POLL_US:
-		r = kv_parse_uint(v, 0, ENG_MAX_POLL_US, &n);
-		if (r)
-			return kv_err(err, err_len, "poll-us: 0..%d expected, not '%s'",
-				      ENG_MAX_POLL_US, v);
-		o->poll_us = (unsigned int)n;
-		return 0;
-	case OPT_IO_THREAD:
-		r = kv_parse_uint(v, 0, ENG_MAX_THREADS - 1, &n);
-		if (r)
-			return kv_err(err, err_len, "io-thread: 0..%d expected, not '%s'",
-				      ENG_MAX_THREADS - 1, v);
-		o->io_thread = (int)n;
-		return 0;
-	case OPT_MAX_GUEST_MEMORY:
-		if (kv_parse_bytes(v, &o->max_guest_memory))
-			return kv_err(
-				err, err_len,
-				"max-guest-memory: a size in bytes (k/m/g/t suffix) expected, "
-				"not '%s'",
-				v);
 		return 0;
 	case OPT_CACHE:
 		if (!strcmp(v, "none"))

@@ -10,6 +10,7 @@
 
 #include "common/kvopts.h"
 #include "common/util.h"
+#include "engine/devopts.h"
 #include "engine/engine.h"
 #include "scsi.h"
 
@@ -40,20 +41,12 @@ static int scsi_option_set(void *ctx, unsigned int bit, const char *key, const c
 {
 	struct scsi_options *o = ctx;
 	unsigned long n;
+	int r;
 
+	r = eng_dev_option_set(&ENG_DEV_FIELDS(o), key, v, err, err_len);
+	if (r != -ENOENT)
+		return r;
 	switch (bit) {
-	case OPT_ID:
-		if (kv_str(o->id, sizeof(o->id), v) || !kv_valid_id(o->id))
-			return kv_err(err, err_len,
-				      "id: 1..%zu characters of [A-Za-z0-9_.-] expected",
-				      sizeof(o->id) - 1);
-		return 0;
-	case OPT_SOCKET:
-		if (kv_str(o->socket, sizeof(o->socket), v))
-			return kv_err(err, err_len,
-				      "socket: empty or longer than %zu bytes (sun_path)",
-				      sizeof(o->socket) - 1);
-		return 0;
 	case OPT_NUM_QUEUES:
 		if (kv_parse_uint(v, 1, SCSI_MAX_REQ_QUEUES, &n))
 			return kv_err(err, err_len, "num-queues: 1..%d expected, not '%s'",
@@ -66,30 +59,6 @@ static int scsi_option_set(void *ctx, unsigned int bit, const char *key, const c
 				      "queue-size: a power of two in %d..%d expected, not '%s'",
 				      SCSI_MIN_QUEUE_SIZE, SCSI_MAX_QUEUE_SIZE, v);
 		o->queue_size = (uint16_t)n;
-		return 0;
-	case OPT_POLL_US:
-		if (kv_parse_uint(v, 0, ENG_MAX_POLL_US, &n))
-			return kv_err(err, err_len, "poll-us: 0..%d expected, not '%s'",
-				      ENG_MAX_POLL_US, v);
-		o->poll_us = (unsigned int)n;
-		return 0;
-	case OPT_IO_THREAD:
-		if (kv_parse_uint(v, 0, ENG_MAX_THREADS - 1, &n))
-			return kv_err(err, err_len, "io-thread: 0..%d expected, not '%s'",
-				      ENG_MAX_THREADS - 1, v);
-		o->io_thread = (int)n;
-		return 0;
-	case OPT_CLIENT:
-		if (kv_parse_bool(v, &o->client))
-			return kv_err(err, err_len, "client: on or off expected, not '%s'", v);
-		return 0;
-	case OPT_MAX_GUEST_MEMORY:
-		if (kv_parse_bytes(v, &o->max_guest_memory))
-			return kv_err(
-				err, err_len,
-				"max-guest-memory: a size in bytes (k/m/g/t suffix) expected, "
-				"not '%s'",
-				v);
 		return 0;
 	}
 	return -EINVAL;

@@ -159,22 +159,15 @@ static int blk_option_set(void *ctx, unsigned int bit, const char *key, const ch
 	int r;
 
 	r = eng_dev_option_set(&ENG_DEV_FIELDS(o), key, v, err, err_len);
+	if (r == -ENOENT)
+		r = blk_disk_option_set(&BLK_DISK_FIELDS(o), key, v, err, err_len);
 	if (r != -ENOENT)
 		return r;
 	switch (bit) {
-	case OPT_PATH:
-		if (kv_str(o->path, sizeof(o->path), v))
-			return kv_err(err, err_len, "path: empty or longer than %zu bytes",
-				      sizeof(o->path) - 1);
-		return 0;
 	case OPT_SERIAL:
 		if (kv_str(o->serial, sizeof(o->serial), v) || !kv_printable(o->serial))
 			return kv_err(err, err_len, "serial: 1..%d printable ASCII characters",
 				      VIRTIO_BLK_ID_BYTES);
-		return 0;
-	case OPT_READONLY:
-		if (kv_parse_bool(v, &o->readonly))
-			return kv_err(err, err_len, "readonly: on or off expected, not '%s'", v);
 		return 0;
 	case OPT_NUM_QUEUES:
 		r = kv_parse_uint(v, 1, VU_MAX_QUEUES, &n);
@@ -191,30 +184,6 @@ static int blk_option_set(void *ctx, unsigned int bit, const char *key, const ch
 				      "queue-size: a power of two in %d..%d expected, not '%s'",
 				      BLK_MIN_QUEUE_SIZE, BLK_MAX_QUEUE_SIZE, v);
 		o->queue_size = (uint16_t)n;
-		return 0;
-	case OPT_BACKEND:
-		if (!strcmp(v, "file"))
-			o->backend = BLK_BACKEND_FILE;
-		else if (!strcmp(v, "null"))
-			o->backend = BLK_BACKEND_NULL;
-		else
-			return kv_err(err, err_len, "backend: file or null expected, not '%s'", v);
-		return 0;
-	case OPT_SIZE:
-		if (kv_parse_bytes(v, &o->size) || o->size % VIRTIO_BLK_SECTOR_SIZE)
-			return kv_err(err, err_len,
-				      "size: a multiple of 512 bytes (k/m/g/t suffix) expected, "
-				      "not '%s'",
-				      v);
-		return 0;
-	case OPT_CACHE:
-		if (!strcmp(v, "none"))
-			o->cache = BLK_CACHE_NONE;
-		else if (!strcmp(v, "writeback"))
-			o->cache = BLK_CACHE_WRITEBACK;
-		else
-			return kv_err(err, err_len, "cache: none or writeback expected, not '%s'",
-				      v);
 		return 0;
 	}
 	return -EINVAL;
@@ -238,18 +207,10 @@ int blk_options_parse(const char *str, struct blk_options *opts, char *err, size
 
 	if (!(seen & OPT_ID))
 		return kv_err(err, err_len, "id= is required");
-	if (opts->backend == BLK_BACKEND_NULL) {
-		if (seen & OPT_PATH)
-			return kv_err(err, err_len, "path= is not for backend=null (no image)");
-		if (!(seen & OPT_SIZE))
-			return kv_err(err, err_len, "backend=null needs size=");
-	} else {
-		if (!(seen & OPT_PATH))
-			return kv_err(err, err_len, "path= is required");
-		if (seen & OPT_SIZE)
-			return kv_err(err, err_len,
-				      "size= is only for backend=null (an image has its own)");
-	}
+	r = blk_disk_options_check(&BLK_DISK_FIELDS(opts), seen & OPT_PATH, seen & OPT_SIZE, err,
+				   err_len);
+	if (r)
+		return r;
 	if (!(seen & OPT_SOCKET))
 		return kv_err(err, err_len, "socket= is required");
 	/* GET_ID answers with the id when no serial was given. */

@@ -14,17 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "diskopts.h"
 #include "vhost-user/backend.h"
-
-enum blk_cache_mode {
-	BLK_CACHE_NONE,	     /* O_DIRECT; flush still reaches the disk */
-	BLK_CACHE_WRITEBACK, /* page cache; flush is fdatasync */
-};
-
-enum blk_backend_kind {
-	BLK_BACKEND_FILE, /* path=: an image file or block device, io_uring */
-	BLK_BACKEND_NULL, /* size=: no storage; reads return zeroes */
-};
 
 struct blk_options {
 	char id[32];

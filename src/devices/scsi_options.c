@@ -111,7 +111,11 @@ static int lun_option_set(void *ctx, unsigned int bit, const char *key, const ch
 {
 	struct scsi_lun_options *o = ctx;
 	unsigned long n;
+	int r;
 
+	r = blk_disk_option_set(&BLK_DISK_FIELDS(o), key, v, err, err_len);
+	if (r != -ENOENT)
+		return r;
 	switch (bit) {
 	case LOPT_SCSI:
 		if (kv_str(o->scsi, sizeof(o->scsi), v) || !kv_valid_id(o->scsi))
@@ -129,43 +133,10 @@ static int lun_option_set(void *ctx, unsigned int bit, const char *key, const ch
 				      v);
 		o->lun = (unsigned int)n;
 		return 0;
-	case LOPT_PATH:
-		if (kv_str(o->path, sizeof(o->path), v))
-			return kv_err(err, err_len, "path: empty or longer than %zu bytes",
-				      sizeof(o->path) - 1);
-		return 0;
-	case LOPT_BACKEND:
-		if (!strcmp(v, "file"))
-			o->backend = BLK_BACKEND_FILE;
-		else if (!strcmp(v, "null"))
-			o->backend = BLK_BACKEND_NULL;
-		else
-			return kv_err(err, err_len, "backend: file or null expected, not '%s'", v);
-		return 0;
-	case LOPT_SIZE:
-		if (kv_parse_bytes(v, &o->size) || o->size % 512)
-			return kv_err(err, err_len,
-				      "size: a multiple of 512 bytes (k/m/g/t suffix) expected, "
-				      "not '%s'",
-				      v);
-		return 0;
-	case LOPT_READONLY:
-		if (kv_parse_bool(v, &o->readonly))
-			return kv_err(err, err_len, "readonly: on or off expected, not '%s'", v);
-		return 0;
 	case LOPT_SERIAL:
 		if (kv_str(o->serial, sizeof(o->serial), v) || !kv_printable(o->serial))
 			return kv_err(err, err_len, "serial: 1..%zu printable ASCII characters",
 				      sizeof(o->serial) - 1);
-		return 0;
-	case LOPT_CACHE:
-		if (!strcmp(v, "none"))
-			o->cache = BLK_CACHE_NONE;
-		else if (!strcmp(v, "writeback"))
-			o->cache = BLK_CACHE_WRITEBACK;
-		else
-			return kv_err(err, err_len, "cache: none or writeback expected, not '%s'",
-				      v);
 		return 0;
 	case LOPT_BLOCK_SIZE:
 		if (strcmp(v, "512") && strcmp(v, "4096"))
@@ -174,7 +145,6 @@ static int lun_option_set(void *ctx, unsigned int bit, const char *key, const ch
 		o->block_size = (uint32_t)atoi(v);
 		return 0;
 	}
-	(void)key;
 	return -EINVAL;
 }
 
@@ -196,18 +166,10 @@ int scsi_lun_options_parse(const char *str, struct scsi_lun_options *opts, char 
 		return kv_err(err, err_len, "target= is required");
 	if (!(seen & LOPT_LUN))
 		return kv_err(err, err_len, "lun= is required");
-	if (opts->backend == BLK_BACKEND_NULL) {
-		if (seen & LOPT_PATH)
-			return kv_err(err, err_len, "path= is not for backend=null (no image)");
-		if (!(seen & LOPT_SIZE))
-			return kv_err(err, err_len, "backend=null needs size=");
-	} else {
-		if (!(seen & LOPT_PATH))
-			return kv_err(err, err_len, "path= is required");
-		if (seen & LOPT_SIZE)
-			return kv_err(err, err_len,
-				      "size= is only for backend=null (an image has its own)");
-	}
+	r = blk_disk_options_check(&BLK_DISK_FIELDS(opts), seen & LOPT_PATH, seen & LOPT_SIZE, err,
+				   err_len);
+	if (r)
+		return r;
 	if (opts->block_size && opts->size % opts->block_size)
 		return kv_err(err, err_len, "size= must be a multiple of block-size=");
 	/* A stable identity across restarts: VPD 0x80 / 0x83 come from it. */

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * diskopts.h - the option keys of a disk behind any device model (a
+ * --blk device, a --lun of a SCSI controller): path=, backend=, size=,
+ * readonly=, cache=, parsed once for all of them.  A model's setter hands
+ * each key here first and handles its own when blk_disk_option_set() says
+ * -ENOENT; its option struct names the fields as BLK_DISK_FIELDS() expects.
+ */
+#ifndef VHOSTD_DEVICES_DISKOPTS_H
+#define VHOSTD_DEVICES_DISKOPTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum blk_cache_mode {
+	BLK_CACHE_NONE,	     /* O_DIRECT; flush still reaches the disk */
+	BLK_CACHE_WRITEBACK, /* page cache; flush is fdatasync */
+};
+
+enum blk_backend_kind {
+	BLK_BACKEND_FILE, /* path=: an image file or block device, io_uring */
+	BLK_BACKEND_NULL, /* size=: no storage; reads return zeroes */
+};
+
+struct blk_disk_fields {
+	enum blk_backend_kind *backend;
+	char *path;
+	size_t path_size;
+	uint64_t *size;
+	bool *readonly;
+	enum blk_cache_mode *cache;
+};
+
+/* The disk fields of an option struct @o that names them as above. */
+#define BLK_DISK_FIELDS(o)                                                                         \
+	((struct blk_disk_fields){&(o)->backend, (o)->path, sizeof((o)->path), &(o)->size,         \
+				  &(o)->readonly, &(o)->cache})
+
+/* Set @key to @v if it is a disk key: 0, -EINVAL with a message, or -ENOENT. */
+int blk_disk_option_set(const struct blk_disk_fields *f, const char *key, const char *v, char *err,
+			size_t err_len);
+
+/*
+ * After parsing: path= goes with backend=file, size= with backend=null.
+ * @path_seen / @size_seen: whether those keys were given.  0 or -EINVAL.
+ */
+int blk_disk_options_check(const struct blk_disk_fields *f, bool path_seen, bool size_seen,
+			   char *err, size_t err_len);
+
+#endif /* VHOSTD_DEVICES_DISKOPTS_H */

@@ -270,21 +270,6 @@ static uint8_t *iov_take_last_byte(struct iovec *iov, unsigned int *cnt)
 	return (uint8_t *)iov[i].iov_base + iov[i].iov_len;
 }
 
-/* Drop the first @n bytes of @iov (the header); returns the new start. */
-static struct iovec *iov_skip(struct iovec *iov, unsigned int *cnt, size_t n)
-{
-	while (*cnt && n >= iov->iov_len) {
-		n -= iov->iov_len;
-		iov++;
-		(*cnt)--;
-	}
-	if (*cnt && n) {
-		iov->iov_base = (char *)iov->iov_base + n;
-		iov->iov_len -= n;
-	}
-	return iov;
-}
-
 /* Is [sector, sector + n) inside the disk?  No sum that can overflow. */
 static bool blk_range_ok(const struct blk_dev *dev, uint64_t sector, uint64_t n)
 {

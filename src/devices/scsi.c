@@ -64,21 +64,6 @@ static bool scsi_has_feature(const struct scsi_dev *dev, unsigned int bit)
 	return atomic_load_explicit(&dev->features, memory_order_relaxed) & (1ull << bit);
 }
 
-/* Drop the first @n bytes of @iov; returns the new start (the array is changed). */
-static struct iovec *iov_skip(struct iovec *iov, unsigned int *cnt, size_t n)
-{
-	while (*cnt && n >= iov->iov_len) {
-		n -= iov->iov_len;
-		iov++;
-		(*cnt)--;
-	}
-	if (*cnt && n) {
-		iov->iov_base = (char *)iov->iov_base + n;
-		iov->iov_len -= n;
-	}
-	return iov;
-}
-
 /* Cut @iov to its first @n bytes (it holds at least that many). */
 static void iov_trim(struct iovec *iov, unsigned int *cnt, size_t n)
 {

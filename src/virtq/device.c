@@ -368,6 +368,20 @@ size_t iov_length(const struct iovec *iov, unsigned int cnt)
 	return len;
 }
 
+struct iovec *iov_skip(struct iovec *iov, unsigned int *cnt, size_t n)
+{
+	while (*cnt && n >= iov->iov_len) {
+		n -= iov->iov_len;
+		iov++;
+		(*cnt)--;
+	}
+	if (*cnt && n) {
+		iov->iov_base = (char *)iov->iov_base + n;
+		iov->iov_len -= n;
+	}
+	return iov;
+}
+
 /* Copy between @buf and the bytes of @iov from @offset on; @to_buf picks the way. */
 static size_t iov_copy(const struct iovec *iov, unsigned int cnt, size_t offset, void *buf,
 		       size_t len, bool to_buf)

@@ -296,6 +296,11 @@ size_t iov_to_buf(const struct iovec *iov, unsigned int cnt, size_t offset, void
 size_t iov_from_buf(const struct iovec *iov, unsigned int cnt, size_t offset,
 		    const void *buf, size_t len);
 size_t iov_length(const struct iovec *iov, unsigned int cnt);
+/*
+ * Drop the first @n bytes of @iov (a request header): returns the new
+ * start, *@cnt is updated and the first remaining entry shortened in place.
+ */
+struct iovec *iov_skip(struct iovec *iov, unsigned int *cnt, size_t n);
 
 /*
  * --- internals: shared by device.c, device_split.c and device_packed.c ---

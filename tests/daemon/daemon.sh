@@ -353,6 +353,38 @@ kill "$BPID" 2>/dev/null
 wait "$BPID" 2>/dev/null
 BPID=
 
+# --- one I/O thread serving two devices, one of them busy ------------------------
+
+# Device h gets a closed loop at QD32 from a polling front-end; device q,
+# on the same I/O thread, does verified QD1 I/O at the same time: its
+# kicks must be served between h's passes, its data must be right, and
+# both must stop cleanly.  No speed is asserted, only progress.  (A queue
+# can never pop more than its ring holds in one run, since nothing it
+# popped is published before the run ends: the per-pass budget only makes
+# the turns finer, which no untimed test can see.)
+"$VHOSTD" --io-threads 1 --blk "id=h,backend=null,size=64M,socket=$T/h.sock" \
+	--blk "id=q,path=$T/disk.img,socket=$T/q.sock" 2>"$T/fair.log" &
+DPID=$!
+wait_for_socket "$T/h.sock" 10 && wait_for_socket "$T/q.sock" 10
+"$BENCH" --socket "$T/h.sock" --iodepth 32 --poll --time 4 --json >"$T/heavy.json" 2>&1 &
+BPID=$!
+sleep 0.5
+"$BENCH" --socket "$T/q.sock" --rw randrw --verify --iodepth 1 --time 2 --json \
+	>"$T/quiet.json" 2>&1
+rc=$?
+wait "$BPID"
+hrc=$?
+BPID=
+check "one I/O thread: the quiet device's verified I/O passes beside a busy one" test "$rc" = 0
+check "one I/O thread: the quiet device made progress" \
+	python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["ios"] < 50)' "$T/quiet.json"
+check "one I/O thread: the busy device ran too" test "$hrc" = 0
+kill "$DPID"
+wait "$DPID"
+rc=$?
+DPID=
+check "one I/O thread: exit 0" test "$rc" = 0
+
 # --- stale sockets, then SIGINT (Ctrl-C) on an idle daemon ----------------------
 
 # Sockets left by a process that died: nobody listens, so they are replaced.

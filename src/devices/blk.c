@@ -4,8 +4,8 @@
  *
  * Datapath.  The engine (engine.h) runs each started queue on one of its
  * I/O threads: it waits for kicks, pops chains into request slots indexed
- * by descriptor head, and publishes completions with one flush and at most
- * one interrupt per pass.  This file turns each chain into one back-end
+ * by descriptor head, and publishes completions in batches (one flush and
+ * at most one interrupt per 16 chains).  This file turns each chain into one back-end
  * operation (struct blk_io) on the back-end queue that lives on the same
  * thread's io_uring, and completes it when the back-end reports it.  A slot
  * is a struct blk_req: the engine's head, the back-end operation and the

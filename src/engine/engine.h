@@ -8,7 +8,8 @@
  * then on one I/O thread owns the queue: it waits for the guest's kicks,
  * pops chains into request slots preallocated per descriptor head, calls
  * the model's start() for each, and publishes completions with one flush
- * and at most one interrupt per queue per pass.  The model holds only its
+ * and at most one interrupt per 16 chains and at the end of the queue's
+ * turn in each pass.  The model holds only its
  * device's logic: what a request means and which back-end carries it out.
  *
  * Threads.  eng_pool_init(N) makes N I/O threads (0: one private thread per

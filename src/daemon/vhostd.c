@@ -525,22 +525,6 @@ static int signals_start(struct vhostd *d)
 
 /* --- devices --- */
 
-/* The back-ends ask for their sockets to be watched through these. */
-static int watch_add(void *loop, int fd, void (*cb)(void *arg, uint32_t events), void *arg)
-{
-	return evloop_add(loop, fd, EPOLLIN, cb, arg);
-}
-
-static void watch_del(void *loop, int fd)
-{
-	evloop_del(loop, fd);
-}
-
-static const struct vu_watch_ops watch_ops = {
-	.add = watch_add,
-	.del = watch_del,
-};
-
 /* Does @msg already start with "@id:"?  Then it is not prefixed again. */
 static bool msg_has_id(const char *msg, const char *id)
 {
@@ -573,7 +557,7 @@ static int scsi_devices_start(struct vhostd *d)
 				mine[n++] = d->luns[j];
 		}
 		err[0] = '\0';
-		dev = scsi_dev_new(o, mine, n, &watch_ops, d->loop, err, sizeof(err));
+		dev = scsi_dev_new(o, mine, n, &vu_evloop_watch_ops, d->loop, err, sizeof(err));
 		if (!dev) {
 			if (msg_has_id(err, o->id))
 				log_error("%s", err);
@@ -604,7 +588,7 @@ static int devices_start(struct vhostd *d)
 	for (unsigned int i = 0; i < d->nopts; i++) {
 		o = &d->opts[i];
 		err[0] = '\0';
-		dev = blk_dev_new(o, &watch_ops, d->loop, err, sizeof(err));
+		dev = blk_dev_new(o, &vu_evloop_watch_ops, d->loop, err, sizeof(err));
 		if (!dev) {
 			if (msg_has_id(err, o->id))
 				log_error("%s", err);

@@ -116,6 +116,9 @@ struct vu_watch_ops {
 	void (*del)(void *loop, int fd);
 };
 
+/* The watches bound to common/evloop.h (evloop_watch.c): @loop is a struct evloop. */
+extern const struct vu_watch_ops vu_evloop_watch_ops;
+
 struct vu_dev_config {
 	const char *name; /* for log lines */
 	const char *socket_path;

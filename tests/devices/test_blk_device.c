@@ -23,7 +23,6 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -68,18 +67,6 @@ struct ctx {
 
 /* ---- plumbing -------------------------------------------------------------- */
 
-static int watch_add(void *loop, int fd, void (*cb)(void *arg, uint32_t events), void *arg)
-{
-	return evloop_add(loop, fd, EPOLLIN, cb, arg);
-}
-
-static void watch_del(void *loop, int fd)
-{
-	evloop_del(loop, fd);
-}
-
-static const struct vu_watch_ops watch_ops = {.add = watch_add, .del = watch_del};
-
 static void *loop_main(void *arg)
 {
 	evloop_run(arg);
@@ -115,7 +102,7 @@ static void dev_start(struct ctx *c, const char *extra_opts, bool packed, int nq
 		FAIL("options: %s", err);
 	c->loop = evloop_new();
 	CHECK(c->loop);
-	c->dev = blk_dev_new(&opts, &watch_ops, c->loop, err, sizeof(err));
+	c->dev = blk_dev_new(&opts, &vu_evloop_watch_ops, c->loop, err, sizeof(err));
 	if (!c->dev)
 		FAIL("blk_dev_new: %s", err);
 	CHECK_EQ(blk_dev_capacity_sectors(c->dev), IMG_SECTORS);

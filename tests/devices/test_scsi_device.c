@@ -20,7 +20,6 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/epoll.h>
 
 #include "blk_test.h"
 #include "common/evloop.h"
@@ -65,18 +64,6 @@ struct result {
 
 /* ---- plumbing ------------------------------------------------------------ */
 
-static int watch_add(void *loop, int fd, void (*cb)(void *arg, uint32_t events), void *arg)
-{
-	return evloop_add(loop, fd, EPOLLIN, cb, arg);
-}
-
-static void watch_del(void *loop, int fd)
-{
-	evloop_del(loop, fd);
-}
-
-static const struct vu_watch_ops watch_ops = {.add = watch_add, .del = watch_del};
-
 static void *loop_main(void *arg)
 {
 	evloop_run(arg);
@@ -119,7 +106,7 @@ static void dev_start(struct ctx *c, bool packed, uint64_t drop_features)
 		  c->img_ro);
 	c->loop = evloop_new();
 	CHECK(c->loop);
-	c->dev = scsi_dev_new(&opts, luns, 3, &watch_ops, c->loop, err, sizeof(err));
+	c->dev = scsi_dev_new(&opts, luns, 3, &vu_evloop_watch_ops, c->loop, err, sizeof(err));
 	if (!c->dev)
 		FAIL("scsi_dev_new: %s", err);
 	CHECK_EQ(scsi_dev_nr_luns(c->dev), 3);

@@ -271,7 +271,7 @@ static void test_client_mode(void)
 			.num_queues = 1,
 			.ops = &echo_ops,
 			.opaque = &e2,
-			.watch = &vt_watch_ops,
+			.watch = &vu_evloop_watch_ops,
 			.loop = l2.loop,
 		};
 

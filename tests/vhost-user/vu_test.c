@@ -21,21 +21,6 @@
 
 /* --- event loop --- */
 
-static int vt_watch_add(void *loop, int fd, void (*cb)(void *arg, uint32_t events), void *arg)
-{
-	return evloop_add(loop, fd, EPOLLIN, cb, arg);
-}
-
-static void vt_watch_del(void *loop, int fd)
-{
-	evloop_del(loop, fd);
-}
-
-const struct vu_watch_ops vt_watch_ops = {
-	.add = vt_watch_add,
-	.del = vt_watch_del,
-};
-
 void vt_loop_init(struct vt_loop *l)
 {
 	l->loop = evloop_new();
@@ -284,7 +269,7 @@ struct vu_dev *vt_echo_server(struct vt_loop *l, struct echo_dev *e, const char 
 		.max_queue_size = max_size,
 		.ops = &echo_ops,
 		.opaque = e,
-		.watch = &vt_watch_ops,
+		.watch = &vu_evloop_watch_ops,
 		.loop = l->loop,
 	};
 	struct vu_dev *dev = vu_dev_new(&cfg);

@@ -34,8 +34,6 @@ struct vt_loop {
 	bool running;
 };
 
-extern const struct vu_watch_ops vt_watch_ops;
-
 void vt_loop_init(struct vt_loop *l);
 void vt_loop_start(struct vt_loop *l);
 void vt_loop_stop(struct vt_loop *l); /* joins; devices can then be freed */

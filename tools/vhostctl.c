@@ -301,6 +301,22 @@ static const char *const list_head[LIST_COLS] = {
 	"ID", "TYPE", "SIZE", "SECTORS", "RO", "QUEUES", "CONNECTED", "SOCKET", "PATH",
 };
 
+/*
+ * The PATH column: the image file, "rbd:POOL/IMAGE" for a Ceph image, or
+ * "(null back-end)" for a disk with no path, rather than nothing.
+ */
+static void disk_where(struct json_object *disk, char *buf, size_t len)
+{
+	const char *be = str_of(disk, "backend");
+
+	if (*str_of(disk, "path"))
+		snprintf(buf, len, "%s", str_of(disk, "path"));
+	else if (!strcmp(be, "rbd"))
+		snprintf(buf, len, "rbd:%s/%s", str_of(disk, "pool"), str_of(disk, "image"));
+	else
+		snprintf(buf, len, "(%s back-end)", strcmp(be, "-") ? be : "null");
+}
+
 static void list_row(struct json_object *d, char cells[LIST_COLS][4096])
 {
 	human_size(u64_of(d, "size"), cells[2], sizeof(cells[2]));
@@ -311,9 +327,7 @@ static void list_row(struct json_object *d, char cells[LIST_COLS][4096])
 	snprintf(cells[5], sizeof(cells[5]), "%" PRIu64, u64_of(d, "num-queues"));
 	snprintf(cells[6], sizeof(cells[6]), "%s", bool_of(d, "connected") ? "yes" : "no");
 	snprintf(cells[7], sizeof(cells[7]), "%s", str_of(d, "socket"));
-	/* backend=null has no path: say so rather than print nothing. */
-	snprintf(cells[8], sizeof(cells[8]), "%s",
-		 *str_of(d, "path") ? str_of(d, "path") : "(null back-end)");
+	disk_where(d, cells[8], sizeof(cells[8]));
 }
 
 /* A virtio-scsi controller: one row per LUN ("NAME:T:L"), the controller's queues and socket. */
@@ -328,8 +342,7 @@ static void list_lun_row(struct json_object *d, struct json_object *lun,
 	snprintf(cells[5], sizeof(cells[5]), "%" PRIu64, u64_of(d, "num-queues"));
 	snprintf(cells[6], sizeof(cells[6]), "%s", bool_of(d, "connected") ? "yes" : "no");
 	snprintf(cells[7], sizeof(cells[7]), "%s", str_of(d, "socket"));
-	snprintf(cells[8], sizeof(cells[8]), "%s",
-		 *str_of(lun, "path") ? str_of(lun, "path") : "(null back-end)");
+	disk_where(lun, cells[8], sizeof(cells[8]));
 }
 
 /* The LUNs of a virtio-scsi controller entry, or NULL for a blk device. */

@@ -45,8 +45,12 @@ static struct json_object *device_describe(struct blk_dev *dev)
 
 	add_str(d, "id", blk_dev_id(dev));
 	add_str(d, "type", "blk");
-	add_str(d, "backend", o->backend == BLK_BACKEND_NULL ? "null" : "file");
+	add_str(d, "backend", blk_disk_backend_name(o->backend));
 	add_str(d, "path", o->path);
+	if (o->backend == BLK_BACKEND_RBD) {
+		add_str(d, "pool", o->rbd.pool);
+		add_str(d, "image", o->rbd.image);
+	}
 	add_str(d, "socket", o->socket);
 	add_u64(d, "capacity", sectors);
 	add_u64(d, "size", sectors * 512);
@@ -84,8 +88,12 @@ static struct json_object *scsi_describe(struct scsi_dev *dev)
 		add_str(lun, "name", scsi_dev_lun_name(dev, i));
 		add_u64(lun, "target", l->target);
 		add_u64(lun, "lun", l->lun);
-		add_str(lun, "backend", l->backend == BLK_BACKEND_NULL ? "null" : "file");
+		add_str(lun, "backend", blk_disk_backend_name(l->backend));
 		add_str(lun, "path", l->path);
+		if (l->backend == BLK_BACKEND_RBD) {
+			add_str(lun, "pool", l->rbd.pool);
+			add_str(lun, "image", l->rbd.image);
+		}
 		add_u64(lun, "block-size", bs);
 		add_u64(lun, "blocks", blocks);
 		add_u64(lun, "size", blocks * bs);

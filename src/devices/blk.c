@@ -132,6 +132,10 @@ enum {
 	OPT_POLL_US = 1 << 11,
 	OPT_IO_THREAD = 1 << 12,
 	OPT_MAX_GUEST_MEMORY = 1 << 13,
+	OPT_POOL = 1 << 14,
+	OPT_IMAGE = 1 << 15,
+	OPT_CONF = 1 << 16,
+	OPT_USER = 1 << 17,
 };
 
 static const struct kv_key blk_keys[] = {
@@ -149,6 +153,10 @@ static const struct kv_key blk_keys[] = {
 	{"poll-us", OPT_POLL_US},
 	{"io-thread", OPT_IO_THREAD},
 	{"max-guest-memory", OPT_MAX_GUEST_MEMORY},
+	{"pool", OPT_POOL},
+	{"image", OPT_IMAGE},
+	{"conf", OPT_CONF},
+	{"user", OPT_USER},
 };
 
 static int blk_option_set(void *ctx, unsigned int bit, const char *key, const char *v, char *err,
@@ -766,8 +774,13 @@ struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watc
 		.readonly = opts->readonly,
 		.direct = opts->cache == BLK_CACHE_NONE,
 		.name = opts->id,
+		.rbd_pool = opts->rbd.pool,
+		.rbd_image = opts->rbd.image,
+		.rbd_conf = opts->rbd.conf,
+		.rbd_user = opts->rbd.user,
 	};
 	bool null = opts->backend == BLK_BACKEND_NULL;
+	char where[300];
 	struct vu_dev_config vcfg;
 	const char *how;
 	struct blk_dev *dev;
@@ -793,16 +806,16 @@ struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watc
 		return NULL;
 	}
 	dev->opts = *opts;
-	dev->bops = null ? &blk_backend_null_ops : &blk_backend_uring_ops;
+	dev->bops = blk_disk_backend_ops(opts->backend);
 	if (dev->bops->open(&bcfg, &dev->be, err, err_len) < 0) {
 		free(dev);
 		return NULL;
 	}
 	dev->bops->get_info(dev->be, &dev->info);
 	dev->capacity = dev->info.size >> VIRTIO_BLK_SECTOR_SHIFT;
+	blk_disk_describe(opts->backend, opts->path, &opts->rbd, where, sizeof(where));
 	if (!dev->capacity)
-		log_warn("%s: %s is smaller than one sector", opts->id,
-			 null ? "the null back-end" : opts->path);
+		log_warn("%s: %s is smaller than one sector", opts->id, where);
 	dev->seg_max = opts->queue_size - 2u;
 	if (dev->seg_max > BLK_MAX_SEG_MAX)
 		dev->seg_max = BLK_MAX_SEG_MAX;
@@ -841,10 +854,12 @@ struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watc
 	}
 	if (null)
 		how = "no storage";
+	else if (opts->backend == BLK_BACKEND_RBD)
+		how = dev->info.direct ? "librbd, no cache" : "librbd";
 	else
 		how = dev->info.direct ? "O_DIRECT" : "page cache";
 	log_info("%s: %s, %" PRIu64 " sectors, %s%s, %u queue(s) of %u", opts->id,
-		 null ? "null back-end" : opts->path, dev->capacity, how,
+		 where, dev->capacity, how,
 		 opts->readonly ? ", read-only" : "", opts->num_queues, opts->queue_size);
 	return dev;
 

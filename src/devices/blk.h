@@ -22,6 +22,7 @@ struct blk_options {
 	enum blk_backend_kind backend;
 	char path[4096]; /* BLK_BACKEND_FILE; empty for null */
 	uint64_t size;	 /* BLK_BACKEND_NULL: capacity in bytes; 0 for file */
+	struct blk_rbd_options rbd; /* BLK_BACKEND_RBD */
 	char socket[108];
 	char serial[21]; /* VIRTIO_BLK_ID_BYTES + NUL */
 	bool readonly;
@@ -41,7 +42,9 @@ struct blk_options {
  * 256, cache=writeback, poll-us=50 (0..1000), io-thread=-1 (each queue on
  * the least loaded I/O thread), serial = the id cut to 20 bytes).  "backend=null,size=BYTES"
  * replaces path= with the null back-end (backend=file, the default, needs path= and takes no
- * size=).  NAME is [A-Za-z0-9_.-]{1,31}; booleans take
+ * size=); "backend=rbd,pool=P,image=I[,conf=FILE][,user=NAME]" replaces it with a Ceph RBD
+ * image (conf: a ceph.conf, default Ceph's search path; user: the client name without
+ * "client.", default admin).  NAME is [A-Za-z0-9_.-]{1,31}; booleans take
  * on/off/yes/no/true/false; num-queues 1..VU_MAX_QUEUES; queue-size a power
  * of two in 4..1024; BYTES a positive multiple of 512 with an optional
  * k/m/g/t suffix (powers of 1024); ",," in a value is a literal comma, as

@@ -887,6 +887,10 @@ static struct scsi_lun *scsi_lun_open(struct scsi_dev *dev, const struct scsi_lu
 		.size = o->size,
 		.readonly = o->readonly,
 		.direct = o->cache == BLK_CACHE_NONE,
+		.rbd_pool = o->rbd.pool,
+		.rbd_image = o->rbd.image,
+		.rbd_conf = o->rbd.conf,
+		.rbd_user = o->rbd.user,
 	};
 	struct scsi_disk_config dcfg;
 	struct scsi_lun *lun = calloc(1, sizeof(*lun));
@@ -900,7 +904,7 @@ static struct scsi_lun *scsi_lun_open(struct scsi_dev *dev, const struct scsi_lu
 	lun->opts = *o;
 	snprintf(lun->name, sizeof(lun->name), "%s:%u:%u", dev->opts.id, o->target, o->lun);
 	bcfg.name = lun->name;
-	lun->bops = o->backend == BLK_BACKEND_NULL ? &blk_backend_null_ops : &blk_backend_uring_ops;
+	lun->bops = blk_disk_backend_ops(o->backend);
 	if (lun->bops->open(&bcfg, &lun->be, err, err_len) < 0) {
 		lun->be = NULL;
 		goto fail;
@@ -1074,9 +1078,11 @@ struct scsi_dev *scsi_dev_new(const struct scsi_options *opts, const struct scsi
 		 opts->num_queues, opts->queue_size);
 	for (unsigned int i = 0; i < dev->nr_luns; i++) {
 		const struct scsi_lun *l = dev->luns[i];
+		char where[300];
 
 		log_info("%s: %s, %" PRIu64 " blocks of %u%s", l->name,
-			 l->opts.backend == BLK_BACKEND_NULL ? "null back-end" : l->opts.path,
+			 blk_disk_describe(l->opts.backend, l->opts.path, &l->opts.rbd, where,
+					   sizeof(where)),
 			 scsi_disk_blocks(&l->disk), l->disk.block_size,
 			 l->opts.readonly ? ", read-only" : "");
 	}
@@ -1217,6 +1223,7 @@ int scsi_dev_add_lun(struct scsi_dev *dev, const struct scsi_lun_options *o, cha
 	struct scsi_lun *lun;
 	unsigned int slot;
 	bool exists;
+	char where[300];
 	int r = 0;
 
 	if (strcmp(o->scsi, dev->opts.id))
@@ -1255,7 +1262,7 @@ int scsi_dev_add_lun(struct scsi_dev *dev, const struct scsi_lun_options *o, cha
 	scsi_luns_changed(dev, o->target);
 	atomic_store(&lun->ready, true);
 	log_info("%s: added, %s, %" PRIu64 " blocks of %u%s", lun->name,
-		 o->backend == BLK_BACKEND_NULL ? "null back-end" : o->path,
+		 blk_disk_describe(o->backend, o->path, &o->rbd, where, sizeof(where)),
 		 scsi_disk_blocks(&lun->disk), lun->disk.block_size,
 		 o->readonly ? ", read-only" : "");
 	scsi_dev_event(dev, VIRTIO_SCSI_T_TRANSPORT_RESET, o->target, o->lun,
@@ -1328,6 +1335,8 @@ int scsi_dev_resize_lun(struct scsi_dev *dev, unsigned int target, unsigned int 
 		return kv_err(err, err_len, "%s: no target %u LUN %u", dev->opts.id, target, id);
 	if (lun->opts.backend == BLK_BACKEND_NULL)
 		return kv_err(err, err_len, "%s: the null back-end has a fixed size", lun->name);
+	if (lun->opts.backend != BLK_BACKEND_FILE)
+		return kv_err(err, err_len, "%s: resize is for image files only", lun->name);
 	r = scsi_image_size(lun->opts.path, &size);
 	if (r < 0)
 		return kv_err(err, err_len, "%s: %s: %s", lun->name, lun->opts.path, strerror(-r));

@@ -51,6 +51,7 @@ struct scsi_lun_options {
 	enum blk_backend_kind backend;
 	char path[4096];
 	uint64_t size; /* backend=null */
+	struct blk_rbd_options rbd; /* backend=rbd */
 	bool readonly;
 	char serial[37]; /* empty: "<scsi>-<target>-<lun>" */
 	enum blk_cache_mode cache;
@@ -66,6 +67,7 @@ int scsi_options_parse(const char *str, struct scsi_options *opts, char *err, si
 
 /*
  * "scsi=NAME,target=T,lun=L,path=FILE|backend=null,size=BYTES
+ * |backend=rbd,pool=P,image=I[,conf=FILE][,user=NAME]
  * [,readonly=on][,serial=STR][,cache=none|writeback][,block-size=512|4096]":
  * T 0..255, L 0..16383, serial 1..36 printable characters.  0, or -EINVAL
  * with a message in @err.

@@ -11,6 +11,10 @@ PACKAGES=(
 	# real-guest tests and make run
 	qemu-system-x86 qemu-utils busybox-static cpio kmod xz-utils zstd
 	e2fsprogs util-linux fio sg3-utils python3
+	# backend=rbd (librbd) and its tests' one-node Ceph cluster; qemu's rbd
+	# driver for bench/rbd.sh
+	librbd-dev librados-dev ceph-mon ceph-mgr ceph-osd ceph-common uuid-runtime
+	qemu-block-extra
 )
 
 missing=()

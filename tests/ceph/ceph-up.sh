@@ -174,6 +174,7 @@ C osd pool create rbd 8 8 >/dev/null 2>"$DIR/log/pool.out" ||
 	fail 1 "pool create: $(cat "$DIR/log/pool.out")"
 timeout 30 rbd -c "$CONF" pool init rbd 2>"$DIR/log/pool.out" ||
 	fail 1 "rbd pool init: $(cat "$DIR/log/pool.out")"
+T_POOL=$(ms)
 
 # The manager: alive and known to the mon (it need not be active for I/O).
 for ((i = 0; ; i++)); do
@@ -185,4 +186,5 @@ done
 T_END=$(ms)
 trap - INT TERM
 echo "ceph-up: cluster up in $(secs "$T0" "$T_END") s (mon $(secs "$T0" "$T_MON") s," \
-	"osd $(secs "$T_MON" "$T_OSD") s, pool + mgr $(secs "$T_OSD" "$T_END") s), conf $CONF"
+	"osd $(secs "$T_MON" "$T_OSD") s, pool $(secs "$T_OSD" "$T_POOL") s," \
+	"mgr ready $(secs "$T_POOL" "$T_END") s later), conf $CONF"

@@ -35,6 +35,7 @@
  * dead cluster fails with one line instead of hanging.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <rados/librados.h>
@@ -67,7 +68,7 @@ struct rbd_slot {
 	struct blk_backend_queue *q;
 	struct blk_io *io;
 	rbd_completion_t c;
-	bool in_librbd; /* I/O thread: started and not collected */
+	bool in_librbd;	       /* I/O thread: started and not collected */
 	struct rbd_slot *next; /* the free list, or the finished list */
 };
 
@@ -140,8 +141,9 @@ static int rbd_connect(struct rbd_backend *rb, const struct blk_backend_config *
 	r = rados_connect(rb->cluster);
 	if (r < 0) {
 		rados_conf_get(rb->cluster, "mon_host", mon, sizeof(mon));
-		errbuf_printf(err, err_len, "%s: cannot connect to the Ceph cluster (mon host %s): %s",
-			      rb->name, mon[0] ? mon : "unset", strerror(-r));
+		errbuf_printf(err, err_len,
+			      "%s: cannot connect to the Ceph cluster (mon host %s): %s", rb->name,
+			      mon[0] ? mon : "unset", strerror(-r));
 		return r;
 	}
 	return 0;
@@ -463,8 +465,7 @@ static int rbd_queue_attach(struct blk_backend *be, unsigned int depth, struct r
 	return 0;
 }
 
-static int rbd_queue_new(struct blk_backend *be, unsigned int depth,
-			 struct blk_backend_queue **out)
+static int rbd_queue_new(struct blk_backend *be, unsigned int depth, struct blk_backend_queue **out)
 {
 	return rbd_queue_attach(be, depth, NULL, NULL, NULL, out);
 }
@@ -524,7 +525,7 @@ static int rbd_prep(struct blk_backend_queue *q, struct blk_io *io)
 
 	if (io->op > BLK_IO_EVENTFD)
 		return -EINVAL;
-	if ((io->op == BLK_IO_READ || io->op == BLK_IO_WRITE) && io->iovcnt > 1024)
+	if ((io->op == BLK_IO_READ || io->op == BLK_IO_WRITE) && io->iovcnt > INT_MAX)
 		return -EINVAL;
 	r = blk_queue_base_admit(&q->base, q, io);
 	if (r < 0)

@@ -146,8 +146,11 @@ static void test_flush_fua_zeroes(struct blk_backend_queue *bq)
 	struct iovec v = {buf, sizeof(buf)};
 	struct blk_io w = {.op = BLK_IO_WRITE, .iov = &v, .iovcnt = 1, .offset = base};
 	struct blk_io f = {.op = BLK_IO_FLUSH};
-	struct blk_io wfua = {
-		.op = BLK_IO_WRITE, .flags = BLK_IO_F_FUA, .iov = &v, .iovcnt = 1, .offset = 0x300000};
+	struct blk_io wfua = {.op = BLK_IO_WRITE,
+			      .flags = BLK_IO_F_FUA,
+			      .iov = &v,
+			      .iovcnt = 1,
+			      .offset = 0x300000};
 	struct blk_io wz = {.op = BLK_IO_WRITE_ZEROES, .offset = base + 32 * BLK, .len = 8 * BLK};
 	struct blk_io wzu = {.op = BLK_IO_WRITE_ZEROES,
 			     .flags = BLK_IO_F_UNMAP | BLK_IO_F_FUA,
@@ -242,8 +245,10 @@ static void test_free_busy(struct blk_backend *be)
 	for (unsigned int i = 0; i < 64; i++) {
 		fill(buf[i], BLK, 9, 0x2000000 + i * BLK);
 		iov[i] = (struct iovec){buf[i], BLK};
-		ios[i] = (struct blk_io){
-			.op = BLK_IO_WRITE, .iov = &iov[i], .iovcnt = 1, .offset = 0x2000000 + i * BLK};
+		ios[i] = (struct blk_io){.op = BLK_IO_WRITE,
+					 .iov = &iov[i],
+					 .iovcnt = 1,
+					 .offset = 0x2000000 + i * BLK};
 		CHECK_EQ(ops->prep(bq, &ios[i]), 0);
 	}
 	/* The 65th is refused: depth is 64. */

@@ -34,11 +34,13 @@ ceph_cluster() { # dir
 }
 
 ceph_cluster_down() {
-	[ -n "$CEPH_DIR_OWN" ] && "$CEPH_HERE/ceph-down.sh" "$CEPH_DIR_OWN"
+	if [ -n "$CEPH_DIR_OWN" ]; then
+		"$CEPH_HERE/ceph-down.sh" "$CEPH_DIR_OWN"
+	fi
 	CEPH_DIR_OWN=
 }
 
 ceph_image() { # name size
-	rbd -c "$CEPH_CONF" rm "rbd/$1" >/dev/null 2>&1
+	rbd -c "$CEPH_CONF" rm "rbd/$1" >/dev/null 2>&1 || true
 	timeout 60 rbd -c "$CEPH_CONF" create --size "$2" "rbd/$1"
 }

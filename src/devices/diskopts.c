@@ -128,8 +128,14 @@ const struct blk_backend_ops *blk_disk_backend_ops(enum blk_backend_kind kind)
 
 const char *blk_disk_backend_name(enum blk_backend_kind kind)
 {
-	return blk_disk_backend_ops(kind) == &blk_backend_uring_ops ? "file"
-								  : blk_disk_backend_ops(kind)->name;
+	switch (kind) {
+	case BLK_BACKEND_NULL:
+		return "null";
+	case BLK_BACKEND_RBD:
+		return "rbd";
+	default:
+		return "file";
+	}
 }
 
 const char *blk_disk_describe(enum blk_backend_kind kind, const char *path,

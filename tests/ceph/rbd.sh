@@ -74,6 +74,15 @@ sed 's/^/# /' "$T/sbench"
 check "scsi LUN: vhost-bench --verify" test "$rc" = 0
 check "scsi LUN: blocks were verified" grep -Eq 'verify: [1-9][0-9]* blocks read back' "$T/sbench"
 
+# A LUN on an RBD image added while the daemon runs (scsi-add-lun over JSON-RPC).
+ceph_image "$img-hot" 16M || exit 1
+check "scsi-add-lun of an RBD image" "$VHOSTCTL" --control "$T/ctl.sock" raw scsi-add-lun \
+	"{\"name\": \"rs0\", \"target\": 0, \"lun\": 2, \"backend\": \"rbd\", \"pool\": \"rbd\", \"image\": \"$img-hot\", \"conf\": \"$C\"}"
+check "list: the added LUN" bash -c "'$VHOSTCTL' --control '$T/ctl.sock' list | grep -Eq '^rs0:0:2 +scsi +16.0M .* rbd:rbd/$img-hot\$'"
+"$BENCH" --socket "$T/s.sock" --scsi-lun 0:2 --rw randrw --verify --iodepth 8 --time 2 >"$T/hbench" 2>&1
+check "added LUN: vhost-bench --verify" test $? = 0
+check "scsi-remove-lun" "$VHOSTCTL" --control "$T/ctl.sock" scsi-remove-lun rs0 0 2
+
 "$VHOSTCTL" --control "$T/ctl.sock" stats >"$T/stats"
 sed 's/^/# /' "$T/stats"
 check "stats: blk reads and writes counted, none in flight" \
@@ -133,5 +142,5 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 sed -e "s/^mon host = .*/mon host = v2:127.0.0.1:$port/" -e '/timeout/d' "$C" >"$T/dead.conf"
 expect_fail "unreachable cluster" --blk "$base,pool=rbd,image=$img-x,conf=$T/dead.conf"
 
-for i in be blk lun x; do rbd -c "$C" rm "rbd/$img-$i" >/dev/null 2>&1; done
+for i in be blk lun hot x; do rbd -c "$C" rm "rbd/$img-$i" >/dev/null 2>&1; done
 exit $failed

@@ -17,7 +17,8 @@
 # (all threads, librbd's included).
 #
 # Knobs (environment): BUILD (build), ROUNDS (2), SECS (8), IMAGE_SIZE
-# (512M), ROWS (an extended regular expression on the workload names).
+# (512M), ROWS (an extended regular expression on the workload names),
+# VHOSTD_ARGS (extra --blk options for vhostd, e.g. ",poll-us=0").
 # Compare only within one run: on a shared 2-core machine the OSD, the
 # daemon under test and vhost-bench all compete for the same CPUs.
 set -euo pipefail
@@ -28,6 +29,7 @@ ROUNDS=${ROUNDS:-2}
 SECS=${SECS:-8}
 IMAGE_SIZE=${IMAGE_SIZE:-512M}
 ROWS=${ROWS:-}
+VHOSTD_ARGS=${VHOSTD_ARGS:-}
 
 # name|vhost-bench flags (--time, --json and --cpu-pid are added)
 ALL_WORKLOADS=(
@@ -76,7 +78,7 @@ timeout 600 rbd -c "$CEPH_CONF" bench --io-type write --io-pattern seq --io-size
 	--io-threads 4 --io-total "$IMAGE_SIZE" "rbd/$IMG" >/dev/null
 
 "$VHOSTD" --log-level warn \
-	--blk "id=rbd,backend=rbd,pool=rbd,image=$IMG,conf=$CEPH_CONF,cache=none,socket=$WORK/vhostd.sock" &
+	--blk "id=rbd,backend=rbd,pool=rbd,image=$IMG,conf=$CEPH_CONF,cache=none,socket=$WORK/vhostd.sock$VHOSTD_ARGS" &
 VHOSTD_PID=$!
 PIDS+=("$VHOSTD_PID")
 "$QSD" --blockdev "driver=rbd,node-name=r0,pool=rbd,image=$IMG,conf=$CEPH_CONF,cache.direct=on" \
@@ -117,9 +119,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	done
 done
 
-python3 - "$RESULTS" "$ROUNDS" "$SECS" "$IMAGE_SIZE" "$LOAD_START" "$(cat /proc/loadavg)" <<'PY'
+python3 - "$RESULTS" "$ROUNDS" "$SECS" "$IMAGE_SIZE" "$LOAD_START" "$(cat /proc/loadavg)" \
+	"$VHOSTD_ARGS" <<'PY'
 import json, statistics, sys
-path, rounds, secs, size, load0, load1 = sys.argv[1:]
+path, rounds, secs, size, load0, load1, vargs = sys.argv[1:]
 runs, order = {}, []
 for line in open(path):
     name, daemon, rnd, out = line.rstrip("\n").split("\t", 3)
@@ -143,7 +146,7 @@ p99 = lambda r: r["latency-us"]["p99"]
 cpu = lambda r: r["cpu-us-per-request"]
 print(f"vhost-bench on one RBD image ({size}, written through), one-node memstore cluster;")
 print(f"1 queue, {secs} s per run, {rounds} rounds interleaved; medians over rounds")
-print("  vhostd backend=rbd,cache=none  vs  qemu-storage-daemon driver=rbd,cache.direct=on")
+print(f"  vhostd backend=rbd,cache=none{vargs}  vs  qemu-storage-daemon driver=rbd,cache.direct=on")
 print(f"  /proc/loadavg before: {load0}")
 print(f"  /proc/loadavg after:  {load1}")
 fmt = "{:<18} {:>8} {:>8} {:>6}  {:>8} {:>8} {:>6}  {:>8} {:>8} {:>6}  {:>7} {:>7} {:>6}"

@@ -57,7 +57,8 @@ WORK=$(mktemp -d /tmp/vhostd-bench-rbd.XXXXXX)
 CLEANUP_PATHS+=("$WORK")
 # shellcheck source=tests/ceph/lib.sh
 . tests/ceph/lib.sh
-trap 'cleanup; ceph_cluster_down >/dev/null' EXIT
+# The cluster first: its folder is inside $WORK, which cleanup removes.
+trap 'ceph_cluster_down >/dev/null; cleanup' EXIT
 
 wait_for_socket() {
 	local i

@@ -26,6 +26,8 @@ T=$(mktemp -d /tmp/vhostd-test-rbd.XXXXXX)
 # shellcheck source=tests/ceph/lib.sh
 . "$(dirname "$0")/lib.sh"
 trap 'ceph_cluster_down; cleanup' EXIT
+# A meson timeout (SIGTERM) must still stop the cluster.
+trap 'exit 1' INT TERM
 
 ceph_cluster "$T/ceph"
 rc=$?

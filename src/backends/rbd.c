@@ -32,7 +32,11 @@
  * default) for a cluster that is not there, and opening the image waits
  * for the monitors; unless the Ceph configuration says otherwise both are
  * bounded at RBD_CONNECT_TIMEOUT seconds, so a daemon started against a
- * dead cluster fails with one line instead of hanging.
+ * dead cluster fails with one line instead of hanging.  Once connected, an
+ * OSD that stops answering is librbd's business: it resends when the OSD
+ * is back, and until then the requests stay in flight, so a queue cannot
+ * stop before they finish (as in QEMU); "rados osd op timeout" in the
+ * configuration turns them into I/O errors instead.
  */
 #include <errno.h>
 #include <limits.h>

@@ -883,6 +883,16 @@ uint64_t blk_dev_capacity_sectors(const struct blk_dev *dev)
 	return dev->capacity;
 }
 
+bool blk_dev_active(const struct blk_dev *dev)
+{
+	/* Queues start and stop on this (the loop's) thread: no race. */
+	for (unsigned int i = 0; i < dev->opts.num_queues; i++) {
+		if (dev->queues[i].eq)
+			return true;
+	}
+	return false;
+}
+
 bool blk_dev_connected(const struct blk_dev *dev)
 {
 	return vu_dev_connected(dev->vu);

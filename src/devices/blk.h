@@ -88,6 +88,8 @@ const char *blk_dev_id(const struct blk_dev *dev);
 const struct blk_options *blk_dev_options(const struct blk_dev *dev);
 uint64_t blk_dev_capacity_sectors(const struct blk_dev *dev);
 bool blk_dev_connected(const struct blk_dev *dev);
+/* Is any queue started (the front-end driving the device)?  Loop thread. */
+bool blk_dev_active(const struct blk_dev *dev);
 
 /* A consistent snapshot of the counters (summed over queues). */
 void blk_dev_get_stats(struct blk_dev *dev, struct blk_stats *st);

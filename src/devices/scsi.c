@@ -1111,6 +1111,17 @@ bool scsi_dev_connected(const struct scsi_dev *dev)
 	return vu_dev_connected(dev->vu);
 }
 
+bool scsi_dev_active(struct scsi_dev *dev)
+{
+	bool active = false;
+
+	pthread_mutex_lock(&dev->qlock);
+	for (unsigned int i = 0; i < dev->nr_queues && !active; i++)
+		active = dev->queues[i].ext_eq != NULL;
+	pthread_mutex_unlock(&dev->qlock);
+	return active;
+}
+
 unsigned int scsi_dev_nr_luns(const struct scsi_dev *dev)
 {
 	return dev->nr_luns;

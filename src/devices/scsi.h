@@ -89,6 +89,8 @@ void scsi_dev_free(struct scsi_dev *dev);
 const char *scsi_dev_id(const struct scsi_dev *dev);
 const struct scsi_options *scsi_dev_options(const struct scsi_dev *dev);
 bool scsi_dev_connected(const struct scsi_dev *dev);
+/* Is any queue started (the front-end driving the controller)? */
+bool scsi_dev_active(struct scsi_dev *dev);
 
 /*
  * LUN slots 0 .. scsi_dev_nr_luns() - 1: options (NULL for a free slot:

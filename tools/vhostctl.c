@@ -32,7 +32,7 @@
 #define MAX_REPLY (16u << 20)
 
 static const char usage_text[] =
-	"Usage: vhostctl [--control PATH] [--timeout SECONDS] COMMAND\n"
+	"Usage: vhostctl [--control PATH] [--timeout SECONDS] [--json] COMMAND\n"
 	"\n"
 	"Commands:\n"
 	"  list                 the devices, as a table\n"
@@ -44,12 +44,21 @@ static const char usage_text[] =
 	"                       remove it (its I/O in flight finishes first)\n"
 	"  scsi-resize NAME TARGET LUN\n"
 	"                       tell the guest the image's new size\n"
+	"  add KIND SPEC        add a device at run time: KIND blk, scsi or lun, SPEC\n"
+	"                       the KEY=VALUE,... of vhostd's --blk, --scsi, --lun\n"
+	"  remove NAME [--force]\n"
+	"                       remove a device or LUN (ID:T:L); refused while a\n"
+	"                       front-end drives it, unless --force\n"
+	"  show NAME            one device or LUN, KEY VALUE per line\n"
+	"  save-config [FILE]   the running devices as vhostd --config reads them\n"
+	"                       (FILE written beside and renamed into place)\n"
 	"  raw METHOD [PARAMS]  call any method (PARAMS: a JSON object or array)\n"
 	"                       and print its result as JSON\n"
 	"\n"
 	"  --control PATH     vhostd's control socket (default: $VHOSTD_CONTROL,\n"
 	"                     else " DEFAULT_CONTROL ")\n"
 	"  --timeout SECONDS  give up waiting for the reply (default 5)\n"
+	"  --json             print the daemon's answer as JSON (every command)\n"
 	"  -h, --help         show this help and exit\n"
 	"  -V, --version      show the version and exit\n";
 
@@ -57,7 +66,14 @@ struct ctl {
 	const char *path;
 	int timeout_ms;
 	int fd;
+	bool json; /* --json: print the daemon's result as JSON, not a table */
 };
+
+static void print_json(struct json_object *obj)
+{
+	printf("%s\n", json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY |
+								JSON_C_TO_STRING_NOSLASHESCAPE));
+}
 
 __attribute__((format(printf, 1, 2))) static void error(const char *fmt, ...)
 {
@@ -369,6 +385,11 @@ static int cmd_list(struct ctl *c, int argc, char **argv)
 	devs = rpc_devices(c, "list-devices", NULL, &result);
 	if (!devs)
 		return 1;
+	if (c->json) {
+		print_json(result);
+		json_object_put(result);
+		return 0;
+	}
 	n = json_object_array_length(devs);
 	rows = 1;
 	for (size_t r = 0; r < n; r++) {
@@ -412,6 +433,11 @@ static int cmd_stats(struct ctl *c, int argc, char **argv)
 	devs = rpc_devices(c, "stats", params, &result);
 	if (!devs)
 		return 1;
+	if (c->json) {
+		print_json(result);
+		json_object_put(result);
+		return 0;
+	}
 	n = json_object_array_length(devs);
 	for (size_t i = 0; i < n; i++)
 		printf("%s\n", str_of(json_object_array_get_idx(devs, i), "diskstats"));
@@ -425,7 +451,10 @@ static int cmd_version(struct ctl *c, int argc, char **argv)
 
 	if (!result)
 		return 1;
-	printf("%s %s\n", str_of(result, "name"), str_of(result, "version"));
+	if (c->json)
+		print_json(result);
+	else
+		printf("%s %s\n", str_of(result, "name"), str_of(result, "version"));
 	json_object_put(result);
 	return 0;
 }
@@ -454,14 +483,169 @@ static struct json_object *scsi_addr(char **argv)
 	return p;
 }
 
+/* Call a method whose result only matters with --json. */
 static int scsi_call(struct ctl *c, const char *method, struct json_object *params)
 {
 	struct json_object *result = rpc_call(c, method, params);
 
 	if (!result)
 		return 1;
+	if (c->json)
+		print_json(result);
 	json_object_put(result);
 	return 0;
+}
+
+/*
+ * SPEC "key=value,key=value" as a JSON object of strings; ",," is a comma
+ * in a value, as the daemon's options read it.  The daemon checks the keys
+ * and values with the parser its --KIND options use.  NULL after a message.
+ */
+static struct json_object *spec_to_json(const char *spec)
+{
+	struct json_object *o = json_object_new_object();
+	size_t len = strlen(spec);
+	char *key = malloc(len + 1), *val = malloc(len + 1);
+	const char *p = spec;
+
+	if (!key || !val)
+		goto fail;
+	while (*p) {
+		size_t k = 0, v = 0;
+
+		while (*p && *p != '=' && *p != ',')
+			key[k++] = *p++;
+		key[k] = '\0';
+		if (*p != '=' || !k) {
+			error("add: '%s': key=value expected", spec);
+			goto fail;
+		}
+		p++;
+		for (; *p; p++) {
+			if (*p == ',' && p[1] != ',')
+				break;
+			val[v++] = *p;
+			if (*p == ',')
+				p++; /* ",," */
+		}
+		val[v] = '\0';
+		if (*p == ',' && !*++p) {
+			error("add: '%s': ends in a comma", spec);
+			goto fail;
+		}
+		if (json_object_object_get_ex(o, key, NULL)) {
+			error("add: key '%s' given twice", key);
+			goto fail;
+		}
+		json_object_object_add(o, key, json_object_new_string(val));
+	}
+	free(key);
+	free(val);
+	return o;
+fail:
+	free(key);
+	free(val);
+	json_object_put(o);
+	return NULL;
+}
+
+static int cmd_add(struct ctl *c, int argc, char **argv)
+{
+	struct json_object *p = spec_to_json(argv[2]);
+
+	if (!p)
+		return EXIT_USAGE;
+	json_object_object_add(p, "type", json_object_new_string(argv[1]));
+	return scsi_call(c, "device-add", p);
+}
+
+static int cmd_remove(struct ctl *c, int argc, char **argv)
+{
+	struct json_object *p;
+
+	if (argc == 3 && strcmp(argv[2], "--force")) {
+		error("remove: unexpected '%s' (only --force)", argv[2]);
+		return EXIT_USAGE;
+	}
+	p = json_object_new_object();
+	json_object_object_add(p, "name", json_object_new_string(argv[1]));
+	if (argc == 3)
+		json_object_object_add(p, "force", json_object_new_boolean(1));
+	return scsi_call(c, "device-remove", p);
+}
+
+static int cmd_show(struct ctl *c, int argc, char **argv)
+{
+	struct json_object *p = json_object_new_object(), *result, *luns;
+
+	json_object_object_add(p, "name", json_object_new_string(argv[1]));
+	result = rpc_call(c, "device-show", p);
+	if (!result)
+		return 1;
+	if (c->json) {
+		print_json(result);
+	} else {
+		json_object_object_foreach(result, key, v)
+		{
+			if (!strcmp(key, "luns"))
+				continue;
+			printf("%-12s %s\n", key, v ? json_object_get_string(v) : "");
+		}
+		/* A controller's LUNs by name, as `list` shows them. */
+		if (json_object_object_get_ex(result, "luns", &luns)) {
+			printf("%-12s", "luns");
+			for (size_t i = 0; i < json_object_array_length(luns); i++)
+				printf(" %s", str_of(json_object_array_get_idx(luns, i), "name"));
+			printf("\n");
+		}
+	}
+	json_object_put(result);
+	return 0;
+}
+
+/* save-config [FILE]: the running devices as --config reads them. */
+static int cmd_save_config(struct ctl *c, int argc, char **argv)
+{
+	struct json_object *result = rpc_call(c, "save-config", NULL);
+	char tmp[4096];
+	FILE *f;
+	int ret = 0;
+
+	if (!result)
+		return 1;
+	if (argc == 1) {
+		print_json(result);
+		json_object_put(result);
+		return 0;
+	}
+	/* Written beside it and renamed: a crash never leaves half a config. */
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", argv[1]) >= sizeof(tmp)) {
+		error("save-config: path too long");
+		json_object_put(result);
+		return EXIT_USAGE;
+	}
+	f = fopen(tmp, "we");
+	if (!f || fprintf(f, "%s\n",
+			  json_object_to_json_string_ext(result, JSON_C_TO_STRING_PRETTY |
+									 JSON_C_TO_STRING_NOSLASHESCAPE)) < 0 ||
+	    fflush(f) || fsync(fileno(f))) {
+		error("save-config: %s: %s", tmp, strerror(errno));
+		ret = 1;
+	}
+	if (f && fclose(f) && !ret) {
+		error("save-config: %s: %s", tmp, strerror(errno));
+		ret = 1;
+	}
+	if (!ret && rename(tmp, argv[1])) {
+		error("save-config: %s: %s", argv[1], strerror(errno));
+		ret = 1;
+	}
+	if (ret && f)
+		unlink(tmp);
+	if (!ret && c->json)
+		print_json(result);
+	json_object_put(result);
+	return ret;
 }
 
 static int cmd_scsi_add_lun(struct ctl *c, int argc, char **argv)
@@ -532,6 +716,10 @@ static const struct command {
 	{"stats", "stats [NAME]", 1, 2, cmd_stats},
 	{"version", "version", 1, 1, cmd_version},
 	{"raw", "raw METHOD [JSON-PARAMS]", 2, 3, cmd_raw},
+	{"add", "add KIND KEY=VALUE[,KEY=VALUE...]", 3, 3, cmd_add},
+	{"remove", "remove NAME [--force]", 2, 3, cmd_remove},
+	{"show", "show NAME", 2, 2, cmd_show},
+	{"save-config", "save-config [FILE]", 1, 2, cmd_save_config},
 	{"scsi-add-lun", "scsi-add-lun NAME TARGET LUN PATH [--readonly] [--serial S]", 5, 8,
 	 cmd_scsi_add_lun},
 	{"scsi-remove-lun", "scsi-remove-lun NAME TARGET LUN", 4, 4, cmd_scsi_remove_lun},
@@ -557,6 +745,7 @@ static int command_run(struct ctl *c, const struct command *cmd, int argc, char 
 static const struct option long_options[] = {
 	{"control", required_argument, NULL, 'c'},
 	{"timeout", required_argument, NULL, 't'},
+	{"json", no_argument, NULL, 'j'},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -598,6 +787,9 @@ static int parse_args(struct ctl *c, int argc, char **argv)
 				error("--timeout %s: expected seconds, more than 0", optarg);
 				return EXIT_USAGE;
 			}
+			break;
+		case 'j':
+			c->json = true;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);

@@ -5,12 +5,14 @@ set -euo pipefail
 
 PACKAGES=(
 	# build
-	gcc clang meson ninja-build pkg-config liburing-dev libjson-c-dev
+	gcc clang meson ninja-build pkg-config liburing-dev libjson-c-dev libmicrohttpd-dev
 	# sanitizer and fuzzer runtimes for clang
 	libclang-rt-dev
 	# real-guest tests and make run
 	qemu-system-x86 qemu-utils busybox-static cpio kmod xz-utils zstd
 	e2fsprogs util-linux fio sg3-utils python3
+	# promtool checks the metrics exposition (tests/daemon/metrics.sh)
+	prometheus
 )
 
 missing=()

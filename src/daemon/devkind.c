@@ -13,6 +13,7 @@
 #include "devices/blk.h"
 #include "devices/scsi.h"
 #include "devkind.h"
+#include "metrics.h"
 #include "vhost-user/backend.h"
 
 static const char *const cache_names[] = {
@@ -168,6 +169,33 @@ static bool blk_stats(void *dev, const char *name, devkind_stats_fn fn, void *ct
 	return true;
 }
 
+static void blk_metrics(void *dev, struct metrics *m)
+{
+	const char *id = blk_dev_id(dev);
+	struct blk_lat_hist h;
+	struct blk_stats st;
+	char l[128];
+
+	snprintf(l, sizeof(l), "device=\"%s\"", id);
+	blk_dev_get_stats(dev, &st);
+	blk_dev_get_lat_hist(dev, &h);
+	metrics_disk(m, l, &st, &h);
+	metrics_u64(m, M_DISK_SIZE, "", l, blk_dev_capacity_sectors(dev) * 512);
+	for (unsigned int q = 0; q < blk_dev_options(dev)->num_queues; q++) {
+		struct blk_queue_counts c;
+		uint64_t ios = 0;
+
+		blk_dev_get_queue_counts(dev, q, &c);
+		snprintf(l, sizeof(l), "device=\"%s\",queue=\"%u\"", id, q);
+		metrics_u64(m, M_QUEUE_KICKS, "", l, c.kicks);
+		metrics_u64(m, M_QUEUE_NOTIFICATIONS, "", l, c.notifications);
+		metrics_u64(m, M_QUEUE_IN_FLIGHT, "", l, c.st.in_flight);
+		for (int d = 0; d < BLK_STAT__COUNT; d++)
+			ios += c.st.ios[d];
+		metrics_u64(m, M_QUEUE_COMPLETED, "", l, ios);
+	}
+}
+
 static const struct devkind blk_kind = {
 	.name = "blk",
 	.opts_size = sizeof(struct blk_options),
@@ -182,6 +210,7 @@ static const struct devkind blk_kind = {
 	.describe = blk_describe,
 	.save = blk_save,
 	.stats = blk_stats,
+	.metrics = blk_metrics,
 };
 
 /* ---- scsi: the controller ---- */
@@ -325,6 +354,36 @@ static bool scsi_stats(void *opaque, const char *name, devkind_stats_fn fn, void
 	return found;
 }
 
+static void scsi_metrics(void *opaque, struct metrics *m)
+{
+	struct scsi_dev *dev = opaque;
+	const char *id = scsi_dev_id(dev);
+	char l[160];
+
+	for (unsigned int i = 0; i < scsi_dev_nr_luns(dev); i++) {
+		const struct scsi_lun_options *o = scsi_dev_lun_options(dev, i);
+		struct blk_lat_hist h;
+		struct blk_stats st;
+
+		if (!o)
+			continue;
+		snprintf(l, sizeof(l), "device=\"%s\",lun=\"%u:%u\"", id, o->target, o->lun);
+		scsi_dev_lun_stats(dev, i, &st);
+		scsi_dev_lun_lat_hist(dev, i, &h);
+		metrics_disk(m, l, &st, &h);
+		metrics_u64(m, M_DISK_SIZE, "", l,
+			    scsi_dev_lun_blocks(dev, i) * scsi_dev_lun_block_size(dev, i));
+	}
+	for (unsigned int q = 0; q < scsi_dev_nr_vqueues(dev); q++) {
+		uint64_t kicks, notifications;
+
+		scsi_dev_queue_counts(dev, q, &kicks, &notifications);
+		snprintf(l, sizeof(l), "device=\"%s\",queue=\"%u\"", id, q);
+		metrics_u64(m, M_QUEUE_KICKS, "", l, kicks);
+		metrics_u64(m, M_QUEUE_NOTIFICATIONS, "", l, notifications);
+	}
+}
+
 static int scsi_add_child(void *dev, const void *child_opts, char *err, size_t err_len)
 {
 	return scsi_dev_add_lun(dev, child_opts, err, err_len);
@@ -395,6 +454,7 @@ static const struct devkind scsi_kind = {
 	.describe = scsi_describe,
 	.save = scsi_save,
 	.stats = scsi_stats,
+	.metrics = scsi_metrics,
 	.add_child = scsi_add_child,
 	.remove_child = scsi_remove_child,
 	.describe_child = scsi_describe_child,

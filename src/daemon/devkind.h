@@ -27,6 +27,7 @@
 
 struct json_object;
 struct blk_stats;
+struct metrics;
 
 /* What the daemon checks across devices, read from a kind's options. */
 struct devkind_info {
@@ -69,6 +70,8 @@ struct devkind {
 	void (*save)(void *dev, struct json_object *arr);
 	/* @fn for each disk (@name NULL: all; else the device's id or a child's name). */
 	bool (*stats)(void *dev, const char *name, devkind_stats_fn fn, void *ctx);
+	/* Its samples for a scrape (metrics.h); connected/active are added for it. */
+	void (*metrics)(void *dev, struct metrics *m);
 
 	/* Devices with children only.  0, or -errno with a message in @err. */
 	int (*add_child)(void *dev, const void *child_opts, char *err, size_t err_len);

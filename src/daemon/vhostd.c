@@ -39,6 +39,7 @@
 #include "devices/blk.h"
 #include "devset.h"
 #include "engine/engine.h"
+#include "metrics.h"
 #include "rpc.h"
 
 #ifndef VHOSTD_VERSION
@@ -60,6 +61,8 @@ struct vhostd {
 	struct devset set;
 	const char *control_path;
 	const char *control_group;
+	const char *metrics_addr;
+	struct metrics_server *metrics;
 	unsigned int io_threads;
 	struct evloop *loop;
 	struct ctl_server *ctl;
@@ -70,7 +73,7 @@ static const char usage_text[] =
 	"Usage: vhostd [--blk id=NAME,path=FILE,socket=PATH[,OPTIONS] ...]\n"
 	"              [--scsi id=NAME,socket=PATH[,OPTIONS] --lun scsi=NAME,... ...]\n"
 	"              [--config FILE] [--io-threads N] [--control PATH]\n"
-	"              [--control-group GROUP] [--log-level LEVEL]\n"
+	"              [--control-group GROUP] [--metrics ADDR:PORT] [--log-level LEVEL]\n"
 	"\n"
 	"Serve disk images to QEMU (or any vhost-user front-end) as virtio-blk\n"
 	"devices and virtio-scsi controllers over vhost-user unix sockets.\n"
@@ -120,6 +123,8 @@ static const char usage_text[] =
 	"                     one per online CPU, at most 8; 0: a thread per queue)\n"
 	"  --control PATH     JSON-RPC 2.0 control socket (see vhostctl), mode 0600\n"
 	"  --control-group GROUP  also let GROUP use it (mode 0660)\n"
+	"  --metrics ADDR:PORT  serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+	"                     (127.0.0.1:9100, [::1]:9100; port 0: any free one)\n"
 	"  --log-level LEVEL  error, warn, info (default) or debug\n"
 	"  -h, --help         show this help and exit\n"
 	"  -V, --version      show the version and exit\n"
@@ -135,6 +140,7 @@ enum {
 	OPT_IO_THREADS,
 	OPT_CONFIG,
 	OPT_CONTROL_GROUP,
+	OPT_METRICS,
 	OPT_KIND = 0x200, /* + the kind's index in devkinds[]: --blk, --scsi, --lun */
 };
 
@@ -142,6 +148,7 @@ static const struct option fixed_options[] = {
 	{"control", required_argument, NULL, OPT_CONTROL},
 	{"control-group", required_argument, NULL, OPT_CONTROL_GROUP},
 	{"config", required_argument, NULL, OPT_CONFIG},
+	{"metrics", required_argument, NULL, OPT_METRICS},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"io-threads", required_argument, NULL, OPT_IO_THREADS},
 	{"help", no_argument, NULL, 'h'},
@@ -395,6 +402,14 @@ static int parse_args(struct vhostd *d, int argc, char **argv)
 						   optarg);
 			d->control_path = optarg;
 			break;
+		case OPT_METRICS: {
+			char err[256];
+
+			if (metrics_addr_check(optarg, err, sizeof(err)))
+				return usage_error("%s", err);
+			d->metrics_addr = optarg;
+			break;
+		}
 		case OPT_CONTROL_GROUP:
 			if (!getgrnam(optarg))
 				return usage_error("--control-group %s: no such group", optarg);
@@ -709,6 +724,16 @@ static int vhostd_start(struct vhostd *d)
 		if (d->control_group && control_share(d))
 			return -1;
 	}
+	if (d->metrics_addr) {
+		d->metrics = metrics_server_new(d->metrics_addr, d->loop, &d->set, err,
+						sizeof(err));
+		if (!d->metrics) {
+			log_error("%s", err);
+			return -1;
+		}
+		log_info("metrics on http://%s/metrics (port %u)", d->metrics_addr,
+			 metrics_server_port(d->metrics));
+	}
 	return devices_start(d);
 }
 
@@ -732,6 +757,7 @@ static int vhostd_run(struct vhostd *d)
 static void vhostd_stop(struct vhostd *d)
 {
 	ctl_server_free(d->ctl);
+	metrics_server_free(d->metrics);
 	devset_clear(&d->set);
 	eng_pool_shutdown();
 	if (d->sig_fd >= 0) {

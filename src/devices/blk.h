@@ -75,6 +75,25 @@ struct blk_stats {
 	uint64_t time_in_queue_ms;
 };
 
+/*
+ * Request latency, as a histogram: bucket i counts the requests that took
+ * at most 2^i microseconds (1 us .. 2^22 us, about 4.2 s), the last one
+ * those that took longer.  Per direction; the sum is blk_stats' ticks.
+ */
+#define BLK_LAT_BUCKETS 24
+
+struct blk_lat_hist {
+	uint64_t b[BLK_STAT__COUNT][BLK_LAT_BUCKETS];
+	uint64_t sum_ns[BLK_STAT__COUNT];
+};
+
+/* One virtqueue: its requests (io_ticks and time_in_queue are per disk: 0) and notifications. */
+struct blk_queue_counts {
+	struct blk_stats st;
+	uint64_t kicks;		/* the driver's notifications */
+	uint64_t notifications; /* interrupts sent */
+};
+
 struct blk_dev;
 
 /* Open the image and start the vhost-user back-end.  NULL, message in @err. */
@@ -93,6 +112,10 @@ bool blk_dev_active(const struct blk_dev *dev);
 
 /* A consistent snapshot of the counters (summed over queues). */
 void blk_dev_get_stats(struct blk_dev *dev, struct blk_stats *st);
+/* The latency histogram, summed over queues. */
+void blk_dev_get_lat_hist(struct blk_dev *dev, struct blk_lat_hist *h);
+/* Queue @q (0 .. num-queues - 1). */
+void blk_dev_get_queue_counts(struct blk_dev *dev, unsigned int q, struct blk_queue_counts *c);
 
 /*
  * Format @st as one /proc/diskstats line ("major minor name f1 ... f17",

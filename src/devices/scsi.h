@@ -103,6 +103,12 @@ uint32_t scsi_dev_lun_block_size(const struct scsi_dev *dev, unsigned int i);
 /* "NAME:T:L", as in its diskstats line. */
 const char *scsi_dev_lun_name(const struct scsi_dev *dev, unsigned int i);
 void scsi_dev_lun_stats(struct scsi_dev *dev, unsigned int i, struct blk_stats *st);
+void scsi_dev_lun_lat_hist(struct scsi_dev *dev, unsigned int i, struct blk_lat_hist *h);
+
+/* Virtqueues (control, event, then request queues) and their notifications. */
+unsigned int scsi_dev_nr_vqueues(const struct scsi_dev *dev);
+void scsi_dev_queue_counts(struct scsi_dev *dev, unsigned int q, uint64_t *kicks,
+			   uint64_t *notifications);
 
 /*
  * At run time, on the vhost-user loop's thread.  0, or -errno with a

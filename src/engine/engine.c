@@ -99,6 +99,8 @@ struct eng_thread {
 
 struct eng_queue {
 	const struct eng_queue_ops *ops;
+	struct eng_queue_counters *counters; /* the device's, or own_counters */
+	struct eng_queue_counters own_counters;
 	struct eng_thread *t;
 	struct vu_queue *q;
 	struct virtq *vq;
@@ -193,6 +195,13 @@ static struct eng_queue *eng_take_ready(struct eng_thread *t)
 	return eq;
 }
 
+/* Single writer (the queue's thread): no locked instruction. */
+static void eng_count(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
 static void eng_kick_done(struct reactor_event *ev, int res, uint32_t flags);
 
 static void eng_arm_kick(struct eng_queue *eq)
@@ -216,6 +225,8 @@ static void eng_kick_done(struct reactor_event *ev, int res, uint32_t flags)
 
 	eq->kick_armed = false;
 	if (res == (int)sizeof(eq->kick_buf)) {
+		/* The eventfd's count: every kick since the last read. */
+		eng_count(&eq->counters->kicks, eq->kick_buf);
 		eng_mark_ready(eq);
 		eng_arm_kick(eq);
 		return;
@@ -249,6 +260,7 @@ static void eng_send_call(struct eng_queue *eq)
 	}
 	eq->call_val = 1;
 	io_uring_prep_write(sqe, eq->q->call_fd, &eq->call_val, sizeof(eq->call_val), 0);
+	eng_count(&eq->counters->notifications, 1);
 	eq->call_busy = true;
 	eq->call_again = false;
 }
@@ -971,6 +983,7 @@ int eng_queue_start(struct vu_queue *q, const struct eng_queue_ops *ops,
 	eq->q = q;
 	eq->vq = &q->vq;
 	eq->priv = cfg->priv;
+	eq->counters = cfg->counters ? cfg->counters : &eq->own_counters;
 	eq->num = q->vq.num;
 	eq->max_iov = cfg->max_iov;
 	eq->io_thread = cfg->io_thread;

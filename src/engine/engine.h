@@ -100,12 +100,23 @@ struct eng_queue_ops {
 	bool manual_pop;
 };
 
+/*
+ * What a queue counts for its device, kept by the device so the counts
+ * outlive a stop and start.  Written only by the queue's thread (relaxed
+ * stores, no locked instruction), read by anyone.
+ */
+struct eng_queue_counters {
+	_Atomic uint64_t kicks;	       /* the driver's notifications (eventfd writes) */
+	_Atomic uint64_t notifications; /* interrupts sent to the driver */
+};
+
 struct eng_queue_config {
 	const char *name;     /* "dev:qN", for log lines */
 	unsigned int max_iov; /* iovecs per request slot */
 	unsigned int poll_us; /* spin this long on an empty ring before sleeping */
 	int io_thread;	      /* pool thread index, or -1: the least loaded one */
 	void *priv;	      /* eng_queue_priv() */
+	struct eng_queue_counters *counters; /* optional */
 };
 
 /*

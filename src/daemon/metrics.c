@@ -4,6 +4,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -12,7 +13,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
+#include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -198,14 +200,82 @@ char *metrics_scrape(struct devset *set, size_t *len)
 
 /* ---- the HTTP server ---- */
 
+/*
+ * libmicrohttpd runs its own thread, polling with poll(): in its epoll
+ * modes (0.9.75), driven by our loop or by its own thread, connections
+ * that clients closed stayed in CLOSE-WAIT once the connection limit was
+ * reached, and scrapers were locked out for good (tests/daemon/metrics.sh
+ * floods it).  A scrape must still be built on the loop's thread, where
+ * devices come and go: the HTTP thread asks for one through an eventfd
+ * and waits (at most METRICS_WAIT_MS) for the loop to hand the text back.
+ */
+#define METRICS_WAIT_MS 5000
+
 struct metrics_server {
 	struct MHD_Daemon *mhd;
 	struct evloop *loop;
 	struct devset *set;
-	int epoll_fd; /* MHD's, watched by the loop */
-	int timer_fd; /* MHD's timeouts */
+	int efd; /* "a scrape is wanted", read by the loop */
 	unsigned int port;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	uint64_t asked, served; /* scrapes asked for / built, under lock */
+	char *text;		/* the last one built, under lock */
+	size_t len;
+	bool closing;
 };
+
+/* On the HTTP thread: a copy of a scrape built after this call, or NULL. */
+static char *scrape_from_loop(struct metrics_server *srv, size_t *len)
+{
+	struct timespec ts;
+	uint64_t one = 1, mine;
+	char *copy = NULL;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += METRICS_WAIT_MS / 1000;
+	pthread_mutex_lock(&srv->lock);
+	mine = ++srv->asked;
+	if (write(srv->efd, &one, sizeof(one)) != sizeof(one))
+		log_debug("metrics: eventfd: %s", strerror(errno));
+	while (!srv->closing && srv->served < mine) {
+		if (pthread_cond_timedwait(&srv->cond, &srv->lock, &ts) == ETIMEDOUT)
+			break;
+	}
+	if (!srv->closing && srv->served >= mine && srv->text) {
+		copy = malloc(srv->len + 1);
+		if (copy) {
+			memcpy(copy, srv->text, srv->len + 1);
+			*len = srv->len;
+		}
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return copy;
+}
+
+/* On the loop's thread: build the scrapes asked for. */
+static void on_scrape_wanted(void *arg, uint32_t events)
+{
+	struct metrics_server *srv = arg;
+	uint64_t n, asked;
+	size_t len = 0;
+	char *text;
+
+	if (read(srv->efd, &n, sizeof(n)) != sizeof(n))
+		return;
+	pthread_mutex_lock(&srv->lock);
+	asked = srv->asked;
+	pthread_mutex_unlock(&srv->lock);
+	text = metrics_scrape(srv->set, &len);
+	pthread_mutex_lock(&srv->lock);
+	free(srv->text);
+	srv->text = text;
+	srv->len = len;
+	srv->served = asked;
+	pthread_cond_broadcast(&srv->cond);
+	pthread_mutex_unlock(&srv->lock);
+}
 
 static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *url,
 			      const char *method, const char *version, const char *upload_data,
@@ -226,10 +296,10 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 		status = MHD_HTTP_NOT_FOUND;
 		msg = "only GET /metrics\n";
 	} else {
-		text = metrics_scrape(srv->set, &len);
+		text = scrape_from_loop(srv, &len);
 		if (!text) {
-			status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-			msg = "out of memory\n";
+			status = MHD_HTTP_SERVICE_UNAVAILABLE;
+			msg = "the daemon is busy or stopping\n";
 		}
 	}
 	if (msg)
@@ -261,40 +331,6 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	while (n && msg[n - 1] == '\n')
 		msg[--n] = '\0';
 	log_debug("metrics: %s", msg);
-}
-
-/* Wake for MHD's next timeout (at most a second away). */
-static void rearm(struct metrics_server *srv)
-{
-	MHD_UNSIGNED_LONG_LONG ms = 1000;
-	struct itimerspec its = {0};
-
-	if (MHD_get_timeout(srv->mhd, &ms) != MHD_YES || ms > 1000)
-		ms = 1000;
-	if (!ms)
-		ms = 1;
-	its.it_value.tv_sec = (time_t)(ms / 1000);
-	its.it_value.tv_nsec = (long)(ms % 1000) * 1000000;
-	timerfd_settime(srv->timer_fd, 0, &its, NULL);
-}
-
-static void on_mhd(void *arg, uint32_t events)
-{
-	struct metrics_server *srv = arg;
-
-	MHD_run(srv->mhd);
-	rearm(srv);
-}
-
-static void on_timer(void *arg, uint32_t events)
-{
-	struct metrics_server *srv = arg;
-	uint64_t n;
-
-	if (read(srv->timer_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		log_debug("metrics: timerfd: %s", strerror(errno));
-	MHD_run(srv->mhd);
-	rearm(srv);
 }
 
 /* "1.2.3.4:PORT" or "[::1]:PORT" into @ss.  0, or -1 with a message. */
@@ -357,6 +393,7 @@ struct metrics_server *metrics_server_new(const char *addr, void *loop, struct d
 	struct metrics_server *srv;
 	struct sockaddr_storage ss;
 	const union MHD_DaemonInfo *info;
+	pthread_condattr_t ca;
 	bool v6;
 
 	if (parse_addr(addr, &ss, &v6, err, err_len))
@@ -368,37 +405,35 @@ struct metrics_server *metrics_server_new(const char *addr, void *loop, struct d
 	}
 	srv->loop = loop;
 	srv->set = set;
-	srv->epoll_fd = -1;
-	srv->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	/*
-	 * External epoll mode: no thread of MHD's own, so a scrape runs on
-	 * the loop's thread and sees the device set as the methods do.
-	 */
+	pthread_mutex_init(&srv->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&srv->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	srv->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (srv->efd < 0 || evloop_add(loop, srv->efd, EPOLLIN, on_scrape_wanted, srv)) {
+		snprintf(err, err_len, "--metrics %s: cannot watch an eventfd", addr);
+		if (srv->efd >= 0)
+			close(srv->efd);
+		srv->efd = -1;
+		goto fail;
+	}
+	/* Its thread inherits the daemon's blocked SIGTERM/SIGINT. */
+	errno = 0;
 	srv->mhd = MHD_start_daemon(
-		MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL, answer,
-		srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG |
+			(v6 ? MHD_USE_IPv6 : 0),
+		0, NULL, NULL, answer, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
 		(unsigned int)METRICS_MAX_CONNS, MHD_OPTION_CONNECTION_TIMEOUT,
-		(unsigned int)METRICS_TIMEOUT_S, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		MHD_OPTION_END);
-	if (!srv->mhd || srv->timer_fd < 0) {
+		(unsigned int)METRICS_TIMEOUT_S, MHD_OPTION_END);
+	if (!srv->mhd) {
 		snprintf(err, err_len, "--metrics %s: cannot listen: %s", addr,
 			 strerror(errno ? errno : EADDRINUSE));
 		goto fail;
 	}
-	info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_EPOLL_FD);
-	srv->epoll_fd = info ? info->epoll_fd : -1;
 	info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
 	srv->port = info ? info->port : 0;
-	if (srv->epoll_fd < 0 || evloop_add(loop, srv->epoll_fd, EPOLLIN, on_mhd, srv)) {
-		srv->epoll_fd = -1;
-		snprintf(err, err_len, "--metrics %s: cannot watch the server", addr);
-		goto fail;
-	}
-	if (evloop_add(loop, srv->timer_fd, EPOLLIN, on_timer, srv)) {
-		snprintf(err, err_len, "--metrics %s: cannot watch the timer", addr);
-		goto fail;
-	}
-	rearm(srv);
 	return srv;
 fail:
 	metrics_server_free(srv);
@@ -414,13 +449,19 @@ void metrics_server_free(struct metrics_server *srv)
 {
 	if (!srv)
 		return;
-	if (srv->epoll_fd >= 0)
-		evloop_del(srv->loop, srv->epoll_fd);
-	if (srv->timer_fd >= 0) {
-		evloop_del(srv->loop, srv->timer_fd);
-		close(srv->timer_fd);
-	}
+	/* A scrape waiting for the loop (this thread) gives up: no deadlock. */
+	pthread_mutex_lock(&srv->lock);
+	srv->closing = true;
+	pthread_cond_broadcast(&srv->cond);
+	pthread_mutex_unlock(&srv->lock);
 	if (srv->mhd)
 		MHD_stop_daemon(srv->mhd);
+	if (srv->efd >= 0) {
+		evloop_del(srv->loop, srv->efd);
+		close(srv->efd);
+	}
+	free(srv->text);
+	pthread_cond_destroy(&srv->cond);
+	pthread_mutex_destroy(&srv->lock);
 	free(srv);
 }

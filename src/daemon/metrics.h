@@ -5,10 +5,11 @@
  *
  * A scrape is built on the daemon's event loop thread, like every control
  * method, so it never races with a device being added or removed: the
- * HTTP server runs in libmicrohttpd's external-epoll mode, its epoll fd
- * watched by the daemon's evloop (plus a 1 s timer for its timeouts).  It
- * answers GET (and HEAD) /metrics only; at most METRICS_MAX_CONNS
- * connections at a time, each dropped after METRICS_TIMEOUT_S idle.
+ * HTTP server (libmicrohttpd's own thread) asks the loop for it through an
+ * eventfd and waits for the text (503 if the loop does not answer within
+ * 5 s).  It answers GET (and HEAD) /metrics only; at most
+ * METRICS_MAX_CONNS connections at a time, each dropped after
+ * METRICS_TIMEOUT_S idle.
  *
  * Names and labels follow Prometheus' conventions: vhostd_ prefix, base
  * units in the name (_seconds, _bytes), _total for counters, labels

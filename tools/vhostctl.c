@@ -6,6 +6,7 @@
  * Exit status: 0 on success, 1 when the daemon cannot be reached or
  * answers with an error, 2 for a usage error.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -30,6 +31,7 @@
 #define EXIT_USAGE	2
 /* A reply longer than this is not from vhostd. */
 #define MAX_REPLY (16u << 20)
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char usage_text[] =
 	"Usage: vhostctl [--control PATH] [--timeout SECONDS] [--json] COMMAND\n"
@@ -50,6 +52,11 @@ static const char usage_text[] =
 	"                       remove a device or LUN (ID:T:L); refused while a\n"
 	"                       front-end drives it, unless --force\n"
 	"  show NAME            one device or LUN, KEY VALUE per line\n"
+	"  iostat [-x] [NAME...] [INTERVAL [COUNT]]\n"
+	"                       r/s, w/s, rkB/s, wkB/s, %util (-x: also await,\n"
+	"                       request size, discards, flushes, aqu-sz) per disk\n"
+	"                       over each INTERVAL seconds (default: one report\n"
+	"                       over 1 s; no COUNT: until interrupted)\n"
 	"  save-config [FILE]   the running devices as vhostd --config reads them\n"
 	"                       (FILE written beside and renamed into place)\n"
 	"  raw METHOD [PARAMS]  call any method (PARAMS: a JSON object or array)\n"
@@ -683,6 +690,262 @@ static int cmd_scsi_resize(struct ctl *c, int argc, char **argv)
 	return p ? scsi_call(c, "scsi-resize", p) : EXIT_USAGE;
 }
 
+/* --- iostat --- */
+
+/* One disk's counters at one moment (the stats method's fields). */
+struct io_sample {
+	char name[64];
+	uint64_t ios[4], sectors[4], ticks[4]; /* read, write, discard, flush */
+	uint64_t io_ticks, time_in_queue;
+};
+
+static const char *const io_dirs[4] = {"read", "write", "discard", "flush"};
+
+static uint64_t sub_u64(struct json_object *o, const char *dir, const char *key)
+{
+	struct json_object *d;
+
+	return json_object_object_get_ex(o, dir, &d) ? u64_of(d, key) : 0;
+}
+
+/* Does a stats entry named @id match one of @names (a device, its LUNs, or one LUN)? */
+static bool io_selected(const char *id, char **names, int n)
+{
+	if (!n)
+		return true;
+	for (int i = 0; i < n; i++) {
+		size_t l = strlen(names[i]);
+
+		if (!strcmp(id, names[i]) || (!strncmp(id, names[i], l) && id[l] == ':'))
+			return true;
+	}
+	return false;
+}
+
+/* Every selected disk's counters, and the daemon's clock; -1 after a message. */
+static int io_sample_all(struct ctl *c, char **names, int nnames, struct io_sample **out,
+			 size_t *count, uint64_t *t_ns)
+{
+	struct json_object *result, *devs;
+	size_t n;
+
+	devs = rpc_devices(c, "stats", NULL, &result);
+	if (c->fd >= 0) {
+		close(c->fd);
+		c->fd = -1;
+	}
+	if (!devs)
+		return -1;
+	*t_ns = u64_of(result, "time-ns");
+	n = json_object_array_length(devs);
+	*out = calloc(n ? n : 1, sizeof(**out));
+	*count = 0;
+	if (!*out) {
+		json_object_put(result);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *d = json_object_array_get_idx(devs, i);
+		struct io_sample *s = &(*out)[*count];
+
+		if (!io_selected(str_of(d, "id"), names, nnames))
+			continue;
+		snprintf(s->name, sizeof(s->name), "%s", str_of(d, "id"));
+		for (int k = 0; k < 4; k++) {
+			s->ios[k] = sub_u64(d, io_dirs[k], "ios");
+			s->sectors[k] = sub_u64(d, io_dirs[k], "sectors");
+			s->ticks[k] = sub_u64(d, io_dirs[k], "ticks-ms");
+		}
+		s->io_ticks = u64_of(d, "io-ticks-ms");
+		s->time_in_queue = u64_of(d, "time-in-queue-ms");
+		(*count)++;
+	}
+	json_object_put(result);
+	for (int i = 0; i < nnames; i++) {
+		bool found = false;
+
+		for (size_t k = 0; k < *count && !found; k++)
+			found = io_selected((*out)[k].name, &names[i], 1);
+		if (!found) {
+			error("iostat: no device named '%s'", names[i]);
+			free(*out);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The counters' growth, or 0 if they went back (the device was re-added). */
+static double io_delta(uint64_t a, uint64_t b)
+{
+	return b >= a ? (double)(b - a) : 0;
+}
+
+/*
+ * One report: the columns of sysstat's iostat, computed as it does from
+ * the diskstats fields over @secs (the daemon's clock).
+ */
+static void io_report(struct ctl *c, const struct io_sample *a, size_t na,
+		      const struct io_sample *b, size_t nb, double secs, bool x)
+{
+	static const char *const cols_x[] = {"r/s",	 "rkB/s", "r_await", "rareq-sz", "w/s",
+					     "wkB/s",	 "w_await", "wareq-sz", "d/s",	    "dkB/s",
+					     "f/s",	 "f_await", "aqu-sz",	"%util"};
+	static const char *const cols[] = {"r/s", "w/s", "rkB/s", "wkB/s", "%util"};
+	struct json_object *rep = NULL, *arr = NULL;
+	const char *const *names = x ? cols_x : cols;
+	size_t ncols = x ? ARRAY_LEN(cols_x) : ARRAY_LEN(cols);
+
+	if (c->json) {
+		rep = json_object_new_object();
+		arr = json_object_new_array();
+		json_object_object_add(rep, "interval-s", json_object_new_double(secs));
+	} else {
+		printf("%-16s", "Device");
+		for (size_t i = 0; i < ncols; i++)
+			printf(" %9s", names[i]);
+		printf("\n");
+	}
+	for (size_t i = 0; i < nb; i++) {
+		const struct io_sample *p = NULL, *q = &b[i];
+		double v[14], ms = secs * 1000, ios[4], sec[4], tk[4];
+		struct json_object *d;
+
+		for (size_t k = 0; k < na && !p; k++)
+			p = strcmp(a[k].name, q->name) ? NULL : &a[k];
+		if (!p)
+			continue; /* added since the last sample: next report */
+		for (int k = 0; k < 4; k++) {
+			ios[k] = io_delta(p->ios[k], q->ios[k]);
+			sec[k] = io_delta(p->sectors[k], q->sectors[k]);
+			tk[k] = io_delta(p->ticks[k], q->ticks[k]);
+		}
+		double util = io_delta(p->io_ticks, q->io_ticks) / ms * 100;
+		double aqu = io_delta(p->time_in_queue, q->time_in_queue) / ms;
+
+		if (util > 100)
+			util = 100;
+		if (x) {
+			double all[14] = {
+				ios[0] / secs,		     sec[0] / 2 / secs,
+				ios[0] ? tk[0] / ios[0] : 0, ios[0] ? sec[0] / 2 / ios[0] : 0,
+				ios[1] / secs,		     sec[1] / 2 / secs,
+				ios[1] ? tk[1] / ios[1] : 0, ios[1] ? sec[1] / 2 / ios[1] : 0,
+				ios[2] / secs,		     sec[2] / 2 / secs,
+				ios[3] / secs,		     ios[3] ? tk[3] / ios[3] : 0,
+				aqu,			     util,
+			};
+			memcpy(v, all, sizeof(all));
+		} else {
+			double some[5] = {ios[0] / secs, ios[1] / secs, sec[0] / 2 / secs,
+					  sec[1] / 2 / secs, util};
+			memcpy(v, some, sizeof(some));
+		}
+		if (c->json) {
+			d = json_object_new_object();
+			json_object_object_add(d, "name", json_object_new_string(q->name));
+			for (size_t k = 0; k < ncols; k++)
+				json_object_object_add(d, names[k], json_object_new_double(v[k]));
+			json_object_array_add(arr, d);
+		} else {
+			printf("%-16s", q->name);
+			for (size_t k = 0; k < ncols; k++)
+				printf(" %9.2f", v[k]);
+			printf("\n");
+		}
+	}
+	if (c->json) {
+		json_object_object_add(rep, "devices", arr);
+		printf("%s\n", json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(rep);
+	} else {
+		printf("\n");
+	}
+	fflush(stdout);
+}
+
+/* A positive decimal number of seconds, or a count: -1 if @s is not one. */
+static double io_number(const char *s, bool integer)
+{
+	char *end;
+	double v;
+
+	if (!*s || !strchr("0123456789", *s))
+		return -1;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || *end || !(v > 0) || v > 86400 * 365 || (integer && v != (double)(long)v))
+		return -1;
+	return v;
+}
+
+/*
+ * iostat [-x] [NAME...] [INTERVAL [COUNT]]: reports over INTERVAL seconds
+ * (1 report over 1 s without one; forever without COUNT).  Each report is
+ * the interval's own, like `iostat -y`: there is no "since boot" one.
+ */
+static int cmd_iostat(struct ctl *c, int argc, char **argv)
+{
+	struct io_sample *prev = NULL, *cur = NULL;
+	size_t nprev = 0, ncur = 0;
+	uint64_t t0, t1;
+	double interval = 1, count = 1;
+	bool x = false;
+	int first = 1, last = argc, ret = 0;
+
+	if (argc > 1 && !strcmp(argv[1], "-x")) {
+		x = true;
+		first = 2;
+	}
+	for (int i = first; i < argc; i++) {
+		if (argv[i][0] == '-') {
+			error("iostat: unknown option '%s' (only -x, first)", argv[i]);
+			return EXIT_USAGE;
+		}
+	}
+	/*
+	 * Trailing numbers: INTERVAL [COUNT].  As for iostat, a trailing word
+	 * that starts with a digit is a number, never a device name.
+	 */
+	if (last > first && isdigit((unsigned char)argv[last - 1][0])) {
+		bool two = last - 1 > first && isdigit((unsigned char)argv[last - 2][0]);
+
+		interval = io_number(argv[last - (two ? 2 : 1)], false);
+		count = two ? io_number(argv[last - 1], true) : 0; /* 0: forever */
+		if (interval < 0 || count < 0) {
+			error("iostat: INTERVAL (seconds) [COUNT (a positive integer)] expected, "
+			      "not '%s%s%s'",
+			      argv[last - (two ? 2 : 1)], two ? " " : "", two ? argv[last - 1] : "");
+			return EXIT_USAGE;
+		}
+		last -= two ? 2 : 1;
+	}
+	if (interval < 0.01) {
+		error("iostat: INTERVAL of at least 0.01 s expected");
+		return EXIT_USAGE;
+	}
+	if (io_sample_all(c, argv + first, last - first, &prev, &nprev, &t0))
+		return 1;
+	for (unsigned long n = 0; !count || n < (unsigned long)count; n++) {
+		struct timespec ts = {(time_t)interval,
+				      (long)((interval - (double)(time_t)interval) * 1e9)};
+
+		nanosleep(&ts, NULL);
+		if (io_sample_all(c, argv + first, last - first, &cur, &ncur, &t1)) {
+			ret = 1;
+			break;
+		}
+		io_report(c, prev, nprev, cur, ncur, t1 > t0 ? (double)(t1 - t0) / 1e9 : interval,
+			  x);
+		free(prev);
+		prev = cur;
+		nprev = ncur;
+		t0 = t1;
+	}
+	free(prev);
+	return ret;
+}
+
 static int cmd_raw(struct ctl *c, int argc, char **argv)
 {
 	struct json_object *params = NULL, *result;
@@ -720,6 +983,7 @@ static const struct command {
 	{"remove", "remove NAME [--force]", 2, 3, cmd_remove},
 	{"show", "show NAME", 2, 2, cmd_show},
 	{"save-config", "save-config [FILE]", 1, 2, cmd_save_config},
+	{"iostat", "iostat [-x] [NAME...] [INTERVAL [COUNT]]", 1, 64, cmd_iostat},
 	{"scsi-add-lun", "scsi-add-lun NAME TARGET LUN PATH [--readonly] [--serial S]", 5, 8,
 	 cmd_scsi_add_lun},
 	{"scsi-remove-lun", "scsi-remove-lun NAME TARGET LUN", 4, 4, cmd_scsi_remove_lun},

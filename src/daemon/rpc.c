@@ -11,6 +11,7 @@
 #include "devices/blk.h"
 #include "devices/scsi.h"
 #include "devset.h"
+#include "engine/engine.h"
 #include "rpc.h"
 
 #ifndef VHOSTD_VERSION
@@ -141,6 +142,8 @@ static int rpc_stats(void *opaque, struct json_object *params, struct json_objec
 	}
 	*result = json_object_new_object();
 	json_object_object_add(*result, "devices", arr);
+	/* The clock the counters run on, for rates (vhostctl iostat). */
+	add_u64(*result, "time-ns", eng_now_ns());
 	return 0;
 }
 

@@ -13,7 +13,8 @@
  *   stats [{"name": N}] -> {"devices": [{"id", "read"/"write"/"discard"/
  *                           "flush": {"ios", "merges", "sectors", "ticks-ms"},
  *                           "in-flight", "io-ticks-ms", "time-in-queue-ms",
- *                           "diskstats": "<one /proc/diskstats line>"}, ...]}
+ *                           "diskstats": "<one /proc/diskstats line>"}, ...],
+ *                           "time-ns": the daemon's monotonic clock, for rates}
  *                          (virtio-scsi: one entry per LUN, "id" "ID:T:L";
  *                           NAME is a controller, a LUN or a blk device)
  *   scsi-add-lun {"name": CTRL, "target": T, "lun": L, "path": FILE

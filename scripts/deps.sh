@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
 	# build
 	gcc clang meson ninja-build pkg-config liburing-dev libjson-c-dev libmicrohttpd-dev
+	libsystemd-dev
 	# sanitizer and fuzzer runtimes for clang
 	libclang-rt-dev
 	# real-guest tests and make run

@@ -27,9 +27,11 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
+#include <systemd/sd-daemon.h>
 
 #include "common/evloop.h"
 #include "common/kvopts.h"
@@ -67,6 +69,7 @@ struct vhostd {
 	struct evloop *loop;
 	struct ctl_server *ctl;
 	int sig_fd;
+	int wd_fd; /* systemd watchdog timer, or -1 */
 };
 
 static const char usage_text[] =
@@ -74,6 +77,7 @@ static const char usage_text[] =
 	"              [--scsi id=NAME,socket=PATH[,OPTIONS] --lun scsi=NAME,... ...]\n"
 	"              [--config FILE] [--io-threads N] [--control PATH]\n"
 	"              [--control-group GROUP] [--metrics ADDR:PORT] [--log-level LEVEL]\n"
+	"              [--log-format text|json] [--log-file PATH]\n"
 	"\n"
 	"Serve disk images to QEMU (or any vhost-user front-end) as virtio-blk\n"
 	"devices and virtio-scsi controllers over vhost-user unix sockets.\n"
@@ -126,11 +130,15 @@ static const char usage_text[] =
 	"  --metrics ADDR:PORT  serve Prometheus metrics at http://ADDR:PORT/metrics\n"
 	"                     (127.0.0.1:9100, [::1]:9100; port 0: any free one)\n"
 	"  --log-level LEVEL  error, warn, info (default) or debug\n"
+	"  --log-format FMT   text (default) or json: one object per line\n"
+	"  --log-file PATH    append to PATH instead of stderr; SIGHUP reopens it\n"
 	"  -h, --help         show this help and exit\n"
 	"  -V, --version      show the version and exit\n"
 	"\n"
 	"SIGTERM or SIGINT: stop taking requests, finish the in-flight ones, remove\n"
-	"the sockets and exit 0.  See vhostd(8).\n";
+	"the sockets and exit 0.  SIGHUP: reopen --log-file.  Under systemd\n"
+	"(Type=notify): READY=1 once every device listens, STOPPING=1, WATCHDOG=1.\n"
+	"See vhostd(8).\n";
 
 /* --- command line --- */
 
@@ -141,6 +149,8 @@ enum {
 	OPT_CONFIG,
 	OPT_CONTROL_GROUP,
 	OPT_METRICS,
+	OPT_LOG_FORMAT,
+	OPT_LOG_FILE,
 	OPT_KIND = 0x200, /* + the kind's index in devkinds[]: --blk, --scsi, --lun */
 };
 
@@ -150,6 +160,8 @@ static const struct option fixed_options[] = {
 	{"config", required_argument, NULL, OPT_CONFIG},
 	{"metrics", required_argument, NULL, OPT_METRICS},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	{"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+	{"log-file", required_argument, NULL, OPT_LOG_FILE},
 	{"io-threads", required_argument, NULL, OPT_IO_THREADS},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
@@ -382,6 +394,7 @@ static int parse_args(struct vhostd *d, int argc, char **argv)
 	int opt, level;
 
 	long_options_init();
+	log_detect_journal();
 	d->io_threads = eng_pool_default_threads();
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":hV", long_options, NULL)) != -1) {
@@ -422,6 +435,17 @@ static int parse_args(struct vhostd *d, int argc, char **argv)
 					"--log-level %s: expected error, warn, info or debug",
 					optarg);
 			log_set_level(level);
+			break;
+		case OPT_LOG_FORMAT:
+			level = log_format_parse(optarg);
+			if (level < 0)
+				return usage_error("--log-format %s: expected text or json", optarg);
+			log_set_format(level);
+			break;
+		case OPT_LOG_FILE:
+			level = log_set_file(optarg);
+			if (level)
+				return usage_error("--log-file %s: %s", optarg, strerror(-level));
 			break;
 		case OPT_IO_THREADS:
 			if (kv_parse_uint(optarg, 0, ENG_MAX_THREADS, &n))
@@ -588,9 +612,20 @@ static void on_signal(void *arg, uint32_t events)
 {
 	struct vhostd *d = arg;
 	struct signalfd_siginfo si;
+	int r;
 
 	if (read(d->sig_fd, &si, sizeof(si)) != sizeof(si))
 		return;
+	if (si.ssi_signo == SIGHUP) {
+		/* logrotate moved the file: go on in a new one by the same name. */
+		r = log_reopen();
+		if (r)
+			log_error("SIGHUP: cannot reopen the log file: %s", strerror(-r));
+		else
+			log_info("SIGHUP: log file reopened");
+		return;
+	}
+	sd_notify(0, "STOPPING=1");
 	log_info("%s: finishing in-flight requests and exiting", strsignal((int)si.ssi_signo));
 	evloop_stop(d->loop);
 }
@@ -600,6 +635,40 @@ static void stop_signals(sigset_t *set)
 	sigemptyset(set);
 	sigaddset(set, SIGTERM);
 	sigaddset(set, SIGINT);
+}
+
+/* systemd's watchdog: the loop is alive if it gets to say so. */
+static void on_watchdog(void *arg, uint32_t events)
+{
+	struct vhostd *d = arg;
+	uint64_t n;
+
+	if (read(d->wd_fd, &n, sizeof(n)) == sizeof(n))
+		sd_notify(0, "WATCHDOG=1");
+}
+
+/* WatchdogSec=: WATCHDOG=1 at half the interval, from the loop.  0 or -1. */
+static int watchdog_start(struct vhostd *d)
+{
+	struct itimerspec its;
+	uint64_t usec;
+
+	if (sd_watchdog_enabled(0, &usec) <= 0)
+		return 0;
+	usec /= 2;
+	its.it_value.tv_sec = (time_t)(usec / 1000000);
+	its.it_value.tv_nsec = (long)(usec % 1000000) * 1000;
+	if (!usec)
+		its.it_value.tv_nsec = 1000;
+	its.it_interval = its.it_value;
+	d->wd_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (d->wd_fd < 0 || timerfd_settime(d->wd_fd, 0, &its, NULL) ||
+	    evloop_add(d->loop, d->wd_fd, EPOLLIN, on_watchdog, d)) {
+		log_error("cannot start the watchdog timer: %s", strerror(errno));
+		return -1;
+	}
+	log_debug("systemd watchdog: WATCHDOG=1 every %" PRIu64 " us", usec);
+	return 0;
 }
 
 /*
@@ -615,6 +684,7 @@ static int signals_start(struct vhostd *d)
 
 	signal(SIGPIPE, SIG_IGN);
 	stop_signals(&set);
+	sigaddset(&set, SIGHUP); /* reopen the log file */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	d->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (d->sig_fd < 0) {
@@ -734,7 +804,11 @@ static int vhostd_start(struct vhostd *d)
 		log_info("metrics on http://%s/metrics (port %u)", d->metrics_addr,
 			 metrics_server_port(d->metrics));
 	}
-	return devices_start(d);
+	if (devices_start(d) || watchdog_start(d))
+		return -1;
+	/* Every configured device listens (or connects): ready for front-ends. */
+	sd_notifyf(0, "READY=1\nSTATUS=serving %u device(s)", d->set.n);
+	return 0;
 }
 
 static int vhostd_run(struct vhostd *d)
@@ -764,6 +838,10 @@ static void vhostd_stop(struct vhostd *d)
 		evloop_del(d->loop, d->sig_fd);
 		close(d->sig_fd);
 	}
+	if (d->wd_fd >= 0) {
+		evloop_del(d->loop, d->wd_fd);
+		close(d->wd_fd);
+	}
 	if (d->loop)
 		evloop_free(d->loop);
 	specs_free(d);
@@ -771,7 +849,7 @@ static void vhostd_stop(struct vhostd *d)
 
 int main(int argc, char **argv)
 {
-	struct vhostd d = {.sig_fd = -1};
+	struct vhostd d = {.sig_fd = -1, .wd_fd = -1};
 	int ret;
 
 	ret = parse_args(&d, argc, argv);

@@ -35,11 +35,26 @@ static void add_u64(struct json_object *obj, const char *key, uint64_t val)
 	json_object_object_add(obj, key, json_object_new_uint64(val));
 }
 
+/* Methods without parameters accept none, an empty object or an empty array. */
+static int no_params(struct json_object *params, char *err, size_t err_len)
+{
+	if (!params || (json_object_is_type(params, json_type_object) &&
+			!json_object_object_length(params)) ||
+	    (json_object_is_type(params, json_type_array) && !json_object_array_length(params)))
+		return 0;
+	snprintf(err, err_len, "this method takes no parameters");
+	return CTL_ERR_INVALID_PARAMS;
+}
+
 static int rpc_list_devices(void *opaque, struct json_object *params, struct json_object **result,
 			    char *err, size_t err_len)
 {
 	struct devset *set = opaque;
-	struct json_object *arr = json_object_new_array();
+	struct json_object *arr;
+
+	if (no_params(params, err, err_len))
+		return CTL_ERR_INVALID_PARAMS;
+	arr = json_object_new_array();
 
 	for (unsigned int i = 0; i < set->n; i++)
 		json_object_array_add(arr, set->v[i].kind->describe(set->v[i].dev));
@@ -151,6 +166,8 @@ static int rpc_stats(void *opaque, struct json_object *params, struct json_objec
 
 static int add_device(struct devset *set, const struct devkind *kind, struct json_object *params,
 		      char *name, char *err, size_t err_len);
+static int params_check(struct json_object *params, const char *const *allowed, char *err,
+			size_t err_len);
 
 static struct scsi_dev *find_scsi(struct devset *set, const char *name)
 {
@@ -229,10 +246,13 @@ static int rpc_scsi_add_lun(void *opaque, struct json_object *params, struct jso
 static int rpc_scsi_remove_lun(void *opaque, struct json_object *params,
 			       struct json_object **result, char *err, size_t err_len)
 {
+	static const char *const keys[] = {"name", "target", "lun", NULL};
 	struct scsi_dev *dev;
 	unsigned int target, lun;
-	int ret = scsi_params(opaque, params, &dev, &target, &lun, err, err_len);
+	int ret = params_check(params, keys, err, err_len);
 
+	if (!ret)
+		ret = scsi_params(opaque, params, &dev, &target, &lun, err, err_len);
 	if (ret)
 		return ret;
 	if (scsi_dev_remove_lun(dev, target, lun, err, err_len))
@@ -244,10 +264,13 @@ static int rpc_scsi_remove_lun(void *opaque, struct json_object *params,
 static int rpc_scsi_resize(void *opaque, struct json_object *params, struct json_object **result,
 			   char *err, size_t err_len)
 {
+	static const char *const keys[] = {"name", "target", "lun", NULL};
 	struct scsi_dev *dev;
 	unsigned int target, lun;
-	int ret = scsi_params(opaque, params, &dev, &target, &lun, err, err_len);
+	int ret = params_check(params, keys, err, err_len);
 
+	if (!ret)
+		ret = scsi_params(opaque, params, &dev, &target, &lun, err, err_len);
 	if (ret)
 		return ret;
 	if (scsi_dev_resize_lun(dev, target, lun, err, err_len))
@@ -438,12 +461,8 @@ static int rpc_save_config(void *opaque, struct json_object *params, struct json
 	struct devset *set = opaque;
 	struct json_object *arr;
 
-	if (params && !(json_object_is_type(params, json_type_object) &&
-			!json_object_object_length(params)) &&
-	    !(json_object_is_type(params, json_type_array) && !json_object_array_length(params))) {
-		snprintf(err, err_len, "save-config takes no parameters");
+	if (no_params(params, err, err_len))
 		return CTL_ERR_INVALID_PARAMS;
-	}
 	arr = json_object_new_array();
 	for (unsigned int i = 0; i < set->n; i++)
 		set->v[i].kind->save(set->v[i].dev, arr);
@@ -455,6 +474,8 @@ static int rpc_save_config(void *opaque, struct json_object *params, struct json
 static int rpc_version(void *opaque, struct json_object *params, struct json_object **result,
 		       char *err, size_t err_len)
 {
+	if (no_params(params, err, err_len))
+		return CTL_ERR_INVALID_PARAMS;
 	*result = json_object_new_object();
 	add_str(*result, "name", "vhostd");
 	add_str(*result, "version", VHOSTD_VERSION);

@@ -140,7 +140,31 @@ expect_err "device-show no such device" device-show '{"name":"nosuch"}' "no devi
 expect_err "device-show extra parameter" device-show '{"name":"vda","x":1}' "unknown parameter 'x'"
 expect_err "save-config with params" save-config '{"x":1}' 'no parameters'
 expect_err "unknown method" frobnicate '{}' 'not found|unknown method|Method'
+expect_err "list-devices with params" list-devices '{"name":"vda"}' 'no parameters'
+expect_err "version with params" version '[1]' 'no parameters'
+expect_err "stats of no device" stats '{"name":"nosuch"}' "no device named 'nosuch'"
+expect_err "stats with a bad parameter" stats '{"device":"vda"}' 'one optional parameter'
+expect_err "scsi-add-lun of no controller" scsi-add-lun '{"name":"sc9","target":0,"lun":0,"path":"x"}' "no virtio-scsi controller"
+expect_err "scsi-add-lun bad key" scsi-add-lun '{"name":"sc0","target":0,"lun":9,"backend":"null","size":"1M","colour":1}' 'colour'
+expect_err "scsi-remove-lun extra parameter" scsi-remove-lun '{"name":"sc0","target":0,"lun":2,"now":true}' "unknown parameter 'now'"
+expect_err "scsi-remove-lun target out of range" scsi-remove-lun '{"name":"sc0","target":300,"lun":2}' 'target 0..255'
+expect_err "scsi-resize no such LUN" scsi-resize '{"name":"sc0","target":0,"lun":9}' 'sc0'
+check "sc0:0:2 survived the bad calls" ctl show sc0:0:2
 
+expect_rc 2 "vhostctl list with an argument" ctl list vda
+expect_rc 2 "vhostctl stats with two names" ctl stats vda vdb
+expect_rc 1 "vhostctl stats no such device" ctl stats nosuch
+expect_rc 2 "vhostctl version with an argument" ctl version x
+expect_rc 2 "vhostctl unknown command" ctl frobnicate
+expect_rc 2 "vhostctl raw bad JSON" ctl raw version '{'
+expect_rc 1 "vhostctl raw unknown method" ctl raw frobnicate
+expect_rc 2 "vhostctl scsi-add-lun bad target" ctl scsi-add-lun sc0 x 0 "$T/b.img"
+expect_rc 2 "vhostctl scsi-remove-lun bad lun" ctl scsi-remove-lun sc0 0 -1
+expect_rc 1 "vhostctl scsi-resize no such LUN" ctl scsi-resize sc0 0 9
+expect_rc 2 "vhostctl iostat bad interval" ctl iostat vda 0
+expect_rc 2 "vhostctl iostat bad count" ctl iostat vda 1 1.5
+expect_rc 2 "vhostctl iostat unknown flag" ctl iostat -y
+expect_rc 1 "vhostctl iostat no such device" ctl iostat nosuch 0.1 1
 expect_rc 2 "vhostctl add without spec" ctl add blk
 expect_rc 2 "vhostctl add bad spec" ctl add blk "id=q,=x"
 expect_rc 2 "vhostctl add spec ending in a comma" ctl add blk "id=q,"
@@ -161,7 +185,7 @@ is_json() { python3 -c 'import json,sys; json.load(sys.stdin)' 2>/dev/null; }
 for cmd in "list" "stats" "stats vda" "version" "show vda" "show sc0:0:2" "save-config" \
 	"add blk id=vdj,backend=null,size=1M,socket=$T/j.sock" "remove vdj" \
 	"scsi-add-lun sc0 0 5 $T/b.img" "scsi-resize sc0 0 5" "scsi-remove-lun sc0 0 5" \
-	"raw version"; do
+	"raw version" "iostat 0.1 1" "iostat -x vda 0.1 1"; do
 	# shellcheck disable=SC2086 # the words of $cmd are its arguments
 	check "--json $cmd" bash -c "'$VHOSTCTL' --control '$T/ctl.sock' --json $cmd | python3 -c 'import json,sys; json.load(sys.stdin)'"
 done
@@ -174,8 +198,24 @@ check "save-config FILE --json" bash -c "'$VHOSTCTL' --control '$T/ctl.sock' --j
 # First alone, for the baseline, then under the churn.
 lat() { python3 -c 'import json,sys; l=json.load(sys.stdin)["latency-us"]; print("p50 %d us, p99 %d us, max %d us" % (l["p50"], l["p99"], l["max"]))' <"$1"; }
 "$BENCH" --socket "$T/a.sock" --rw randrw --verify --rate 4000 --iodepth 16 --queues 2 \
-	--time 3 --json >"$T/base.json" 2>&1
+	--time 3 --json >"$T/base.json" 2>&1 &
+BPID=$!
+# iostat over the middle of it: 4000 requests a second, half of them reads.
+sleep 0.7
+ctl --json iostat -x vda 1 1 >"$T/iostat.json"
+wait "$BPID"
+BPID=
 echo "# vda alone:           $(lat "$T/base.json")"
+echo "# iostat under it: $(cat "$T/iostat.json")"
+check "iostat: r/s + w/s is the load's rate (4000, within 15%)" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))["devices"][0]
+assert d["name"] == "vda"
+iops = d["r/s"] + d["w/s"]
+assert abs(iops - 4000) <= 600, iops
+assert abs(d["rkB/s"] - 4 * d["r/s"]) < 1 and d["rareq-sz"] == 4, d
+assert 0 < d["%util"] <= 100 and d["r_await"] > 0 and d["aqu-sz"] > 0, d
+' "$T/iostat.json"
 "$BENCH" --socket "$T/a.sock" --rw randrw --verify --rate 4000 --iodepth 16 --queues 2 \
 	--time 5 --json >"$T/load.json" 2>"$T/load.err" &
 BPID=$!

@@ -30,7 +30,7 @@
 #define DEFAULT_CONTROL "/run/vhostd/control.sock"
 #define EXIT_USAGE	2
 /* A reply longer than this is not from vhostd. */
-#define MAX_REPLY (16u << 20)
+#define MAX_REPLY    (16u << 20)
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char usage_text[] =
@@ -79,7 +79,7 @@ struct ctl {
 static void print_json(struct json_object *obj)
 {
 	printf("%s\n", json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY |
-								JSON_C_TO_STRING_NOSLASHESCAPE));
+								   JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
 __attribute__((format(printf, 1, 2))) static void error(const char *fmt, ...)
@@ -632,9 +632,11 @@ static int cmd_save_config(struct ctl *c, int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	f = fopen(tmp, "we");
-	if (!f || fprintf(f, "%s\n",
-			  json_object_to_json_string_ext(result, JSON_C_TO_STRING_PRETTY |
-									 JSON_C_TO_STRING_NOSLASHESCAPE)) < 0 ||
+	if (!f ||
+	    fprintf(f, "%s\n",
+		    json_object_to_json_string_ext(
+			    result, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE)) <
+		    0 ||
 	    fflush(f) || fsync(fileno(f))) {
 		error("save-config: %s: %s", tmp, strerror(errno));
 		ret = 1;
@@ -788,9 +790,9 @@ static double io_delta(uint64_t a, uint64_t b)
 static void io_report(struct ctl *c, const struct io_sample *a, size_t na,
 		      const struct io_sample *b, size_t nb, double secs, bool x)
 {
-	static const char *const cols_x[] = {"r/s",	 "rkB/s", "r_await", "rareq-sz", "w/s",
-					     "wkB/s",	 "w_await", "wareq-sz", "d/s",	    "dkB/s",
-					     "f/s",	 "f_await", "aqu-sz",	"%util"};
+	static const char *const cols_x[] = {"r/s",   "rkB/s",	 "r_await",  "rareq-sz", "w/s",
+					     "wkB/s", "w_await", "wareq-sz", "d/s",	 "dkB/s",
+					     "f/s",   "f_await", "aqu-sz",   "%util"};
 	static const char *const cols[] = {"r/s", "w/s", "rkB/s", "wkB/s", "%util"};
 	struct json_object *rep = NULL, *arr = NULL;
 	const char *const *names = x ? cols_x : cols;
@@ -827,13 +829,20 @@ static void io_report(struct ctl *c, const struct io_sample *a, size_t na,
 			util = 100;
 		if (x) {
 			double all[14] = {
-				ios[0] / secs,		     sec[0] / 2 / secs,
-				ios[0] ? tk[0] / ios[0] : 0, ios[0] ? sec[0] / 2 / ios[0] : 0,
-				ios[1] / secs,		     sec[1] / 2 / secs,
-				ios[1] ? tk[1] / ios[1] : 0, ios[1] ? sec[1] / 2 / ios[1] : 0,
-				ios[2] / secs,		     sec[2] / 2 / secs,
-				ios[3] / secs,		     ios[3] ? tk[3] / ios[3] : 0,
-				aqu,			     util,
+				ios[0] / secs,
+				sec[0] / 2 / secs,
+				ios[0] ? tk[0] / ios[0] : 0,
+				ios[0] ? sec[0] / 2 / ios[0] : 0,
+				ios[1] / secs,
+				sec[1] / 2 / secs,
+				ios[1] ? tk[1] / ios[1] : 0,
+				ios[1] ? sec[1] / 2 / ios[1] : 0,
+				ios[2] / secs,
+				sec[2] / 2 / secs,
+				ios[3] / secs,
+				ios[3] ? tk[3] / ios[3] : 0,
+				aqu,
+				util,
 			};
 			memcpy(v, all, sizeof(all));
 		} else {
@@ -856,7 +865,9 @@ static void io_report(struct ctl *c, const struct io_sample *a, size_t na,
 	}
 	if (c->json) {
 		json_object_object_add(rep, "devices", arr);
-		printf("%s\n", json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+		printf("%s\n",
+		       json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PLAIN |
+								   JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(rep);
 	} else {
 		printf("\n");
@@ -915,7 +926,8 @@ static int cmd_iostat(struct ctl *c, int argc, char **argv)
 		if (interval < 0 || count < 0) {
 			error("iostat: INTERVAL (seconds) [COUNT (a positive integer)] expected, "
 			      "not '%s%s%s'",
-			      argv[last - (two ? 2 : 1)], two ? " " : "", two ? argv[last - 1] : "");
+			      argv[last - (two ? 2 : 1)], two ? " " : "",
+			      two ? argv[last - 1] : "");
 			return EXIT_USAGE;
 		}
 		last -= two ? 2 : 1;
@@ -1007,12 +1019,9 @@ static int command_run(struct ctl *c, const struct command *cmd, int argc, char 
 /* --- main --- */
 
 static const struct option long_options[] = {
-	{"control", required_argument, NULL, 'c'},
-	{"timeout", required_argument, NULL, 't'},
-	{"json", no_argument, NULL, 'j'},
-	{"help", no_argument, NULL, 'h'},
-	{"version", no_argument, NULL, 'V'},
-	{NULL, 0, NULL, 0},
+	{"control", required_argument, NULL, 'c'}, {"timeout", required_argument, NULL, 't'},
+	{"json", no_argument, NULL, 'j'},	   {"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},	   {NULL, 0, NULL, 0},
 };
 
 static int parse_timeout(const char *s, int *ms)

@@ -181,9 +181,10 @@ static void format_json(char *line, size_t cap, enum log_level level, const char
 
 void log_msg(enum log_level level, const char *fmt, ...)
 {
-	static const char prio[] = {
-		[LOG_LVL_ERROR] = '3', [LOG_LVL_WARN] = '4', [LOG_LVL_INFO] = '6',
-		[LOG_LVL_DEBUG] = '7'};
+	static const char prio[] = {[LOG_LVL_ERROR] = '3',
+				    [LOG_LVL_WARN] = '4',
+				    [LOG_LVL_INFO] = '6',
+				    [LOG_LVL_DEBUG] = '7'};
 	char msg[1024], line[2304];
 	va_list ap;
 	size_t n;

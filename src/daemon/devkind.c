@@ -90,8 +90,8 @@ static void blk_info(const void *opts, struct devkind_info *in)
 	snprintf(in->name, sizeof(in->name), "%s", o->id);
 }
 
-static void *blk_create(const void *opts, const void *children, unsigned int nchildren,
-			void *loop, char *err, size_t err_len)
+static void *blk_create(const void *opts, const void *children, unsigned int nchildren, void *loop,
+			char *err, size_t err_len)
 {
 	return blk_dev_new(opts, &vu_evloop_watch_ops, loop, err, err_len);
 }
@@ -149,8 +149,7 @@ static void blk_save(void *dev, struct json_object *arr)
 	struct json_object *d = json_object_new_object();
 
 	devkind_save_str(d, "type", "blk");
-	save_common(d, o->id, o->socket, o->client, o->poll_us, o->io_thread,
-		    o->max_guest_memory);
+	save_common(d, o->id, o->socket, o->client, o->poll_us, o->io_thread, o->max_guest_memory);
 	save_disk(d, o->backend, o->path, o->size, o->readonly, o->cache);
 	devkind_save_u64(d, "num-queues", o->num_queues);
 	devkind_save_u64(d, "queue-size", o->queue_size);
@@ -232,8 +231,8 @@ static void scsi_info(const void *opts, struct devkind_info *in)
 	snprintf(in->name, sizeof(in->name), "%s", o->id);
 }
 
-static void *scsi_create(const void *opts, const void *children, unsigned int nchildren,
-			 void *loop, char *err, size_t err_len)
+static void *scsi_create(const void *opts, const void *children, unsigned int nchildren, void *loop,
+			 char *err, size_t err_len)
 {
 	return scsi_dev_new(opts, children, nchildren, &vu_evloop_watch_ops, loop, err, err_len);
 }
@@ -312,8 +311,7 @@ static void scsi_save(void *opaque, struct json_object *arr)
 	struct json_object *d = json_object_new_object();
 
 	devkind_save_str(d, "type", "scsi");
-	save_common(d, o->id, o->socket, o->client, o->poll_us, o->io_thread,
-		    o->max_guest_memory);
+	save_common(d, o->id, o->socket, o->client, o->poll_us, o->io_thread, o->max_guest_memory);
 	devkind_save_u64(d, "num-queues", o->num_queues);
 	devkind_save_u64(d, "queue-size", o->queue_size);
 	json_object_array_add(arr, d);
@@ -345,7 +343,8 @@ static bool scsi_stats(void *opaque, const char *name, devkind_stats_fn fn, void
 	for (unsigned int i = 0; i < scsi_dev_nr_luns(dev); i++) {
 		struct blk_stats st;
 
-		if (!scsi_dev_lun_options(dev, i) || (!all && strcmp(name, scsi_dev_lun_name(dev, i))))
+		if (!scsi_dev_lun_options(dev, i) ||
+		    (!all && strcmp(name, scsi_dev_lun_name(dev, i))))
 			continue;
 		scsi_dev_lun_stats(dev, i, &st);
 		fn(ctx, scsi_dev_lun_name(dev, i), &st);

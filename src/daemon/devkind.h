@@ -34,8 +34,8 @@ struct devkind_info {
 	char name[64];	    /* the id, or "CTRL:T:L" for a LUN */
 	const char *socket; /* NULL: none (a LUN) */
 	bool client;
-	int io_thread;	    /* -1: spread */
-	const char *image;  /* NULL: none (backend=null, a controller) */
+	int io_thread;	   /* -1: spread */
+	const char *image; /* NULL: none (backend=null, a controller) */
 	bool readonly;
 	const char *parent; /* the parent device's id, or NULL */
 };
@@ -54,8 +54,8 @@ struct devkind {
 
 	/* Devices only (parent == NULL). */
 	/* Start with @nchildren options of the child kind.  NULL, message in @err. */
-	void *(*create)(const void *opts, const void *children, unsigned int nchildren,
-			void *loop, char *err, size_t err_len);
+	void *(*create)(const void *opts, const void *children, unsigned int nchildren, void *loop,
+			char *err, size_t err_len);
 	/* Stop taking requests, finish those in flight, close, unlink the socket. */
 	void (*destroy)(void *dev);
 	const char *(*id)(const void *dev);
@@ -68,7 +68,11 @@ struct devkind {
 	struct json_object *(*describe)(void *dev);
 	/* Append to @arr the device-add objects that rebuild it, children after it. */
 	void (*save)(void *dev, struct json_object *arr);
-	/* @fn for each disk (@name NULL: all; else the device's id or a child's name). */
+	/*
+	 * @fn for each disk (@name NULL: all; else the device's id or a
+	 * child's name); true if @name matched.  Optional: a kind with no
+	 * disk (net) has none, and shows its counters through metrics.
+	 */
 	bool (*stats)(void *dev, const char *name, devkind_stats_fn fn, void *ctx);
 	/* Its samples for a scrape (metrics.h); connected/active are added for it. */
 	void (*metrics)(void *dev, struct metrics *m);

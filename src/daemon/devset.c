@@ -35,8 +35,8 @@ static struct devset_entry *find_socket(const struct devset *set, const char *so
 	return NULL;
 }
 
-int devset_check(const struct devset *set, const struct devkind *kind, const void *opts,
-		 char *err, size_t err_len)
+int devset_check(const struct devset *set, const struct devkind *kind, const void *opts, char *err,
+		 size_t err_len)
 {
 	struct devset_entry *other;
 	struct devkind_info in;
@@ -59,6 +59,8 @@ int devset_check(const struct devset *set, const struct devkind *kind, const voi
 	if (in.io_thread >= 0 && (unsigned int)in.io_thread >= set->io_threads)
 		return kv_err(err, err_len, "%s: io-thread=%d, but there are %u I/O threads",
 			      in.name, in.io_thread, set->io_threads);
+	if (!in.socket)
+		return 0; /* nothing to listen on */
 	if (set->control_path && !strcmp(in.socket, set->control_path))
 		return kv_err(err, err_len, "%s: socket %s is the control socket", in.name,
 			      in.socket);

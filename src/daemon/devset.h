@@ -44,8 +44,8 @@ struct devset {
  * Check @opts of @kind against the set (not yet started).  0, or -errno
  * with a message naming the device and the key.
  */
-int devset_check(const struct devset *set, const struct devkind *kind, const void *opts,
-		 char *err, size_t err_len);
+int devset_check(const struct devset *set, const struct devkind *kind, const void *opts, char *err,
+		 size_t err_len);
 
 /*
  * Check, then start a device with @nchildren children (options of the

@@ -85,7 +85,7 @@ struct metrics {
 };
 
 __attribute__((format(printf, 3, 4))) static void buf_printf(struct metrics *m, struct buf *b,
-							      const char *fmt, ...)
+							     const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -125,8 +125,8 @@ void metrics_u64(struct metrics *m, enum metric_family f, const char *suffix, co
 		   (unsigned long long)value);
 }
 
-void metrics_double(struct metrics *m, enum metric_family f, const char *suffix,
-		    const char *labels, double value)
+void metrics_double(struct metrics *m, enum metric_family f, const char *suffix, const char *labels,
+		    double value)
 {
 	buf_printf(m, &m->fam[f], "%s%s{%s} %.9g\n", families[f].name, suffix, labels, value);
 }
@@ -185,8 +185,8 @@ char *metrics_scrape(struct devset *set, size_t *len)
 		if (!m.fam[f].len)
 			continue;
 		buf_printf(&m, &out, "# HELP %s %s\n# TYPE %s %s\n%.*s", families[f].name,
-			   families[f].help, families[f].name, families[f].type,
-			   (int)m.fam[f].len, m.fam[f].p);
+			   families[f].help, families[f].name, families[f].type, (int)m.fam[f].len,
+			   m.fam[f].p);
 	}
 	for (int f = 0; f < M__COUNT; f++)
 		free(m.fam[f].p);
@@ -420,13 +420,13 @@ struct metrics_server *metrics_server_new(const char *addr, void *loop, struct d
 	}
 	/* Its thread inherits the daemon's blocked SIGTERM/SIGINT. */
 	errno = 0;
-	srv->mhd = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG |
-			(v6 ? MHD_USE_IPv6 : 0),
-		0, NULL, NULL, answer, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
-		(unsigned int)METRICS_MAX_CONNS, MHD_OPTION_CONNECTION_TIMEOUT,
-		(unsigned int)METRICS_TIMEOUT_S, MHD_OPTION_END);
+	srv->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+					    MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0),
+				    0, NULL, NULL, answer, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+				    NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+				    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)METRICS_MAX_CONNS,
+				    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)METRICS_TIMEOUT_S,
+				    MHD_OPTION_END);
 	if (!srv->mhd) {
 		snprintf(err, err_len, "--metrics %s: cannot listen: %s", addr,
 			 strerror(errno ? errno : EADDRINUSE));

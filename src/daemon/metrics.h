@@ -59,8 +59,8 @@ struct metrics;
  */
 void metrics_u64(struct metrics *m, enum metric_family f, const char *suffix, const char *labels,
 		 uint64_t value);
-void metrics_double(struct metrics *m, enum metric_family f, const char *suffix,
-		    const char *labels, double value);
+void metrics_double(struct metrics *m, enum metric_family f, const char *suffix, const char *labels,
+		    double value);
 
 struct blk_stats;
 struct blk_lat_hist;

@@ -38,8 +38,8 @@ static void add_u64(struct json_object *obj, const char *key, uint64_t val)
 /* Methods without parameters accept none, an empty object or an empty array. */
 static int no_params(struct json_object *params, char *err, size_t err_len)
 {
-	if (!params || (json_object_is_type(params, json_type_object) &&
-			!json_object_object_length(params)) ||
+	if (!params ||
+	    (json_object_is_type(params, json_type_object) && !json_object_object_length(params)) ||
 	    (json_object_is_type(params, json_type_array) && !json_object_array_length(params)))
 		return 0;
 	snprintf(err, err_len, "this method takes no parameters");
@@ -147,7 +147,8 @@ static int rpc_stats(void *opaque, struct json_object *params, struct json_objec
 		return ret;
 	arr = json_object_new_array();
 	for (unsigned int i = 0; i < set->n; i++) {
-		if (set->v[i].kind->stats(set->v[i].dev, name, stats_add, arr))
+		if (set->v[i].kind->stats &&
+		    set->v[i].kind->stats(set->v[i].dev, name, stats_add, arr))
 			found = true;
 	}
 	if (name && !found) {
@@ -384,14 +385,16 @@ static int rpc_device_add(void *opaque, struct json_object *params, struct json_
 	if (!params || !json_object_is_type(params, json_type_object) ||
 	    !json_object_object_get_ex(params, "type", &t) ||
 	    !json_object_is_type(t, json_type_string)) {
-		snprintf(err, err_len, "{\"type\": KIND, KEY: VALUE, ...} expected "
-			 "(KIND: %s)", kinds);
+		snprintf(err, err_len,
+			 "{\"type\": KIND, KEY: VALUE, ...} expected "
+			 "(KIND: %s)",
+			 kinds);
 		return CTL_ERR_INVALID_PARAMS;
 	}
 	kind = devkind_find(json_object_get_string(t));
 	if (!kind) {
-		snprintf(err, err_len, "unknown type '%.32s' (KIND: %s)",
-			 json_object_get_string(t), kinds);
+		snprintf(err, err_len, "unknown type '%.32s' (KIND: %s)", json_object_get_string(t),
+			 kinds);
 		return CTL_ERR_INVALID_PARAMS;
 	}
 	ret = add_device(opaque, kind, params, name, err, err_len);
@@ -404,8 +407,8 @@ static int rpc_device_add(void *opaque, struct json_object *params, struct json_
 }
 
 /* device-remove {"name": NAME[, "force": bool]} -> {} once it is gone. */
-static int rpc_device_remove(void *opaque, struct json_object *params,
-			     struct json_object **result, char *err, size_t err_len)
+static int rpc_device_remove(void *opaque, struct json_object *params, struct json_object **result,
+			     char *err, size_t err_len)
 {
 	static const char *const keys[] = {"name", "force", NULL};
 	struct json_object *f;

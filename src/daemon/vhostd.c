@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: MIT
 /*
- * vhostd.c - the daemon: one vhost-user-blk back-end per --blk option, one
- * vhost-user-scsi controller per --scsi option with its --lun disks, a
- * JSON-RPC control socket, and a clean stop on SIGTERM or SIGINT.
+ * vhostd.c - the daemon: one device per --KIND option of the device kinds
+ * table (devkind.h: --blk, --scsi with its --lun disks) or per object of
+ * --config, a JSON-RPC control socket that adds and removes them at run
+ * time (rpc.c, devset.c), Prometheus metrics (metrics.c), systemd's notify
+ * protocol, and a clean stop on SIGTERM or SIGINT.
  *
- * Everything is checked before anything starts (options, duplicate ids and
- * sockets, that every image opens; backend=null has none), so a bad command line leaves nothing
- * behind.  If a device still fails to start, the ones already started are
- * torn down (which removes their sockets) before exiting.
+ * Everything is checked before anything starts (options, config file,
+ * duplicate ids and sockets, that every image opens; backend=null has
+ * none), so a bad command line leaves nothing behind.  If a device still
+ * fails to start, the ones already started are torn down (which removes
+ * their sockets) before exiting.
  *
  * Exit status: 0 after a signal, 1 when something failed at run time, 2 for
  * a usage error.
@@ -439,7 +442,8 @@ static int parse_args(struct vhostd *d, int argc, char **argv)
 		case OPT_LOG_FORMAT:
 			level = log_format_parse(optarg);
 			if (level < 0)
-				return usage_error("--log-format %s: expected text or json", optarg);
+				return usage_error("--log-format %s: expected text or json",
+						   optarg);
 			log_set_format(level);
 			break;
 		case OPT_LOG_FILE:
@@ -474,8 +478,7 @@ static int parse_args(struct vhostd *d, int argc, char **argv)
 }
 
 /* The spec of kind @kind named @name, or NULL. */
-static const struct vhd_spec *find_spec(const struct vhostd *d, const char *kind,
-					const char *name)
+static const struct vhd_spec *find_spec(const struct vhostd *d, const char *kind, const char *name)
 {
 	struct devkind_info in;
 
@@ -754,8 +757,7 @@ static int control_share(const struct vhostd *d)
 {
 	struct group *g = getgrnam(d->control_group);
 
-	if (!g || chown(d->control_path, (uid_t)-1, g->gr_gid) ||
-	    chmod(d->control_path, 0660)) {
+	if (!g || chown(d->control_path, (uid_t)-1, g->gr_gid) || chmod(d->control_path, 0660)) {
 		log_error("--control-group %s: %s: %s", d->control_group, d->control_path,
 			  g ? strerror(errno) : "no such group");
 		return -1;
@@ -795,8 +797,8 @@ static int vhostd_start(struct vhostd *d)
 			return -1;
 	}
 	if (d->metrics_addr) {
-		d->metrics = metrics_server_new(d->metrics_addr, d->loop, &d->set, err,
-						sizeof(err));
+		d->metrics =
+			metrics_server_new(d->metrics_addr, d->loop, &d->set, err, sizeof(err));
 		if (!d->metrics) {
 			log_error("%s", err);
 			return -1;

@@ -106,7 +106,7 @@ struct eng_queue_ops {
  * stores, no locked instruction), read by anyone.
  */
 struct eng_queue_counters {
-	_Atomic uint64_t kicks;	       /* the driver's notifications (eventfd writes) */
+	_Atomic uint64_t kicks;		/* the driver's notifications (eventfd writes) */
 	_Atomic uint64_t notifications; /* interrupts sent to the driver */
 };
 
@@ -116,7 +116,8 @@ struct eng_queue_config {
 	unsigned int poll_us; /* spin this long on an empty ring before sleeping */
 	int io_thread;	      /* pool thread index, or -1: the least loaded one */
 	void *priv;	      /* eng_queue_priv() */
-	struct eng_queue_counters *counters; /* optional */
+	/* Optional: where the queue counts its kicks and interrupts. */
+	struct eng_queue_counters *counters;
 };
 
 /*

@@ -131,7 +131,7 @@ static void test_lat_hist(void)
 	CHECK_EQ(blk_lat_bucket(1001), 1);
 	CHECK_EQ(blk_lat_bucket(2000), 1);
 	CHECK_EQ(blk_lat_bucket(2001), 2);
-	CHECK_EQ(blk_lat_bucket(100 * 1000), 7);  /* 100 us <= 128 us */
+	CHECK_EQ(blk_lat_bucket(100 * 1000), 7); /* 100 us <= 128 us */
 	CHECK_EQ(blk_lat_bucket(128 * 1000), 7);
 	CHECK_EQ(blk_lat_bucket(4194304ull * 1000), BLK_LAT_BUCKETS - 2);
 	CHECK_EQ(blk_lat_bucket(4194305ull * 1000), BLK_LAT_BUCKETS - 1);

@@ -244,6 +244,33 @@ max=$(python3 -c 'import json,sys; print(int(json.load(sys.stdin)["latency-us"][
 echo "# vda under the churn: $(lat "$T/load.json") (bound ${PAUSE_BOUND_US} us)"
 check "no request of vda paused beyond ${PAUSE_BOUND_US} us" test "${max:-999999999}" -lt "$PAUSE_BOUND_US"
 
+# --- remove with a front-end connected but idle (no queue started) ---------------
+
+ctl add blk "id=vdi,backend=null,size=1M,socket=$T/i.sock"
+python3 - "$T/i.sock" >"$T/idle.out" 2>&1 <<'EOF2' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+print("connected", flush=True)
+s.settimeout(10)
+t = time.monotonic()
+try:
+    print("eof" if s.recv(1) == b"" else "data", "after %.1f s" % (time.monotonic() - t))
+except OSError as e:
+    print("error", e)
+EOF2
+IPID=$!
+for _ in $(seq 50); do
+	ctl show vdi | grep -Eq '^connected +true$' && break
+	sleep 0.1
+done
+check "idle front-end: connected, not active" bash -c \
+	"'$VHOSTCTL' --control '$T/ctl.sock' show vdi | grep -Eq '^active +false\$'"
+expect_rc 0 "idle front-end: graceful remove" ctl remove vdi
+wait "$IPID"
+check "idle front-end: its connection closed cleanly (EOF)" grep -q '^eof' "$T/idle.out"
+check "idle front-end: socket removed" test ! -e "$T/i.sock"
+
 # --- remove under an active front-end --------------------------------------------
 
 ctl add blk "id=vdb,path=$T/b.img,socket=$T/b.sock"

@@ -144,7 +144,7 @@ void metrics_disk(struct metrics *m, const char *labels, const struct blk_stats 
 		metrics_u64(m, M_DISK_MERGED, "", l, st->merges[d]);
 		metrics_u64(m, M_DISK_BYTES, "", l, st->sectors[d] * 512);
 		metrics_double(m, M_DISK_TIME, "", l, (double)h->sum_ns[d] / 1e9);
-		/* Cumulative buckets: le = 2^i microseconds, in seconds. */
+		/* Cumulative buckets: le = 2^(i + BLK_LAT_SHIFT) ns, in seconds. */
 		for (int i = 0; i < BLK_LAT_BUCKETS; i++) {
 			char lb[600];
 
@@ -152,8 +152,8 @@ void metrics_disk(struct metrics *m, const char *labels, const struct blk_stats 
 			if (i == BLK_LAT_BUCKETS - 1)
 				snprintf(lb, sizeof(lb), "%s,le=\"+Inf\"", l);
 			else
-				snprintf(lb, sizeof(lb), "%s,le=\"%.6f\"", l,
-					 (double)(1ull << i) / 1e6);
+				snprintf(lb, sizeof(lb), "%s,le=\"%.9f\"", l,
+					 (double)(1ull << (i + BLK_LAT_SHIFT)) / 1e9);
 			metrics_u64(m, M_DISK_REQUEST_DURATION, "_bucket", lb, cum);
 		}
 		metrics_double(m, M_DISK_REQUEST_DURATION, "_sum", l, (double)h->sum_ns[d] / 1e9);

@@ -77,10 +77,12 @@ struct blk_stats {
 
 /*
  * Request latency, as a histogram: bucket i counts the requests that took
- * at most 2^i microseconds (1 us .. 2^22 us, about 4.2 s), the last one
- * those that took longer.  Per direction; the sum is blk_stats' ticks.
+ * at most 2^(i + BLK_LAT_SHIFT) ns (1.024 us .. 2^32 ns, about 4.3 s), the
+ * last one those that took longer.  Per direction; the sum is blk_stats'
+ * ticks.
  */
 #define BLK_LAT_BUCKETS 24
+#define BLK_LAT_SHIFT	10
 
 struct blk_lat_hist {
 	uint64_t b[BLK_STAT__COUNT][BLK_LAT_BUCKETS];

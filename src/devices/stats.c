@@ -100,13 +100,13 @@ void blk_stats_io_start(struct blk_dev_stats *ds, unsigned int q, uint64_t now_n
 
 unsigned int blk_lat_bucket(uint64_t ns)
 {
-	uint64_t us = (ns + 999) / 1000;
 	unsigned int i;
 
-	if (us <= 1)
+	/* No division on the completion path: bounds are powers of two in ns. */
+	if (ns <= (1u << BLK_LAT_SHIFT))
 		return 0;
-	/* The smallest i with us <= 2^i. */
-	i = 64 - (unsigned int)__builtin_clzll(us - 1);
+	/* The smallest i with ns <= 2^(i + BLK_LAT_SHIFT). */
+	i = 64 - (unsigned int)__builtin_clzll(ns - 1) - BLK_LAT_SHIFT;
 	return i < BLK_LAT_BUCKETS - 1 ? i : BLK_LAT_BUCKETS - 1;
 }
 

@@ -127,14 +127,15 @@ static void test_lat_hist(void)
 	uint64_t base = blk_stats_now_ns(), total = 0;
 
 	CHECK_EQ(blk_lat_bucket(0), 0);
-	CHECK_EQ(blk_lat_bucket(1000), 0);
-	CHECK_EQ(blk_lat_bucket(1001), 1);
-	CHECK_EQ(blk_lat_bucket(2000), 1);
-	CHECK_EQ(blk_lat_bucket(2001), 2);
-	CHECK_EQ(blk_lat_bucket(100 * 1000), 7); /* 100 us <= 128 us */
-	CHECK_EQ(blk_lat_bucket(128 * 1000), 7);
-	CHECK_EQ(blk_lat_bucket(4194304ull * 1000), BLK_LAT_BUCKETS - 2);
-	CHECK_EQ(blk_lat_bucket(4194305ull * 1000), BLK_LAT_BUCKETS - 1);
+	CHECK_EQ(blk_lat_bucket(1024), 0);
+	CHECK_EQ(blk_lat_bucket(1025), 1);
+	CHECK_EQ(blk_lat_bucket(2048), 1);
+	CHECK_EQ(blk_lat_bucket(2049), 2);
+	CHECK_EQ(blk_lat_bucket(100 * 1000), 7); /* 100 us <= 131.072 us */
+	CHECK_EQ(blk_lat_bucket(131072), 7);
+	CHECK_EQ(blk_lat_bucket(131073), 8);
+	CHECK_EQ(blk_lat_bucket(1ull << 32), BLK_LAT_BUCKETS - 2);
+	CHECK_EQ(blk_lat_bucket((1ull << 32) + 1), BLK_LAT_BUCKETS - 1);
 	CHECK_EQ(blk_lat_bucket(UINT64_MAX / 2), BLK_LAT_BUCKETS - 1);
 
 	CHECK_EQ(blk_dev_stats_init(&ds, 2), 0);

@@ -9,11 +9,11 @@
 #     params: a clear error, exit 1 (daemon said no) or 2 (usage);
 #   - adding and removing devices (blk, scsi, LUNs) while vhost-bench runs
 #     a fixed-rate verified load on another device: no failed request, no
-#     mismatch, and no request later than PAUSE_BOUND_US (1 s: on this
-#     shared 2-CPU machine the same load alone already sees 100-300 ms
-#     outliers, so the bound only catches a removal or start-up that
-#     stalls other devices for a drain; the output shows the baseline and
-#     the churn run side by side);
+#     mismatch, and no request later than PAUSE_BOUND_US (2 s: on this
+#     shared 2-CPU machine, at load 5-10, the same load alone already sees
+#     100-700 ms outliers, so the bound only catches an addition or removal
+#     that stalls other devices for a drain or a timeout; the output shows
+#     the baseline and the churn run side by side);
 #   - device-remove under an active front-end: refused, then done with
 #     force (socket gone, the other device still served);
 #   - --config: bad files name the file, the object and the key (exit 2);
@@ -25,7 +25,7 @@ set -u
 VHOSTD=$1
 VHOSTCTL=$2
 BENCH=$3
-PAUSE_BOUND_US=1000000
+PAUSE_BOUND_US=2000000
 
 T=$(mktemp -d /tmp/vhostd-test-ctl.XXXXXX)
 # shellcheck source=tests/daemon/tap.sh

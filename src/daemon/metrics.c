@@ -56,7 +56,7 @@ static const struct {
 	[M_DISK_REQUEST_DURATION] = {"vhostd_disk_request_duration_seconds", "histogram",
 				     "Request latency, from pop to completion."},
 	[M_QUEUE_KICKS] = {"vhostd_queue_kicks_total", "counter",
-			   "Notifications from the driver (kick eventfd writes)."},
+			   "Kicks from the driver (kick eventfd reads that found one or more)."},
 	[M_QUEUE_NOTIFICATIONS] = {"vhostd_queue_notifications_total", "counter",
 				   "Interrupts sent to the driver (call eventfd writes)."},
 	[M_QUEUE_COMPLETED] = {"vhostd_queue_completed_total", "counter",

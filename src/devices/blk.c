@@ -256,7 +256,7 @@ void blk_dev_get_queue_counts(struct blk_dev *dev, unsigned int q, struct blk_qu
 
 	blk_dev_stats_read_queue(&dev->stats, q, &c->st);
 	c->kicks = atomic_load_explicit(&n->kicks, memory_order_relaxed);
-	c->notifications = atomic_load_explicit(&n->notifications, memory_order_relaxed);
+	c->notifications = atomic_load_explicit(&n->notifies, memory_order_relaxed);
 }
 
 /* ---- requests -------------------------------------------------------------- */

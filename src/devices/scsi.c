@@ -1159,7 +1159,7 @@ void scsi_dev_queue_counts(struct scsi_dev *dev, unsigned int q, uint64_t *kicks
 	struct eng_queue_counters *n = &dev->queues[q].counters;
 
 	*kicks = atomic_load_explicit(&n->kicks, memory_order_relaxed);
-	*notifications = atomic_load_explicit(&n->notifications, memory_order_relaxed);
+	*notifications = atomic_load_explicit(&n->notifies, memory_order_relaxed);
 }
 
 void scsi_dev_lun_lat_hist(struct scsi_dev *dev, unsigned int i, struct blk_lat_hist *h)

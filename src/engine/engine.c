@@ -99,8 +99,6 @@ struct eng_thread {
 
 struct eng_queue {
 	const struct eng_queue_ops *ops;
-	struct eng_queue_counters *counters; /* the device's, or own_counters */
-	struct eng_queue_counters own_counters;
 	struct eng_thread *t;
 	struct vu_queue *q;
 	struct virtq *vq;
@@ -151,6 +149,7 @@ struct eng_queue {
 	bool call_error_logged;
 
 	struct eng_cmd *stop_cmd;
+	struct eng_queue_counters *counters;
 };
 
 static struct {
@@ -195,13 +194,6 @@ static struct eng_queue *eng_take_ready(struct eng_thread *t)
 	return eq;
 }
 
-/* Single writer (the queue's thread): no locked instruction. */
-static void eng_count(_Atomic uint64_t *c, uint64_t n)
-{
-	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-			      memory_order_relaxed);
-}
-
 static void eng_kick_done(struct reactor_event *ev, int res, uint32_t flags);
 
 static void eng_arm_kick(struct eng_queue *eq)
@@ -225,8 +217,8 @@ static void eng_kick_done(struct reactor_event *ev, int res, uint32_t flags)
 
 	eq->kick_armed = false;
 	if (res == (int)sizeof(eq->kick_buf)) {
-		/* The eventfd's count: every kick since the last read. */
-		eng_count(&eq->counters->kicks, eq->kick_buf);
+		if (eq->counters)
+			atomic_fetch_add_explicit(&eq->counters->kicks, 1, memory_order_relaxed);
 		eng_mark_ready(eq);
 		eng_arm_kick(eq);
 		return;
@@ -259,8 +251,9 @@ static void eng_send_call(struct eng_queue *eq)
 		return;
 	}
 	eq->call_val = 1;
+	if (eq->counters)
+		atomic_fetch_add_explicit(&eq->counters->notifies, 1, memory_order_relaxed);
 	io_uring_prep_write(sqe, eq->q->call_fd, &eq->call_val, sizeof(eq->call_val), 0);
-	eng_count(&eq->counters->notifications, 1);
 	eq->call_busy = true;
 	eq->call_again = false;
 }
@@ -983,10 +976,10 @@ int eng_queue_start(struct vu_queue *q, const struct eng_queue_ops *ops,
 	eq->q = q;
 	eq->vq = &q->vq;
 	eq->priv = cfg->priv;
-	eq->counters = cfg->counters ? cfg->counters : &eq->own_counters;
 	eq->num = q->vq.num;
 	eq->max_iov = cfg->max_iov;
 	eq->io_thread = cfg->io_thread;
+	eq->counters = cfg->counters;
 	/* Polled queues (no kick eventfd) never sleep long anyway. */
 	eq->spin_ns = q->kick_fd < 0 ? 0 : (uint64_t)cfg->poll_us * 1000;
 	snprintf(eq->name, sizeof(eq->name), "%s", cfg->name);

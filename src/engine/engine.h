@@ -38,6 +38,7 @@
 #ifndef VHOSTD_ENGINE_ENGINE_H
 #define VHOSTD_ENGINE_ENGINE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -101,13 +102,13 @@ struct eng_queue_ops {
 };
 
 /*
- * What a queue counts for its device, kept by the device so the counts
- * outlive a stop and start.  Written only by the queue's thread (relaxed
- * stores, no locked instruction), read by anyone.
+ * Counters the engine keeps for a model that wants them (per-queue
+ * statistics): written by the queue's thread only, relaxed, so any thread
+ * may read them; they outlive the queue's start/stop cycles.
  */
 struct eng_queue_counters {
-	_Atomic uint64_t kicks;		/* the driver's notifications (eventfd writes) */
-	_Atomic uint64_t notifications; /* interrupts sent to the driver */
+	_Atomic uint64_t kicks;	  /* kick eventfd reads that found a kick */
+	_Atomic uint64_t notifies; /* interrupts sent to the guest */
 };
 
 struct eng_queue_config {
@@ -116,8 +117,7 @@ struct eng_queue_config {
 	unsigned int poll_us; /* spin this long on an empty ring before sleeping */
 	int io_thread;	      /* pool thread index, or -1: the least loaded one */
 	void *priv;	      /* eng_queue_priv() */
-	/* Optional: where the queue counts its kicks and interrupts. */
-	struct eng_queue_counters *counters;
+	struct eng_queue_counters *counters; /* optional */
 };
 
 /*

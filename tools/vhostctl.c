@@ -750,7 +750,9 @@ static int io_sample_all(struct ctl *c, char **names, int nnames, struct io_samp
 		struct json_object *d = json_object_array_get_idx(devs, i);
 		struct io_sample *s = &(*out)[*count];
 
-		if (!io_selected(str_of(d, "id"), names, nnames))
+		/* Disks only: another kind's entry (net) has no diskstats. */
+		if (!json_object_object_get_ex(d, "diskstats", NULL) ||
+		    !io_selected(str_of(d, "id"), names, nnames))
 			continue;
 		snprintf(s->name, sizeof(s->name), "%s", str_of(d, "id"));
 		for (int k = 0; k < 4; k++) {

@@ -41,6 +41,40 @@ void devkind_save_bool(struct json_object *o, const char *key, bool val)
 	json_object_object_add(o, key, json_object_new_boolean(val));
 }
 
+static const char *const stat_dir_names[BLK_STAT__COUNT] = {
+	[BLK_STAT_READ] = "read",
+	[BLK_STAT_WRITE] = "write",
+	[BLK_STAT_DISCARD] = "discard",
+	[BLK_STAT_FLUSH] = "flush",
+};
+
+struct json_object *devkind_disk_stats(const struct blk_stats *st, const char *name)
+{
+	struct json_object *d = json_object_new_object(), *dir;
+	char line[512];
+	size_t n;
+
+	devkind_save_str(d, "id", name);
+	for (int i = 0; i < BLK_STAT__COUNT; i++) {
+		dir = json_object_new_object();
+		devkind_save_u64(dir, "ios", st->ios[i]);
+		devkind_save_u64(dir, "merges", st->merges[i]);
+		devkind_save_u64(dir, "sectors", st->sectors[i]);
+		devkind_save_u64(dir, "ticks-ms", st->ticks_ms[i]);
+		json_object_object_add(d, stat_dir_names[i], dir);
+	}
+	devkind_save_u64(d, "in-flight", st->in_flight);
+	devkind_save_u64(d, "io-ticks-ms", st->io_ticks_ms);
+	devkind_save_u64(d, "time-in-queue-ms", st->time_in_queue_ms);
+	/* The /proc/diskstats line, without the newline that file has. */
+	blk_stats_format(st, name, line, sizeof(line));
+	n = strlen(line);
+	while (n && (line[n - 1] == '\n' || line[n - 1] == ' '))
+		line[--n] = '\0';
+	devkind_save_str(d, "diskstats", line);
+	return d;
+}
+
 /* The disk keys both blk and a LUN take (diskopts.h). */
 static void save_disk(struct json_object *o, enum blk_backend_kind backend, const char *path,
 		      uint64_t size, bool readonly, enum blk_cache_mode cache)
@@ -157,14 +191,14 @@ static void blk_save(void *dev, struct json_object *arr)
 	json_object_array_add(arr, d);
 }
 
-static bool blk_stats(void *dev, const char *name, devkind_stats_fn fn, void *ctx)
+static bool blk_stats(void *dev, const char *name, struct json_object *arr)
 {
 	struct blk_stats st;
 
 	if (name && strcmp(name, blk_dev_id(dev)))
 		return false;
 	blk_dev_get_stats(dev, &st);
-	fn(ctx, blk_dev_id(dev), &st);
+	json_object_array_add(arr, devkind_disk_stats(&st, blk_dev_id(dev)));
 	return true;
 }
 
@@ -335,7 +369,7 @@ static void scsi_save(void *opaque, struct json_object *arr)
 }
 
 /* One line per LUN; @name picks the controller (all of them) or one LUN. */
-static bool scsi_stats(void *opaque, const char *name, devkind_stats_fn fn, void *ctx)
+static bool scsi_stats(void *opaque, const char *name, struct json_object *arr)
 {
 	struct scsi_dev *dev = opaque;
 	bool all = !name || !strcmp(name, scsi_dev_id(dev)), found = all;
@@ -347,7 +381,7 @@ static bool scsi_stats(void *opaque, const char *name, devkind_stats_fn fn, void
 		    (!all && strcmp(name, scsi_dev_lun_name(dev, i))))
 			continue;
 		scsi_dev_lun_stats(dev, i, &st);
-		fn(ctx, scsi_dev_lun_name(dev, i), &st);
+		json_object_array_add(arr, devkind_disk_stats(&st, scsi_dev_lun_name(dev, i)));
 		found = true;
 	}
 	return found;

@@ -40,8 +40,12 @@ struct devkind_info {
 	const char *parent; /* the parent device's id, or NULL */
 };
 
-/* Called by a kind's stats() for each disk it has: its name and counters. */
-typedef void (*devkind_stats_fn)(void *ctx, const char *name, const struct blk_stats *st);
+/*
+ * A disk's stats object: "id", "read"/"write"/"discard"/"flush" {"ios",
+ * "merges", "sectors", "ticks-ms"}, "in-flight", "io-ticks-ms",
+ * "time-in-queue-ms" and "diskstats" (its /proc/diskstats line).
+ */
+struct json_object *devkind_disk_stats(const struct blk_stats *st, const char *name);
 
 struct devkind {
 	const char *name;   /* "blk": device-add's "type" and the --blk option */
@@ -69,11 +73,12 @@ struct devkind {
 	/* Append to @arr the device-add objects that rebuild it, children after it. */
 	void (*save)(void *dev, struct json_object *arr);
 	/*
-	 * @fn for each disk (@name NULL: all; else the device's id or a
-	 * child's name); true if @name matched.  Optional: a kind with no
-	 * disk (net) has none, and shows its counters through metrics.
+	 * Append the stats method's objects to @arr: one per disk for a
+	 * block device (devkind_disk_stats()), whatever fits for another kind
+	 * ("id" and "type" at least); @name NULL: all, else the device's id
+	 * or a child's name.  True if @name matched.  Optional.
 	 */
-	bool (*stats)(void *dev, const char *name, devkind_stats_fn fn, void *ctx);
+	bool (*stats)(void *dev, const char *name, struct json_object *arr);
 	/* Its samples for a scrape (metrics.h); connected/active are added for it. */
 	void (*metrics)(void *dev, struct metrics *m);
 

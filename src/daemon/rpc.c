@@ -18,13 +18,6 @@
 #define VHOSTD_VERSION "unknown"
 #endif
 
-static const char *const stat_dir_names[BLK_STAT__COUNT] = {
-	[BLK_STAT_READ] = "read",
-	[BLK_STAT_WRITE] = "write",
-	[BLK_STAT_DISCARD] = "discard",
-	[BLK_STAT_FLUSH] = "flush",
-};
-
 static void add_str(struct json_object *obj, const char *key, const char *val)
 {
 	json_object_object_add(obj, key, json_object_new_string(val));
@@ -61,46 +54,6 @@ static int rpc_list_devices(void *opaque, struct json_object *params, struct jso
 	*result = json_object_new_object();
 	json_object_object_add(*result, "devices", arr);
 	return 0;
-}
-
-/* The /proc/diskstats line, without the newline that file has. */
-static const char *diskstats_line(const struct blk_stats *st, const char *name, char *buf,
-				  size_t len)
-{
-	size_t n;
-
-	blk_stats_format(st, name, buf, len);
-	n = strlen(buf);
-	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-		buf[--n] = '\0';
-	return buf;
-}
-
-static struct json_object *stats_object(const struct blk_stats *st_in, const char *id)
-{
-	struct json_object *d = json_object_new_object(), *dir;
-	const struct blk_stats st = *st_in;
-	char line[512];
-
-	add_str(d, "id", id);
-	for (int i = 0; i < BLK_STAT__COUNT; i++) {
-		dir = json_object_new_object();
-		add_u64(dir, "ios", st.ios[i]);
-		add_u64(dir, "merges", st.merges[i]);
-		add_u64(dir, "sectors", st.sectors[i]);
-		add_u64(dir, "ticks-ms", st.ticks_ms[i]);
-		json_object_object_add(d, stat_dir_names[i], dir);
-	}
-	add_u64(d, "in-flight", st.in_flight);
-	add_u64(d, "io-ticks-ms", st.io_ticks_ms);
-	add_u64(d, "time-in-queue-ms", st.time_in_queue_ms);
-	add_str(d, "diskstats", diskstats_line(&st, id, line, sizeof(line)));
-	return d;
-}
-
-static void stats_add(void *ctx, const char *name, const struct blk_stats *st)
-{
-	json_object_array_add(ctx, stats_object(st, name));
 }
 
 /* The optional device name: {"name": "vda"} or ["vda"]. */
@@ -147,8 +100,7 @@ static int rpc_stats(void *opaque, struct json_object *params, struct json_objec
 		return ret;
 	arr = json_object_new_array();
 	for (unsigned int i = 0; i < set->n; i++) {
-		if (set->v[i].kind->stats &&
-		    set->v[i].kind->stats(set->v[i].dev, name, stats_add, arr))
+		if (set->v[i].kind->stats && set->v[i].kind->stats(set->v[i].dev, name, arr))
 			found = true;
 	}
 	if (name && !found) {

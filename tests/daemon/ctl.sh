@@ -200,22 +200,27 @@ lat() { python3 -c 'import json,sys; l=json.load(sys.stdin)["latency-us"]; print
 "$BENCH" --socket "$T/a.sock" --rw randrw --verify --rate 4000 --iodepth 16 --queues 2 \
 	--time 3 --json >"$T/base.json" 2>&1 &
 BPID=$!
-# iostat over the middle of it: 4000 requests a second, half of them reads.
-sleep 0.7
-ctl --json iostat -x vda 1 1 >"$T/iostat.json"
+# iostat over 2 s of its 3: the load's own rate, half of it reads.  (The
+# rate the bench achieved, not the 4000 it asked for: a loaded machine
+# falls behind.)
+sleep 0.5
+ctl --json iostat -x vda 2 1 >"$T/iostat.json"
 wait "$BPID"
 BPID=
 echo "# vda alone:           $(lat "$T/base.json")"
 echo "# iostat under it: $(cat "$T/iostat.json")"
-check "iostat: r/s + w/s is the load's rate (4000, within 15%)" python3 -c '
+check "iostat: r/s + w/s is the load's achieved rate (within 25%)" python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))["devices"][0]
+b = json.load(open(sys.argv[2]))
+want = b["ios"] / b["seconds"]
 assert d["name"] == "vda"
 iops = d["r/s"] + d["w/s"]
-assert abs(iops - 4000) <= 600, iops
+print("# iostat %.0f IOPS, vhost-bench %.0f" % (iops, want))
+assert abs(iops - want) <= 0.25 * want, (iops, want)
 assert abs(d["rkB/s"] - 4 * d["r/s"]) < 1 and d["rareq-sz"] == 4, d
 assert 0 < d["%util"] <= 100 and d["r_await"] > 0 and d["aqu-sz"] > 0, d
-' "$T/iostat.json"
+' "$T/iostat.json" "$T/base.json"
 "$BENCH" --socket "$T/a.sock" --rw randrw --verify --rate 4000 --iodepth 16 --queues 2 \
 	--time 5 --json >"$T/load.json" 2>"$T/load.err" &
 BPID=$!

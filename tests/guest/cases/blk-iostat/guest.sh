@@ -5,9 +5,11 @@
 DEV=/dev/vda
 wait_dev $DEV
 
+# --eta=never and stdout to a file: fio's progress line would otherwise share
+# the console with the REPORT lines the host reads.
 fio --name=steady --filename=$DEV --direct=1 --ioengine=libaio --iodepth=4 \
 	--rw=randrw --bs=4k --rate_iops=150,150 --time_based --runtime=22 --size=64M \
-	--output=/tmp/fio.out &
+	--eta=never --output=/tmp/fio.out >/tmp/fio.stdout 2>&1 &
 FIO=$!
 sleep 6 # past fio's start-up
 
@@ -27,7 +29,7 @@ report "GUESTIOSTAT $(echo "$S0 $S1" | awk '{
 		r / t, w / t, rs / 2 / t, ws / 2 / t, r ? rt / r : 0, w ? wt / w : 0, tiq / ms, io / ms * 100
 }')"
 wait $FIO || {
-	cat /tmp/fio.out
+	cat /tmp/fio.out /tmp/fio.stdout
 	fail "fio failed"
 }
 grep -E 'IOPS' /tmp/fio.out || true

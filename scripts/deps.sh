@@ -12,8 +12,9 @@ PACKAGES=(
 	# real-guest tests and make run
 	qemu-system-x86 qemu-utils busybox-static cpio kmod xz-utils zstd
 	e2fsprogs util-linux fio sg3-utils python3
-	# promtool checks the metrics exposition (tests/daemon/metrics.sh)
-	prometheus
+	# promtool checks the metrics exposition (tests/daemon/metrics.sh);
+	# systemd-analyze verifies the unit (tests/daemon/systemd.sh)
+	prometheus systemd
 )
 
 missing=()

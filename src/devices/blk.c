@@ -96,6 +96,7 @@ struct blk_queue {
 	struct blk_backend_queue *bbq;
 	unsigned int num; /* ring size while started */
 	bool io_error_logged;
+	struct eng_queue_counters counters; /* kicks, notifications: across restarts */
 };
 
 struct blk_dev {
@@ -250,6 +251,20 @@ static void blk_stats_done(struct blk_queue *bq, struct blk_req *req, bool ok)
 void blk_dev_get_stats(struct blk_dev *dev, struct blk_stats *st)
 {
 	blk_dev_stats_read(&dev->stats, st);
+}
+
+void blk_dev_get_lat_hist(struct blk_dev *dev, struct blk_lat_hist *h)
+{
+	blk_dev_stats_read_hist(&dev->stats, h);
+}
+
+void blk_dev_get_queue_counts(struct blk_dev *dev, unsigned int q, struct blk_queue_counts *c)
+{
+	struct eng_queue_counters *n = &dev->queues[q].counters;
+
+	blk_dev_stats_read_queue(&dev->stats, q, &c->st);
+	c->kicks = atomic_load_explicit(&n->kicks, memory_order_relaxed);
+	c->notifications = atomic_load_explicit(&n->notifies, memory_order_relaxed);
 }
 
 /* ---- requests -------------------------------------------------------------- */
@@ -708,6 +723,7 @@ static int blk_start_queue(void *opaque, struct vu_queue *q)
 		.poll_us = dev->opts.poll_us,
 		.io_thread = dev->opts.io_thread,
 		.priv = bq,
+		.counters = &bq->counters,
 	};
 	r = eng_queue_start(q, &blk_queue_ops, &cfg, &bq->eq);
 	if (r < 0) {
@@ -896,6 +912,16 @@ const struct blk_options *blk_dev_options(const struct blk_dev *dev)
 uint64_t blk_dev_capacity_sectors(const struct blk_dev *dev)
 {
 	return dev->capacity;
+}
+
+bool blk_dev_active(const struct blk_dev *dev)
+{
+	/* Queues start and stop on this (the loop's) thread: no race. */
+	for (unsigned int i = 0; i < dev->opts.num_queues; i++) {
+		if (dev->queues[i].eq)
+			return true;
+	}
+	return false;
 }
 
 bool blk_dev_connected(const struct blk_dev *dev)

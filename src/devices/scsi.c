@@ -803,6 +803,7 @@ static int scsi_start_queue(void *opaque, struct vu_queue *q)
 		.poll_us = q->index >= VIRTIO_SCSI_REQ_QUEUE0 ? dev->opts.poll_us : 0,
 		.io_thread = dev->opts.io_thread,
 		.priv = sq,
+		.counters = &sq->counters,
 	};
 	r = eng_queue_start(q, ops, &cfg, &eq);
 	if (r < 0) {
@@ -1117,6 +1118,17 @@ bool scsi_dev_connected(const struct scsi_dev *dev)
 	return vu_dev_connected(dev->vu);
 }
 
+bool scsi_dev_active(struct scsi_dev *dev)
+{
+	bool active = false;
+
+	pthread_mutex_lock(&dev->qlock);
+	for (unsigned int i = 0; i < dev->nr_queues && !active; i++)
+		active = dev->queues[i].ext_eq != NULL;
+	pthread_mutex_unlock(&dev->qlock);
+	return active;
+}
+
 unsigned int scsi_dev_nr_luns(const struct scsi_dev *dev)
 {
 	return dev->nr_luns;
@@ -1140,6 +1152,25 @@ uint32_t scsi_dev_lun_block_size(const struct scsi_dev *dev, unsigned int i)
 const char *scsi_dev_lun_name(const struct scsi_dev *dev, unsigned int i)
 {
 	return dev->luns[i]->name;
+}
+
+unsigned int scsi_dev_nr_vqueues(const struct scsi_dev *dev)
+{
+	return dev->nr_queues;
+}
+
+void scsi_dev_queue_counts(struct scsi_dev *dev, unsigned int q, uint64_t *kicks,
+			   uint64_t *notifications)
+{
+	struct eng_queue_counters *n = &dev->queues[q].counters;
+
+	*kicks = atomic_load_explicit(&n->kicks, memory_order_relaxed);
+	*notifications = atomic_load_explicit(&n->notifies, memory_order_relaxed);
+}
+
+void scsi_dev_lun_lat_hist(struct scsi_dev *dev, unsigned int i, struct blk_lat_hist *h)
+{
+	blk_dev_stats_read_hist(&dev->luns[i]->stats, h);
 }
 
 void scsi_dev_lun_stats(struct scsi_dev *dev, unsigned int i, struct blk_stats *st)

@@ -95,6 +95,11 @@ struct blk_backend_config {
 	uint64_t size;	  /* null: the capacity in bytes, a multiple of 512 */
 	bool readonly;
 	bool direct;	  /* O_DIRECT (cache=none); refused by the FS: buffered + a warning */
+	/*
+	 * null: every operation completes this long after it was prepped
+	 * (a slow or, at the maximum, stalled disk: for tests); 0: at once.
+	 */
+	unsigned int delay_ms;
 	const char *name; /* for log lines */
 };
 
@@ -148,7 +153,7 @@ extern const struct blk_backend_ops blk_backend_uring_ops;
 /*
  * The null back-end (null.c): @size bytes of nothing, like QEMU's null-co
  * with read-zeroes=on.  Reads return zeroes, everything else succeeds and
- * stores nothing; every operation completes at once.
+ * stores nothing; every operation completes at once, or after delay_ms.
  */
 extern const struct blk_backend_ops blk_backend_null_ops;
 

@@ -841,6 +841,69 @@ static void scsi_stop_queue(void *opaque, struct vu_queue *q)
 	log_debug("%s: stopped", sq->name);
 }
 
+/* On the I/O thread: the engine drained and detached the queue. */
+static void scsi_queue_stopped(void *arg)
+{
+	vu_queue_stopped(arg);
+}
+
+/*
+ * The same without waiting (backend.h).  No abandon: a request queue's
+ * commands are tied to its LUNs, TMFs and the control queue, and giving
+ * them up would need all of those to let go too; a stalled LUN keeps the
+ * stop waiting (backend.c says so), not the loop.
+ */
+static void scsi_stop_queue_begin(void *opaque, struct vu_queue *q)
+{
+	struct scsi_dev *dev = opaque;
+	struct scsi_queue *sq = q->index < dev->nr_queues ? &dev->queues[q->index] : NULL;
+	struct eng_queue *eq = NULL;
+
+	if (sq) {
+		pthread_mutex_lock(&dev->qlock);
+		eq = sq->ext_eq;
+		sq->ext_eq = NULL;
+		pthread_mutex_unlock(&dev->qlock);
+	}
+	if (!eq) {
+		vu_queue_stopped(q);
+		return;
+	}
+	sq->stopping_eq = eq;
+	eng_queue_stop_async(eq, scsi_queue_stopped, q);
+}
+
+static void scsi_stop_queue_end(void *opaque, struct vu_queue *q)
+{
+	struct scsi_dev *dev = opaque;
+	struct scsi_queue *sq = q->index < dev->nr_queues ? &dev->queues[q->index] : NULL;
+
+	if (!sq || !sq->stopping_eq)
+		return;
+	eng_queue_stop_finish(sq->stopping_eq);
+	sq->stopping_eq = NULL;
+	sq->eq = NULL;
+	q->priv = NULL;
+	log_debug("%s: stopped", sq->name);
+}
+
+static int scsi_set_call_fd(void *opaque, struct vu_queue *q, int fd)
+{
+	struct scsi_dev *dev = opaque;
+	struct scsi_queue *sq = q->index < dev->nr_queues ? &dev->queues[q->index] : NULL;
+	struct eng_queue *eq;
+	int r = -ENODEV;
+
+	if (!sq)
+		return r;
+	pthread_mutex_lock(&dev->qlock);
+	eq = sq->ext_eq;
+	if (eq)
+		r = eng_queue_set_call_fd(eq, fd);
+	pthread_mutex_unlock(&dev->qlock);
+	return r;
+}
+
 static void scsi_set_status(void *opaque, uint8_t status)
 {
 	struct scsi_dev *dev = opaque;
@@ -864,6 +927,9 @@ static const struct vu_device_ops scsi_ops = {
 	.set_config = scsi_set_config,
 	.start_queue = scsi_start_queue,
 	.stop_queue = scsi_stop_queue,
+	.stop_queue_begin = scsi_stop_queue_begin,
+	.stop_queue_end = scsi_stop_queue_end,
+	.set_call_fd = scsi_set_call_fd,
 	.set_status = scsi_set_status,
 };
 
@@ -1063,6 +1129,7 @@ struct scsi_dev *scsi_dev_new(const struct scsi_options *opts, const struct scsi
 		.watch = watch,
 		.loop = loop,
 		.max_guest_memory = opts->max_guest_memory,
+		.stop_timeout_ms = opts->stop_timeout_ms,
 	};
 	dev->vu = vu_dev_new(&vcfg);
 	if (!dev->vu) {
@@ -1281,6 +1348,11 @@ int scsi_dev_remove_lun(struct scsi_dev *dev, unsigned int target, unsigned int 
 
 	if (!lun)
 		return kv_err(err, err_len, "%s: no target %u LUN %u", dev->opts.id, target, id);
+	/* A queue that is draining may hold commands on it, and cannot be asked. */
+	for (unsigned int i = 0; i < dev->nr_queues; i++) {
+		if (dev->queues[i].stopping_eq)
+			return kv_err(err, err_len, "%s: a queue is stopping; try again", lun->name);
+	}
 	/* New commands find no LUN; those being parsed finish; those in flight complete. */
 	atomic_store(&lun->ready, false);
 	scsi_barrier(dev);

@@ -42,6 +42,7 @@ struct scsi_options {
 	unsigned int poll_us;
 	int io_thread;
 	uint64_t max_guest_memory;
+	unsigned int stop_timeout_ms; /* a queue's drain, at most; 0: backend.h's default */
 };
 
 struct scsi_lun_options {

@@ -23,6 +23,7 @@ enum {
 	OPT_IO_THREAD = 1 << 5,
 	OPT_CLIENT = 1 << 6,
 	OPT_MAX_GUEST_MEMORY = 1 << 7,
+	OPT_STOP_TIMEOUT_MS = 1 << 8,
 };
 
 static const struct kv_key scsi_keys[] = {
@@ -34,6 +35,7 @@ static const struct kv_key scsi_keys[] = {
 	{"io-thread", OPT_IO_THREAD},
 	{"client", OPT_CLIENT},
 	{"max-guest-memory", OPT_MAX_GUEST_MEMORY},
+	{"stop-timeout-ms", OPT_STOP_TIMEOUT_MS},
 };
 
 static int scsi_option_set(void *ctx, unsigned int bit, const char *key, const char *v, char *err,

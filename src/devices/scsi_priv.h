@@ -79,6 +79,7 @@ struct scsi_queue {
 	char name[48];
 	struct eng_queue *eq;	  /* the queue's own thread: set by attach */
 	struct eng_queue *ext_eq; /* other threads (TMFs, events), under qlock */
+	struct eng_queue *stopping_eq; /* stop_queue_begin .. end (loop thread) */
 	struct reactor *r;
 	unsigned int num;
 	bool io_error_logged;

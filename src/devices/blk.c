@@ -104,6 +104,8 @@ struct blk_queue {
 	 * when its detach clears this.  No restart, no free until then.
 	 */
 	atomic_bool orphaned;
+	/* Started and not stopped or abandoned: the loop's view (eq may be an orphan's). */
+	bool running;
 };
 
 struct blk_dev {
@@ -713,7 +715,7 @@ static int blk_start_queue(void *opaque, struct vu_queue *q)
 	if (q->index >= dev->opts.num_queues)
 		return -EINVAL;
 	bq = &dev->queues[q->index];
-	if (bq->eq)
+	if (bq->running)
 		return -EBUSY;
 	if (atomic_load(&bq->orphaned)) {
 		log_error("%s: requests of an abandoned stop are still in the back-end", bq->name);
@@ -734,6 +736,7 @@ static int blk_start_queue(void *opaque, struct vu_queue *q)
 		return r;
 	}
 	q->priv = bq;
+	bq->running = true;
 	log_debug("%s: started (%u entries, %s ring, I/O thread %d)", bq->name, bq->num,
 		  blk_has_feature(dev, VIRTIO_F_RING_PACKED) ? "packed" : "split",
 		  eng_queue_thread(bq->eq));
@@ -752,9 +755,10 @@ static void blk_stop_queue(void *opaque, struct vu_queue *q)
 	if (q->index >= dev->opts.num_queues)
 		return;
 	bq = &dev->queues[q->index];
-	if (!bq->eq)
+	if (!bq->running)
 		return;
 	eng_queue_stop(bq->eq);
+	bq->running = false;
 	bq->eq = NULL;
 	q->priv = NULL;
 	log_debug("%s: stopped", bq->name);
@@ -772,7 +776,7 @@ static void blk_stop_queue_begin(void *opaque, struct vu_queue *q)
 	struct blk_dev *dev = opaque;
 	struct blk_queue *bq = q->index < dev->opts.num_queues ? &dev->queues[q->index] : NULL;
 
-	if (!bq || !bq->eq) {
+	if (!bq || !bq->running) {
 		vu_queue_stopped(q);
 		return;
 	}
@@ -784,9 +788,10 @@ static void blk_stop_queue_end(void *opaque, struct vu_queue *q)
 	struct blk_dev *dev = opaque;
 	struct blk_queue *bq = q->index < dev->opts.num_queues ? &dev->queues[q->index] : NULL;
 
-	if (!bq || !bq->eq)
+	if (!bq || !bq->running)
 		return;
 	eng_queue_stop_finish(bq->eq);
+	bq->running = false;
 	bq->eq = NULL;
 	q->priv = NULL;
 	log_debug("%s: stopped", bq->name);
@@ -802,14 +807,20 @@ static unsigned int blk_stop_queue_abandon(void *opaque, struct vu_queue *q)
 	struct blk_queue *bq = q->index < dev->opts.num_queues ? &dev->queues[q->index] : NULL;
 	unsigned int left = 0;
 
-	if (!bq || !bq->eq)
+	if (!bq || !bq->running)
 		return 0;
+	bq->running = false;
+	q->priv = NULL;
 	/* Before the orphan can exist: its detach clears it. */
 	atomic_store(&bq->orphaned, true);
-	if (!eng_queue_abandon(bq->eq, &left))
+	/*
+	 * bq->eq stays: the orphan's completions still go through it on its
+	 * thread, until its detach; the next start (after that) sets it anew.
+	 */
+	if (!eng_queue_abandon(bq->eq, &left)) {
+		bq->eq = NULL;
 		atomic_store(&bq->orphaned, false);
-	bq->eq = NULL;
-	q->priv = NULL;
+	}
 	return left;
 }
 
@@ -818,7 +829,7 @@ static int blk_set_call_fd(void *opaque, struct vu_queue *q, int fd)
 	struct blk_dev *dev = opaque;
 	struct blk_queue *bq = q->index < dev->opts.num_queues ? &dev->queues[q->index] : NULL;
 
-	if (!bq || !bq->eq)
+	if (!bq || !bq->running)
 		return -ENODEV;
 	return eng_queue_set_call_fd(bq->eq, fd);
 }

@@ -304,8 +304,8 @@ static void vu_vring_stop_end(struct vu_dev *dev, struct vu_vring *vr, bool aban
 	else
 		dev->ops->stop_queue_end(dev->opaque, &vr->q);
 	if (left)
-		log_error("%s: stop gave up after %u ms on %u request(s) the back-end never "
-			  "completed: the driver will not see them complete",
+		log_error("%s: stop gave up after %u ms on %u request(s) still in the back-end: "
+			  "the driver will not see them complete",
 			  vr->name, dev->stop_timeout_ms, left);
 	vr->stopping = false;
 	if (--dev->nr_stopping == 0)

@@ -12,6 +12,8 @@
 #      stop-timeout-ms=1000: the stop gives up (one log line naming the
 #      count), the control socket and b keep answering, and SIGTERM still
 #      exits 0 promptly;
+#   2b. the same with requests that complete 1.5 s after the give-up:
+#      the queue frees itself then and a serves a new front-end;
 #   3. SET_VRING_CALL under I/O, split and packed: callswap_client swaps
 #      the call fd every few rounds with requests in flight and checks
 #      every block it reads; a lost interrupt fails it.
@@ -159,6 +161,30 @@ stop_daemon stall
 check "stall: the exit says what never completed" \
 	grep -q "exiting with 1 stopped queue(s) whose requests never completed" "$T/stall.log"
 grep -E "error|warn" "$T/stall.log" | sed 's/^/# /'
+
+# --- 2b. a disk that answers after the stop gave up -----------------------------------
+
+# The orphan's requests complete 1.5 s after the give-up: their memory
+# was kept (ASan would see a use after free), the queue frees itself, and
+# a can start its queue for a new front-end again.
+if ! start_daemon late.log \
+	--blk "id=a,backend=null,size=1G,delay-ms=2500,stop-timeout-ms=1000,socket=$T/a.sock" \
+	--blk "id=b,path=$T/b.img,socket=$T/b.sock"; then
+	not_ok "vhostd did not start: $(cat "$T/late.log")"
+	exit 1
+fi
+check "late: a's front-end hangs up with requests in flight" hang_up_on_a
+for ((i = 0; i < 50; i++)); do
+	grep -q "have completed; freed" "$T/late.log" && break
+	sleep 0.1
+done
+check "late: the stop gave up" grep -q "a:q0: stop gave up after 1000 ms" "$T/late.log"
+check "late: the abandoned requests completed and were freed" \
+	grep -q "a:q0: the requests it was stopped without have completed; freed" "$T/late.log"
+timed "$BENCH" --socket "$T/a.sock" --iodepth 4 --time 1 --json
+check "late: a takes a new front-end that does I/O" \
+	python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["ios"] < 1)' "$T/last.out"
+stop_daemon late
 
 # --- 3. call fds swapped under I/O ------------------------------------------------------
 

@@ -12,6 +12,12 @@
  * closing the old one unread.  A completion whose only interrupt went to
  * the old fd is lost: the wait times out with buffers in the used ring.
  * Exits 0 when every check passed and no interrupt was lost, 1 otherwise.
+ *
+ * callswap_client SOCKET stop MIN_MS - instead: post SLOTS reads and send
+ * GET_VRING_BASE at once, against a device whose requests take MIN_MS or
+ * more (backend=null,delay-ms=).  The reply must come after the drain:
+ * not before MIN_MS, with base SLOTS, and every request already in the
+ * used ring with status OK (issue 12: a parked message keeps its meaning).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -117,6 +123,42 @@ static unsigned int harvest(struct virtq_drv *drv, struct slot *slots)
 	return n;
 }
 
+/* The GET_VRING_BASE mode (see the top). */
+static int stop_mode(struct vu_fe *fe, struct virtq_drv *drv, struct slot *slots, double min_ms)
+{
+	uint16_t base = 0;
+	unsigned int n;
+	double t0, ms;
+
+	for (unsigned int i = 0; i < SLOTS; i++)
+		slots[i].writing = false;
+	post(fe, drv, slots);
+	t0 = now_s();
+	if (vu_fe_stop_queue(fe, 0, &base))
+		die("GET_VRING_BASE failed");
+	ms = (now_s() - t0) * 1000;
+	n = 0;
+	for (uintptr_t token; (token = (uintptr_t)virtq_drv_get_buf(drv, NULL)); n++) {
+		const struct slot *sl = &slots[token - 1];
+
+		if (*sl->status != VIRTIO_BLK_S_OK)
+			die("a request failed");
+		/* post() filled it with 0xa5; the null back-end reads zeroes. */
+		for (unsigned int k = 0; k < BLOCK / 8; k++) {
+			if (sl->data[k])
+				die("a completed read's data is not there");
+		}
+	}
+	fprintf(stderr, "callswap_client: GET_VRING_BASE answered %u after %.0f ms, %u completed\n",
+		base, ms, n);
+	if (ms < min_ms)
+		die("GET_VRING_BASE answered before the requests could complete");
+	if (base != SLOTS || n != SLOTS)
+		die("the base or the used ring does not count every request");
+	vu_fe_disconnect(fe);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct vu_fe_config cfg = {
@@ -132,7 +174,7 @@ int main(int argc, char **argv)
 	double end;
 
 	if (argc < 3)
-		die("usage: callswap_client SOCKET SECONDS [packed]");
+		die("usage: callswap_client SOCKET SECONDS [packed] | SOCKET stop MIN_MS");
 	cfg.socket_path = argv[1];
 	if (argc > 3 && !strcmp(argv[3], "packed"))
 		cfg.features |= 1ull << VIRTIO_F_RING_PACKED;
@@ -149,6 +191,8 @@ int main(int argc, char **argv)
 			die("out of shared memory");
 	}
 
+	if (!strcmp(argv[2], "stop"))
+		return stop_mode(fe, drv, slots, argc > 3 ? atof(argv[3]) : 0);
 	end = now_s() + atof(argv[2]);
 	while (now_s() < end) {
 		unsigned int n;

@@ -94,7 +94,7 @@ struct blk_backend_config {
 	const char *path; /* io_uring: the image */
 	uint64_t size;	  /* null: the capacity in bytes, a multiple of 512 */
 	bool readonly;
-	bool direct;	  /* O_DIRECT (cache=none); refused by the FS: buffered + a warning */
+	bool direct; /* O_DIRECT (cache=none); refused by the FS: buffered + a warning */
 	/*
 	 * null: every operation completes this long after it was prepped
 	 * (a slow or, at the maximum, stalled disk: for tests); 0: at once.

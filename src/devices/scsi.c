@@ -1351,7 +1351,8 @@ int scsi_dev_remove_lun(struct scsi_dev *dev, unsigned int target, unsigned int 
 	/* A queue that is draining may hold commands on it, and cannot be asked. */
 	for (unsigned int i = 0; i < dev->nr_queues; i++) {
 		if (dev->queues[i].stopping_eq)
-			return kv_err(err, err_len, "%s: a queue is stopping; try again", lun->name);
+			return kv_err(err, err_len, "%s: a queue is stopping; try again",
+				      lun->name);
 	}
 	/* New commands find no LUN; those being parsed finish; those in flight complete. */
 	atomic_store(&lun->ready, false);

@@ -77,8 +77,8 @@ struct scsi_queue {
 	struct scsi_dev *dev;
 	unsigned int index; /* vring index */
 	char name[48];
-	struct eng_queue *eq;	  /* the queue's own thread: set by attach */
-	struct eng_queue *ext_eq; /* other threads (TMFs, events), under qlock */
+	struct eng_queue *eq;	       /* the queue's own thread: set by attach */
+	struct eng_queue *ext_eq;      /* other threads (TMFs, events), under qlock */
 	struct eng_queue *stopping_eq; /* stop_queue_begin .. end (loop thread) */
 	struct reactor *r;
 	unsigned int num;

@@ -157,8 +157,8 @@ struct eng_queue {
 	bool call_error_logged;
 
 	struct eng_cmd *stop_cmd;
-	struct eng_cmd async_stop_cmd;	/* CMD_DETACH_ASYNC */
-	void (*stop_done)(void *arg);	/* async stop: on the I/O thread, once detached */
+	struct eng_cmd async_stop_cmd; /* CMD_DETACH_ASYNC */
+	void (*stop_done)(void *arg);  /* async stop: on the I/O thread, once detached */
 	void *stop_arg;
 	struct eng_queue *orphan_next; /* orphans.list */
 };
@@ -614,11 +614,10 @@ static void eng_orphan_finish(struct eng_queue *eq)
 
 /*
  * The stopper gives up waiting (on the I/O thread).  -1 if the stop had
- * finished anyway; else the requests left in flight, and the queue becomes an orphan: what completed is
- * published now, while ring and call fd are still the front-end's, and
- * from here on it touches neither the ring nor anything of the vhost-user
- * queue.  Its requests finish in the back-end and are dropped, then it
- * frees itself (eng_orphan_finish).
+ * finished anyway; else the requests left in flight, and the queue becomes an orphan: what
+ * completed is published now, while ring and call fd are still the front-end's, and from here on it
+ * touches neither the ring nor anything of the vhost-user queue.  Its requests finish in the
+ * back-end and are dropped, then it frees itself (eng_orphan_finish).
  */
 static int eng_queue_orphan(struct eng_queue *eq)
 {

@@ -215,7 +215,8 @@ int main(int argc, char **argv)
 			n = harvest(drv, slots);
 
 			fprintf(stderr,
-				"callswap_client: no interrupt for 5 s with %u completion(s) in the "
+				"callswap_client: no interrupt for 5 s with %u completion(s) in "
+				"the "
 				"used ring (after %lu swaps, %lu completions)\n",
 				n, swaps, done);
 			die(n ? "an interrupt was lost" : "the device hangs");

@@ -37,8 +37,8 @@
  *
  * Threads: vu_dev_new/vu_dev_free and every vu_device_ops call run on the
  * thread of the loop behind vu_watch_ops (vu_dev_new/free may also run while
- * that loop is not running).  vu_queue_notify() and vu_dev_set_broken() may
- * be called from queue threads.
+ * that loop is not running).  vu_queue_notify(), vu_queue_stopped() and
+ * vu_dev_set_broken() may be called from queue threads.
  *
  * Descriptors (common/ufd.h).  kick_fd, call_fd and err_fd are checked at
  * receipt to be counter-mode eventfds (a pipe, a file, a socket or a

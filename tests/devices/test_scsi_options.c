@@ -56,13 +56,15 @@ int main(void)
 	CHECK_EQ(o.poll_us, 50);
 	CHECK_EQ(o.io_thread, -1);
 	scsi_ok("id=a,socket=s,num-queues=62,queue-size=1024,poll-us=0,io-thread=3,client=on,"
-		"max-guest-memory=2G",
+		"max-guest-memory=2G,stop-timeout-ms=2500",
 		&o);
+	CHECK_EQ(o.stop_timeout_ms, 2500);
 	CHECK_EQ(o.num_queues, 62);
 	CHECK_EQ(o.queue_size, 1024);
 	CHECK_EQ(o.io_thread, 3);
 	CHECK(o.client);
 	CHECK_EQ(o.max_guest_memory, 2ull << 30);
+	scsi_bad("id=a,socket=s,stop-timeout-ms=0", "stop-timeout-ms");
 	scsi_bad("socket=s", "id= is required");
 	scsi_bad("id=a", "socket= is required");
 	scsi_bad("id=a b,socket=s", "id:");

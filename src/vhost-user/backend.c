@@ -79,9 +79,6 @@
  */
 #define VU_DEFAULT_STOP_TIMEOUT_MS 30000
 
-/* Return code of the dispatcher beyond enum vu_result: waiting for stops. */
-#define VU_PARKED ((enum vu_result)(VU_CLOSE + 1))
-
 static void vu_resume(struct vu_dev *dev);
 static void vu_conn_close(struct vu_dev *dev);
 static void vu_conn_event(void *arg, uint32_t events);
@@ -883,6 +880,8 @@ static void vu_conn_event(void *arg, uint32_t events)
 		res = vu_dispatch(dev);
 		if (res == VU_PARKED) {
 			/* The message and its descriptors wait in rx (vu_resume). */
+			log_debug("%s: %s waits for %u ring(s) to drain", dev->name,
+				  vhost_user_request_name(dev->rx.msg.hdr.request), dev->nr_stopping);
 			dev->pending = VU_PENDING_MSG;
 			vu_conn_watch(dev, false);
 			return;

@@ -107,6 +107,8 @@ enum vu_result {
 	VU_OK,	  /* done; reply (if any) is in the message */
 	VU_NACK,  /* well-formed but refused or failed: ack with non-zero */
 	VU_CLOSE, /* malformed or hostile: logged, drop the connection */
+	/* The dispatcher's own (never a handler's): waiting for ring stops. */
+	VU_PARKED,
 };
 
 /*

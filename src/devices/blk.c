@@ -801,7 +801,7 @@ static void blk_stop_queue_end(void *opaque, struct vu_queue *q)
  * The back-end holds requests past the stop timeout: let the engine keep
  * them as an orphan, and this queue's slot with them (orphaned).
  */
-static unsigned int blk_stop_queue_abandon(void *opaque, struct vu_queue *q)
+static int blk_stop_queue_abandon(void *opaque, struct vu_queue *q)
 {
 	struct blk_dev *dev = opaque;
 	struct blk_queue *bq = q->index < dev->opts.num_queues ? &dev->queues[q->index] : NULL;
@@ -821,7 +821,7 @@ static unsigned int blk_stop_queue_abandon(void *opaque, struct vu_queue *q)
 		bq->eq = NULL;
 		atomic_store(&bq->orphaned, false);
 	}
-	return left;
+	return (int)left;
 }
 
 static int blk_set_call_fd(void *opaque, struct vu_queue *q, int fd)

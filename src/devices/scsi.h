@@ -55,7 +55,8 @@ struct scsi_lun_options {
 	bool readonly;
 	char serial[37]; /* empty: "<scsi>-<target>-<lun>" */
 	enum blk_cache_mode cache;
-	uint32_t block_size; /* 0: the back-end's logical block size (512 at least) */
+	uint32_t block_size;   /* 0: the back-end's logical block size (512 at least) */
+	unsigned int delay_ms; /* backend=null: each command's I/O takes this long (tests) */
 };
 
 /*

@@ -98,6 +98,7 @@ enum {
 	LOPT_SERIAL = 1 << 7,
 	LOPT_CACHE = 1 << 8,
 	LOPT_BLOCK_SIZE = 1 << 9,
+	LOPT_DELAY_MS = 1 << 10,
 };
 
 static const struct kv_key lun_keys[] = {
@@ -106,6 +107,7 @@ static const struct kv_key lun_keys[] = {
 	{"backend", LOPT_BACKEND},   {"size", LOPT_SIZE},
 	{"readonly", LOPT_READONLY}, {"serial", LOPT_SERIAL},
 	{"cache", LOPT_CACHE},	     {"block-size", LOPT_BLOCK_SIZE},
+	{"delay-ms", LOPT_DELAY_MS},
 };
 
 static int lun_option_set(void *ctx, unsigned int bit, const char *key, const char *v, char *err,
@@ -146,6 +148,12 @@ static int lun_option_set(void *ctx, unsigned int bit, const char *key, const ch
 				      v);
 		o->block_size = (uint32_t)atoi(v);
 		return 0;
+	case LOPT_DELAY_MS:
+		/* As --blk's: an hour at most, as good as a disk that never answers. */
+		if (kv_parse_uint(v, 0, 3600000, &n))
+			return kv_err(err, err_len, "delay-ms: 0..3600000 expected, not '%s'", v);
+		o->delay_ms = (unsigned int)n;
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -172,6 +180,8 @@ int scsi_lun_options_parse(const char *str, struct scsi_lun_options *opts, char 
 				   err_len);
 	if (r)
 		return r;
+	if ((seen & LOPT_DELAY_MS) && opts->backend != BLK_BACKEND_NULL)
+		return kv_err(err, err_len, "delay-ms= is only for backend=null");
 	if (opts->block_size && opts->size % opts->block_size)
 		return kv_err(err, err_len, "size= must be a multiple of block-size=");
 	/* A stable identity across restarts: VPD 0x80 / 0x83 come from it. */

@@ -292,14 +292,9 @@ static void vu_vring_stop(struct vu_dev *dev, struct vu_vring *vr)
 	dev->ops->stop_queue_begin(dev->opaque, &vr->q);
 }
 
-static void vu_vring_stop_end(struct vu_dev *dev, struct vu_vring *vr, bool abandon)
+/* @left: requests the device gave up on (stop_queue_abandon), or 0. */
+static void vu_vring_stop_end(struct vu_dev *dev, struct vu_vring *vr, unsigned int left)
 {
-	unsigned int left = 0;
-
-	if (abandon)
-		left = dev->ops->stop_queue_abandon(dev->opaque, &vr->q);
-	else
-		dev->ops->stop_queue_end(dev->opaque, &vr->q);
 	if (left)
 		log_error("%s: stop gave up after %u ms on %u request(s) still in the back-end: "
 			  "the driver will not see them complete",
@@ -316,8 +311,10 @@ static void vu_collect_stops(struct vu_dev *dev)
 	for (unsigned int i = 0; dev->nr_stopping && i < dev->num_queues; i++) {
 		struct vu_vring *vr = &dev->vrings[i];
 
-		if (vr->stopping && atomic_load(&vr->stop_done))
-			vu_vring_stop_end(dev, vr, false);
+		if (vr->stopping && atomic_load(&vr->stop_done)) {
+			dev->ops->stop_queue_end(dev->opaque, &vr->q);
+			vu_vring_stop_end(dev, vr, 0);
+		}
 	}
 }
 
@@ -328,14 +325,18 @@ static void vu_abandon_stops(struct vu_dev *dev)
 	for (unsigned int i = 0; dev->nr_stopping && i < dev->num_queues; i++) {
 		struct vu_vring *vr = &dev->vrings[i];
 
+		int left = -EBUSY;
+
 		if (!vr->stopping)
 			continue;
-		if (dev->ops->stop_queue_abandon) {
-			vu_vring_stop_end(dev, vr, true);
+		if (dev->ops->stop_queue_abandon)
+			left = dev->ops->stop_queue_abandon(dev->opaque, &vr->q);
+		if (left >= 0) {
+			vu_vring_stop_end(dev, vr, (unsigned int)left);
 		} else if (!vr->abandon_refused) {
 			vr->abandon_refused = true;
 			log_error("%s: stop still waiting after %u ms for requests the back-end "
-				  "has not completed; this device cannot give them up",
+				  "has not completed; this queue cannot give them up",
 				  vr->name, dev->stop_timeout_ms);
 		}
 	}
@@ -881,7 +882,8 @@ static void vu_conn_event(void *arg, uint32_t events)
 		if (res == VU_PARKED) {
 			/* The message and its descriptors wait in rx (vu_resume). */
 			log_debug("%s: %s waits for %u ring(s) to drain", dev->name,
-				  vhost_user_request_name(dev->rx.msg.hdr.request), dev->nr_stopping);
+				  vhost_user_request_name(dev->rx.msg.hdr.request),
+				  dev->nr_stopping);
 			dev->pending = VU_PENDING_MSG;
 			vu_conn_watch(dev, false);
 			return;

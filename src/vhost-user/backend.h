@@ -126,10 +126,11 @@ struct vu_device_ops {
 	 * device never touches the ring or q's fds again, and keeps the
 	 * requests still in flight (and the guest memory they point into)
 	 * until they complete, completing them into nothing.  Returns how many
-	 * it left behind (0: it had stopped after all).  Without it the loop
-	 * keeps waiting, and says so once.
+	 * it left behind (0: it had stopped after all), or -EBUSY if it cannot
+	 * give this queue up (nothing changed).  Without it, or on -EBUSY, the
+	 * loop keeps waiting, and says so once.
 	 */
-	unsigned int (*stop_queue_abandon)(void *opaque, struct vu_queue *q);
+	int (*stop_queue_abandon)(void *opaque, struct vu_queue *q);
 	/*
 	 * Optional: SET_VRING_CALL on a started queue.  Signal @fd (-1: no
 	 * interrupts) instead of q->call_fd from now on, without stopping:

@@ -4,7 +4,7 @@
 # stop.sh VHOSTD VHOSTCTL VHOST_BENCH CALLSWAP_CLIENT - stopping one
 # device's rings never holds up the daemon (issue 12 item 5, issue 9):
 #   1. a slow drain: device a (null back-end, every request takes 5 s)
-#      gets 128 requests of 1 MiB and its front-end is killed; while a
+#      gets 64 requests of 1 MiB and its front-end is killed; while a
 #      drains, `vhostctl stats` answers, device b's verified I/O runs, and
 #      a front-end on device c connects, does I/O and disconnects, each
 #      within the bounds below; then a takes a new front-end that does I/O;
@@ -13,7 +13,8 @@
 #      count), the control socket and b keep answering, and SIGTERM still
 #      exits 0 promptly;
 #   2b. the same with requests that complete 1.5 s after the give-up:
-#      the queue frees itself then and a serves a new front-end;
+#      the queue frees itself then and a serves a new front-end; and
+#      2c. that on a virtio-scsi request queue;
 #   3. SET_VRING_CALL under I/O, split and packed: callswap_client swaps
 #      the call fd every few rounds with requests in flight and checks
 #      every block it reads; a lost interrupt fails it.
@@ -61,26 +62,28 @@ start_daemon() { # log, then device options
 		wait_for_socket "$T/b.sock" 10
 }
 
-# Device a's in-flight count (the 12th field of its diskstats line).
+# Device a's in-flight count (the 12th field of its diskstats line, or
+# lines: a controller has one per LUN).
 a_inflight() {
-	"$VHOSTCTL" --control "$T/ctl.sock" stats a 2>/dev/null | awk '{print $12}'
+	"$VHOSTCTL" --control "$T/ctl.sock" stats a 2>/dev/null | awk '{n += $12} END {print n}'
 }
 
-# Device a's front-end: many large requests, then SIGKILL with them in flight.
+# Device a's front-end: many large requests (more vhost-bench options in
+# $@), then SIGKILL with at least 32 of them in flight.
 hang_up_on_a() {
 	local i n=0
-	"$BENCH" --socket "$T/a.sock" --bs 1m --iodepth 128 --time 30 >"$T/a.out" 2>&1 &
+	"$BENCH" --socket "$T/a.sock" --bs 1m --iodepth 64 --time 30 "$@" >"$T/a.out" 2>&1 &
 	APID=$!
 	for ((i = 0; i < 100; i++)); do
 		n=$(a_inflight)
-		[ "${n:-0}" -ge 64 ] && break
+		[ "${n:-0}" -ge 32 ] && break
 		sleep 0.1
 	done
 	kill -9 "$APID"
 	wait "$APID" 2>/dev/null
 	APID=
 	echo "# a: $n requests in flight at the hang-up"
-	[ "${n:-0}" -ge 64 ]
+	[ "${n:-0}" -ge 32 ]
 }
 
 # `vhostctl stats` $1 times, 0.3 s apart; fails if one is slow or fails.
@@ -202,6 +205,30 @@ timed "$BENCH" --socket "$T/a.sock" --iodepth 4 --time 1 --json
 check "late: a takes a new front-end that does I/O" \
 	python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["ios"] < 1)' "$T/last.out"
 stop_daemon late
+
+# --- 2c. the same on a virtio-scsi request queue ------------------------------------------
+
+if ! start_daemon scsi.log \
+	--scsi "id=a,socket=$T/a.sock,stop-timeout-ms=1000" \
+	--lun "scsi=a,target=0,lun=0,backend=null,size=1G,delay-ms=2500" \
+	--blk "id=b,path=$T/b.img,socket=$T/b.sock"; then
+	not_ok "vhostd did not start: $(cat "$T/scsi.log")"
+	exit 1
+fi
+check "scsi: a's front-end hangs up with commands in flight" hang_up_on_a --scsi-lun 0:0
+check "scsi: stats answer within $STATS_BOUND ms meanwhile" stats_stay_quick 4
+for ((i = 0; i < 50; i++)); do
+	grep -q "have completed; freed" "$T/scsi.log" && break
+	sleep 0.1
+done
+check "scsi: the request queue's stop gave up after 1000 ms" \
+	grep -q "a:q2: stop gave up after 1000 ms on [0-9]* request(s)" "$T/scsi.log"
+check "scsi: the abandoned commands completed and were freed" \
+	grep -q "the requests it was stopped without have completed; freed" "$T/scsi.log"
+timed "$BENCH" --socket "$T/a.sock" --scsi-lun 0:0 --iodepth 4 --time 1 --json
+check "scsi: a takes a new front-end that does I/O" \
+	python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["ios"] < 1)' "$T/last.out"
+stop_daemon scsi
 
 # --- 3. call fds swapped under I/O ------------------------------------------------------
 

@@ -91,6 +91,10 @@ int main(void)
 	CHECK(!strcmp(l.serial, "ABC,D"));
 	CHECK_EQ(l.cache, BLK_CACHE_NONE);
 	CHECK_EQ(l.block_size, 4096);
+	lun_ok("scsi=sc0,target=0,lun=1,backend=null,size=1G,delay-ms=2500", &l);
+	CHECK_EQ(l.delay_ms, 2500);
+	lun_bad("scsi=a,target=0,lun=0,path=x,delay-ms=5", "delay-ms= is only for backend=null");
+	lun_bad("scsi=a,target=0,lun=0,backend=null,size=1G,delay-ms=3600001", "delay-ms");
 	lun_bad("target=0,lun=0,path=x", "scsi= is required");
 	lun_bad("scsi=a,lun=0,path=x", "target= is required");
 	lun_bad("scsi=a,target=0,path=x", "lun= is required");

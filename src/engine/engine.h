@@ -38,6 +38,7 @@
 #ifndef VHOSTD_ENGINE_ENGINE_H
 #define VHOSTD_ENGINE_ENGINE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -100,12 +101,23 @@ struct eng_queue_ops {
 	bool manual_pop;
 };
 
+/*
+ * Counters the engine keeps for a model that wants them (per-queue
+ * statistics): written by the queue's thread only, relaxed, so any thread
+ * may read them; they outlive the queue's start/stop cycles.
+ */
+struct eng_queue_counters {
+	_Atomic uint64_t kicks;	  /* kick eventfd reads that found a kick */
+	_Atomic uint64_t notifies; /* interrupts sent to the guest */
+};
+
 struct eng_queue_config {
 	const char *name;     /* "dev:qN", for log lines */
 	unsigned int max_iov; /* iovecs per request slot */
 	unsigned int poll_us; /* spin this long on an empty ring before sleeping */
 	int io_thread;	      /* pool thread index, or -1: the least loaded one */
 	void *priv;	      /* eng_queue_priv() */
+	struct eng_queue_counters *counters; /* optional */
 };
 
 /*
@@ -148,6 +160,12 @@ void *eng_queue_priv(const struct eng_queue *eq);
 const char *eng_queue_name(const struct eng_queue *eq);
 /* The clock (CLOCK_MONOTONIC ns) at the start of the thread's pass. */
 uint64_t eng_queue_now_ns(const struct eng_queue *eq);
+/*
+ * Is the queue being stopped?  A manual_pop model that holds popped
+ * chains across passes (virtio-net's rx buffers waiting for a frame)
+ * completes them in reap() once this is true: stop waits for them.
+ */
+bool eng_queue_stopping(const struct eng_queue *eq);
 /* Which thread serves it (-1: a private one). */
 int eng_queue_thread(const struct eng_queue *eq);
 

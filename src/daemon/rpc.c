@@ -8,6 +8,7 @@
 #include <json-c/json.h>
 
 #include "devices/blk.h"
+#include "devices/net.h"
 #include "devices/scsi.h"
 #include "rpc.h"
 
@@ -99,6 +100,71 @@ static struct json_object *scsi_describe(struct scsi_dev *dev)
 	return d;
 }
 
+static struct json_object *net_describe(struct net_dev *dev)
+{
+	const struct net_options *o = net_dev_options(dev);
+	struct json_object *d = json_object_new_object();
+	char mac[18];
+
+	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", o->mac[0], o->mac[1],
+		 o->mac[2], o->mac[3], o->mac[4], o->mac[5]);
+	add_str(d, "id", net_dev_id(dev));
+	add_str(d, "type", "net");
+	add_str(d, "socket", o->socket);
+	add_str(d, "backend", net_backend_name(o->backend));
+	add_str(d, "interface", o->ifname);
+	add_str(d, "mac", mac);
+	add_u64(d, "queues", o->pairs);
+	add_u64(d, "queue-size", o->queue_size);
+	add_u64(d, "mtu", o->mtu);
+	json_object_object_add(d, "connected", json_object_new_boolean(net_dev_connected(dev)));
+	return d;
+}
+
+static struct json_object *net_stats_describe(struct net_dev *dev)
+{
+	struct json_object *d = json_object_new_object(), *qs = json_object_new_array();
+	struct json_object *lines = json_object_new_array();
+
+	add_str(d, "id", net_dev_id(dev));
+	add_str(d, "type", "net");
+	add_u64(d, "kernel-drops", net_dev_kernel_drops(dev));
+	for (unsigned int i = 0; i < net_dev_nr_queues(dev); i++) {
+		struct json_object *q = json_object_new_object(), *drops = json_object_new_object();
+		struct net_queue_stats st;
+		char line[512];
+		int n;
+
+		net_dev_queue_stats(dev, i, &st);
+		add_str(q, "name", st.name);
+		add_u64(q, "packets", st.packets);
+		add_u64(q, "bytes", st.bytes);
+		n = snprintf(line, sizeof(line), "%s %s packets %llu bytes %llu", net_dev_id(dev),
+			     st.name, (unsigned long long)st.packets, (unsigned long long)st.bytes);
+		for (int c = 0; c < NET_DROP__COUNT; c++) {
+			add_u64(drops, net_drop_name((enum net_drop)c), st.drops[c]);
+			if (n > 0 && (size_t)n < sizeof(line))
+				n += snprintf(line + n, sizeof(line) - (size_t)n, " drop-%s %llu",
+					      net_drop_name((enum net_drop)c),
+					      (unsigned long long)st.drops[c]);
+		}
+		json_object_object_add(q, "drops", drops);
+		add_u64(q, "no-buffers", st.no_buffers);
+		add_u64(q, "kicks", st.kicks);
+		add_u64(q, "notifications", st.notifies);
+		if (n > 0 && (size_t)n < sizeof(line))
+			snprintf(line + n, sizeof(line) - (size_t)n,
+				 " no-buffers %llu kicks %llu notifications %llu",
+				 (unsigned long long)st.no_buffers, (unsigned long long)st.kicks,
+				 (unsigned long long)st.notifies);
+		json_object_array_add(qs, q);
+		json_object_array_add(lines, json_object_new_string(line));
+	}
+	json_object_object_add(d, "queues", qs);
+	json_object_object_add(d, "lines", lines);
+	return d;
+}
+
 static int rpc_list_devices(void *opaque, struct json_object *params, struct json_object **result,
 			    char *err, size_t err_len)
 {
@@ -109,6 +175,8 @@ static int rpc_list_devices(void *opaque, struct json_object *params, struct jso
 		json_object_array_add(arr, device_describe(devs->devs[i]));
 	for (unsigned int i = 0; i < devs->nscsi; i++)
 		json_object_array_add(arr, scsi_describe(devs->scsi_devs[i]));
+	for (unsigned int i = 0; i < devs->nnet; i++)
+		json_object_array_add(arr, net_describe(devs->net_devs[i]));
 	*result = json_object_new_object();
 	json_object_object_add(*result, "devices", arr);
 	return 0;
@@ -221,6 +289,12 @@ static int rpc_stats(void *opaque, struct json_object *params, struct json_objec
 			json_object_array_add(arr, stats_object(&st, scsi_dev_lun_name(sd, j)));
 			found = true;
 		}
+	}
+	for (unsigned int i = 0; i < devs->nnet; i++) {
+		if (name && strcmp(name, net_dev_id(devs->net_devs[i])))
+			continue;
+		json_object_array_add(arr, net_stats_describe(devs->net_devs[i]));
+		found = true;
 	}
 	if (name && !found) {
 		json_object_put(arr);

@@ -9,13 +9,21 @@
  *                           "num-queues", "queue-size", "connected", "luns":
  *                           [{"name": "ID:T:L", "target", "lun", "backend",
  *                           "path", "block-size", "blocks", "size",
- *                           "readonly", "cache", "serial"}, ...]}, ...]}
+ *                           "readonly", "cache", "serial"}, ...]}, ...,
+ *                           {"id", "type": "net", "socket", "backend",
+ *                           "interface", "mac", "queues", "queue-size",
+ *                           "mtu", "connected"}, ...]}
  *   stats [{"name": N}] -> {"devices": [{"id", "read"/"write"/"discard"/
  *                           "flush": {"ios", "merges", "sectors", "ticks-ms"},
  *                           "in-flight", "io-ticks-ms", "time-in-queue-ms",
  *                           "diskstats": "<one /proc/diskstats line>"}, ...]}
  *                          (virtio-scsi: one entry per LUN, "id" "ID:T:L";
- *                           NAME is a controller, a LUN or a blk device)
+ *                           NAME is a controller, a LUN or a blk device;
+ *                           virtio-net: {"id", "type": "net", "kernel-drops",
+ *                           "queues": [{"name": "rx0"|"tx0"|...|"ctrl",
+ *                           "packets", "bytes", "drops": {CAUSE: n, ...},
+ *                           "no-buffers", "kicks", "notifications"}, ...],
+ *                           "lines": ["ID QUEUE packets bytes ...", ...]})
  *   scsi-add-lun {"name": CTRL, "target": T, "lun": L, "path": FILE
  *                 | "backend": "null" + "size": BYTES, ["readonly": bool,
  *                 "serial", "cache", "block-size"]} -> {}
@@ -33,6 +41,7 @@
 
 struct blk_dev;
 struct scsi_dev;
+struct net_dev;
 
 /* The opaque pointer every method gets: the daemon's devices. */
 struct rpc_devices {
@@ -40,6 +49,8 @@ struct rpc_devices {
 	unsigned int count;
 	struct scsi_dev **scsi_devs;
 	unsigned int nscsi;
+	struct net_dev **net_devs;
+	unsigned int nnet;
 };
 
 /* The method table for ctl_server_new(), NULL-terminated. */

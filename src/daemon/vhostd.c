@@ -33,6 +33,7 @@
 #include "common/log.h"
 #include "control.h"
 #include "devices/blk.h"
+#include "devices/net.h"
 #include "devices/scsi.h"
 #include "engine/engine.h"
 #include "rpc.h"
@@ -54,6 +55,9 @@ struct vhostd {
 	struct scsi_lun_options *luns; /* one per --lun */
 	unsigned int nluns;
 	struct scsi_dev **scsi_devs; /* started controllers: rpc.nscsi of them */
+	struct net_options *net_opts; /* one per --net */
+	unsigned int nnet;
+	struct net_dev **net_devs; /* started: rpc.nnet of them */
 	struct rpc_devices rpc;
 	const char *control_path;
 	unsigned int io_threads;
@@ -65,10 +69,12 @@ struct vhostd {
 static const char usage_text[] =
 	"Usage: vhostd --blk id=NAME,path=FILE,socket=PATH[,OPTIONS] [--blk ...]\n"
 	"              [--scsi id=NAME,socket=PATH[,OPTIONS] --lun scsi=NAME,... ...]\n"
+	"              [--net id=NAME,socket=PATH,tap=IF|macvtap=IF|backend=null|loopback ...]\n"
 	"              [--io-threads N] [--control PATH] [--log-level LEVEL]\n"
 	"\n"
 	"Serve disk images to QEMU (or any vhost-user front-end) as virtio-blk\n"
-	"devices and virtio-scsi controllers over vhost-user unix sockets.\n"
+	"devices and virtio-scsi controllers, and network interfaces as virtio-net\n"
+	"devices, over vhost-user unix sockets.\n"
 	"\n"
 	"  --blk SPEC         add a device (repeatable); SPEC options:\n"
 	"                       id=NAME          device name (vda, ...), unique\n"
@@ -108,6 +114,19 @@ static const char usage_text[] =
 	"                       cache=none|writeback  O_DIRECT or page cache (default)\n"
 	"                       block-size=512|4096  logical block size (default: the\n"
 	"                                        device's, at least 512)\n"
+	"  --net SPEC         add a virtio-net device (repeatable); SPEC options:\n"
+	"                       id=NAME          device name, unique\n"
+	"                       socket=PATH      vhost-user socket to listen on, unique\n"
+	"                       tap=IF           an existing tap (multi_queue vnet_hdr)\n"
+	"                       macvtap=IF       an existing macvtap (its /dev/tapN)\n"
+	"                       backend=null     tx frames counted and dropped, no rx\n"
+	"                       backend=loopback each pair's tx comes back on its rx\n"
+	"                       mac=MAC          the device's address (default: from id)\n"
+	"                       queues=N         queue pairs (1..31, default 1)\n"
+	"                       queue-size=N     largest ring accepted (default 1024)\n"
+	"                       mtu=N            offer VIRTIO_NET_F_MTU with this MTU\n"
+	"                       poll-us=N, io-thread=K, client=on, max-guest-memory=BYTES\n"
+	"                                        as for --blk\n"
 	"  --io-threads N     I/O threads serving every queue of every device (default:\n"
 	"                     one per online CPU, at most 8; 0: a thread per queue)\n"
 	"  --control PATH     JSON-RPC 2.0 control socket (see vhostctl)\n"
@@ -120,12 +139,13 @@ static const char usage_text[] =
 
 /* --- command line --- */
 
-enum { OPT_BLK = 0x100, OPT_CONTROL, OPT_LOG_LEVEL, OPT_IO_THREADS, OPT_SCSI, OPT_LUN };
+enum { OPT_BLK = 0x100, OPT_CONTROL, OPT_LOG_LEVEL, OPT_IO_THREADS, OPT_SCSI, OPT_LUN, OPT_NET };
 
 static const struct option long_options[] = {
 	{"blk", required_argument, NULL, OPT_BLK},
 	{"scsi", required_argument, NULL, OPT_SCSI},
 	{"lun", required_argument, NULL, OPT_LUN},
+	{"net", required_argument, NULL, OPT_NET},
 	{"control", required_argument, NULL, OPT_CONTROL},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"io-threads", required_argument, NULL, OPT_IO_THREADS},
@@ -204,6 +224,25 @@ static int add_lun(struct vhostd *d, const char *spec)
 	return 0;
 }
 
+static int add_net(struct vhostd *d, const char *spec)
+{
+	struct net_options *opts;
+	char err[256] = "";
+
+	if (d->nnet == VHOSTD_MAX_DEVS)
+		return usage_error("more than %d --net devices", VHOSTD_MAX_DEVS);
+	opts = realloc(d->net_opts, (d->nnet + 1) * sizeof(*opts));
+	if (!opts) {
+		log_error("out of memory");
+		return -1;
+	}
+	d->net_opts = opts;
+	if (net_options_parse(spec, &opts[d->nnet], err, sizeof(err)))
+		return usage_error("--net %s: %s", spec, err[0] ? err : "invalid");
+	d->nnet++;
+	return 0;
+}
+
 /* The --scsi controller named @id, or NULL. */
 static const struct scsi_options *find_scsi(const struct vhostd *d, const char *id)
 {
@@ -274,6 +313,10 @@ static int parse_args(struct vhostd *d, int argc, char **argv)
 			if (add_lun(d, optarg))
 				return -1;
 			break;
+		case OPT_NET:
+			if (add_net(d, optarg))
+				return -1;
+			break;
 		case OPT_CONTROL:
 			/* sun_path: 108 bytes with the NUL (checked here: a usage error). */
 			if (!optarg[0] || strlen(optarg) >= 108)
@@ -307,8 +350,8 @@ static int parse_args(struct vhostd *d, int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
-	if (!d->nopts && !d->nscsi)
-		return usage_error("no device: give at least one --blk or --scsi");
+	if (!d->nopts && !d->nscsi && !d->nnet)
+		return usage_error("no device: give at least one --blk, --scsi or --net");
 	for (unsigned int i = 0; i < d->nopts; i++) {
 		int k = d->opts[i].io_thread;
 
@@ -323,12 +366,58 @@ static int parse_args(struct vhostd *d, int argc, char **argv)
 			return usage_error("--scsi %s: io-thread=%d, but --io-threads is %u",
 					   d->scsi_opts[i].id, k, d->io_threads);
 	}
+	for (unsigned int i = 0; i < d->nnet; i++) {
+		int k = d->net_opts[i].io_thread;
+
+		if (k >= 0 && (unsigned int)k >= d->io_threads)
+			return usage_error("--net %s: io-thread=%d, but --io-threads is %u",
+					   d->net_opts[i].id, k, d->io_threads);
+	}
 	return check_luns(d);
+}
+
+/* Every id and socket of the --net devices against all the others. */
+static int check_unique_net(const struct vhostd *d)
+{
+	for (unsigned int i = 0; i < d->nnet; i++) {
+		const struct net_options *n = &d->net_opts[i];
+
+		if (d->control_path && !strcmp(n->socket, d->control_path))
+			return usage_error("%s: socket %s is also the control socket", n->id,
+					   n->socket);
+		for (unsigned int j = 0; j < i; j++) {
+			if (!strcmp(n->id, d->net_opts[j].id))
+				return usage_error("duplicate device id '%s'", n->id);
+			if (!strcmp(n->socket, d->net_opts[j].socket))
+				return usage_error("%s and %s: same socket %s", d->net_opts[j].id,
+						   n->id, n->socket);
+			if (n->ifname[0] && !strcmp(n->ifname, d->net_opts[j].ifname))
+				return usage_error("%s and %s: same interface %s",
+						   d->net_opts[j].id, n->id, n->ifname);
+		}
+		for (unsigned int j = 0; j < d->nopts; j++) {
+			if (!strcmp(n->id, d->opts[j].id))
+				return usage_error("duplicate device id '%s'", n->id);
+			if (!strcmp(n->socket, d->opts[j].socket))
+				return usage_error("%s and %s: same socket %s", d->opts[j].id,
+						   n->id, n->socket);
+		}
+		for (unsigned int j = 0; j < d->nscsi; j++) {
+			if (!strcmp(n->id, d->scsi_opts[j].id))
+				return usage_error("duplicate device id '%s'", n->id);
+			if (!strcmp(n->socket, d->scsi_opts[j].socket))
+				return usage_error("%s and %s: same socket %s",
+						   d->scsi_opts[j].id, n->id, n->socket);
+		}
+	}
+	return 0;
 }
 
 /* Two devices on one id or one socket would make no sense to anyone. */
 static int check_unique(const struct vhostd *d)
 {
+	if (check_unique_net(d))
+		return -1;
 	const struct blk_options *a, *b;
 
 	for (unsigned int i = 0; i < d->nscsi; i++) {
@@ -456,6 +545,14 @@ static int check_sockets(const struct vhostd *d)
 			return -1;
 		}
 	}
+	for (unsigned int i = 0; i < d->nnet; i++) {
+		const struct net_options *no = &d->net_opts[i];
+
+		if (!no->client && ctl_socket_path_check(no->socket, &stale, err, sizeof(err))) {
+			log_error("%s: %s", no->id, err);
+			return -1;
+		}
+	}
 	if (d->control_path && ctl_socket_path_check(d->control_path, &stale, err, sizeof(err))) {
 		log_error("control %s", err);
 		return -1;
@@ -573,6 +670,36 @@ static int scsi_devices_start(struct vhostd *d)
 	return 0;
 }
 
+/* Each --net device, in command-line order (its back-end opened here). */
+static int net_devices_start(struct vhostd *d)
+{
+	char err[512];
+
+	d->net_devs = calloc(d->nnet ? d->nnet : 1, sizeof(*d->net_devs));
+	if (!d->net_devs) {
+		log_error("out of memory");
+		return -1;
+	}
+	d->rpc.net_devs = d->net_devs;
+	for (unsigned int i = 0; i < d->nnet; i++) {
+		const struct net_options *o = &d->net_opts[i];
+		struct net_dev *dev;
+
+		err[0] = '\0';
+		dev = net_dev_new(o, &vu_evloop_watch_ops, d->loop, err, sizeof(err));
+		if (!dev) {
+			if (msg_has_id(err, o->id))
+				log_error("%s", err);
+			else
+				log_error("%s: %s", o->id, err[0] ? err : "cannot start");
+			return -1;
+		}
+		d->net_devs[d->rpc.nnet++] = dev;
+		log_info("%s: serving virtio-net on %s", o->id, o->socket);
+	}
+	return 0;
+}
+
 static int devices_start(struct vhostd *d)
 {
 	const struct blk_options *o;
@@ -601,7 +728,9 @@ static int devices_start(struct vhostd *d)
 			 o->backend == BLK_BACKEND_NULL ? "the null back-end" : o->path,
 			 blk_dev_capacity_sectors(dev), o->socket);
 	}
-	return scsi_devices_start(d);
+	if (scsi_devices_start(d))
+		return -1;
+	return net_devices_start(d);
 }
 
 /* --- life cycle --- */
@@ -654,6 +783,8 @@ static int vhostd_run(struct vhostd *d)
 static void vhostd_stop(struct vhostd *d)
 {
 	ctl_server_free(d->ctl);
+	while (d->rpc.nnet)
+		net_dev_free(d->net_devs[--d->rpc.nnet]);
 	while (d->rpc.nscsi)
 		scsi_dev_free(d->scsi_devs[--d->rpc.nscsi]);
 	while (d->rpc.count)
@@ -670,6 +801,8 @@ static void vhostd_stop(struct vhostd *d)
 	free(d->scsi_devs);
 	free(d->scsi_opts);
 	free(d->luns);
+	free(d->net_devs);
+	free(d->net_opts);
 }
 
 int main(int argc, char **argv)
@@ -682,6 +815,7 @@ int main(int argc, char **argv)
 		free(d.opts);
 		free(d.scsi_opts);
 		free(d.luns);
+		free(d.net_opts);
 		return ret < 0 ? EXIT_USAGE : 0;
 	}
 	ret = preflight(&d);
@@ -689,6 +823,7 @@ int main(int argc, char **argv)
 		free(d.opts);
 		free(d.scsi_opts);
 		free(d.luns);
+		free(d.net_opts);
 		return ret;
 	}
 	ret = vhostd_start(&d) ? 1 : vhostd_run(&d);

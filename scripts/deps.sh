@@ -11,6 +11,8 @@ PACKAGES=(
 	# real-guest tests and make run
 	qemu-system-x86 qemu-utils busybox-static cpio kmod xz-utils zstd
 	e2fsprogs util-linux fio sg3-utils python3
+	# virtio-net: DPDK's testpmd as a foreign front-end, guest network tools
+	dpdk-dev iproute2 iperf3 ethtool iputils-ping
 )
 
 missing=()

@@ -185,12 +185,24 @@ static int tap_open_common(const struct netdev_config *cfg, bool macvtap, struct
 	for (unsigned int i = 0; i < cfg->pairs; i++)
 		nd->p[i].fd = -1;
 
-	if (!macvtap) {
+	if (macvtap) {
+		/* A macvtap (or ipvtap) interface has a "macvtap" class directory in sysfs. */
+		if (sysfs_read(cfg->ifname, "macvtap/../ifindex", flags, sizeof(flags))) {
+			r = kv_err(err, err_len,
+				   "%s is not a macvtap interface (ip link add link PARENT name %s "
+				   "type macvtap mode bridge)",
+				   cfg->ifname, cfg->ifname);
+			goto fail;
+		}
+	} else {
 		unsigned long f;
 
 		/* Only a tun/tap device has tun_flags. */
 		if (sysfs_read(cfg->ifname, "tun_flags", flags, sizeof(flags))) {
-			r = kv_err(err, err_len, "%s is not a tap interface", cfg->ifname);
+			r = kv_err(err, err_len,
+				   "%s is not a tap interface (ip tuntap add dev %s mode tap "
+				   "multi_queue vnet_hdr)",
+				   cfg->ifname, cfg->ifname);
 			goto fail;
 		}
 		f = strtoul(flags, NULL, 16);

@@ -3,8 +3,8 @@
 #
 #   1. the meson suites in the normal build (build/)
 #   2. the same suites under ASan + UBSan (build-san/)
-#   3. bounded libFuzzer runs of the ring's chain walker and of the SCSI
-#      CDB parser (scripts/fuzz.sh)
+#   3. bounded libFuzzer runs of the ring's chain walker, the SCSI CDB
+#      parser and virtio-net's header and control parsing (scripts/fuzz.sh)
 #   4. the real-guest tests: a Debian kernel under QEMU TCG on vhostd
 #
 # Set VHOSTD_SKIP_GUEST=1 to leave out step 4 (it needs ~10 minutes).
@@ -80,6 +80,13 @@ if [ -x scripts/fuzz.sh ]; then
 	else
 		failed=$((failed + 1))
 		failures+=("fuzz-scsi")
+	fi
+	echo "=== fuzz virtio-net's header and control parsing (bounded) ==="
+	if scripts/fuzz.sh "${VHOSTD_FUZZ_NET_SECONDS:-15}" net; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+		failures+=("fuzz-net")
 	fi
 fi
 

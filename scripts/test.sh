@@ -120,7 +120,7 @@ if [ "${VHOSTD_SKIP_GUEST:-0}" != 1 ] && [ -x tests/guest/run-all.sh ]; then
 	# real guest driver is the best fuzzer of ordering we have.
 	echo "=== real-guest tests, vhostd under ASan + UBSan ==="
 	VHOSTD_BIN=$PWD/build-san/vhostd ASAN_OPTIONS=detect_leaks=1 \
-		run_guests guest-asan blk-data blk-fio scsi-io
+		run_guests guest-asan blk-data blk-fio scsi-io net-tap
 fi
 
 echo

@@ -187,10 +187,74 @@ static uint8_t ctrl_vlan(struct net_ctrl_state *st, uint8_t cmd, const uint8_t *
 	return VIRTIO_NET_OK;
 }
 
+/*
+ * RSS_CONFIG (@hash_only false) or HASH_CONFIG (true), 5.1.6.5.7: checked
+ * whole before any of it is taken.  The table holds queue pair numbers, as
+ * Linux fills it and QEMU reads it.
+ */
+static uint8_t ctrl_rss(struct net_ctrl_state *st, bool hash_only, const uint8_t *data,
+			size_t len)
+{
+	struct net_rss r = {0};
+	uint16_t v16, max_tx = 0;
+	uint32_t types;
+	size_t off, entries = 1;
+
+	if (len < 4 + 8 + 1)
+		return VIRTIO_NET_ERR;
+	memcpy(&types, data, 4);
+	types = le32toh(types);
+	if (types & ~NET_RSS_HASH_TYPES)
+		return VIRTIO_NET_ERR;
+	if (hash_only) {
+		off = 12; /* hash_types, reserved[4] */
+	} else {
+		memcpy(&v16, data + 4, 2);
+		r.mask = le16toh(v16);
+		memcpy(&v16, data + 6, 2);
+		r.unclassified = le16toh(v16);
+		entries = (size_t)r.mask + 1;
+		/* A power of two, at most the table we offered. */
+		if (entries > NET_RSS_TABLE_SIZE || (entries & (entries - 1)) ||
+		    r.unclassified >= st->max_pairs)
+			return VIRTIO_NET_ERR;
+		if (len < 8 + 2 * entries + 2 + 1)
+			return VIRTIO_NET_ERR;
+		for (size_t i = 0; i < entries; i++) {
+			memcpy(&v16, data + 8 + 2 * i, 2);
+			r.table[i] = le16toh(v16);
+			if (r.table[i] >= st->max_pairs)
+				return VIRTIO_NET_ERR;
+		}
+		off = 8 + 2 * entries;
+		memcpy(&v16, data + off, 2);
+		max_tx = le16toh(v16);
+		if (max_tx < 1 || max_tx > st->max_pairs)
+			return VIRTIO_NET_ERR;
+		off += 2;
+	}
+	r.key_len = data[off++];
+	if (r.key_len > NET_RSS_KEY_SIZE || len != off + r.key_len || (types && !r.key_len))
+		return VIRTIO_NET_ERR;
+	memcpy(r.key, data + off, r.key_len);
+	r.hash_types = types;
+	r.steering = !hash_only && types;
+	st->rss = r;
+	if (!hash_only)
+		st->pairs = max_tx;
+	return VIRTIO_NET_OK;
+}
+
 static uint8_t ctrl_mq(struct net_ctrl_state *st, uint8_t cmd, const uint8_t *data, size_t len)
 {
 	uint16_t pairs;
 
+	if (cmd == VIRTIO_NET_CTRL_MQ_RSS_CONFIG)
+		return has(st->features, VIRTIO_NET_F_RSS) ? ctrl_rss(st, false, data, len)
+							    : VIRTIO_NET_ERR;
+	if (cmd == VIRTIO_NET_CTRL_MQ_HASH_CONFIG)
+		return has(st->features, VIRTIO_NET_F_HASH_REPORT) ? ctrl_rss(st, true, data, len)
+								    : VIRTIO_NET_ERR;
 	if (!has(st->features, VIRTIO_NET_F_MQ) || cmd != VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET ||
 	    len != sizeof(pairs))
 		return VIRTIO_NET_ERR;
@@ -200,6 +264,8 @@ static uint8_t ctrl_mq(struct net_ctrl_state *st, uint8_t cmd, const uint8_t *da
 	if (pairs < VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN || pairs > st->max_pairs)
 		return VIRTIO_NET_ERR;
 	st->pairs = pairs;
+	/* 5.1.6.5.6.4: a pair count turns RSS steering off. */
+	st->rss.steering = false;
 	return VIRTIO_NET_OK;
 }
 
@@ -242,6 +308,94 @@ uint8_t net_ctrl_exec(struct net_ctrl_state *st, uint8_t class, uint8_t cmd, con
 		return ctrl_offloads(st, cmd, data, len);
 	}
 	return VIRTIO_NET_ERR;
+}
+
+uint32_t net_toeplitz(const uint8_t *key, size_t key_len, const uint8_t *in, size_t len)
+{
+	uint32_t hash = 0, window;
+	size_t next = 4; /* next key byte to shift in */
+
+	if (key_len < 4)
+		return 0;
+	/* window: the 32 key bits that line up with the current input bit. */
+	window = (uint32_t)key[0] << 24 | (uint32_t)key[1] << 16 | (uint32_t)key[2] << 8 | key[3];
+	for (size_t i = 0; i < len; i++) {
+		uint8_t nk = next < key_len ? key[next] : 0;
+
+		for (int b = 7; b >= 0; b--) {
+			if (in[i] & (1u << b))
+				hash ^= window;
+			window = window << 1 | ((nk >> b) & 1);
+		}
+		next++;
+	}
+	return hash;
+}
+
+unsigned int net_rss_hash(const struct net_rss *rss, const uint8_t *frame, size_t len,
+			  uint32_t *hash)
+{
+	const uint32_t t = rss->hash_types;
+	size_t l3 = ETH_HLEN, l4;
+	uint16_t type;
+	uint8_t in[36], proto;
+	bool frag;
+
+	*hash = 0;
+	if (!t || len < ETH_HLEN)
+		return VIRTIO_NET_HASH_REPORT_NONE;
+	type = (uint16_t)(frame[12] << 8 | frame[13]);
+	if (type == ETH_P_8021Q && len >= ETH_HLEN + 4) {
+		type = (uint16_t)(frame[16] << 8 | frame[17]);
+		l3 += 4;
+	}
+	if (type == 0x0800 && len >= l3 + 20 && (frame[l3] >> 4) == 4) {
+		const uint8_t *ip = frame + l3;
+
+		proto = ip[9];
+		frag = (ip[6] & 0x3f) || ip[7]; /* MF or a fragment offset */
+		l4 = l3 + (size_t)(ip[0] & 0xf) * 4;
+		memcpy(in, ip + 12, 8); /* source, destination */
+		if (!frag && l4 + 4 <= len && (ip[0] & 0xf) >= 5) {
+			memcpy(in + 8, frame + l4, 4); /* source port, destination port */
+			if (proto == 6 && (t & VIRTIO_NET_RSS_HASH_TYPE_TCPv4)) {
+				*hash = net_toeplitz(rss->key, rss->key_len, in, 12);
+				return VIRTIO_NET_HASH_REPORT_TCPv4;
+			}
+			if (proto == 17 && (t & VIRTIO_NET_RSS_HASH_TYPE_UDPv4)) {
+				*hash = net_toeplitz(rss->key, rss->key_len, in, 12);
+				return VIRTIO_NET_HASH_REPORT_UDPv4;
+			}
+		}
+		if (t & VIRTIO_NET_RSS_HASH_TYPE_IPv4) {
+			*hash = net_toeplitz(rss->key, rss->key_len, in, 8);
+			return VIRTIO_NET_HASH_REPORT_IPv4;
+		}
+		return VIRTIO_NET_HASH_REPORT_NONE;
+	}
+	if (type == 0x86dd && len >= l3 + 40 && (frame[l3] >> 4) == 6) {
+		const uint8_t *ip = frame + l3;
+
+		proto = ip[6]; /* extension headers are not walked: IP hash only */
+		l4 = l3 + 40;
+		memcpy(in, ip + 8, 32);
+		if (l4 + 4 <= len) {
+			memcpy(in + 32, frame + l4, 4);
+			if (proto == 6 && (t & VIRTIO_NET_RSS_HASH_TYPE_TCPv6)) {
+				*hash = net_toeplitz(rss->key, rss->key_len, in, 36);
+				return VIRTIO_NET_HASH_REPORT_TCPv6;
+			}
+			if (proto == 17 && (t & VIRTIO_NET_RSS_HASH_TYPE_UDPv6)) {
+				*hash = net_toeplitz(rss->key, rss->key_len, in, 36);
+				return VIRTIO_NET_HASH_REPORT_UDPv6;
+			}
+		}
+		if (t & VIRTIO_NET_RSS_HASH_TYPE_IPv6) {
+			*hash = net_toeplitz(rss->key, rss->key_len, in, 32);
+			return VIRTIO_NET_HASH_REPORT_IPv6;
+		}
+	}
+	return VIRTIO_NET_HASH_REPORT_NONE;
 }
 
 static bool mac_in(const uint8_t (*macs)[ETH_ALEN], unsigned int n, const uint8_t *mac)

@@ -47,6 +47,24 @@ struct net_filter {
 	uint32_t vlans[NET_MAX_VLANS / 32];
 };
 
+/* RSS (5.1.6.4.3): what we offer, and what the driver configured. */
+#define NET_RSS_KEY_SIZE   40
+#define NET_RSS_TABLE_SIZE 128
+#define NET_RSS_HASH_TYPES                                                                         \
+	(VIRTIO_NET_RSS_HASH_TYPE_IPv4 | VIRTIO_NET_RSS_HASH_TYPE_TCPv4 |                          \
+	 VIRTIO_NET_RSS_HASH_TYPE_UDPv4 | VIRTIO_NET_RSS_HASH_TYPE_IPv6 |                          \
+	 VIRTIO_NET_RSS_HASH_TYPE_TCPv6 | VIRTIO_NET_RSS_HASH_TYPE_UDPv6)
+
+struct net_rss {
+	bool steering;	     /* RSS_CONFIG: the table picks the rx queue */
+	uint32_t hash_types; /* 0: no hash computed */
+	uint16_t mask;	     /* indirection_table_mask */
+	uint16_t unclassified;
+	uint16_t table[NET_RSS_TABLE_SIZE]; /* queue pair of each hash & mask */
+	uint8_t key_len;
+	uint8_t key[NET_RSS_KEY_SIZE];
+};
+
 /* What the control queue changes. */
 struct net_ctrl_state {
 	struct net_filter filter;
@@ -55,6 +73,7 @@ struct net_ctrl_state {
 	uint16_t pairs;		 /* in use (MQ_VQ_PAIRS_SET) */
 	uint64_t guest_offloads; /* GUEST_OFFLOADS_SET, initially the negotiated ones */
 	bool announce_pending;	 /* cleared by ANNOUNCE_ACK */
+	struct net_rss rss;
 };
 
 /*
@@ -71,6 +90,19 @@ void net_ctrl_reset(struct net_ctrl_state *st, const uint8_t mac[ETH_ALEN], uint
  */
 uint8_t net_ctrl_exec(struct net_ctrl_state *st, uint8_t class, uint8_t cmd, const uint8_t *data,
 		      size_t len);
+
+/* The Toeplitz hash of @len bytes of @in with @key (Microsoft's RSS, virtio 5.1.6.4.3.1). */
+uint32_t net_toeplitz(const uint8_t *key, size_t key_len, const uint8_t *in, size_t len);
+
+/*
+ * Classify a frame (Ethernet, one optional VLAN tag, IPv4 or IPv6 without
+ * extension headers, TCP or UDP unless fragmented) and hash it over the
+ * fields of the most specific type @rss->hash_types enables.  Returns the
+ * VIRTIO_NET_HASH_REPORT_* value (NONE: no enabled type matched) and the
+ * hash in *@hash.
+ */
+unsigned int net_rss_hash(const struct net_rss *rss, const uint8_t *frame, size_t len,
+			  uint32_t *hash);
 
 /* May a frame of @len bytes (Ethernet header first) reach the guest? */
 bool net_filter_accept(const struct net_filter *f, const uint8_t *frame, size_t len);

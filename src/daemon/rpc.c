@@ -150,12 +150,14 @@ static struct json_object *net_stats_describe(struct net_dev *dev)
 		}
 		json_object_object_add(q, "drops", drops);
 		add_u64(q, "no-buffers", st.no_buffers);
+		add_u64(q, "steered", st.steered);
 		add_u64(q, "kicks", st.kicks);
 		add_u64(q, "notifications", st.notifies);
 		if (n > 0 && (size_t)n < sizeof(line))
 			snprintf(line + n, sizeof(line) - (size_t)n,
-				 " no-buffers %llu kicks %llu notifications %llu",
-				 (unsigned long long)st.no_buffers, (unsigned long long)st.kicks,
+				 " no-buffers %llu steered %llu kicks %llu notifications %llu",
+				 (unsigned long long)st.no_buffers, (unsigned long long)st.steered,
+				 (unsigned long long)st.kicks,
 				 (unsigned long long)st.notifies);
 		json_object_array_add(qs, q);
 		json_object_array_add(lines, json_object_new_string(line));

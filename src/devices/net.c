@@ -75,15 +75,24 @@ struct net_req {
 };
 
 struct net_qstats {
-	_Atomic uint64_t packets, bytes, no_buffers;
+	_Atomic uint64_t packets, bytes, no_buffers, steered;
 	_Atomic uint64_t drops[NET_DROP__COUNT];
 	struct eng_queue_counters ec;
 };
 
-/* An armed poll on the back-end's rx fd; outlives the queue if it must. */
+/* An armed poll on a frame source's fd; outlives the queue if it must. */
 struct net_poll {
 	struct reactor_event ev;
 	struct net_queue *nq; /* NULL: the queue left, free on completion */
+	bool armed;
+};
+
+/* Where an rx queue takes frames from: its pair of the back-end, or its inbox. */
+struct net_source {
+	const struct netdev_ops *ops;
+	struct netdev *nd;
+	struct net_poll *poll;
+	bool inbox; /* frames other pairs steered here (RSS) */
 };
 
 /* What an rx queue needs from the control state, copied when it changes. */
@@ -91,6 +100,7 @@ struct net_rx_conf {
 	struct net_filter filter;
 	uint64_t guest_offloads;
 	uint16_t pairs;
+	struct net_rss rss;
 };
 
 struct net_queue {
@@ -103,8 +113,8 @@ struct net_queue {
 	/* While started, touched only by the queue's thread. */
 	struct eng_queue *eq;
 	struct reactor *r;
-	struct net_poll *poll;
-	bool poll_armed;
+	struct net_poll *poll;	/* the back-end's rx fd */
+	struct net_poll *ipoll; /* the inbox's */
 	bool waiting; /* rx: a frame waits for buffers */
 	bool tx_sent; /* tx: flush the back-end at the end of the burst */
 	bool rx_error_logged;
@@ -133,6 +143,14 @@ struct net_dev {
 
 	unsigned int nr_queues; /* 2 * pairs + 1 */
 	struct net_queue *queues;
+
+	/*
+	 * RSS: frames the table sends to another pair wait in that pair's
+	 * inbox, a loopback back-end of our own (one ring per pair); the
+	 * lock makes its single-producer rings safe for every pair's thread.
+	 */
+	struct netdev *inbox;
+	pthread_mutex_t *inbox_lock;
 };
 
 /* ---- options ------------------------------------------------------------- */
@@ -321,29 +339,28 @@ static void net_poll_done(struct reactor_event *ev, int res, uint32_t flags)
 		free(p);
 		return;
 	}
-	p->nq->poll_armed = false;
+	p->armed = false;
 	eng_queue_wake(p->nq->eq);
 }
 
-/* Wait for the back-end to have a frame (one-shot poll on its rx fd). */
-static void net_rx_arm(struct net_queue *nq)
+/* Wait for @src to have a frame (one-shot poll on its fd). */
+static void net_rx_arm(struct net_queue *nq, const struct net_source *src)
 {
-	struct net_dev *dev = nq->dev;
 	struct io_uring_sqe *sqe;
 	int fd;
 
-	if (nq->poll_armed)
+	if (src->poll->armed)
 		return;
-	fd = dev->nops->rx_fd(dev->nd, nq->pair);
+	fd = src->ops->rx_fd(src->nd, nq->pair);
 	if (fd < 0)
 		return;
-	sqe = reactor_sqe(nq->r, &nq->poll->ev);
+	sqe = reactor_sqe(nq->r, &src->poll->ev);
 	if (!sqe) {
 		log_error("%s: cannot wait for frames (io_uring full)", nq->name);
 		return;
 	}
 	io_uring_prep_poll_add(sqe, fd, POLLIN);
-	nq->poll_armed = true;
+	src->poll->armed = true;
 }
 
 /* Take the control state's new version if there is one. */
@@ -358,6 +375,7 @@ static void net_rx_sync_conf(struct net_queue *nq)
 	nq->conf.filter = dev->ctrl.filter;
 	nq->conf.guest_offloads = dev->ctrl.guest_offloads;
 	nq->conf.pairs = dev->ctrl.pairs;
+	nq->conf.rss = dev->ctrl.rss;
 	nq->conf_gen = atomic_load(&dev->conf_gen);
 	pthread_mutex_unlock(&dev->lock);
 }
@@ -424,25 +442,19 @@ enum { RX_DONE, RX_WAIT, RX_HALT };
  * into the guest's buffers.  RX_DONE when it is delivered or dropped,
  * RX_WAIT when buffers are missing (the frame stays where it is).
  */
-static int net_rx_one(struct net_queue *nq, uint8_t *pkt, size_t len)
+static int net_rx_one(struct net_queue *nq, uint8_t *pkt, size_t len, uint32_t hash,
+		      unsigned int report)
 {
 	uint8_t *frame = pkt + NETDEV_HDR_LEN;
 	size_t flen = len - NETDEV_HDR_LEN, off = 0;
 	struct net_rx_conf *c = &nq->conf;
 	uint32_t lens[256];
+	struct virtio_net_hdr_v1_hash hh = {0};
 	struct virtio_net_hdr h;
 	unsigned int n = 0;
 	uint64_t need;
 	int r;
 
-	if (len < NETDEV_HDR_LEN + ETH_HLEN || flen > NET_MAX_FRAME) {
-		net_drop(nq, NET_DROP_OVERSIZE);
-		return RX_DONE;
-	}
-	if (!net_filter_accept(&c->filter, frame, flen)) {
-		net_drop(nq, NET_DROP_FILTERED);
-		return RX_DONE;
-	}
 	memcpy(&h, pkt, sizeof(h));
 	/* A segmented frame the guest cannot take: it would need software GSO. */
 	if (h.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
@@ -498,7 +510,10 @@ static int net_rx_one(struct net_queue *nq, uint8_t *pkt, size_t len)
 			return RX_DONE;
 		}
 		h.num_buffers = htole16(1);
-		iov_from_buf(e->iov, e->in_num, 0, &h, nq->hdr_len);
+		hh.hdr = h;
+		hh.hash_value = htole32(hash);
+		hh.hash_report = htole16((uint16_t)report);
+		iov_from_buf(e->iov, e->in_num, 0, &hh, nq->hdr_len);
 		iov_from_buf(e->iov, e->in_num, nq->hdr_len, frame, flen);
 		lens[0] = (uint32_t)need;
 		n = 1;
@@ -525,7 +540,10 @@ static int net_rx_one(struct net_queue *nq, uint8_t *pkt, size_t len)
 			lens[n++] = (uint32_t)(skip + chunk);
 		}
 		h.num_buffers = htole16((uint16_t)n);
-		iov_from_buf(nq->held[0]->elem.iov, nq->held[0]->elem.in_num, 0, &h,
+		hh.hdr = h;
+		hh.hash_value = htole32(hash);
+		hh.hash_report = htole16((uint16_t)report);
+		iov_from_buf(nq->held[0]->elem.iov, nq->held[0]->elem.in_num, 0, &hh,
 			     nq->hdr_len);
 	}
 	net_rx_complete(nq, n, lens);
@@ -534,11 +552,100 @@ static int net_rx_one(struct net_queue *nq, uint8_t *pkt, size_t len)
 	return RX_DONE;
 }
 
-/* rx reap(): move frames from the back-end into the guest, within the budget. */
+/* Hand a frame to pair @target's inbox (RSS).  False if it was full. */
+static bool net_rx_steer(struct net_dev *dev, unsigned int target, uint8_t *pkt, size_t len)
+{
+	struct iovec iov = {pkt, len};
+	int r;
+
+	pthread_mutex_lock(&dev->inbox_lock[target]);
+	r = netdev_loopback_ops.send(dev->inbox, target, &iov, 1);
+	netdev_loopback_ops.flush(dev->inbox, target);
+	pthread_mutex_unlock(&dev->inbox_lock[target]);
+	return r == 0;
+}
+
+/*
+ * Frames from @src into the guest while *@budget lasts.  0: the source ran
+ * dry (its poll is armed); 1: the budget ran out; -1: stop (no buffers, or
+ * the queue halted).
+ */
+static int net_rx_source(struct net_queue *nq, const struct net_source *src,
+			 unsigned int *budget)
+{
+	struct net_dev *dev = nq->dev;
+
+	while (*budget) {
+		const struct net_rss *rss = &nq->conf.rss;
+		unsigned int report = VIRTIO_NET_HASH_REPORT_NONE, target;
+		uint32_t hash = 0;
+		uint8_t *pkt;
+		ssize_t len = src->ops->peek(src->nd, nq->pair, &pkt);
+		int r;
+
+		if (len < 0) {
+			if (len != -EAGAIN && !nq->rx_error_logged) {
+				nq->rx_error_logged = true;
+				log_warn("%s: receiving: %s (not logged again)", nq->name,
+					 strerror((int)-len));
+			}
+			net_rx_arm(nq, src);
+			return 0;
+		}
+		(*budget)--;
+		if ((size_t)len < NETDEV_HDR_LEN + ETH_HLEN ||
+		    (size_t)len - NETDEV_HDR_LEN > NET_MAX_FRAME) {
+			net_drop(nq, NET_DROP_OVERSIZE);
+			src->ops->consume(src->nd, nq->pair);
+			continue;
+		}
+		if (!net_filter_accept(&nq->conf.filter, pkt + NETDEV_HDR_LEN,
+				       (size_t)len - NETDEV_HDR_LEN)) {
+			net_drop(nq, NET_DROP_FILTERED);
+			src->ops->consume(src->nd, nq->pair);
+			continue;
+		}
+		if (rss->hash_types)
+			report = net_rss_hash(rss, pkt + NETDEV_HDR_LEN,
+					      (size_t)len - NETDEV_HDR_LEN, &hash);
+		/* RSS: the table picks the pair, whichever queue of the back-end it came on. */
+		if (rss->steering && !src->inbox) {
+			target = report ? rss->table[hash & rss->mask] : rss->unclassified;
+			if (target != nq->pair && target < dev->opts.pairs) {
+				if (net_rx_steer(dev, target, pkt, (size_t)len))
+					stat_add(&nq->st.steered, 1);
+				else
+					net_drop(nq, NET_DROP_STEER);
+				src->ops->consume(src->nd, nq->pair);
+				continue;
+			}
+		}
+		r = net_rx_one(nq, pkt, (size_t)len, hash, report);
+		if (r == RX_HALT)
+			return -1;
+		if (r == RX_WAIT) {
+			/* Count each stall once; the next kick runs us again. */
+			if (!nq->waiting)
+				stat_add(&nq->st.no_buffers, 1);
+			nq->waiting = true;
+			return -1;
+		}
+		nq->waiting = false;
+		src->ops->consume(src->nd, nq->pair);
+	}
+	return 1;
+}
+
+/* rx reap(): move frames from the inbox and the back-end into the guest, within the budget. */
 static void net_rx_run(struct eng_queue *eq)
 {
 	struct net_queue *nq = eng_queue_priv(eq);
 	struct net_dev *dev = nq->dev;
+	struct net_source src[2] = {
+		{&netdev_loopback_ops, dev->inbox, nq->ipoll, true},
+		{dev->nops, dev->nd, nq->poll, false},
+	};
+	unsigned int budget = NET_RX_BUDGET;
 
 	if (eng_queue_stopping(eq)) {
 		net_rx_release(nq);
@@ -548,39 +655,17 @@ static void net_rx_run(struct eng_queue *eq)
 	/* A pair beyond what the driver set (MQ) is not read. */
 	if (nq->pair >= nq->conf.pairs)
 		return;
-	for (unsigned int n = 0; n < NET_RX_BUDGET; n++) {
-		uint8_t *pkt;
-		ssize_t len = dev->nops->peek(dev->nd, nq->pair, &pkt);
-		int r;
+	for (unsigned int i = 0; i < ARRAY_SIZE(src); i++) {
+		int r = net_rx_source(nq, &src[i], &budget);
 
-		if (len == -EAGAIN) {
-			net_rx_arm(nq);
+		if (r < 0)
+			return;
+		if (r > 0) {
+			/* Budget spent: the others get their turn, we come back next pass. */
+			eng_queue_wake(eq);
 			return;
 		}
-		if (len < 0) {
-			if (!nq->rx_error_logged) {
-				nq->rx_error_logged = true;
-				log_warn("%s: receiving: %s (not logged again)", nq->name,
-					 strerror((int)-len));
-			}
-			net_rx_arm(nq);
-			return;
-		}
-		r = net_rx_one(nq, pkt, (size_t)len);
-		if (r == RX_HALT)
-			return;
-		if (r == RX_WAIT) {
-			/* Count each stall once; the next kick runs us again. */
-			if (!nq->waiting)
-				stat_add(&nq->st.no_buffers, 1);
-			nq->waiting = true;
-			return;
-		}
-		nq->waiting = false;
-		dev->nops->consume(dev->nd, nq->pair);
 	}
-	/* Budget spent: the others get their turn, we come back next pass. */
-	eng_queue_wake(eq);
 }
 
 /* ---- tx ---------------------------------------------------------------------- */
@@ -590,7 +675,8 @@ static void net_tx_start(struct eng_queue *eq, struct eng_req *req)
 	struct net_queue *nq = eng_queue_priv(eq);
 	struct net_dev *dev = nq->dev;
 	struct virtq_elem *e = &req->elem;
-	struct virtio_net_hdr h = {0};
+	struct virtio_net_hdr_v1_hash hh = {0};
+	struct virtio_net_hdr *h = &hh.hdr;
 	unsigned int cnt = e->out_num;
 	struct iovec *data;
 	size_t flen;
@@ -608,17 +694,17 @@ static void net_tx_start(struct eng_queue *eq, struct eng_req *req)
 		return;
 	}
 	/* Copy once; only the copy is checked and sent. */
-	iov_to_buf(e->iov, e->out_num, 0, &h, nq->hdr_len);
-	h.num_buffers = 0;
+	iov_to_buf(e->iov, e->out_num, 0, &hh, nq->hdr_len);
+	h->num_buffers = 0;
 	flen = e->out_len - nq->hdr_len;
-	why = net_tx_hdr_check(&h, nq->features, flen);
+	why = net_tx_hdr_check(h, nq->features, flen);
 	if (why >= 0) {
 		net_drop(nq, (enum net_drop)why);
 		eng_req_complete(eq, req, 0);
 		return;
 	}
 	data = iov_skip(e->iov, &cnt, nq->hdr_len);
-	nq->tx_iov[0].iov_base = &h;
+	nq->tx_iov[0].iov_base = h;
 	nq->tx_iov[0].iov_len = NETDEV_HDR_LEN;
 	memcpy(nq->tx_iov + 1, data, cnt * sizeof(*data));
 	if (dev->nops->send(dev->nd, nq->pair, nq->tx_iov, cnt + 1) < 0) {
@@ -715,36 +801,47 @@ static int net_queue_attach(struct eng_queue *eq, struct reactor *r)
 	nq->nheld = 0;
 	nq->held_bytes = 0;
 	nq->waiting = false;
-	nq->poll_armed = false;
 	nq->conf_gen = atomic_load(&nq->dev->conf_gen) - 1; /* take it on the first run */
 	if (nq->kind == NQ_RX) {
 		nq->poll = calloc(1, sizeof(*nq->poll));
-		if (!nq->poll)
+		nq->ipoll = calloc(1, sizeof(*nq->ipoll));
+		if (!nq->poll || !nq->ipoll) {
+			free(nq->poll);
+			free(nq->ipoll);
+			nq->poll = nq->ipoll = NULL;
 			return -ENOMEM;
-		nq->poll->ev.fn = net_poll_done;
-		nq->poll->nq = nq;
+		}
+		nq->poll->ev.fn = nq->ipoll->ev.fn = net_poll_done;
+		nq->poll->nq = nq->ipoll->nq = nq;
 	}
 	return 0;
+}
+
+/* Let go of a poll token: freed now, or by its completion if still armed. */
+static void net_poll_release(struct net_queue *nq, struct net_poll *p)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!p)
+		return;
+	if (!p->armed) {
+		free(p);
+		return;
+	}
+	p->nq = NULL;
+	sqe = reactor_sqe(nq->r, NULL);
+	if (sqe)
+		io_uring_prep_poll_remove(sqe, (uint64_t)(uintptr_t)&p->ev);
 }
 
 static void net_queue_detach(struct eng_queue *eq)
 {
 	struct net_queue *nq = eng_queue_priv(eq);
-	struct io_uring_sqe *sqe;
 
-	if (!nq->poll)
-		return;
-	if (nq->poll_armed) {
-		/* Its completion frees it; it must not find the queue. */
-		nq->poll->nq = NULL;
-		sqe = reactor_sqe(nq->r, NULL);
-		if (sqe)
-			io_uring_prep_poll_remove(sqe, (uint64_t)(uintptr_t)&nq->poll->ev);
-	} else {
-		free(nq->poll);
-	}
-	nq->poll = NULL;
-	nq->poll_armed = false;
+	/* A poll still armed completes later: it must not find the queue. */
+	net_poll_release(nq, nq->poll);
+	net_poll_release(nq, nq->ipoll);
+	nq->poll = nq->ipoll = NULL;
 }
 
 static const struct eng_queue_ops net_rx_ops = {
@@ -783,7 +880,8 @@ static uint64_t net_get_features(void *opaque)
 		     1ull << VIRTIO_NET_F_CTRL_RX | 1ull << VIRTIO_NET_F_CTRL_RX_EXTRA |
 		     1ull << VIRTIO_NET_F_CTRL_VLAN | 1ull << VIRTIO_NET_F_CTRL_MAC_ADDR |
 		     1ull << VIRTIO_NET_F_CTRL_GUEST_OFFLOADS | 1ull << VIRTIO_NET_F_GUEST_ANNOUNCE |
-		     1ull << VIRTIO_NET_F_MQ;
+		     1ull << VIRTIO_NET_F_MQ | 1ull << VIRTIO_NET_F_RSS |
+		     1ull << VIRTIO_NET_F_HASH_REPORT;
 
 	if (dev->opts.mtu)
 		f |= 1ull << VIRTIO_NET_F_MTU;
@@ -830,6 +928,9 @@ static int net_get_config(void *opaque, uint8_t *buf, uint32_t len)
 	c.mtu = htole16(dev->opts.mtu);
 	c.speed = htole32(UINT32_MAX); /* unknown */
 	c.duplex = 0xff;	       /* unknown */
+	c.rss_max_key_size = NET_RSS_KEY_SIZE;
+	c.rss_max_indirection_table_length = htole16(NET_RSS_TABLE_SIZE);
+	c.supported_hash_types = htole32(NET_RSS_HASH_TYPES);
 	memset(buf, 0, len);
 	memcpy(buf, &c, len < sizeof(c) ? len : sizeof(c));
 	return (int)len;
@@ -861,6 +962,8 @@ static int net_start_queue(void *opaque, struct vu_queue *q)
 	nq->hdr_len = nq->mergeable || has_feature(features, VIRTIO_F_VERSION_1)
 			      ? sizeof(struct virtio_net_hdr)
 			      : VIRTIO_NET_HDR_LEGACY_LEN;
+	if (has_feature(features, VIRTIO_NET_F_HASH_REPORT))
+		nq->hdr_len = sizeof(struct virtio_net_hdr_v1_hash);
 	if (nq->kind == NQ_RX) {
 		free(nq->held);
 		nq->held_cap = q->vq.num;
@@ -957,6 +1060,11 @@ static void net_dev_destroy(struct net_dev *dev)
 {
 	if (dev->nd)
 		dev->nops->close(dev->nd);
+	if (dev->inbox)
+		netdev_loopback_ops.close(dev->inbox);
+	for (unsigned int i = 0; dev->inbox_lock && i < dev->opts.pairs; i++)
+		pthread_mutex_destroy(&dev->inbox_lock[i]);
+	free(dev->inbox_lock);
 	for (unsigned int i = 0; dev->queues && i < dev->nr_queues; i++) {
 		free(dev->queues[i].held);
 		free(dev->queues[i].tx_iov);
@@ -1001,6 +1109,16 @@ struct net_dev *net_dev_new(const struct net_options *opts, const struct vu_watc
 		return NULL;
 	}
 	dev->be_features = dev->nops->features(dev->nd);
+	dev->inbox_lock = calloc(opts->pairs, sizeof(*dev->inbox_lock));
+	if (!dev->inbox_lock ||
+	    netdev_loopback_ops.open(&ncfg, &dev->inbox, err, err_len) < 0) {
+		dev->inbox = NULL;
+		kv_err(err, err_len, "out of memory");
+		net_dev_destroy(dev);
+		return NULL;
+	}
+	for (unsigned int i = 0; i < opts->pairs; i++)
+		pthread_mutex_init(&dev->inbox_lock[i], NULL);
 	dev->nr_queues = 2 * opts->pairs + 1;
 	dev->queues = calloc(dev->nr_queues, sizeof(*dev->queues));
 	if (!dev->queues) {
@@ -1097,6 +1215,7 @@ void net_dev_queue_stats(struct net_dev *dev, unsigned int i, struct net_queue_s
 	st->packets = atomic_load_explicit(&s->packets, memory_order_relaxed);
 	st->bytes = atomic_load_explicit(&s->bytes, memory_order_relaxed);
 	st->no_buffers = atomic_load_explicit(&s->no_buffers, memory_order_relaxed);
+	st->steered = atomic_load_explicit(&s->steered, memory_order_relaxed);
 	for (int d = 0; d < NET_DROP__COUNT; d++)
 		st->drops[d] = atomic_load_explicit(&s->drops[d], memory_order_relaxed);
 	st->kicks = atomic_load_explicit(&s->ec.kicks, memory_order_relaxed);

@@ -56,6 +56,7 @@ struct net_queue_stats {
 	uint64_t packets, bytes;
 	uint64_t drops[NET_DROP__COUNT];
 	uint64_t no_buffers; /* rx: times a frame waited for the guest's buffers */
+	uint64_t steered;    /* rx: frames RSS sent to another pair's queue */
 	uint64_t kicks, notifies;
 };
 

@@ -14,7 +14,7 @@ static const char *const drop_names[NET_DROP__COUNT] = {
 	[NET_DROP_BAD_HEADER] = "bad-header", [NET_DROP_OVERSIZE] = "bad-size",
 	[NET_DROP_BACKEND] = "backend",	      [NET_DROP_FILTERED] = "filtered",
 	[NET_DROP_NO_ROOM] = "no-room",	      [NET_DROP_OFFLOAD] = "offload",
-	[NET_DROP_INACTIVE] = "inactive",
+	[NET_DROP_STEER] = "steer-full",
 };
 
 const char *net_drop_name(enum net_drop d)

@@ -30,7 +30,7 @@ enum net_drop {
 	NET_DROP_FILTERED,   /* rx: the receive filter said no */
 	NET_DROP_NO_ROOM,    /* rx: one big buffer too small for the frame */
 	NET_DROP_OFFLOAD,    /* rx: a GSO frame the guest cannot take */
-	NET_DROP_INACTIVE,   /* rx: the pair is not in use (MQ pairs / disabled) */
+	NET_DROP_STEER,	     /* rx: RSS picked a pair whose inbox was full */
 	NET_DROP__COUNT
 };
 

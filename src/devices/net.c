@@ -652,9 +652,22 @@ static void net_rx_run(struct eng_queue *eq)
 		return;
 	}
 	net_rx_sync_conf(nq);
-	/* A pair beyond what the driver set (MQ) is not read. */
-	if (nq->pair >= nq->conf.pairs)
+	/*
+	 * A pair beyond what the driver set (MQ_VQ_PAIRS_SET; with RSS the
+	 * table decides) gets nothing (5.1.6.5.5.2): its back-end queue is
+	 * not read (a tap's is detached), what was steered to it is dropped,
+	 * and it waits on its inbox only to hear of a change (net_ctrl_apply).
+	 */
+	if (!nq->conf.rss.steering && nq->pair >= nq->conf.pairs) {
+		uint8_t *pkt;
+
+		while (netdev_loopback_ops.peek(dev->inbox, nq->pair, &pkt) >= 0) {
+			netdev_loopback_ops.consume(dev->inbox, nq->pair);
+			net_drop(nq, NET_DROP_STEER);
+		}
+		net_rx_arm(nq, &src[0]);
 		return;
+	}
 	for (unsigned int i = 0; i < ARRAY_SIZE(src); i++) {
 		int r = net_rx_source(nq, &src[i], &budget);
 
@@ -748,6 +761,11 @@ static void net_ctrl_apply(struct net_dev *dev, const struct net_ctrl_state *old
 			if (was != is)
 				dev->nops->set_pair_active(dev->nd, p, is);
 		}
+	}
+	/* Every rx queue looks at the new state now, not at its next kick. */
+	if (old->pairs != now->pairs || old->rss.steering != now->rss.steering) {
+		for (unsigned int p = 0; p < dev->opts.pairs; p++)
+			netdev_loopback_ops.wake(dev->inbox, p);
 	}
 	if (memcmp(old->filter.mac, now->filter.mac, ETH_ALEN))
 		log_info("%s: guest set its MAC address to %02x:%02x:%02x:%02x:%02x:%02x",

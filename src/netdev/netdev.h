@@ -71,6 +71,11 @@ struct netdev_ops {
 	int (*set_offload)(struct netdev *nd, uint64_t guest_offloads);
 	/* Pair @p in use or not (tap: TUNSETQUEUE attach / detach).  Optional. */
 	int (*set_pair_active)(struct netdev *nd, unsigned int p, bool on);
+	/*
+	 * Make rx_fd readable once, from any thread: the receiver looks
+	 * again (a change it must notice, not a frame).  Optional.
+	 */
+	void (*wake)(struct netdev *nd, unsigned int p);
 	/* Frames dropped before they reached us (tap: the kernel's count).  Optional. */
 	uint64_t (*kernel_drops)(struct netdev *nd);
 };

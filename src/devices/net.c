@@ -116,6 +116,13 @@ struct net_queue {
 	struct net_poll *poll;	/* the back-end's rx fd */
 	struct net_poll *ipoll; /* the inbox's */
 	bool waiting; /* rx: a frame waits for buffers */
+	/*
+	 * rx: the pool thread it is attached to, -1 when detached; written
+	 * by that thread only (attach / detach), so a tx queue that reads
+	 * its own thread's index here knows the rx queue is attached to it
+	 * right now and may wake it directly.
+	 */
+	atomic_int thread;
 	bool tx_sent; /* tx: flush the back-end at the end of the burst */
 	bool rx_error_logged;
 	unsigned int hdr_len; /* the guest's header: 10 or 12 */
@@ -736,8 +743,20 @@ static void net_tx_reap(struct eng_queue *eq)
 	struct net_queue *nq = eng_queue_priv(eq);
 	struct net_dev *dev = nq->dev;
 
-	if (nq->tx_sent && dev->nops->flush)
-		dev->nops->flush(dev->nd, nq->pair);
+	if (nq->tx_sent) {
+		struct net_queue *rq = &dev->queues[2 * nq->pair];
+		int t = eng_queue_thread(eq);
+
+		if (dev->nops->flush)
+			dev->nops->flush(dev->nd, nq->pair);
+		/*
+		 * Our own pair's rx queue on this very thread (the loopback):
+		 * run it this pass rather than after a round trip through its
+		 * eventfd and the ring's poll.
+		 */
+		if (t >= 0 && atomic_load_explicit(&rq->thread, memory_order_relaxed) == t)
+			eng_queue_wake(rq->eq);
+	}
 	nq->tx_sent = false;
 }
 
@@ -831,6 +850,7 @@ static int net_queue_attach(struct eng_queue *eq, struct reactor *r)
 		}
 		nq->poll->ev.fn = nq->ipoll->ev.fn = net_poll_done;
 		nq->poll->nq = nq->ipoll->nq = nq;
+		atomic_store(&nq->thread, eng_queue_thread(eq));
 	}
 	return 0;
 }
@@ -856,6 +876,7 @@ static void net_queue_detach(struct eng_queue *eq)
 {
 	struct net_queue *nq = eng_queue_priv(eq);
 
+	atomic_store(&nq->thread, -1);
 	/* A poll still armed completes later: it must not find the queue. */
 	net_poll_release(nq, nq->poll);
 	net_poll_release(nq, nq->ipoll);
@@ -1150,6 +1171,7 @@ struct net_dev *net_dev_new(const struct net_options *opts, const struct vu_watc
 		nq->dev = dev;
 		nq->index = i;
 		nq->pair = i / 2;
+		atomic_init(&nq->thread, -1);
 		if (i == dev->nr_queues - 1) {
 			nq->kind = NQ_CTRL;
 			snprintf(nq->name, sizeof(nq->name), "%s:ctrl", opts->id);

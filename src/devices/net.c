@@ -590,13 +590,21 @@ static int net_rx_source(struct net_queue *nq, const struct net_source *src,
 		ssize_t len = src->ops->peek(src->nd, nq->pair, &pkt);
 		int r;
 
+		if (len == -EAGAIN) {
+			net_rx_arm(nq, src);
+			return 0;
+		}
 		if (len < 0) {
-			if (len != -EAGAIN && !nq->rx_error_logged) {
+			/*
+			 * The interface went away or broke: its fd would poll
+			 * as ready forever, so it is not watched; the guest's
+			 * next kick tries again.
+			 */
+			if (!nq->rx_error_logged) {
 				nq->rx_error_logged = true;
 				log_warn("%s: receiving: %s (not logged again)", nq->name,
 					 strerror((int)-len));
 			}
-			net_rx_arm(nq, src);
 			return 0;
 		}
 		(*budget)--;

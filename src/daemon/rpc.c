@@ -106,8 +106,8 @@ static struct json_object *net_describe(struct net_dev *dev)
 	struct json_object *d = json_object_new_object();
 	char mac[18];
 
-	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", o->mac[0], o->mac[1],
-		 o->mac[2], o->mac[3], o->mac[4], o->mac[5]);
+	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", o->mac[0], o->mac[1], o->mac[2],
+		 o->mac[3], o->mac[4], o->mac[5]);
 	add_str(d, "id", net_dev_id(dev));
 	add_str(d, "type", "net");
 	add_str(d, "socket", o->socket);
@@ -157,8 +157,7 @@ static struct json_object *net_stats_describe(struct net_dev *dev)
 			snprintf(line + n, sizeof(line) - (size_t)n,
 				 " no-buffers %llu steered %llu kicks %llu notifications %llu",
 				 (unsigned long long)st.no_buffers, (unsigned long long)st.steered,
-				 (unsigned long long)st.kicks,
-				 (unsigned long long)st.notifies);
+				 (unsigned long long)st.kicks, (unsigned long long)st.notifies);
 		json_object_array_add(qs, q);
 		json_object_array_add(lines, json_object_new_string(line));
 	}

@@ -54,7 +54,7 @@ struct vhostd {
 	unsigned int nscsi;
 	struct scsi_lun_options *luns; /* one per --lun */
 	unsigned int nluns;
-	struct scsi_dev **scsi_devs; /* started controllers: rpc.nscsi of them */
+	struct scsi_dev **scsi_devs;  /* started controllers: rpc.nscsi of them */
 	struct net_options *net_opts; /* one per --net */
 	unsigned int nnet;
 	struct net_dev **net_devs; /* started: rpc.nnet of them */
@@ -406,8 +406,8 @@ static int check_unique_net(const struct vhostd *d)
 			if (!strcmp(n->id, d->scsi_opts[j].id))
 				return usage_error("duplicate device id '%s'", n->id);
 			if (!strcmp(n->socket, d->scsi_opts[j].socket))
-				return usage_error("%s and %s: same socket %s",
-						   d->scsi_opts[j].id, n->id, n->socket);
+				return usage_error("%s and %s: same socket %s", d->scsi_opts[j].id,
+						   n->id, n->socket);
 		}
 	}
 	return 0;

@@ -115,7 +115,7 @@ struct net_queue {
 	struct reactor *r;
 	struct net_poll *poll;	/* the back-end's rx fd */
 	struct net_poll *ipoll; /* the inbox's */
-	bool waiting; /* rx: a frame waits for buffers */
+	bool waiting;		/* rx: a frame waits for buffers */
 	/*
 	 * rx: the pool thread it is attached to, -1 when detached; written
 	 * by that thread only (attach / detach), so a tx queue that reads
@@ -537,7 +537,8 @@ static int net_rx_one(struct net_queue *nq, uint8_t *pkt, size_t len, uint32_t h
 			size_t chunk = flen - off < room ? flen - off : room;
 
 			if (n == ARRAY_SIZE(lens)) {
-				/* More than 256 buffers for one frame: smaller than any driver uses. */
+				/* More than 256 buffers for one frame: smaller than any driver
+				 * uses. */
 				net_drop(nq, NET_DROP_NO_ROOM);
 				net_rx_complete(nq, 0, lens);
 				return RX_DONE;
@@ -550,8 +551,7 @@ static int net_rx_one(struct net_queue *nq, uint8_t *pkt, size_t len, uint32_t h
 		hh.hdr = h;
 		hh.hash_value = htole32(hash);
 		hh.hash_report = htole16((uint16_t)report);
-		iov_from_buf(nq->held[0]->elem.iov, nq->held[0]->elem.in_num, 0, &hh,
-			     nq->hdr_len);
+		iov_from_buf(nq->held[0]->elem.iov, nq->held[0]->elem.in_num, 0, &hh, nq->hdr_len);
 	}
 	net_rx_complete(nq, n, lens);
 	stat_add(&nq->st.packets, 1);
@@ -577,8 +577,7 @@ static bool net_rx_steer(struct net_dev *dev, unsigned int target, uint8_t *pkt,
  * dry (its poll is armed); 1: the budget ran out; -1: stop (no buffers, or
  * the queue halted).
  */
-static int net_rx_source(struct net_queue *nq, const struct net_source *src,
-			 unsigned int *budget)
+static int net_rx_source(struct net_queue *nq, const struct net_source *src, unsigned int *budget)
 {
 	struct net_dev *dev = nq->dev;
 
@@ -926,9 +925,9 @@ static uint64_t net_get_features(void *opaque)
 		     1ull << VIRTIO_NET_F_MRG_RXBUF | 1ull << VIRTIO_NET_F_CTRL_VQ |
 		     1ull << VIRTIO_NET_F_CTRL_RX | 1ull << VIRTIO_NET_F_CTRL_RX_EXTRA |
 		     1ull << VIRTIO_NET_F_CTRL_VLAN | 1ull << VIRTIO_NET_F_CTRL_MAC_ADDR |
-		     1ull << VIRTIO_NET_F_CTRL_GUEST_OFFLOADS | 1ull << VIRTIO_NET_F_GUEST_ANNOUNCE |
-		     1ull << VIRTIO_NET_F_MQ | 1ull << VIRTIO_NET_F_RSS |
-		     1ull << VIRTIO_NET_F_HASH_REPORT;
+		     1ull << VIRTIO_NET_F_CTRL_GUEST_OFFLOADS |
+		     1ull << VIRTIO_NET_F_GUEST_ANNOUNCE | 1ull << VIRTIO_NET_F_MQ |
+		     1ull << VIRTIO_NET_F_RSS | 1ull << VIRTIO_NET_F_HASH_REPORT;
 
 	if (dev->opts.mtu)
 		f |= 1ull << VIRTIO_NET_F_MTU;
@@ -1124,7 +1123,8 @@ static void net_dev_destroy(struct net_dev *dev)
 struct net_dev *net_dev_new(const struct net_options *opts, const struct vu_watch_ops *watch,
 			    void *loop, char *err, size_t err_len)
 {
-	struct netdev_config ncfg = {.name = opts->id, .ifname = opts->ifname, .pairs = opts->pairs};
+	struct netdev_config ncfg = {
+		.name = opts->id, .ifname = opts->ifname, .pairs = opts->pairs};
 	struct vu_dev_config vcfg;
 	struct net_dev *dev;
 
@@ -1157,8 +1157,7 @@ struct net_dev *net_dev_new(const struct net_options *opts, const struct vu_watc
 	}
 	dev->be_features = dev->nops->features(dev->nd);
 	dev->inbox_lock = calloc(opts->pairs, sizeof(*dev->inbox_lock));
-	if (!dev->inbox_lock ||
-	    netdev_loopback_ops.open(&ncfg, &dev->inbox, err, err_len) < 0) {
+	if (!dev->inbox_lock || netdev_loopback_ops.open(&ncfg, &dev->inbox, err, err_len) < 0) {
 		dev->inbox = NULL;
 		kv_err(err, err_len, "out of memory");
 		net_dev_destroy(dev);

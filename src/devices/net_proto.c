@@ -192,8 +192,7 @@ static uint8_t ctrl_vlan(struct net_ctrl_state *st, uint8_t cmd, const uint8_t *
  * whole before any of it is taken.  The table holds queue pair numbers, as
  * Linux fills it and QEMU reads it.
  */
-static uint8_t ctrl_rss(struct net_ctrl_state *st, bool hash_only, const uint8_t *data,
-			size_t len)
+static uint8_t ctrl_rss(struct net_ctrl_state *st, bool hash_only, const uint8_t *data, size_t len)
 {
 	struct net_rss r = {0};
 	uint16_t v16, max_tx = 0;
@@ -251,10 +250,10 @@ static uint8_t ctrl_mq(struct net_ctrl_state *st, uint8_t cmd, const uint8_t *da
 
 	if (cmd == VIRTIO_NET_CTRL_MQ_RSS_CONFIG)
 		return has(st->features, VIRTIO_NET_F_RSS) ? ctrl_rss(st, false, data, len)
-							    : VIRTIO_NET_ERR;
+							   : VIRTIO_NET_ERR;
 	if (cmd == VIRTIO_NET_CTRL_MQ_HASH_CONFIG)
 		return has(st->features, VIRTIO_NET_F_HASH_REPORT) ? ctrl_rss(st, true, data, len)
-								    : VIRTIO_NET_ERR;
+								   : VIRTIO_NET_ERR;
 	if (!has(st->features, VIRTIO_NET_F_MQ) || cmd != VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET ||
 	    len != sizeof(pairs))
 		return VIRTIO_NET_ERR;

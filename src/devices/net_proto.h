@@ -17,7 +17,7 @@
 #include "virtio_net.h"
 
 /* Largest frame (without the virtio header) we carry: 64 KiB, as TSO allows. */
-#define NET_MAX_FRAME	      65536u
+#define NET_MAX_FRAME 65536u
 /* MAC table entries, unicast and multicast together (QEMU has the same). */
 #define NET_MAC_TABLE_ENTRIES 64
 #define NET_MAX_VLANS	      4096

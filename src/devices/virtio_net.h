@@ -82,19 +82,19 @@ struct virtio_net_hdr_v1_hash {
 static_assert(sizeof(struct virtio_net_hdr_v1_hash) == 20, "virtio_net_hdr_v1_hash layout");
 
 /* Hash types (5.1.6.4.3.1) and the report values (5.1.6.4.4). */
-#define VIRTIO_NET_RSS_HASH_TYPE_IPv4	(1u << 0)
-#define VIRTIO_NET_RSS_HASH_TYPE_TCPv4	(1u << 1)
-#define VIRTIO_NET_RSS_HASH_TYPE_UDPv4	(1u << 2)
-#define VIRTIO_NET_RSS_HASH_TYPE_IPv6	(1u << 3)
-#define VIRTIO_NET_RSS_HASH_TYPE_TCPv6	(1u << 4)
-#define VIRTIO_NET_RSS_HASH_TYPE_UDPv6	(1u << 5)
-#define VIRTIO_NET_HASH_REPORT_NONE	0
-#define VIRTIO_NET_HASH_REPORT_IPv4	1
-#define VIRTIO_NET_HASH_REPORT_TCPv4	2
-#define VIRTIO_NET_HASH_REPORT_UDPv4	3
-#define VIRTIO_NET_HASH_REPORT_IPv6	4
-#define VIRTIO_NET_HASH_REPORT_TCPv6	5
-#define VIRTIO_NET_HASH_REPORT_UDPv6	6
+#define VIRTIO_NET_RSS_HASH_TYPE_IPv4  (1u << 0)
+#define VIRTIO_NET_RSS_HASH_TYPE_TCPv4 (1u << 1)
+#define VIRTIO_NET_RSS_HASH_TYPE_UDPv4 (1u << 2)
+#define VIRTIO_NET_RSS_HASH_TYPE_IPv6  (1u << 3)
+#define VIRTIO_NET_RSS_HASH_TYPE_TCPv6 (1u << 4)
+#define VIRTIO_NET_RSS_HASH_TYPE_UDPv6 (1u << 5)
+#define VIRTIO_NET_HASH_REPORT_NONE    0
+#define VIRTIO_NET_HASH_REPORT_IPv4    1
+#define VIRTIO_NET_HASH_REPORT_TCPv4   2
+#define VIRTIO_NET_HASH_REPORT_UDPv4   3
+#define VIRTIO_NET_HASH_REPORT_IPv6    4
+#define VIRTIO_NET_HASH_REPORT_TCPv6   5
+#define VIRTIO_NET_HASH_REPORT_UDPv6   6
 
 /* Control queue (5.1.6.5): class, command, data, then the ack byte. */
 struct virtio_net_ctrl_hdr {
@@ -123,12 +123,12 @@ struct virtio_net_ctrl_hdr {
 #define VIRTIO_NET_CTRL_ANNOUNCE     3
 #define VIRTIO_NET_CTRL_ANNOUNCE_ACK 0
 
-#define VIRTIO_NET_CTRL_MQ		   4
-#define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET	   0
-#define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN	   1
-#define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX	   0x8000
-#define VIRTIO_NET_CTRL_MQ_RSS_CONFIG	   1
-#define VIRTIO_NET_CTRL_MQ_HASH_CONFIG	   2
+#define VIRTIO_NET_CTRL_MQ		4
+#define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET 0
+#define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN 1
+#define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX 0x8000
+#define VIRTIO_NET_CTRL_MQ_RSS_CONFIG	1
+#define VIRTIO_NET_CTRL_MQ_HASH_CONFIG	2
 
 #define VIRTIO_NET_CTRL_GUEST_OFFLOADS	   5
 #define VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET 0

@@ -167,8 +167,8 @@ static int tap_open_common(const struct netdev_config *cfg, bool macvtap, struct
 	int hdr = NETDEV_HDR_LEN, r;
 
 	if (!if_nametoindex(cfg->ifname))
-		return kv_err(err, err_len,
-			      "no interface named %s (create it first: %s)", cfg->ifname,
+		return kv_err(err, err_len, "no interface named %s (create it first: %s)",
+			      cfg->ifname,
 			      macvtap ? "ip link add link PARENT name IF type macvtap mode bridge"
 				      : "ip tuntap add dev IF mode tap multi_queue vnet_hdr");
 	nd = calloc(1, sizeof(*nd));
@@ -249,8 +249,7 @@ fail:
 	return r;
 }
 
-static int tap_open(const struct netdev_config *cfg, struct netdev **out, char *err,
-		    size_t err_len)
+static int tap_open(const struct netdev_config *cfg, struct netdev **out, char *err, size_t err_len)
 {
 	return tap_open_common(cfg, false, out, err, err_len);
 }

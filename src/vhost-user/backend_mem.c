@@ -366,8 +366,7 @@ static void dups_remove(struct vu_dev *dev, unsigned int i)
 {
 	unsigned int n = dev->mem ? dev->mem->nr : 0;
 
-	memmove(&dev->mem_dups[i], &dev->mem_dups[i + 1],
-		(n - i - 1) * sizeof(dev->mem_dups[0]));
+	memmove(&dev->mem_dups[i], &dev->mem_dups[i + 1], (n - i - 1) * sizeof(dev->mem_dups[0]));
 	dev->mem_dups[n - 1] = 0;
 }
 

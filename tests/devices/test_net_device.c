@@ -62,11 +62,11 @@ struct ctx {
 	unsigned int hl; /* header: 12, or 20 with HASH_REPORT */
 	unsigned int pairs;
 	size_t rx_size;
-	uint8_t *rx[MAX_PAIRS];	 /* RX_BUFS buffers of rx_size */
-	uint8_t *tx[MAX_PAIRS];	 /* TX_BUFS buffers of TX_BUF */
+	uint8_t *rx[MAX_PAIRS]; /* RX_BUFS buffers of rx_size */
+	uint8_t *tx[MAX_PAIRS]; /* TX_BUFS buffers of TX_BUF */
 	bool tx_busy[MAX_PAIRS][TX_BUFS];
-	uint8_t *ctrl;		 /* a command and its ack */
-	uint8_t frame[70000];	 /* scratch */
+	uint8_t *ctrl;	      /* a command and its ack */
+	uint8_t frame[70000]; /* scratch */
 	uint8_t got[70000];
 };
 
@@ -186,7 +186,8 @@ static unsigned int tx_slot(struct ctx *c, unsigned int p)
 				return i;
 		}
 		if (virtq_drv_enable_cb(vq))
-			CHECK_MSG(vu_fe_wait_call(c->fe, txq(p), 5000) == 1, "tx completions stuck");
+			CHECK_MSG(vu_fe_wait_call(c->fe, txq(p), 5000) == 1,
+				  "tx completions stuck");
 	}
 }
 
@@ -351,8 +352,7 @@ static uint8_t ctrl_cmd(struct ctx *c, uint8_t class, uint8_t cmd, const void *d
 	if (len)
 		CHECK_EQ(virtq_drv_add_sgs(vq, sg, 2, 1, &token), 0);
 	else
-		CHECK_EQ(virtq_drv_add_sgs(vq, (struct virtq_sg[]){sg[0], sg[2]}, 1, 1, &token),
-			 0);
+		CHECK_EQ(virtq_drv_add_sgs(vq, (struct virtq_sg[]){sg[0], sg[2]}, 1, 1, &token), 0);
 	CHECK(vu_fe_kick(c->fe, q) >= 0);
 	while (!(t = virtq_drv_get_buf(vq, &used))) {
 		if (virtq_drv_enable_cb(vq))
@@ -487,7 +487,8 @@ static void run_bad_tx(bool packed)
 	dev_start(c, "loopback", 1, packed, no_csum, true);
 	/* NEEDS_CSUM without VIRTIO_NET_F_CSUM. */
 	h = (struct virtio_net_hdr){.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
-				    .csum_start = htole16(14), .csum_offset = htole16(6)};
+				    .csum_start = htole16(14),
+				    .csum_offset = htole16(6)};
 	expect_dropped(c, 0, &h, dev_mac, 100);
 	/* GSO without HOST_TSO4. */
 	h = (struct virtio_net_hdr){.gso_type = VIRTIO_NET_HDR_GSO_TCPV4,
@@ -717,16 +718,16 @@ static void run_mq(bool packed)
 		uint16_t pairs = htole16(1);
 		struct virtio_net_hdr h;
 
-		CHECK_EQ(ctrl_cmd(c, VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, &pairs,
-				  2),
-			 VIRTIO_NET_OK);
+		CHECK_EQ(
+			ctrl_cmd(c, VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, &pairs, 2),
+			VIRTIO_NET_OK);
 		make_frame(c->frame, dev_mac, 70, 99);
 		send_plain(c, 1, c->frame, 70);
 		CHECK_EQ(recv_frame(c, 1, &h, 200), -1);
 		pairs = htole16(2);
-		CHECK_EQ(ctrl_cmd(c, VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, &pairs,
-				  2),
-			 VIRTIO_NET_OK);
+		CHECK_EQ(
+			ctrl_cmd(c, VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, &pairs, 2),
+			VIRTIO_NET_OK);
 		CHECK_EQ(recv_frame(c, 1, &h, 5000), 70);
 		CHECK(!memcmp(c->got, c->frame, 70));
 	}
@@ -768,9 +769,10 @@ static const uint8_t ms_key[40] = {
 /* The first IPv4 flow of Microsoft's RSS vectors: TCP hash 0x51ccc178. */
 static size_t tcp4_frame(uint8_t *f)
 {
-	static const uint8_t ip[] = {0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 66, 9, 149, 187,
-				     161, 142, 100, 80, 2794 >> 8, 2794 & 0xff, 1766 >> 8,
-				     1766 & 0xff};
+	static const uint8_t ip[] = {0x45, 0,  0,	  40,	       0,	  0,
+				     0,	   0,  64,	  6,	       0,	  0,
+				     66,   9,  149,	  187,	       161,	  142,
+				     100,  80, 2794 >> 8, 2794 & 0xff, 1766 >> 8, 1766 & 0xff};
 
 	make_frame(f, dev_mac, 14 + 40, 0);
 	f[12] = 0x08;
@@ -905,9 +907,9 @@ static void run_hostile(void)
 	sg[0] = (struct virtq_sg){addr(c, c->tx[0] + (size_t)i * TX_BUF), 100};
 	sg[1] = (struct virtq_sg){addr(c, c->tx[0] + (size_t)i * TX_BUF + 200), 100};
 	c->tx_busy[0][i] = true;
-	CHECK_EQ(virtq_drv_add_sgs(vu_fe_queue(c->fe, txq(0)), sg, 1, 1,
-				   (void *)(uintptr_t)(i + 1)),
-		 0);
+	CHECK_EQ(
+		virtq_drv_add_sgs(vu_fe_queue(c->fe, txq(0)), sg, 1, 1, (void *)(uintptr_t)(i + 1)),
+		0);
 	CHECK(vu_fe_kick(c->fe, txq(0)) >= 0);
 	usleep(100 * 1000);
 	dev_stop(c);

@@ -43,8 +43,7 @@ static const struct vec v6[] = {
 };
 
 /* Ethernet (+ VLAN tag), IPv4 or IPv6, TCP ports; returns the length. */
-static size_t build(uint8_t *f, const struct vec *v, bool ipv6, bool vlan, uint8_t proto,
-		    bool frag)
+static size_t build(uint8_t *f, const struct vec *v, bool ipv6, bool vlan, uint8_t proto, bool frag)
 {
 	size_t l3 = 14;
 	uint16_t dp = htons(v->dport), sp = htons(v->sport);

@@ -1282,6 +1282,11 @@ uint64_t eng_queue_now_ns(const struct eng_queue *eq)
 	return eq->t->now_ns;
 }
 
+bool eng_queue_stopping(const struct eng_queue *eq)
+{
+	return eq->stopping;
+}
+
 int eng_queue_thread(const struct eng_queue *eq)
 {
 	return eq->t->index;

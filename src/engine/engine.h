@@ -191,6 +191,12 @@ void *eng_queue_priv(const struct eng_queue *eq);
 const char *eng_queue_name(const struct eng_queue *eq);
 /* The clock (CLOCK_MONOTONIC ns) at the start of the thread's pass. */
 uint64_t eng_queue_now_ns(const struct eng_queue *eq);
+/*
+ * Is the queue being stopped?  A manual_pop model that holds popped
+ * chains across passes (virtio-net's rx buffers waiting for a frame)
+ * completes them in reap() once this is true: stop waits for them.
+ */
+bool eng_queue_stopping(const struct eng_queue *eq);
 /* Which thread serves it (-1: a private one). */
 int eng_queue_thread(const struct eng_queue *eq);
 

@@ -95,6 +95,12 @@ struct vu_dev {
 	struct memmap *mem;	    /* current guest memory; NULL before a table */
 	/* A region of mem faulted (SIGBUS): no ring starts until a new table. */
 	bool mem_poisoned;
+	/*
+	 * ADD_MEM_REG of a region identical to a mapped one, per region: QEMU's
+	 * multiqueue vhost-user-net keeps one vhost_dev per queue pair, and
+	 * each adds (and later removes) every region itself (backend_mem.c).
+	 */
+	unsigned int mem_dups[MEMMAP_MAX_REGIONS];
 	atomic_bool broken;
 	/* Set by the SIGBUS handler (any thread) with a write to broken_fd. */
 	atomic_bool mem_fault;

@@ -659,8 +659,13 @@ static int blk_set_features(void *opaque, uint64_t features)
 
 static uint64_t blk_get_protocol_features(void *opaque)
 {
-	/* VHOST_USER_PROTOCOL_F_CONFIG (9): GET_CONFIG / SET_CONFIG. */
-	return 1ull << 9;
+	/*
+	 * VHOST_USER_PROTOCOL_F_CONFIG (9): GET_CONFIG / SET_CONFIG;
+	 * VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD (12): a request is idempotent
+	 * enough to be started again after a crash (a write repeated with the
+	 * same data, a flush, a read), so the engine may track our rings.
+	 */
+	return 1ull << 9 | 1ull << 12;
 }
 
 static void blk_fill_config(const struct blk_dev *dev, struct virtio_blk_config *c)

@@ -30,6 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vhost-user/inflight.h"
+
 #include "common/log.h"
 #include "common/sigbus.h"
 #include "common/util.h"
@@ -158,6 +160,8 @@ struct eng_queue {
 
 	struct eng_cmd *stop_cmd;
 	struct eng_queue_counters *counters;
+	/* The front-end's in-flight region tracks this ring (q->inflight). */
+	struct vu_inflight_queue *iq;
 	struct eng_cmd async_stop_cmd; /* CMD_DETACH_ASYNC */
 	void (*stop_done)(void *arg);  /* async stop: on the I/O thread, once detached */
 	void *stop_arg;
@@ -310,6 +314,9 @@ static void eng_publish(struct eng_queue *eq)
 	if (!eq->nr_filled || eq->abandoned)
 		return;
 	virtq_flush(eq->vq);
+	/* Only after the used index is out: inflight.c's steps 5 and 6. */
+	if (eq->iq)
+		vu_inflight_published(eq->iq, eq->vq->split.published_used_idx);
 	eq->nr_filled = 0;
 	if (eq->call_fd < 0 || !virtq_should_notify(eq->vq))
 		return;
@@ -334,6 +341,14 @@ static struct iovec *eng_slot_iov(struct eng_queue *eq, struct eng_req *req)
 	return (struct iovec *)((char *)req + eq->iov_offset);
 }
 
+/* Stage a used entry, and link its head into the in-flight batch (step 3). */
+static void eng_fill(struct eng_queue *eq, const struct virtq_elem *e, uint32_t len)
+{
+	virtq_fill(eq->vq, e, len);
+	if (eq->iq && e->id < eq->num)
+		vu_inflight_filled(eq->iq, e->id);
+}
+
 void eng_req_complete(struct eng_queue *eq, struct eng_req *req, uint32_t used_len)
 {
 	/*
@@ -346,7 +361,7 @@ void eng_req_complete(struct eng_queue *eq, struct eng_req *req, uint32_t used_l
 		req->elem.mem = NULL;
 	} else {
 		/* The caller's stores to guest memory are ordered by virtq_flush(). */
-		virtq_fill(eq->vq, &req->elem, used_len);
+		eng_fill(eq, &req->elem, used_len);
 	}
 	if (req->elem.iov != eng_slot_iov(eq, req))
 		eq->big_iovs[eq->nr_big_iovs++] = req->elem.iov; /* at most num are out */
@@ -385,28 +400,19 @@ static struct iovec *eng_req_iov(struct eng_queue *eq, struct eng_req *req, unsi
 	return malloc((size_t)eq->max_iov * sizeof(struct iovec));
 }
 
-/* Pop one chain and start it.  1 popped, 0 ring empty, -EIO queue halted. */
-static int eng_pop_one(struct eng_queue *eq)
+/* Move the chain in @e (popped) into its head's slot and start it.  1 or -EIO. */
+static int eng_start_elem(struct eng_queue *eq, struct virtq_elem *e)
 {
-	struct virtq_elem *e = &eq->stage;
 	struct eng_req *req;
 	struct iovec *iov;
 	unsigned int n;
-	int r;
 
-	virtq_elem_init(e, eq->stage_iov, eq->max_iov);
-	r = virtq_pop(eq->vq, e);
-	if (r <= 0) {
-		if (r < 0)
-			eng_queue_halt(eq, virtq_strerror(eq->vq->error));
-		return r;
-	}
 	/* The ring code refuses both; checked again since a slot is at stake. */
 	req = e->id < eq->num ? eng_slot(eq, e->id) : NULL;
 	if (!req || req->busy) {
 		eng_queue_halt(eq, "descriptor head out of range or already in flight");
 		/* Still filled once (virtq.h), so its map reference is dropped. */
-		virtq_fill(eq->vq, e, 0);
+		eng_fill(eq, e, 0);
 		eq->nr_filled++;
 		return -EIO;
 	}
@@ -414,7 +420,7 @@ static int eng_pop_one(struct eng_queue *eq)
 	iov = eng_req_iov(eq, req, n);
 	if (!iov) {
 		eng_queue_halt(eq, "out of memory for a long chain");
-		virtq_fill(eq->vq, e, 0);
+		eng_fill(eq, e, 0);
 		eq->nr_filled++;
 		return -EIO;
 	}
@@ -425,6 +431,50 @@ static int eng_pop_one(struct eng_queue *eq)
 	eq->inflight++;
 	eq->ops->start(eq, req);
 	return 1;
+}
+
+/* Pop one chain and start it.  1 popped, 0 ring empty, -EIO queue halted. */
+static int eng_pop_one(struct eng_queue *eq)
+{
+	struct virtq_elem *e = &eq->stage;
+	int r;
+
+	virtq_elem_init(e, eq->stage_iov, eq->max_iov);
+	r = virtq_pop(eq->vq, e);
+	if (r <= 0) {
+		if (r < 0)
+			eng_queue_halt(eq, virtq_strerror(eq->vq->error));
+		return r;
+	}
+	/* Recorded before anything starts it: inflight.c's step 2. */
+	if (eq->iq && e->id < eq->num)
+		vu_inflight_begin(eq->iq, e->id);
+	return eng_start_elem(eq, e);
+}
+
+/*
+ * The first run after a start with an in-flight region: start again what
+ * a previous back-end had in flight, in the order it popped them, before
+ * any new chain.  Their records stay as they are (same counters).  Once.
+ */
+static void eng_resubmit(struct eng_queue *eq)
+{
+	struct vu_inflight_queue *iq = eq->iq;
+	unsigned int i, nr = iq->nr_resubmit;
+
+	iq->nr_resubmit = 0;
+	for (i = 0; i < nr && !eq->halted; i++) {
+		struct virtq_elem *e = &eq->stage;
+		int r;
+
+		virtq_elem_init(e, eq->stage_iov, eq->max_iov);
+		r = virtq_pop_head(eq->vq, e, iq->resubmit[i]);
+		if (r < 0) {
+			eng_queue_halt(eq, virtq_strerror(eq->vq->error));
+			return;
+		}
+		eng_start_elem(eq, e);
+	}
 }
 
 int eng_queue_pop(struct eng_queue *eq)
@@ -507,6 +557,8 @@ static void eng_queue_run(struct eng_queue *eq)
 		eng_queue_run_stopping(eq);
 		return;
 	}
+	if (eq->iq && eq->iq->nr_resubmit && !eq->halted)
+		eng_resubmit(eq);
 	if (!eq->halted && !eq->ops->manual_pop) {
 		more = eng_pop_burst(eq);
 		/* What completed at once (null back-end, errors) goes out now. */
@@ -1121,6 +1173,7 @@ int eng_queue_start(struct vu_queue *q, const struct eng_queue_ops *ops,
 	eq->max_iov = cfg->max_iov;
 	eq->io_thread = cfg->io_thread;
 	eq->counters = cfg->counters;
+	eq->iq = q->inflight;
 	/* Polled queues (no kick eventfd) never sleep long anyway. */
 	eq->spin_ns = q->kick_fd < 0 ? 0 : (uint64_t)cfg->poll_us * 1000;
 	eq->polled = q->kick_fd < 0;

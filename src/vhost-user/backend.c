@@ -128,6 +128,13 @@ uint64_t vu_offered_protocol_features(const struct vu_dev *dev)
 	if (dev->ops->get_protocol_features && dev->ops->get_config)
 		f |= dev->ops->get_protocol_features(dev->opaque) &
 		     (1ull << VHOST_USER_PROTOCOL_F_CONFIG);
+	/*
+	 * INFLIGHT_SHMFD for a device that opts in: its requests may be
+	 * started again after a crash (the engine does the tracking).
+	 */
+	if (dev->ops->get_protocol_features)
+		f |= dev->ops->get_protocol_features(dev->opaque) &
+		     (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD);
 	return f;
 }
 
@@ -217,6 +224,11 @@ static void vu_vring_start(struct vu_dev *dev, struct vu_vring *vr)
 	cfg.desc = p.desc;
 	cfg.driver_area = p.driver_area;
 	cfg.device_area = p.device_area;
+	/* Crash-safe reconnect: where to resume, and what to start again. */
+	if (vu_inflight_ring_start(dev, vr, p.device_area, &cfg.base, why, sizeof(why))) {
+		log_error("%s: not started: %s", vr->name, why);
+		goto failed;
+	}
 	/*
 	 * vu_queue_notify() sets its io_uring up on first use: the engine's
 	 * device models signal through their I/O thread's own ring and never
@@ -561,8 +573,14 @@ static enum vu_result vu_check_args(struct vu_dev *dev, const struct vhost_user_
 
 static int vu_send_reply(struct vu_dev *dev, struct vhost_user_msg *msg)
 {
+	int fd = dev->reply_fd, r;
+
 	msg->hdr.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK;
-	return vhost_user_send(dev->conn_fd, msg, NULL, 0, VU_SEND_TIMEOUT_MS);
+	r = vhost_user_send(dev->conn_fd, msg, &fd, fd >= 0 ? 1 : 0, VU_SEND_TIMEOUT_MS);
+	if (fd >= 0)
+		close(fd); /* the front-end has its own now */
+	dev->reply_fd = -1;
+	return r;
 }
 
 /*
@@ -677,6 +695,7 @@ static void vu_session_reset(struct vu_dev *dev)
 
 	for (unsigned int i = 0; i < dev->num_queues; i++)
 		vu_vring_reset(&dev->vrings[i]);
+	vu_inflight_drop(dev);
 	vu_mem_drop(dev);
 	ufd_signal_reset(&dev->err_sig);
 	dev->owner = false;
@@ -1078,6 +1097,7 @@ struct vu_dev *vu_dev_new(const struct vu_dev_config *cfg)
 	if (!dev)
 		return NULL;
 	dev->listen_fd = dev->timer_fd = dev->broken_fd = dev->conn_fd = -1;
+	dev->reply_fd = -1;
 	dev->stop_fd = dev->stop_timer_fd = -1;
 	dev->stop_timeout_ms =
 		cfg->stop_timeout_ms ? cfg->stop_timeout_ms : VU_DEFAULT_STOP_TIMEOUT_MS;
@@ -1211,6 +1231,8 @@ void vu_dev_free(struct vu_dev *dev)
 	for (unsigned int i = 0; dev->vrings && i < dev->num_queues; i++)
 		ufd_signal_destroy(&dev->vrings[i].call_sig);
 	ufd_signal_destroy(&dev->err_sig);
+	if (dev->vrings)
+		vu_inflight_drop(dev);
 	free(dev->vrings);
 	free(dev->name);
 	free(dev->socket_path);

@@ -74,6 +74,7 @@
 #define VU_MAX_QUEUES 64
 
 struct vu_dev;
+struct vu_inflight_queue;
 
 /* One queue as handed to the device model. */
 struct vu_queue {
@@ -86,6 +87,12 @@ struct vu_queue {
 	bool enabled; /* SET_VRING_ENABLE */
 	bool started; /* handed to the device */
 	void *priv;   /* the device model's per-queue state */
+	/*
+	 * Crash-safe reconnect (inflight.h): non-NULL while the front-end's
+	 * in-flight region tracks this ring.  The engine records each pop
+	 * and publish in it, and first starts again the heads it lists.
+	 */
+	struct vu_inflight_queue *inflight;
 };
 
 /*

@@ -539,6 +539,17 @@ const struct vu_msg_info vu_msg_table[VHOST_USER_REQUEST_MAX] = {
 		.max_fds = 1, .flags = VU_MSG_STOP_ALL,
 		.needs_protocol_feature = VU_NEEDS(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS),
 	},
+	[VHOST_USER_GET_INFLIGHT_FD] = {
+		.handler = vu_get_inflight_fd, .min_size = VHOST_USER_INFLIGHT_MIN_SIZE,
+		.max_size = sizeof(struct vhost_user_inflight), .flags = VU_MSG_REPLY,
+		.needs_protocol_feature = VU_NEEDS(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD),
+	},
+	[VHOST_USER_SET_INFLIGHT_FD] = {
+		.handler = vu_set_inflight_fd, .min_size = VHOST_USER_INFLIGHT_MIN_SIZE,
+		.max_size = sizeof(struct vhost_user_inflight), .min_fds = 1, .max_fds = 1,
+		.fd_kind = VU_FD_MEMORY, .flags = VU_MSG_STOP_ALL,
+		.needs_protocol_feature = VU_NEEDS(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD),
+	},
 	[VHOST_USER_SET_STATUS] = {
 		.handler = set_status, .min_size = U64, .max_size = U64,
 		.needs_protocol_feature = VU_NEEDS(VHOST_USER_PROTOCOL_F_STATUS),

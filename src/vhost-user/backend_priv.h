@@ -14,6 +14,7 @@
 
 #include "backend.h"
 #include "common/ufd.h"
+#include "inflight.h"
 #include "protocol.h"
 
 /* One ring: the part the device sees, plus what the front-end told us. */
@@ -33,6 +34,7 @@ struct vu_vring {
 	bool stopping;	       /* stop_queue_begin called, stop_queue_end not yet */
 	atomic_bool stop_done; /* vu_queue_stopped() (any thread) */
 	bool abandon_refused;  /* overdue, and the device cannot give it up: logged */
+	struct vu_inflight_queue iq; /* q.inflight points here while tracked */
 };
 
 /* What a device waits for while some of its rings are stopping. */
@@ -106,6 +108,14 @@ struct vu_dev {
 	atomic_bool mem_fault;
 	struct ufd_signal err_sig; /* writes to the err fds, slot = ring (loop thread) */
 	struct vu_vring *vrings;   /* num_queues of them */
+
+	/* SET_INFLIGHT_FD's region (inflight.c); NULL: none. */
+	void *inflight_addr;
+	size_t inflight_len;
+	uint16_t inflight_num_queues;
+	uint16_t inflight_queue_size;
+	/* A descriptor to send with the next reply (GET_INFLIGHT_FD), then close. */
+	int reply_fd;
 };
 
 /* What a handler tells the dispatcher. */
@@ -206,6 +216,22 @@ int vu_vring_translate(const struct vu_dev *dev, const struct vu_vring *vr, stru
 /* Features the back-end offers in GET_FEATURES / GET_PROTOCOL_FEATURES. */
 uint64_t vu_offered_features(const struct vu_dev *dev);
 uint64_t vu_offered_protocol_features(const struct vu_dev *dev);
+
+/* --- inflight.c: VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD --- */
+
+enum vu_result vu_get_inflight_fd(struct vu_dev *dev, struct vhost_user_msg *msg, int *fds,
+				  unsigned int nfds);
+enum vu_result vu_set_inflight_fd(struct vu_dev *dev, struct vhost_user_msg *msg, int *fds,
+				  unsigned int nfds);
+/* Unmap the region and forget every ring's tracking (rings stopped). */
+void vu_inflight_drop(struct vu_dev *dev);
+/*
+ * Before @vr starts: with a region, recover it (the last batch, the heads
+ * to start again, *@base: where popping resumes) and point vr->q.inflight
+ * at its tracking.  0, or -errno with the reason in @why (hostile region).
+ */
+int vu_inflight_ring_start(struct vu_dev *dev, struct vu_vring *vr, void *device_area,
+			   uint16_t *base, char *why, size_t why_len);
 
 /* --- backend_mem.c: guest memory --- */
 

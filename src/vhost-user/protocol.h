@@ -169,8 +169,20 @@ struct vhost_user_config {
 
 #define VHOST_USER_CONFIG_HDR_SIZE offsetof(struct vhost_user_config, region)
 
+/* GET_INFLIGHT_FD / SET_INFLIGHT_FD: "Inflight description". */
+struct vhost_user_inflight {
+	uint64_t mmap_size;
+	uint64_t mmap_offset;
+	uint16_t num_queues;
+	uint16_t queue_size;
+};
+
+/* QEMU sends sizeof() (24 bytes, tail padding included); the fields end at 20. */
+#define VHOST_USER_INFLIGHT_MIN_SIZE 20
+
 union vhost_user_payload {
 	uint64_t u64;
+	struct vhost_user_inflight inflight;
 	struct vhost_user_vring_state state;
 	struct vhost_user_vring_addr addr;
 	struct vhost_user_mem_table mem;

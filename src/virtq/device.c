@@ -221,6 +221,28 @@ int virtq_pop_batch(struct virtq *vq, struct virtq_elem *const *elems, unsigned 
 	return (int)i;
 }
 
+int virtq_pop_head(struct virtq *vq, struct virtq_elem *elem, uint16_t head)
+{
+	int r;
+
+	if (vq->broken)
+		return -EIO;
+	if (!vq->mem)
+		return virtq_set_broken(vq, VIRTQ_ERR_NO_MAP, NULL);
+	if (vq->ops != &virtq_split_layout)
+		return -EOPNOTSUPP;
+	r = virtq_split_walk_head(vq, elem, head);
+	if (r < 0)
+		return r;
+	if (inflight_test(vq, head))
+		return virtq_set_broken(vq, VIRTQ_ERR_ID_IN_FLIGHT, "head to start again");
+	inflight_flip(vq, head);
+	elem->mem = mem_ref_take(vq);
+	vq->inflight++;
+	vq->nr_popped++;
+	return 1;
+}
+
 int virtq_pop(struct virtq *vq, struct virtq_elem *elem)
 {
 	return virtq_pop_batch(vq, &elem, 1);

@@ -283,6 +283,21 @@ static uint16_t split_get_base(const struct virtq *vq)
 	return vq->split.last_avail_idx;
 }
 
+int virtq_split_walk_head(struct virtq *vq, struct virtq_elem *elem, uint16_t head)
+{
+	int r;
+
+	if (head >= vq->num)
+		return virtq_set_broken(vq, VIRTQ_ERR_HEAD, "head to start again");
+	virtq_elem_reset(elem);
+	r = split_walk(vq, elem, head);
+	if (r < 0)
+		return r;
+	elem->id = head;
+	elem->ndescs = (uint16_t)r;
+	return 0;
+}
+
 const struct virtq_layout_ops virtq_split_layout = {
 	.init = split_init,
 	.pop = split_pop,

@@ -244,6 +244,15 @@ int virtq_pop(struct virtq *vq, struct virtq_elem *elem);
 int virtq_pop_batch(struct virtq *vq, struct virtq_elem *const *elems, unsigned int n);
 
 /*
+ * Split rings only: take the chain at descriptor @head as popped, without
+ * consuming an avail entry - a chain that was in flight when a previous
+ * back-end died (vhost-user/inflight.h), already counted in the base the
+ * ring was started with.  Same checks and results as virtq_pop();
+ * -EOPNOTSUPP on a packed ring.
+ */
+int virtq_pop_head(struct virtq *vq, struct virtq_elem *elem, uint16_t head);
+
+/*
  * Stage a completion: @len bytes were written to @elem's writable buffers
  * (clamped to elem->in_len).  Any order.  Drops @elem's map reference.
  * Completing an id that is not in flight breaks the queue (USED_ID).
@@ -310,6 +319,8 @@ struct iovec *iov_skip(struct iovec *iov, unsigned int *cnt, size_t n);
 
 extern const struct virtq_layout_ops virtq_split_layout;
 extern const struct virtq_layout_ops virtq_packed_layout;
+/* device_split.c: walk the chain at @head into @elem (virtq_pop_head). */
+int virtq_split_walk_head(struct virtq *vq, struct virtq_elem *elem, uint16_t head);
 
 /* A descriptor copied out of shared memory: read once, then checked, then used. */
 struct virtq_desc_copy {

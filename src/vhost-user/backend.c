@@ -240,6 +240,9 @@ static void vu_vring_start(struct vu_dev *dev, struct vu_vring *vr)
 			  vr->num, cfg.base, strerror(-r));
 		goto failed;
 	}
+	/* Resubmitted chains complete after the base: the used ring lags it. */
+	if (vr->q.inflight)
+		virtq_resume_used(&vr->q.vq, vr->q.inflight->used_idx);
 	r = dev->ops->start_queue(dev->opaque, &vr->q);
 	if (r < 0) {
 		log_error("%s: not started: device refused: %s", vr->name, strerror(-r));

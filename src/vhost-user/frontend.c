@@ -22,6 +22,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -53,6 +54,10 @@ struct vu_fe {
 	unsigned int nr_regions; /* regions[0]: rings + vu_fe_alloc() */
 	size_t used;		 /* bump pointer into regions[0] */
 	struct vu_fe_queue *queues;
+	struct vu_fe_config cfg; /* for vu_fe_reconnect() (socket_path: path) */
+	/* The back-end's in-flight region (GET_INFLIGHT_FD), kept across reconnects. */
+	int inflight_fd;
+	struct vhost_user_inflight inflight;
 };
 
 /* Protocol features we use when the back-end offers them. */
@@ -72,8 +77,18 @@ static bool fe_has_protocol(const struct vu_fe *fe, unsigned int bit)
  * reply, the REPLY_ACK u64 when that was negotiated.  0 or -errno; -EIO if
  * the back-end acked with failure, -EPROTO for a malformed reply.
  */
+static int fe_request_fd(struct vu_fe *fe, struct vhost_user_msg *msg, const int *fds,
+			 unsigned int nfds, size_t reply_size, int *reply_fd);
+
 static int fe_request(struct vu_fe *fe, struct vhost_user_msg *msg, const int *fds,
 		      unsigned int nfds, size_t reply_size)
+{
+	return fe_request_fd(fe, msg, fds, nfds, reply_size, NULL);
+}
+
+/* The same, taking the one descriptor a reply carries into *@reply_fd. */
+static int fe_request_fd(struct vu_fe *fe, struct vhost_user_msg *msg, const int *fds,
+			 unsigned int nfds, size_t reply_size, int *reply_fd)
 {
 	uint32_t request = msg->hdr.request;
 	bool ack = !reply_size && fe_has_protocol(fe, VHOST_USER_PROTOCOL_F_REPLY_ACK);
@@ -100,6 +115,15 @@ static int fe_request(struct vu_fe *fe, struct vhost_user_msg *msg, const int *f
 			r = rx.msg.payload.u64 ? -EIO : 0;
 		else
 			*msg = rx.msg;
+		if (!r && reply_fd) {
+			if (rx.nfds != 1) {
+				r = -EPROTO;
+			} else {
+				*reply_fd = rx.fds[0];
+				rx.fds[0] = -1;
+				rx.nfds = 0;
+			}
+		}
 	}
 	/* A reply carries no descriptors we asked for. */
 	vhost_user_rx_reset(&rx);
@@ -305,12 +329,14 @@ static int fe_negotiate(struct vu_fe *fe, const struct vu_fe_config *cfg, const 
 		if (r)
 			return r;
 		*step = "SET_PROTOCOL_FEATURES";
-		r = fe_set_u64(fe, VHOST_USER_SET_PROTOCOL_FEATURES,
-			       pf_offer & VU_FE_PROTOCOL_FEATURES, -1);
+		if (!cfg->inflight)
+			pf_offer &= ~(1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD);
+		pf_offer &= VU_FE_PROTOCOL_FEATURES | 1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD;
+		r = fe_set_u64(fe, VHOST_USER_SET_PROTOCOL_FEATURES, pf_offer, -1);
 		if (r)
 			return r;
 		/* From here on, REPLY_ACK (if negotiated) applies. */
-		fe->protocol_features = pf_offer & VU_FE_PROTOCOL_FEATURES;
+		fe->protocol_features = pf_offer;
 		if (fe_has_protocol(fe, VHOST_USER_PROTOCOL_F_MQ)) {
 			*step = "GET_QUEUE_NUM";
 			r = fe_get_u64(fe, VHOST_USER_GET_QUEUE_NUM, &max_queues);
@@ -345,46 +371,21 @@ static int fe_negotiate(struct vu_fe *fe, const struct vu_fe_config *cfg, const 
 	return fe_set_u64(fe, VHOST_USER_SET_FEATURES, fe->features, -1);
 }
 
-static int fe_setup_queue(struct vu_fe *fe, unsigned int i, const struct vu_fe_config *cfg,
-			  const char **step)
+/* Tell the back-end about ring @i (NUM, BASE = @base, ADDR, CALL, KICK, ENABLE). */
+static int fe_send_queue(struct vu_fe *fe, unsigned int i, uint32_t base, const char **step)
 {
 	struct vu_fe_queue *q = &fe->queues[i];
-	bool packed = fe->features & (1ull << VIRTIO_F_RING_PACKED);
 	struct virtq_drv_addrs addrs;
 	struct vhost_user_msg msg;
-	size_t size;
-	void *mem;
 	int r;
 
-	*step = "ring memory";
-	size = virtq_drv_mem_size(cfg->queue_size, packed, cfg->indirect_max);
-	if (!size)
-		return -EINVAL;
-	mem = vu_fe_alloc(fe, size, VU_FE_RING_ALIGN);
-	if (!mem)
-		return -ENOMEM;
-	q->drv = virtq_drv_new(cfg->queue_size, fe->features, mem, vu_fe_addr(fe, mem),
-			       cfg->indirect_max);
-	if (!q->drv)
-		return -errno;
 	virtq_drv_get_addrs(q->drv, &addrs);
-	q->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	q->call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (q->kick_fd < 0 || q->call_fd < 0)
-		return -errno;
-
 	*step = "SET_VRING_NUM";
-	r = fe_set_state(fe, VHOST_USER_SET_VRING_NUM, i, cfg->queue_size);
+	r = fe_set_state(fe, VHOST_USER_SET_VRING_NUM, i, virtq_drv_size(q->drv));
 	if (r)
 		return r;
-	/*
-	 * A fresh packed ring starts with both wrap counters at 1 (2.8.1);
-	 * like QEMU, send the avail position in bits 0-15 and the used one in
-	 * bits 16-31.
-	 */
 	*step = "SET_VRING_BASE";
-	r = fe_set_state(fe, VHOST_USER_SET_VRING_BASE, i,
-			 packed ? 0x10001u << VIRTQ_PACKED_WRAP_BIT : 0);
+	r = fe_set_state(fe, VHOST_USER_SET_VRING_BASE, i, base);
 	if (r)
 		return r;
 	*step = "SET_VRING_ADDR";
@@ -413,6 +414,66 @@ static int fe_setup_queue(struct vu_fe *fe, unsigned int i, const struct vu_fe_c
 	return fe_set_state(fe, VHOST_USER_SET_VRING_ENABLE, i, 1);
 }
 
+/*
+ * The in-flight region, as QEMU handles it: asked for once (GET_INFLIGHT_FD)
+ * and kept; given to the back-end on every connection (SET_INFLIGHT_FD).
+ */
+static int fe_inflight(struct vu_fe *fe, const char **step)
+{
+	struct vhost_user_msg msg;
+	int r;
+
+	if (!fe_has_protocol(fe, VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD))
+		return 0;
+	if (fe->inflight_fd < 0) {
+		*step = "GET_INFLIGHT_FD";
+		vhost_user_msg_init(&msg, VHOST_USER_GET_INFLIGHT_FD, 0, sizeof(msg.payload.inflight));
+		msg.payload.inflight = (struct vhost_user_inflight){
+			.num_queues = (uint16_t)fe->num_queues,
+			.queue_size = fe->cfg.queue_size,
+		};
+		r = fe_request_fd(fe, &msg, NULL, 0, sizeof(msg.payload.inflight), &fe->inflight_fd);
+		if (r)
+			return r;
+		fe->inflight = msg.payload.inflight;
+	}
+	*step = "SET_INFLIGHT_FD";
+	vhost_user_msg_init(&msg, VHOST_USER_SET_INFLIGHT_FD, 0, sizeof(msg.payload.inflight));
+	msg.payload.inflight = fe->inflight;
+	return fe_request(fe, &msg, &fe->inflight_fd, 1, 0);
+}
+
+static int fe_setup_queue(struct vu_fe *fe, unsigned int i, const struct vu_fe_config *cfg,
+			  const char **step)
+{
+	struct vu_fe_queue *q = &fe->queues[i];
+	bool packed = fe->features & (1ull << VIRTIO_F_RING_PACKED);
+	size_t size;
+	void *mem;
+
+	*step = "ring memory";
+	size = virtq_drv_mem_size(cfg->queue_size, packed, cfg->indirect_max);
+	if (!size)
+		return -EINVAL;
+	mem = vu_fe_alloc(fe, size, VU_FE_RING_ALIGN);
+	if (!mem)
+		return -ENOMEM;
+	q->drv = virtq_drv_new(cfg->queue_size, fe->features, mem, vu_fe_addr(fe, mem),
+			       cfg->indirect_max);
+	if (!q->drv)
+		return -errno;
+	q->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	q->call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (q->kick_fd < 0 || q->call_fd < 0)
+		return -errno;
+	/*
+	 * A fresh packed ring starts with both wrap counters at 1 (2.8.1);
+	 * like QEMU, send the avail position in bits 0-15 and the used one in
+	 * bits 16-31.
+	 */
+	return fe_send_queue(fe, i, packed ? 0x10001u << VIRTQ_PACKED_WRAP_BIT : 0, step);
+}
+
 static void fe_free(struct vu_fe *fe)
 {
 	if (fe->sock >= 0)
@@ -427,6 +488,8 @@ static void fe_free(struct vu_fe *fe)
 			close(q->call_fd);
 	}
 	free(fe->queues);
+	if (fe->inflight_fd >= 0)
+		close(fe->inflight_fd);
 	for (unsigned int i = 0; i < fe->nr_regions; i++)
 		fe_region_free(&fe->regions[i]);
 	free(fe->path);
@@ -463,6 +526,8 @@ struct vu_fe *vu_fe_connect(const struct vu_fe_config *cfg)
 	if (!fe)
 		return NULL;
 	fe->sock = -1;
+	fe->inflight_fd = -1;
+	fe->cfg = *cfg;
 	fe->path = strdup(cfg->socket_path);
 	if (!fe->path) {
 		free(fe);
@@ -478,6 +543,10 @@ struct vu_fe *vu_fe_connect(const struct vu_fe_config *cfg)
 	if (r)
 		goto fail;
 	r = fe_negotiate(fe, cfg, &step);
+	if (r)
+		goto fail;
+	/* QEMU's order: after SET_FEATURES, before the memory table. */
+	r = fe_inflight(fe, &step);
 	if (r)
 		goto fail;
 
@@ -516,6 +585,79 @@ fail:
 	fe_free(fe);
 	errno = -r;
 	return NULL;
+}
+
+int vu_fe_reconnect(struct vu_fe *fe, int timeout_ms)
+{
+	const char *step = "connect";
+	struct timespec ts = {0, 50 * 1000 * 1000};
+	int r, waited = 0;
+
+	if (fe->sock >= 0)
+		close(fe->sock);
+	fe->sock = -1;
+	fe->features = fe->protocol_features = 0;
+	/* The back-end is restarting: its socket may not be there yet. */
+	for (;;) {
+		r = fe_connect_socket(fe, fe->path);
+		if (!r)
+			break;
+		if (fe->sock >= 0)
+			close(fe->sock);
+		fe->sock = -1;
+		if (waited >= timeout_ms)
+			goto fail;
+		nanosleep(&ts, NULL);
+		waited += 50;
+	}
+	fe->cfg.socket_path = fe->path;
+	r = fe_negotiate(fe, &fe->cfg, &step);
+	if (r)
+		goto fail;
+	r = fe_inflight(fe, &step);
+	if (r)
+		goto fail;
+	step = "SET_MEM_TABLE";
+	r = fe_send_mem_table(fe);
+	if (r)
+		goto fail;
+	for (unsigned int i = 0; i < fe->num_queues; i++) {
+		struct virtq_drv_addrs addrs;
+		const volatile uint16_t *used_idx;
+
+		if (virtq_drv_is_packed(fe->queues[i].drv)) {
+			r = -EOPNOTSUPP;
+			step = "packed ring";
+			goto fail;
+		}
+		/*
+		 * QEMU's guess when it lost the back-end: the ring resumes at
+		 * used->idx (the back-end corrects it from the in-flight region).
+		 */
+		virtq_drv_get_addrs(fe->queues[i].drv, &addrs);
+		used_idx = (const volatile uint16_t *)((uintptr_t)addrs.device_area + 2);
+		r = fe_send_queue(fe, i, *used_idx, &step);
+		if (r)
+			goto fail;
+	}
+	if (fe_has_protocol(fe, VHOST_USER_PROTOCOL_F_STATUS)) {
+		step = "SET_STATUS";
+		r = fe_set_u64(fe, VHOST_USER_SET_STATUS,
+			       VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+				       VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK,
+			       -1);
+		if (r)
+			goto fail;
+	}
+	return 0;
+fail:
+	log_error("vu-fe: %s: reconnect: %s: %s", fe->path, step, strerror(-r));
+	return r;
+}
+
+bool vu_fe_has_inflight(const struct vu_fe *fe)
+{
+	return fe->inflight_fd >= 0;
 }
 
 int vu_fe_stop_queue(struct vu_fe *fe, unsigned int index, uint16_t *base)

@@ -27,6 +27,11 @@ struct vu_fe_config {
 	uint16_t queue_size;
 	uint64_t features;	   /* bits the driver accepts; ANDed with the offer */
 	unsigned int indirect_max; /* indirect table size per slot (0: none) */
+	/*
+	 * Ask for the back-end's in-flight region (INFLIGHT_SHMFD) when it
+	 * offers one, and keep it for vu_fe_reconnect(), as QEMU does.
+	 */
+	bool inflight;
 };
 
 /*
@@ -35,6 +40,19 @@ struct vu_fe_config {
  * DRIVER_OK.  NULL with errno set (and one log line) on failure.
  */
 struct vu_fe *vu_fe_connect(const struct vu_fe_config *cfg);
+
+/*
+ * What a VMM does when its back-end died (QEMU's reconnect=): drop the
+ * connection, connect again to the same socket (retrying for up to
+ * @timeout_ms while the back-end restarts), negotiate again, share the same
+ * memory and the kept in-flight region (SET_INFLIGHT_FD), and set every
+ * ring up again where the used ring says it is.  The driver side of the
+ * rings is untouched: buffers in flight stay in flight.  Split rings only.
+ * 0 or -errno (logged).
+ */
+int vu_fe_reconnect(struct vu_fe *fe, int timeout_ms);
+/* Does the front-end hold an in-flight region? */
+bool vu_fe_has_inflight(const struct vu_fe *fe);
 
 /* GET_VRING_BASE on every queue, close the socket, free the memory. */
 void vu_fe_disconnect(struct vu_fe *fe);

@@ -283,6 +283,17 @@ static uint16_t split_get_base(const struct virtq *vq)
 	return vq->split.last_avail_idx;
 }
 
+void virtq_resume_used(struct virtq *vq, uint16_t used_idx)
+{
+	struct virtq_split_state *s = &vq->split;
+
+	if (vq->ops != &virtq_split_layout)
+		return;
+	s->used_idx = s->published_used_idx = used_idx;
+	s->signalled_used = used_idx;
+	s->signalled_used_valid = false;
+}
+
 int virtq_split_walk_head(struct virtq *vq, struct virtq_elem *elem, uint16_t head)
 {
 	int r;

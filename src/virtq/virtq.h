@@ -251,6 +251,11 @@ int virtq_pop_batch(struct virtq *vq, struct virtq_elem *const *elems, unsigned 
  * -EOPNOTSUPP on a packed ring.
  */
 int virtq_pop_head(struct virtq *vq, struct virtq_elem *elem, uint16_t head);
+/*
+ * Split rings, right after virtq_init(): the used ring is at @used_idx, not
+ * at the base (chains are still in flight across a back-end restart).
+ */
+void virtq_resume_used(struct virtq *vq, uint16_t used_idx);
 
 /*
  * Stage a completion: @len bytes were written to @elem's writable buffers

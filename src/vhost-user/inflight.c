@@ -40,6 +40,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +54,43 @@
 #include "common/log.h"
 #include "inflight.h"
 
+/*
+ * Test hook: VHOSTD_TEST_CRASH=POINT:N makes the process SIGKILL itself
+ * the N-th time any ring reaches POINT - "started" (step 2 done, the I/O
+ * not started), "filled" (step 3 done, not published), "published" (step
+ * 4 done, the batch not cleared) or "cleared" (step 5 done, not 6) - so a
+ * test can crash exactly there.  Read once, at the first ring start.
+ */
+enum crash_point { CRASH_NONE, CRASH_STARTED, CRASH_FILLED, CRASH_PUBLISHED, CRASH_CLEARED };
+static enum crash_point crash_at;
+static _Atomic long crash_countdown;
+
+static void crash_hook_init(void)
+{
+	static const char *const names[] = {"", "started", "filled", "published", "cleared"};
+	static bool done;
+	const char *env = getenv("VHOSTD_TEST_CRASH"), *colon;
+
+	if (done || !env)
+		return;
+	done = true;
+	colon = strchr(env, ':');
+	for (unsigned int i = 1; colon && i < sizeof(names) / sizeof(names[0]); i++) {
+		if ((size_t)(colon - env) == strlen(names[i]) && !strncmp(env, names[i], strlen(names[i]))) {
+			atomic_store(&crash_countdown, atol(colon + 1));
+			crash_at = (enum crash_point)i;
+			log_warn("test hook: SIGKILL at in-flight step \"%s\", time %ld", names[i],
+				 atol(colon + 1));
+		}
+	}
+}
+
+static inline void crash_hook(enum crash_point p)
+{
+	if (unlikely(crash_at == p) && atomic_fetch_sub(&crash_countdown, 1) == 1)
+		raise(SIGKILL);
+}
+
 /* --- while the ring runs (its I/O thread) --- */
 
 void vu_inflight_begin(struct vu_inflight_queue *iq, uint16_t head)
@@ -62,6 +101,7 @@ void vu_inflight_begin(struct vu_inflight_queue *iq, uint16_t head)
 	/* Step 2: the counter before the mark, the mark before the I/O. */
 	__atomic_store_n(&d->inflight, 1, __ATOMIC_RELEASE);
 	atomic_thread_fence(memory_order_release);
+	crash_hook(CRASH_STARTED);
 }
 
 void vu_inflight_filled(struct vu_inflight_queue *iq, uint16_t head)
@@ -73,6 +113,7 @@ void vu_inflight_filled(struct vu_inflight_queue *iq, uint16_t head)
 	r->last_batch_head = head;
 	if (iq->nr_batch < iq->num)
 		iq->batch[iq->nr_batch++] = head;
+	crash_hook(CRASH_FILLED);
 }
 
 void vu_inflight_published(struct vu_inflight_queue *iq, uint16_t used_idx)
@@ -82,11 +123,13 @@ void vu_inflight_published(struct vu_inflight_queue *iq, uint16_t used_idx)
 	/* Nothing published (a broken ring): the batch stays in flight. */
 	if (used_idx == iq->used_idx)
 		return;
+	crash_hook(CRASH_PUBLISHED);
 	/* Step 5 after step 4. */
 	atomic_thread_fence(memory_order_release);
 	for (unsigned int i = 0; i < iq->nr_batch; i++)
 		__atomic_store_n(&r->desc[iq->batch[i]].inflight, 0, __ATOMIC_RELAXED);
 	iq->nr_batch = 0;
+	crash_hook(CRASH_CLEARED);
 	/* Step 6 after step 5. */
 	__atomic_store_n(&r->used_idx, used_idx, __ATOMIC_RELEASE);
 	iq->used_idx = used_idx;
@@ -223,6 +266,7 @@ int vu_inflight_ring_start(struct vu_dev *dev, struct vu_vring *vr, void *device
 
 	vr->q.inflight = NULL;
 	iq->nr_resubmit = iq->nr_batch = 0;
+	crash_hook_init();
 	if (!dev->inflight_addr || !vu_has_protocol_feature(dev, VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD))
 		return 0;
 	if (idx >= dev->inflight_num_queues)
@@ -304,6 +348,8 @@ int vu_inflight_ring_start(struct vu_dev *dev, struct vu_vring *vr, void *device
 			}
 			h = copy[h].next;
 		}
+		log_info("%s: the last %u completion(s) were published before the crash: "
+			 "not started again", vr->name, diff);
 	}
 	atomic_thread_fence(memory_order_release);
 	__atomic_store_n(&r->used_idx, used, __ATOMIC_RELEASE);

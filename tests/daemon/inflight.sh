@@ -11,7 +11,13 @@
 #      no GET_ID again, then the ring serves new requests;
 #   2. verify: 64 slots rewriting their blocks in generations on a file,
 #      killed three times at random points; every read-back matches and
-#      the last generation of every block is on disk after the drain.
+#      the last generation of every block is on disk after the drain;
+#   3. crash points (test hook VHOSTD_TEST_CRASH): the same workload with
+#      vhostd killing itself right after a pop is recorded (before its
+#      I/O starts), after a used entry is written (before it is
+#      published), after used->idx is published (before the batch is
+#      cleared from the region) and after the clear (before the region's
+#      used_idx): each time every block checks and nothing completes twice.
 # shellcheck disable=SC2317 # functions run by trap
 set -u
 
@@ -103,4 +109,42 @@ BPID=
 check "verify: $kills SIGKILLs under verified I/O, every block checks" \
 	test "$rc" = 0 -a "$kills" = 3
 [ "$rc" = 0 ] || { cat "$T/verify.err"; tail -20 "$T/verify.log"; }
+kill "$DPID" 2>/dev/null
+wait "$DPID" 2>/dev/null
+DPID=
+
+# --- 3. chosen crash points -------------------------------------------------
+for point in started filled published cleared; do
+	rm -f "$T/ready" "$T/restarted"
+	BLK=(--blk "id=a,path=$T/disk.img,socket=$T/a.sock")
+	VHOSTD_TEST_CRASH="$point:$((RANDOM % 300 + 300))" start_daemon "$point.log" "${BLK[@]}" ||
+		{ not_ok "$point: vhostd did not start"; continue; }
+	"$CLIENT" "$T/a.sock" verify 2 "$T" 2>"$T/$point.err" &
+	BPID=$!
+	crashed=no
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$DPID" 2>/dev/null || { crashed=yes; break; }
+		sleep 0.05
+	done
+	if [ $crashed = yes ]; then
+		wait "$DPID" 2>/dev/null
+		DPID=
+		rm -f "$T/a.sock"
+		start_daemon "$point.log" "${BLK[@]}" && touch "$T/restarted"
+	fi
+	wait "$BPID"
+	rc=$?
+	BPID=
+	check "crash at \"$point\": vhostd killed itself there, every block checks after the restart" \
+		test "$rc" = 0 -a $crashed = yes
+	[ "$rc" = 0 ] || { cat "$T/$point.err"; tail -20 "$T/$point.log"; }
+	kill "$DPID" 2>/dev/null
+	wait "$DPID" 2>/dev/null
+	DPID=
+done
+grep -q "published before the crash: not started again" "$T/published.log" ||
+	not_ok "published: the restarted vhostd did not take the last batch as done"
+if grep -E "AddressSanitizer|runtime error|LeakSanitizer" "$T"/*.log; then
+	not_ok "a sanitizer complained (above)"
+fi
 exit $failed

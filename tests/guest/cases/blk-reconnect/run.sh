@@ -33,6 +33,7 @@ DOWN_SECONDS=${DOWN_SECONDS:-1}
 GUEST_TIMEOUT=${GUEST_TIMEOUT:-150}
 QEMU_PID=
 RESTARTS=0
+CRASH=${CRASH:-0}	# blk-crash: SIGKILL instead of SIGTERM
 SUFFIX=
 if ((PACKED)); then SUFFIX=-packed; fi
 
@@ -126,8 +127,17 @@ keep_backend_log() {
 }
 
 restart_backend() {
-	glog "stopping the back-end (pid $BACKEND_PID) under guest I/O"
-	stop_backend || gdie "back-end $RESTARTS did not exit cleanly on SIGTERM"
+	if ((CRASH)); then
+		# blk-crash: no drain; what was in flight is in the region QEMU keeps.
+		glog "killing the back-end (pid $BACKEND_PID) with SIGKILL under guest I/O"
+		kill -KILL "$BACKEND_PID"
+		wait "$BACKEND_PID" 2>/dev/null || true
+		BACKEND_PID=
+		rm -f "$SOCK"
+	else
+		glog "stopping the back-end (pid $BACKEND_PID) under guest I/O"
+		stop_backend || gdie "back-end $RESTARTS did not exit cleanly on SIGTERM"
+	fi
 	keep_backend_log
 	sleep "$DOWN_SECONDS"
 	RESTARTS=$((RESTARTS + 1))
@@ -155,6 +165,12 @@ check_resumed() {
 	for ((i = 1; i <= RESTARTS; i++)); do
 		log=$WORK/backend.$i.log
 		grep -q 'front-end connected' "$log" || gdie "back-end $i: QEMU did not reconnect"
+		if ((CRASH)); then
+			grep -q 'in-flight region set' "$log" ||
+				gdie "back-end $i: QEMU gave back no in-flight region (SET_INFLIGHT_FD)"
+			glog "back-end $i: $(grep -h -o '[0-9]* request(s) were in flight: started again' "$log" |
+				head -3 | tr '\n' ' ')"
+		fi
 		bases=$(sed -n 's/.*:\(q[0-9]*\): started (size [0-9]*, base \(0x[0-9a-f]*\|0\)).*/\1=\2/p' "$log" |
 			tr '\n' ' ')
 		glog "back-end $i resumed rings at: ${bases:-nothing}"

@@ -660,6 +660,13 @@ bool vu_fe_has_inflight(const struct vu_fe *fe)
 	return fe->inflight_fd >= 0;
 }
 
+int vu_fe_inflight_fd(const struct vu_fe *fe, uint64_t *size)
+{
+	if (size)
+		*size = fe->inflight.mmap_size;
+	return fe->inflight_fd;
+}
+
 int vu_fe_stop_queue(struct vu_fe *fe, unsigned int index, uint16_t *base)
 {
 	struct vhost_user_msg msg;

@@ -53,6 +53,8 @@ struct vu_fe *vu_fe_connect(const struct vu_fe_config *cfg);
 int vu_fe_reconnect(struct vu_fe *fe, int timeout_ms);
 /* Does the front-end hold an in-flight region? */
 bool vu_fe_has_inflight(const struct vu_fe *fe);
+/* For hostile-peer tests: the region's fd (-1: none) and its size. */
+int vu_fe_inflight_fd(const struct vu_fe *fe, uint64_t *size);
 
 /* GET_VRING_BASE on every queue, close the socket, free the memory. */
 void vu_fe_disconnect(struct vu_fe *fe);

@@ -17,7 +17,10 @@
 #      I/O starts), after a used entry is written (before it is
 #      published), after used->idx is published (before the batch is
 #      cleared from the region) and after the clear (before the region's
-#      used_idx): each time every block checks and nothing completes twice.
+#      used_idx): each time every block checks and nothing completes twice;
+#   4. a front-end that corrupts the region (unknown version, an entry
+#      marked 2) before reconnecting: the ring is not started, with one log
+#      line, and the daemon serves the next front-end.
 # shellcheck disable=SC2317 # functions run by trap
 set -u
 
@@ -162,6 +165,29 @@ for point in started filled published cleared; do
 	wait "$DPID" 2>/dev/null
 	DPID=
 done
+# --- 4. a front-end that corrupts the region ------------------------------
+rm -f "$T/a.sock"
+if start_daemon hostile.log --blk "id=a,path=$T/disk.img,socket=$T/a.sock"; then
+	for what in version entry; do
+		"$CLIENT" "$T/a.sock" hostile $what "$T" 2>"$T/hostile.err"
+		rc=$?
+		check "hostile region ($what): the ring does not start, the daemon lives" \
+			test "$rc" = 0 -a -n "$(kill -0 "$DPID" 2>/dev/null && echo up)"
+		[ "$rc" = 0 ] || cat "$T/hostile.err"
+	done
+	grep -q "not started: in-flight region: version 7" "$T/hostile.log" ||
+		not_ok "hostile: no log line for the bad version: $(tail -3 "$T/hostile.log")"
+	grep -q "not started: in-flight region: entry 3 is 2" "$T/hostile.log" ||
+		not_ok "hostile: no log line for the bad entry: $(tail -3 "$T/hostile.log")"
+	"$CLIENT" "$T/a.sock" verify 0.5 "$T" 2>"$T/after.err"
+	check "after the hostile front-ends, a new one is served" test $? = 0
+	kill "$DPID"
+	wait "$DPID"
+	check "vhostd exits 0 after them" test $? = 0
+	DPID=
+else
+	not_ok "hostile: vhostd did not start"
+fi
 grep -q "published before the crash: not started again" "$T/published.log" ||
 	not_ok "published: the restarted vhostd did not take the last batch as done"
 if grep -E "AddressSanitizer|runtime error|LeakSanitizer" "$T"/*.log; then

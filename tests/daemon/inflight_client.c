@@ -14,6 +14,10 @@
  *   driver ring), with status OK.  Then N more, to see the ring serve new
  *   chains.
  *
+ * inflight_client SOCKET hostile version|entry DIR
+ *   Corrupt the region (an unknown version, an entry marked 2), reconnect:
+ *   the ring must not run.
+ *
  * inflight_client SOCKET verify SECONDS DIR
  *   SLOTS slots, each owning one 4 KiB block, cycle: write generation g,
  *   read it back, check it.  Whenever DIR/restarted appears the client
@@ -26,7 +30,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <unistd.h>
+
+#include "vhost-user/inflight.h"
 
 #include "devices/virtio_blk.h"
 #include "vhost-user/frontend.h"
@@ -319,6 +326,37 @@ static int verify(struct vu_fe *fe, struct virtq_drv *drv, struct slot *slots, d
 	return 0;
 }
 
+/*
+ * A front-end that scribbles on the region before it hands it back: the
+ * ring must not start (one log line), nothing completes, the daemon lives.
+ * @what: "version" (an unknown version) or "entry" (an entry marked 2).
+ */
+static int hostile(struct vu_fe *fe, struct virtq_drv *drv, struct slot *slots, const char *what)
+{
+	struct vu_inflight_split *r;
+	uint64_t size;
+	int fd = vu_fe_inflight_fd(fe, &size);
+
+	r = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (r == MAP_FAILED)
+		die("cannot map the region");
+	if (!strcmp(what, "version"))
+		r->version = 7;
+	else
+		r->desc[3].inflight = 2;
+	munmap(r, size);
+	if (vu_fe_reconnect(fe, 5000))
+		die("reconnect failed");
+	post_one(fe, drv, slots, 0);
+	vu_fe_kick(fe, 0);
+	usleep(500000);
+	if (virtq_drv_get_buf(drv, NULL))
+		die("the ring ran on a hostile region");
+	fprintf(stderr, "inflight_client: hostile %s: the ring did not start\n", what);
+	vu_fe_disconnect(fe);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct vu_fe_config cfg = {
@@ -357,6 +395,8 @@ int main(int argc, char **argv)
 			die("burst: 1..64 requests");
 		return burst(fe, drv, slots, n);
 	}
+	if (!strcmp(argv[2], "hostile"))
+		return hostile(fe, drv, slots, argv[3]);
 	if (!strcmp(argv[2], "verify"))
 		return verify(fe, drv, slots, atof(argv[3]));
 	die("unknown mode");

@@ -31,9 +31,9 @@ struct vu_vring {
 	char name[48];			   /* "dev:q3" for log lines and the virtq */
 	/* Writes to call_fd (queue thread); its io_uring exists while started. */
 	struct ufd_signal call_sig;
-	bool stopping;	       /* stop_queue_begin called, stop_queue_end not yet */
-	atomic_bool stop_done; /* vu_queue_stopped() (any thread) */
-	bool abandon_refused;  /* overdue, and the device cannot give it up: logged */
+	bool stopping;		     /* stop_queue_begin called, stop_queue_end not yet */
+	atomic_bool stop_done;	     /* vu_queue_stopped() (any thread) */
+	bool abandon_refused;	     /* overdue, and the device cannot give it up: logged */
 	struct vu_inflight_queue iq; /* q.inflight points here while tracked */
 };
 

@@ -427,12 +427,14 @@ static int fe_inflight(struct vu_fe *fe, const char **step)
 		return 0;
 	if (fe->inflight_fd < 0) {
 		*step = "GET_INFLIGHT_FD";
-		vhost_user_msg_init(&msg, VHOST_USER_GET_INFLIGHT_FD, 0, sizeof(msg.payload.inflight));
+		vhost_user_msg_init(&msg, VHOST_USER_GET_INFLIGHT_FD, 0,
+				    sizeof(msg.payload.inflight));
 		msg.payload.inflight = (struct vhost_user_inflight){
 			.num_queues = (uint16_t)fe->num_queues,
 			.queue_size = fe->cfg.queue_size,
 		};
-		r = fe_request_fd(fe, &msg, NULL, 0, sizeof(msg.payload.inflight), &fe->inflight_fd);
+		r = fe_request_fd(fe, &msg, NULL, 0, sizeof(msg.payload.inflight),
+				  &fe->inflight_fd);
 		if (r)
 			return r;
 		fe->inflight = msg.payload.inflight;

@@ -76,7 +76,8 @@ static void crash_hook_init(void)
 	done = true;
 	colon = strchr(env, ':');
 	for (unsigned int i = 1; colon && i < sizeof(names) / sizeof(names[0]); i++) {
-		if ((size_t)(colon - env) == strlen(names[i]) && !strncmp(env, names[i], strlen(names[i]))) {
+		if ((size_t)(colon - env) == strlen(names[i]) &&
+		    !strncmp(env, names[i], strlen(names[i]))) {
 			atomic_store(&crash_countdown, atol(colon + 1));
 			crash_at = (enum crash_point)i;
 			log_warn("test hook: SIGKILL at in-flight step \"%s\", time %ld", names[i],
@@ -176,8 +177,7 @@ enum vu_result vu_get_inflight_fd(struct vu_dev *dev, struct vhost_user_msg *msg
 	memcpy(&in, &msg->payload, msg->hdr.size < sizeof(in) ? msg->hdr.size : sizeof(in));
 	size = inflight_size(dev, in.num_queues, in.queue_size);
 	if (!size)
-		return vu_reject(dev, msg, "%u queues of %u entries", in.num_queues,
-				 in.queue_size);
+		return vu_reject(dev, msg, "%u queues of %u entries", in.num_queues, in.queue_size);
 	fd = memfd_create("vhostd-inflight", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0 || ftruncate(fd, (off_t)size) < 0 ||
 	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
@@ -225,8 +225,9 @@ enum vu_result vu_set_inflight_fd(struct vu_dev *dev, struct vhost_user_msg *msg
 	if (seals < 0 || !(seals & F_SEAL_SHRINK) || fstat(fds[0], &st) < 0 ||
 	    (uint64_t)st.st_size < in.mmap_offset ||
 	    (uint64_t)st.st_size - in.mmap_offset < in.mmap_size)
-		return vu_reject(dev, msg, "the region's file is not sealed against shrinking "
-					   "or too small");
+		return vu_reject(dev, msg,
+				 "the region's file is not sealed against shrinking "
+				 "or too small");
 	addr = mmap(NULL, in.mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0],
 		    (off_t)in.mmap_offset);
 	if (addr == MAP_FAILED) {
@@ -267,7 +268,8 @@ int vu_inflight_ring_start(struct vu_dev *dev, struct vu_vring *vr, void *device
 	vr->q.inflight = NULL;
 	iq->nr_resubmit = iq->nr_batch = 0;
 	crash_hook_init();
-	if (!dev->inflight_addr || !vu_has_protocol_feature(dev, VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD))
+	if (!dev->inflight_addr ||
+	    !vu_has_protocol_feature(dev, VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD))
 		return 0;
 	if (idx >= dev->inflight_num_queues)
 		return 0; /* the front-end tracks fewer rings than it runs */
@@ -280,7 +282,8 @@ int vu_inflight_ring_start(struct vu_dev *dev, struct vu_vring *vr, void *device
 			 dev->inflight_queue_size);
 		return -EINVAL;
 	}
-	r = (void *)((char *)dev->inflight_addr + VU_INFLIGHT_STRIDE(dev->inflight_queue_size) * idx);
+	r = (void *)((char *)dev->inflight_addr +
+		     VU_INFLIGHT_STRIDE(dev->inflight_queue_size) * idx);
 	/* used->idx: guest memory, read once. */
 	used = __atomic_load_n(&((struct vring_used *)device_area)->idx, __ATOMIC_ACQUIRE);
 
@@ -349,7 +352,8 @@ int vu_inflight_ring_start(struct vu_dev *dev, struct vu_vring *vr, void *device
 			h = copy[h].next;
 		}
 		log_info("%s: the last %u completion(s) were published before the crash: "
-			 "not started again", vr->name, diff);
+			 "not started again",
+			 vr->name, diff);
 	}
 	atomic_thread_fence(memory_order_release);
 	__atomic_store_n(&r->used_idx, used, __ATOMIC_RELEASE);

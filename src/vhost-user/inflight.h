@@ -54,11 +54,11 @@ _Static_assert(sizeof(struct vu_inflight_split) == 16, "spec layout");
 struct vu_inflight_queue {
 	struct vu_inflight_split *r; /* this ring's part of the shared region */
 	uint16_t num;
-	uint64_t counter;	/* the next pop's counter */
-	uint16_t used_idx;	/* what r->used_idx says (our own copy) */
-	uint16_t *batch;	/* heads filled since the last publish */
+	uint64_t counter;  /* the next pop's counter */
+	uint16_t used_idx; /* what r->used_idx says (our own copy) */
+	uint16_t *batch;   /* heads filled since the last publish */
 	unsigned int nr_batch;
-	uint16_t *resubmit;	/* heads to start again, in counter order */
+	uint16_t *resubmit; /* heads to start again, in counter order */
 	unsigned int nr_resubmit;
 };
 

@@ -116,7 +116,7 @@ static void post_one(struct vu_fe *fe, struct virtq_drv *drv, struct slot *slots
 	struct slot *s = &slots[i];
 	struct virtq_sg sg[3];
 
-	s->hdr->type = s->get_id ? VIRTIO_BLK_T_GET_ID
+	s->hdr->type = s->get_id    ? VIRTIO_BLK_T_GET_ID
 		       : s->writing ? VIRTIO_BLK_T_OUT
 				    : VIRTIO_BLK_T_IN;
 	s->hdr->sector = i * (BLOCK / 512);

@@ -56,18 +56,27 @@
 
 /*
  * Test hook: VHOSTD_TEST_CRASH=POINT:N makes the process SIGKILL itself
- * the N-th time any ring reaches POINT - "started" (step 2 done, the I/O
+ * the N-th time any ring reaches POINT - "popped" (step 1 done, not 2),
+ * "started" (step 2 done, the I/O
  * not started), "filled" (step 3 done, not published), "published" (step
  * 4 done, the batch not cleared) or "cleared" (step 5 done, not 6) - so a
  * test can crash exactly there.  Read once, at the first ring start.
  */
-enum crash_point { CRASH_NONE, CRASH_STARTED, CRASH_FILLED, CRASH_PUBLISHED, CRASH_CLEARED };
+enum crash_point {
+	CRASH_NONE,
+	CRASH_POPPED,
+	CRASH_STARTED,
+	CRASH_FILLED,
+	CRASH_PUBLISHED,
+	CRASH_CLEARED
+};
 static enum crash_point crash_at;
 static _Atomic long crash_countdown;
 
 static void crash_hook_init(void)
 {
-	static const char *const names[] = {"", "started", "filled", "published", "cleared"};
+	static const char *const names[] = {"",	      "popped",	   "started",
+					    "filled", "published", "cleared"};
 	static bool done;
 	const char *env = getenv("VHOSTD_TEST_CRASH"), *colon;
 
@@ -98,6 +107,7 @@ void vu_inflight_begin(struct vu_inflight_queue *iq, uint16_t head)
 {
 	struct vu_inflight_desc_split *d = &iq->r->desc[head];
 
+	crash_hook(CRASH_POPPED);
 	d->counter = iq->counter++;
 	/* Step 2: the counter before the mark, the mark before the I/O. */
 	__atomic_store_n(&d->inflight, 1, __ATOMIC_RELEASE);

@@ -13,8 +13,8 @@
 #      killed three times at random points; every read-back matches and
 #      the last generation of every block is on disk after the drain;
 #   3. crash points (test hook VHOSTD_TEST_CRASH): the same workload with
-#      vhostd killing itself right after a pop is recorded (before its
-#      I/O starts), after a used entry is written (before it is
+#      vhostd killing itself right after a pop (before it is recorded),
+#      right after a pop is recorded (before its I/O starts), after a used entry is written (before it is
 #      published), after used->idx is published (before the batch is
 #      cleared from the region) and after the clear (before the region's
 #      used_idx): each time every block checks and nothing completes twice;
@@ -137,7 +137,7 @@ wait "$DPID" 2>/dev/null
 DPID=
 
 # --- 3. chosen crash points -------------------------------------------------
-for point in started filled published cleared; do
+for point in popped started filled published cleared; do
 	rm -f "$T/ready" "$T/restarted"
 	BLK=(--blk "id=a,path=$T/disk.img,socket=$T/a.sock")
 	VHOSTD_TEST_CRASH="$point:$((RANDOM % 300 + 300))" start_daemon "$point.log" "${BLK[@]}" ||

@@ -169,7 +169,8 @@ check_resumed() {
 			grep -q 'in-flight region set' "$log" ||
 				gdie "back-end $i: QEMU gave back no in-flight region (SET_INFLIGHT_FD)"
 			# A ring with none in flight at the kill logs nothing.
-			n=$(grep -h -o '[0-9]* request(s) were in flight' "$log" | awk '{s += $1} END {print s + 0}')
+			n=$({ grep -h -o '[0-9]* request(s) were in flight' "$log" || true; } |
+				awk '{s += $1} END {print s + 0}')
 			glog "back-end $i: $n request(s) were in flight at the kill and started again"
 		fi
 		bases=$(sed -n 's/.*:\(q[0-9]*\): started (size [0-9]*, base \(0x[0-9a-f]*\|0\)).*/\1=\2/p' "$log" |

@@ -181,7 +181,7 @@ static void request_zero(int sock)
 
 static void unsupported_request(int sock)
 {
-	/* We never offer VHOST_F_LOG_ALL / LOG_SHMFD. */
+	/* SET_LOG_BASE before LOG_SHMFD was negotiated. */
 	int fd = memfd_sized(4096);
 
 	send_u64(sock, VHOST_USER_SET_LOG_BASE, 0, &fd, 1);
@@ -343,9 +343,10 @@ static void addr_misaligned(int sock)
 	send_addr(sock, 0, 0, REGION_BASE + 8, REGION_BASE + 0x1000, REGION_BASE + 0x2000);
 }
 
-static void addr_log_flag(int sock)
+/* VHOST_VRING_F_LOG is the only flag SET_VRING_ADDR knows. */
+static void addr_unknown_flag(int sock)
 {
-	send_addr(sock, 0, 1u << VHOST_VRING_F_LOG, REGION_BASE, REGION_BASE + 0x1000,
+	send_addr(sock, 0, 1u << VHOST_VRING_F_LOG | 2u, REGION_BASE, REGION_BASE + 0x1000,
 		  REGION_BASE + 0x2000);
 }
 
@@ -588,7 +589,7 @@ static const struct neg_case cases[] = {
 	{"addr-outside-memory", addr_outside_memory, false},
 	{"addr-straddles-end", addr_straddles_end, false},
 	{"addr-misaligned", addr_misaligned, false},
-	{"addr-log-flag", addr_log_flag, false},
+	{"addr-unknown-flag", addr_unknown_flag, false},
 	{"addr-outside-live", addr_outside_live, true},
 	{"regions-overlap-gpa", regions_overlap_gpa, false},
 	{"regions-overlap-uva", regions_overlap_uva, false},

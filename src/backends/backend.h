@@ -96,6 +96,7 @@ struct blk_backend_config {
 	uint64_t size;	  /* null: the capacity in bytes, a multiple of 512 */
 	bool readonly;
 	bool direct;	  /* O_DIRECT (cache=none); refused by the FS: buffered + a warning */
+	bool no_lock;	  /* file: take no OFD lock (locking=off, for live migration) */
 	const char *name; /* for log lines */
 	/* rbd: the image; conf NULL: Ceph's search path; user NULL: client.admin */
 	const char *rbd_pool, *rbd_image, *rbd_conf, *rbd_user;

@@ -136,6 +136,7 @@ enum {
 	OPT_IMAGE = 1 << 15,
 	OPT_CONF = 1 << 16,
 	OPT_USER = 1 << 17,
+	OPT_LOCKING = 1 << 18,
 };
 
 static const struct kv_key blk_keys[] = {
@@ -157,6 +158,7 @@ static const struct kv_key blk_keys[] = {
 	{"image", OPT_IMAGE},
 	{"conf", OPT_CONF},
 	{"user", OPT_USER},
+	{"locking", OPT_LOCKING},
 };
 
 static int blk_option_set(void *ctx, unsigned int bit, const char *key, const char *v, char *err,
@@ -773,6 +775,7 @@ struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watc
 		.size = opts->size,
 		.readonly = opts->readonly,
 		.direct = opts->cache == BLK_CACHE_NONE,
+		.no_lock = opts->no_locking,
 		.name = opts->id,
 		.rbd_pool = opts->rbd.pool,
 		.rbd_image = opts->rbd.image,

@@ -67,6 +67,16 @@ int blk_disk_option_set(const struct blk_disk_fields *f, const char *key, const 
 	} else if (!strcmp(key, "readonly")) {
 		if (kv_parse_bool(v, f->readonly))
 			return kv_err(err, err_len, "readonly: on or off expected, not '%s'", v);
+	} else if (!strcmp(key, "locking")) {
+		bool on;
+
+		/*
+		 * off: take no lock on the image, so a second daemon can open
+		 * it while a guest migrates from one to the other.
+		 */
+		if (kv_parse_bool(v, &on))
+			return kv_err(err, err_len, "locking: on or off expected, not '%s'", v);
+		*f->no_locking = !on;
 	} else if (!strcmp(key, "cache")) {
 		if (!strcmp(v, "none"))
 			*f->cache = BLK_CACHE_NONE;

@@ -2,7 +2,7 @@
 /*
  * diskopts.h - the option keys of a disk behind any device model (a
  * --blk device, a --lun of a SCSI controller): path=, backend=, size=,
- * readonly=, cache=, and the Ceph image's pool=, image=, conf=, user=,
+ * readonly=, cache=, locking=, and the Ceph image's pool=, image=, conf=, user=,
  * parsed once for all of them.  A model's setter hands
  * each key here first and handles its own when blk_disk_option_set() says
  * -ENOENT; its option struct names the fields as BLK_DISK_FIELDS() expects.
@@ -41,12 +41,13 @@ struct blk_disk_fields {
 	bool *readonly;
 	enum blk_cache_mode *cache;
 	struct blk_rbd_options *rbd;
+	bool *no_locking; /* locking=off */
 };
 
 /* The disk fields of an option struct @o that names them as above. */
 #define BLK_DISK_FIELDS(o)                                                                         \
 	((struct blk_disk_fields){&(o)->backend, (o)->path, sizeof((o)->path), &(o)->size,         \
-				  &(o)->readonly, &(o)->cache, &(o)->rbd})
+				  &(o)->readonly, &(o)->cache, &(o)->rbd, &(o)->no_locking})
 
 /* Set @key to @v if it is a disk key: 0, -EINVAL with a message, or -ENOENT. */
 int blk_disk_option_set(const struct blk_disk_fields *f, const char *key, const char *v, char *err,

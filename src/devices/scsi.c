@@ -887,6 +887,7 @@ static struct scsi_lun *scsi_lun_open(struct scsi_dev *dev, const struct scsi_lu
 		.size = o->size,
 		.readonly = o->readonly,
 		.direct = o->cache == BLK_CACHE_NONE,
+		.no_lock = o->no_locking,
 		.rbd_pool = o->rbd.pool,
 		.rbd_image = o->rbd.image,
 		.rbd_conf = o->rbd.conf,

@@ -100,6 +100,7 @@ enum {
 	LOPT_IMAGE = 1 << 11,
 	LOPT_CONF = 1 << 12,
 	LOPT_USER = 1 << 13,
+	LOPT_LOCKING = 1 << 14,
 };
 
 static const struct kv_key lun_keys[] = {
@@ -110,6 +111,7 @@ static const struct kv_key lun_keys[] = {
 	{"cache", LOPT_CACHE},	     {"block-size", LOPT_BLOCK_SIZE},
 	{"pool", LOPT_POOL},	     {"image", LOPT_IMAGE},
 	{"conf", LOPT_CONF},	     {"user", LOPT_USER},
+	{"locking", LOPT_LOCKING},
 };
 
 static int lun_option_set(void *ctx, unsigned int bit, const char *key, const char *v, char *err,

@@ -35,7 +35,7 @@ static void test_defaults(void)
 	CHECK(!strcmp(o.id, "vda"));
 	CHECK(!strcmp(o.path, "/img/a.raw"));
 	CHECK(!strcmp(o.socket, "/run/vda.sock"));
-	CHECK(!o.readonly && !o.client);
+	CHECK(!o.readonly && !o.client && !o.no_locking);
 	CHECK_EQ(o.num_queues, 1);
 	CHECK_EQ(o.queue_size, 256);
 	CHECK_EQ(o.cache, BLK_CACHE_WRITEBACK);
@@ -59,6 +59,12 @@ static void test_everything(void)
 	CHECK_EQ(o.num_queues, 64);
 	CHECK_EQ(o.queue_size, 1024);
 	CHECK_EQ(o.cache, BLK_CACHE_NONE);
+
+	parse_ok("id=a,path=p,socket=s,locking=off", &o);
+	CHECK(o.no_locking);
+	parse_ok("id=a,path=p,socket=s,locking=on", &o);
+	CHECK(!o.no_locking);
+	parse_bad("id=a,path=p,socket=s,locking=maybe", "locking: on or off expected");
 
 	parse_ok("id=a,path=p,socket=s,poll-us=0", &o);
 	CHECK_EQ(o.poll_us, 0);

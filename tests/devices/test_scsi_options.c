@@ -77,10 +77,12 @@ int main(void)
 	CHECK_EQ(l.backend, BLK_BACKEND_FILE);
 	CHECK_EQ(l.cache, BLK_CACHE_WRITEBACK);
 	CHECK_EQ(l.block_size, 0);
+	CHECK(!l.no_locking);
 	CHECK(!strcmp(l.serial, "sc0-0-0"));
 	lun_ok("scsi=sc0,target=255,lun=16383,backend=null,size=1G,readonly=on,serial=ABC,,D,"
-	       "cache=none,block-size=4096",
+	       "cache=none,block-size=4096,locking=off",
 	       &l);
+	CHECK(l.no_locking);
 	CHECK_EQ(l.target, 255);
 	CHECK_EQ(l.lun, 16383);
 	CHECK_EQ(l.backend, BLK_BACKEND_NULL);

@@ -1,0 +1,17 @@
+# shellcheck shell=sh
+# blk-migrate, guest side: migverify (built on the host, in /data) writes
+# known data and reads it back with O_DIRECT into buffers only the device
+# writes, checking each read at once and the whole buffer again after every
+# pass, for /data/seconds seconds. The host migrates the guest to a second
+# QEMU and vhostd meanwhile; any stale page shows up as a failed re-check.
+DEV=/dev/vda
+wait_dev $DEV
+secs=$(cat /data/seconds)
+log "migverify on $DEV for ${secs}s"
+rm -f /tmp/mv.rc
+{
+	/data/migverify $DEV "$secs" 2>&1
+	echo $? >/tmp/mv.rc
+} | tee /tmp/mv.out
+[ "$(cat /tmp/mv.rc)" = 0 ] ||
+	fail "$(grep -m1 -E 'STALE|wrong|failed' /tmp/mv.out || tail -n 1 /tmp/mv.out)"

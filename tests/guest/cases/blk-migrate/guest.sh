@@ -9,9 +9,12 @@ wait_dev $DEV
 secs=$(cat /data/seconds)
 log "migverify on $DEV for ${secs}s"
 rm -f /tmp/mv.rc
+# sh -e: the status is caught with ||, or a failure would end the group
+# before it is written down.
 {
-	/data/migverify $DEV "$secs" 2>&1
-	echo $? >/tmp/mv.rc
+	rc=0
+	/data/migverify $DEV "$secs" 2>&1 || rc=$?
+	echo $rc >/tmp/mv.rc
 } | tee /tmp/mv.out
 [ "$(cat /tmp/mv.rc)" = 0 ] ||
 	fail "$(grep -m1 -E 'STALE|wrong|failed' /tmp/mv.out || tail -n 1 /tmp/mv.out)"

@@ -27,6 +27,12 @@ def main():
     for cmd in sys.argv[2:]:
         s.sendall(cmd.encode() + b"\n")
         if cmd == "quit":
+            # Until QEMU closes the monitor: closing first may drop the command.
+            try:
+                while s.recv(65536):
+                    pass
+            except (socket.timeout, ConnectionResetError):
+                pass
             return
         out = read_prompt(s)
         # The monitor echoes the command line; drop it and the prompt.

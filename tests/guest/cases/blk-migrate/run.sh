@@ -27,7 +27,7 @@ source "$(dirname "$0")/../../lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 MiB=$((1 << 20))
 DISK_SIZE=$((48 * MiB))
-GUEST_SECONDS=${GUEST_SECONDS:-15}
+GUEST_SECONDS=${GUEST_SECONDS:-25}
 GUEST_TIMEOUT=${GUEST_TIMEOUT:-150}
 SUFFIX=
 if ((PACKED)); then SUFFIX=-packed; fi
@@ -152,6 +152,11 @@ PY
 	hmp "$WORK/mon-a.sock" "info migrate" | grep -E 'total time|downtime|transferred ram|dirty sync' |
 		sed "s/^/[$CASE] $mode: /" >&2 || true
 	hmp "$WORK/mon-a.sock" quit || true
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$qa" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -TERM "$qa" 2>/dev/null || true
 	wait "$qa" 2>/dev/null || true
 
 	wait "$qb" || rc=$?

@@ -4,7 +4,7 @@
  * result depends on the device's writes into guest memory surviving a live
  * migration.  Built static on the host and run inside the test guest.
  *
- *   migverify DEV SECONDS
+ *   migverify DEV CONTROL_OFFSET SECONDS
  *
  * Two workers (one per vCPU, so both queues carry requests) each own half
  * of a 32 MiB region of DEV in 256 KiB chunks and a 16 MiB buffer.  First
@@ -15,6 +15,11 @@
  *   2. every buffer slot is read (O_DIRECT: the device writes straight into
  *      it) from a different chunk than last pass, and checked at once;
  *   3. the whole buffer is checked again.
+ * The passes go on until the host writes "vhostd-migrated" into the
+ * 512-byte sector at CONTROL_OFFSET of the image (after the migration has
+ * completed) and each worker has done AFTER_PASSES more passes, or until
+ * SECONDS have gone by, whichever comes first.
+ *
  * Every 512-byte sector carries words derived from (chunk, sector,
  * generation), so a sector from another chunk or generation never passes.
  *
@@ -45,6 +50,8 @@
 #define PER_WORKER  (NCHUNK / WORKERS)
 #define SECTOR	    512u
 #define WORDS_CHECK 8u /* words checked per sector */
+#define AFTER_PASSES 3u /* passes after the host says the guest has moved */
+#define MARKER	    "vhostd-migrated"
 
 static double now(void)
 {
@@ -121,8 +128,17 @@ static void die(const char *fmt, ...)
 	exit(1);
 }
 
-static void worker(const char *dev, unsigned int w, double end)
+/* Has the host written the marker into the control sector? */
+static int migrated(int fd, uint8_t *sec, off_t control)
 {
+	if (pread(fd, sec, SECTOR, control) != SECTOR)
+		die("read of the control sector failed: %s", strerror(errno));
+	return !memcmp(sec, MARKER, sizeof(MARKER));
+}
+
+static void worker(const char *dev, unsigned int w, off_t control, double end)
+{
+	unsigned int after = 0;
 	unsigned int gen[PER_WORKER] = {0}, slot_chunk[PER_WORKER], slot_gen[PER_WORKER];
 	uint8_t *buf, *wbuf;
 	cpu_set_t set;
@@ -137,6 +153,7 @@ static void worker(const char *dev, unsigned int w, double end)
 	buf = mmap(NULL, (size_t)PER_WORKER * CHUNK, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	wbuf = mmap(NULL, CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/* wbuf doubles as the control sector's buffer (O_DIRECT: aligned). */
 	if (buf == MAP_FAILED || wbuf == MAP_FAILED)
 		die("out of memory");
 
@@ -147,9 +164,11 @@ static void worker(const char *dev, unsigned int w, double end)
 		if (pwrite(fd, wbuf, CHUNK, (off_t)c * CHUNK) != CHUNK)
 			die("initial write of chunk %u failed: %s", c, strerror(errno));
 	}
-	for (unsigned int pass = 1; now() < end; pass++) {
+	for (unsigned int pass = 1; now() < end && after < AFTER_PASSES; pass++) {
 		double t0 = now();
 
+		if (after || migrated(fd, wbuf, control))
+			after++;
 		for (unsigned int i = pass % 4; i < PER_WORKER; i += 4) {
 			unsigned int c = i * WORKERS + w;
 
@@ -191,7 +210,8 @@ static void worker(const char *dev, unsigned int w, double end)
 				    pass, s, bad, slot_chunk[s], slot_gen[s]);
 			}
 		}
-		printf("migverify: worker %u pass %u ok in %.2fs\n", w, pass, now() - t0);
+		printf("migverify: worker %u pass %u ok in %.2fs%s\n", w, pass, now() - t0,
+		       after ? " (moved)" : "");
 		if (pass == 2 && w == 0)
 			printf("MIGRATE-READY\n");
 		fflush(stdout);
@@ -205,15 +225,15 @@ int main(int argc, char **argv)
 	double end;
 	int status, failed = 0;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: migverify DEV SECONDS\n");
+	if (argc != 4) {
+		fprintf(stderr, "usage: migverify DEV CONTROL_OFFSET SECONDS\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	end = now() + atof(argv[2]);
+	end = now() + atof(argv[3]);
 	for (unsigned int w = 0; w < WORKERS; w++) {
 		if (fork() == 0)
-			worker(argv[1], w, end);
+			worker(argv[1], w, (off_t)strtoull(argv[2], NULL, 0), end);
 	}
 	for (unsigned int w = 0; w < WORKERS; w++) {
 		if (wait(&status) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))

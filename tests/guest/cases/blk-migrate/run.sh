@@ -8,9 +8,10 @@
 # back with O_DIRECT into buffers that only the device writes, each read
 # checked at once and every buffer checked again after each pass. Once
 # the guest has done two passes the host migrates A to B over TCP (HMP
-# "migrate"), and the guest must finish its passes on B with every check
-# passing: QEMU re-sent each page vhostd A wrote while the migration ran,
-# because vhostd A marked it in the dirty log.
+# "migrate") and then writes a marker into the image; the guest must do
+# three more passes on B with every check passing: QEMU re-sent each page
+# vhostd A wrote while the migration ran, because vhostd A marked it in
+# the dirty log.
 #
 # Then the same again with vhostd A started with the test switch
 # VHOSTD_TEST_BREAK_DIRTY_LOG=1 (it negotiates logging but never sets a
@@ -27,7 +28,8 @@ source "$(dirname "$0")/../../lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 MiB=$((1 << 20))
 DISK_SIZE=$((48 * MiB))
-GUEST_SECONDS=${GUEST_SECONDS:-25}
+GUEST_SECONDS=${GUEST_SECONDS:-100}	# the most; it stops 3 passes after the move
+CONTROL_OFFSET=$((40 * MiB))	# where the host tells the guest it has moved
 GUEST_TIMEOUT=${GUEST_TIMEOUT:-150}
 SUFFIX=
 if ((PACKED)); then SUFFIX=-packed; fi
@@ -40,6 +42,7 @@ main() {
 	local data=$WORK/data
 	mkdir "$data"
 	echo "$GUEST_SECONDS" >"$data/seconds"
+	echo "$CONTROL_OFFSET" >"$data/control"
 	cc -O2 -static -Wall -Wextra -o "$data/migverify" "$HERE/migverify.c" ||
 		gdie "cannot build migverify (static libc: libc6-dev)"
 	"$GUEST_DIR/build-initramfs.sh" -o "$WORK/initrd" "$HERE/guest.sh" "$data"
@@ -151,6 +154,9 @@ PY
 		"at $(grep -a -c 'worker 0 pass' "$LOG_A") passes on A"
 	hmp "$WORK/mon-a.sock" "info migrate" | grep -E 'total time|downtime|transferred ram|dirty sync' |
 		sed "s/^/[$CASE] $mode: /" >&2 || true
+	# The guest goes on for three more passes, now on B.
+	printf 'vhostd-migrated\0' |
+		dd of="$WORK/disk.img" bs=512 seek=$((CONTROL_OFFSET / 512)) conv=notrunc status=none
 	hmp "$WORK/mon-a.sock" quit || true
 	for ((i = 0; i < 100; i++)); do
 		kill -0 "$qa" 2>/dev/null || break
@@ -169,8 +175,8 @@ PY
 		grep -a 'migverify:' "$LOG_B" | grep -v ' ok in ' | head -n 5 | sed "s/^/[$CASE] | /" >&2 || true
 		return 1
 	fi
-	(($(grep -a -c 'worker 0 pass' "$LOG_B") >= 2)) ||
-		gdie "$mode: fewer than two passes ran after the migration: nothing was checked on B"
+	(($(grep -a -c 'worker 0 pass.*(moved)' "$LOG_B") >= 3)) ||
+		gdie "$mode: fewer than three passes ran after the migration: nothing was checked on B"
 	return 0
 }
 

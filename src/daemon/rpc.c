@@ -305,14 +305,14 @@ static int scsi_params(struct rpc_devices *devs, struct json_object *params, str
 /*
  * scsi-add-lun {"name", "target", "lun", and the --lun keys as strings or
  * booleans: "path", or "backend" with "size" (null) or "pool", "image",
- * "conf", "user" (rbd); "readonly", "serial", "cache", "block-size"}.
+ * "conf", "user" (rbd); "readonly", "serial", "cache", "block-size", "locking"}.
  */
 static int rpc_scsi_add_lun(void *opaque, struct json_object *params, struct json_object **result,
 			    char *err, size_t err_len)
 {
-	static const char *const keys[] = {"path",	 "backend", "size", "readonly", "serial",
-					   "cache",	 "block-size", "pool", "image",	   "conf",
-					   "user"};
+	static const char *const keys[] = {"path",	 "backend",    "size", "readonly",
+					   "serial",	 "cache",      "block-size", "pool",
+					   "image",	 "conf",       "user",	      "locking"};
 	struct scsi_lun_options o;
 	struct scsi_dev *dev;
 	unsigned int target, lun;

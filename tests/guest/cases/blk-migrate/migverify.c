@@ -6,8 +6,9 @@
  *
  *   migverify DEV CONTROL_OFFSET SECONDS
  *
- * Two workers (one per vCPU, so both queues carry requests) each own half
- * of a 32 MiB region of DEV in 256 KiB chunks and a 16 MiB buffer.  First
+ * Four workers (two per vCPU, so both queues carry requests, and while one
+ * checks its data the other's read is in flight) each own a quarter of a
+ * 32 MiB region of DEV in 256 KiB chunks and an 8 MiB buffer.  First
  * every chunk is written with generation 0.  Then, pass after pass, until
  * SECONDS have gone by:
  *   1. a quarter of the worker's chunks is rewritten with the pass's
@@ -28,7 +29,12 @@
  * touch), so QEMU's own dirty tracking never sees them change; only the
  * back-end's dirty log makes it send them again.  Without the log, the
  * destination gets each page as it was when first sent, and the first
- * re-check after the move finds data of an older pass.
+ * re-check after the move finds data of an older pass.  And a read that is
+ * in flight when the source stops its rings is completed by the source's
+ * back-end into memory that is never sent again: the guest on the
+ * destination sees the completion, but the buffer's old contents (the
+ * immediate check fails).  Four workers make it likely that some read is
+ * in flight at that moment.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -46,7 +52,7 @@
 
 #define CHUNK	    (256u * 1024)
 #define NCHUNK	    128u /* 32 MiB region */
-#define WORKERS	    2u
+#define WORKERS	    4u
 #define PER_WORKER  (NCHUNK / WORKERS)
 #define SECTOR	    512u
 #define WORDS_CHECK 8u /* words checked per sector */
@@ -145,7 +151,7 @@ static void worker(const char *dev, unsigned int w, off_t control, double end)
 	int fd;
 
 	CPU_ZERO(&set);
-	CPU_SET(w, &set);
+	CPU_SET(w % 2, &set);
 	sched_setaffinity(0, sizeof(set), &set);
 	fd = open(dev, O_RDWR | O_DIRECT);
 	if (fd < 0)

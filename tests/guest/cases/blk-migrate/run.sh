@@ -15,10 +15,10 @@
 #
 # Then the same again with vhostd A started with the test switch
 # VHOSTD_TEST_BREAK_DIRTY_LOG=1 (it negotiates logging but never sets a
-# bit). That run must FAIL with stale data (a re-check that finds an older
-# pass's data, or a read completed during the switch-over that reaches the
-# guest as the page's old contents): proof that the check sees the
-# difference between logging and not.
+# bit). That run must FAIL with stale data (a read completed while QEMU
+# stopped the source's rings reaches the guest with the buffer's old
+# contents, or a re-check finds an older pass's data): proof that the check
+# sees the difference between logging and not.
 #
 # MIGRATE_RUNS="good" or "broken" runs one half only.
 # BACKEND=qsd runs the first half with qemu-storage-daemon (file
@@ -209,4 +209,4 @@ migrate_cleanup() {
 	guest_cleanup
 }
 
-main "$@"
+main "$@"; exit

@@ -310,9 +310,9 @@ static int scsi_params(struct rpc_devices *devs, struct json_object *params, str
 static int rpc_scsi_add_lun(void *opaque, struct json_object *params, struct json_object **result,
 			    char *err, size_t err_len)
 {
-	static const char *const keys[] = {"path",	 "backend",    "size", "readonly",
-					   "serial",	 "cache",      "block-size", "pool",
-					   "image",	 "conf",       "user",	      "locking"};
+	static const char *const keys[] = {"path",   "backend", "size",	      "readonly",
+					   "serial", "cache",	"block-size", "pool",
+					   "image",  "conf",	"user",	      "locking"};
 	struct scsi_lun_options o;
 	struct scsi_dev *dev;
 	unsigned int target, lun;

@@ -454,7 +454,8 @@ enum vu_result vu_set_log_base(struct vu_dev *dev, struct vhost_user_msg *msg, i
 	if (fstat(fds[0], &st) < 0)
 		return vu_reject(dev, msg, "log: fstat: %s", strerror(errno));
 	if (!S_ISREG(st.st_mode) || st.st_size < 0 || file_end > (uint64_t)st.st_size)
-		return vu_reject(dev, msg, "log ends at file offset %#llx, past the file's %lld bytes",
+		return vu_reject(dev, msg,
+				 "log ends at file offset %#llx, past the file's %lld bytes",
 				 (unsigned long long)file_end, (long long)st.st_size);
 	align = map_align(&st);
 	map_off = l.mmap_offset & ~(uint64_t)(align - 1);

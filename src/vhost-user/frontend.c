@@ -62,7 +62,7 @@ struct vu_fe {
 #define VU_FE_PROTOCOL_FEATURES                                                                    \
 	(1ull << VHOST_USER_PROTOCOL_F_MQ | 1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK |              \
 	 1ull << VHOST_USER_PROTOCOL_F_CONFIG | 1ull << VHOST_USER_PROTOCOL_F_STATUS |             \
-	 1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS |                                      \
+	 1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS |                                       \
 	 1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD)
 
 static bool fe_has_protocol(const struct vu_fe *fe, unsigned int bit)

@@ -28,7 +28,8 @@ static void split_log_used(const struct virtq *vq, size_t off, size_t len)
 
 static void split_log_avail_event(const struct virtq *vq)
 {
-	split_log_used(vq, offsetof(struct vring_used, ring) + vq->num * sizeof(struct vring_used_elem),
+	split_log_used(vq,
+		       offsetof(struct vring_used, ring) + vq->num * sizeof(struct vring_used_elem),
 		       sizeof(uint16_t));
 }
 

@@ -34,9 +34,9 @@
 #define DLOG_PAGE_SIZE	(1ull << DLOG_PAGE_SHIFT)
 
 struct dlog {
-	uint8_t *bits;	  /* the shared bitmap */
-	uint64_t size;	  /* its bytes: covers size * 8 pages */
-	void *mmap_addr;  /* the whole mapping (owner's business) */
+	uint8_t *bits;	 /* the shared bitmap */
+	uint64_t size;	 /* its bytes: covers size * 8 pages */
+	void *mmap_addr; /* the whole mapping (owner's business) */
 	size_t mmap_size;
 };
 

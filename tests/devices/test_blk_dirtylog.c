@@ -120,8 +120,7 @@ static void dev_stop(struct ctx *c)
 }
 
 /* Run one request: header | data (writable for a read) | status. */
-static uint8_t blk_req(struct ctx *c, unsigned int q, uint32_t type, uint64_t sector,
-		       uint32_t len)
+static uint8_t blk_req(struct ctx *c, unsigned int q, uint32_t type, uint64_t sector, uint32_t len)
 {
 	struct virtq_drv *vq = vu_fe_queue(c->fe, q);
 	struct virtq_sg sg[3] = {

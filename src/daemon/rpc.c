@@ -45,7 +45,7 @@ static struct json_object *device_describe(struct blk_dev *dev)
 
 	add_str(d, "id", blk_dev_id(dev));
 	add_str(d, "type", "blk");
-	add_str(d, "backend", o->backend == BLK_BACKEND_NULL ? "null" : "file");
+	add_str(d, "backend", blk_disk_backend_name(o->backend));
 	add_str(d, "path", o->path);
 	add_str(d, "socket", o->socket);
 	add_u64(d, "capacity", sectors);
@@ -84,7 +84,7 @@ static struct json_object *scsi_describe(struct scsi_dev *dev)
 		add_str(lun, "name", scsi_dev_lun_name(dev, i));
 		add_u64(lun, "target", l->target);
 		add_u64(lun, "lun", l->lun);
-		add_str(lun, "backend", l->backend == BLK_BACKEND_NULL ? "null" : "file");
+		add_str(lun, "backend", blk_disk_backend_name(l->backend));
 		add_str(lun, "path", l->path);
 		add_u64(lun, "block-size", bs);
 		add_u64(lun, "blocks", blocks);
@@ -296,14 +296,14 @@ static int scsi_params(struct rpc_devices *devs, struct json_object *params, str
 
 /*
  * scsi-add-lun {"name", "target", "lun", and the --lun keys as strings or
- * booleans: "path" or "backend"+"size", "readonly", "serial", "cache",
+ * booleans: "path" or "backend"+"size" or "backend"+"uri", "readonly", "serial", "cache",
  * "block-size"}.
  */
 static int rpc_scsi_add_lun(void *opaque, struct json_object *params, struct json_object **result,
 			    char *err, size_t err_len)
 {
-	static const char *const keys[] = {"path",   "backend", "size",	     "readonly",
-					   "serial", "cache",	"block-size"};
+	static const char *const keys[] = {"path",  "backend", "size",	   "readonly",
+					   "serial", "cache", "block-size", "uri"};
 	struct scsi_lun_options o;
 	struct scsi_dev *dev;
 	unsigned int target, lun;

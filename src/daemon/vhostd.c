@@ -395,7 +395,7 @@ static int check_images(const struct vhostd *d)
 		return 1;
 	for (unsigned int i = 0; i < d->nopts; i++) {
 		snprintf(im[i].name, sizeof(im[i].name), "%s", d->opts[i].id);
-		im[i].path = d->opts[i].backend == BLK_BACKEND_NULL ? NULL : d->opts[i].path;
+		im[i].path = d->opts[i].backend == BLK_BACKEND_FILE ? d->opts[i].path : NULL;
 		im[i].readonly = d->opts[i].readonly;
 	}
 	for (unsigned int i = 0; i < d->nluns; i++) {
@@ -403,11 +403,11 @@ static int check_images(const struct vhostd *d)
 		struct image_ref *r = &im[d->nopts + i];
 
 		snprintf(r->name, sizeof(r->name), "%s:%u:%u", l->scsi, l->target, l->lun);
-		r->path = l->backend == BLK_BACKEND_NULL ? NULL : l->path;
+		r->path = l->backend == BLK_BACKEND_FILE ? l->path : NULL;
 		r->readonly = l->readonly;
 	}
 	for (unsigned int i = 0; i < n && !ret; i++) {
-		/* backend=null has no image and matches nothing. */
+		/* backend=null and nbd have no local image and match nothing. */
 		if (!im[i].path)
 			continue;
 		fd = open(im[i].path, (im[i].readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);

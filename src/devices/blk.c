@@ -137,6 +137,7 @@ enum {
 static const struct kv_key blk_keys[] = {
 	{"id", OPT_ID},
 	{"path", OPT_PATH},
+	{"uri", OPT_PATH}, /* backend=nbd: the server, kept in path */
 	{"socket", OPT_SOCKET},
 	{"readonly", OPT_READONLY},
 	{"client", OPT_CLIENT},
@@ -582,13 +583,18 @@ static uint64_t blk_get_features(void *opaque)
 	uint64_t f = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_RING_F_INDIRECT_DESC |
 		     1ull << VIRTIO_RING_F_EVENT_IDX | 1ull << VIRTIO_F_RING_PACKED |
 		     1ull << VIRTIO_BLK_F_SEG_MAX | 1ull << VIRTIO_BLK_F_BLK_SIZE |
-		     1ull << VIRTIO_BLK_F_TOPOLOGY | 1ull << VIRTIO_BLK_F_FLUSH |
-		     1ull << VIRTIO_BLK_F_CONFIG_WCE | 1ull << VIRTIO_BLK_F_MQ;
+		     1ull << VIRTIO_BLK_F_TOPOLOGY | 1ull << VIRTIO_BLK_F_CONFIG_WCE |
+		     1ull << VIRTIO_BLK_F_MQ;
 
+	/* Only what the storage can do (an NBD server may lack any of them). */
+	if (!dev->info.no_flush)
+		f |= 1ull << VIRTIO_BLK_F_FLUSH;
 	if (dev->opts.readonly)
 		f |= 1ull << VIRTIO_BLK_F_RO;
-	else
-		f |= 1ull << VIRTIO_BLK_F_DISCARD | 1ull << VIRTIO_BLK_F_WRITE_ZEROES;
+	else if (!dev->info.no_discard)
+		f |= 1ull << VIRTIO_BLK_F_DISCARD;
+	if (!dev->opts.readonly && !dev->info.no_write_zeroes)
+		f |= 1ull << VIRTIO_BLK_F_WRITE_ZEROES;
 	return f;
 }
 
@@ -793,7 +799,7 @@ struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watc
 		return NULL;
 	}
 	dev->opts = *opts;
-	dev->bops = null ? &blk_backend_null_ops : &blk_backend_uring_ops;
+	dev->bops = blk_disk_backend_ops(opts->backend);
 	if (dev->bops->open(&bcfg, &dev->be, err, err_len) < 0) {
 		free(dev);
 		return NULL;
@@ -841,6 +847,8 @@ struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watc
 	}
 	if (null)
 		how = "no storage";
+	else if (opts->backend == BLK_BACKEND_NBD)
+		how = "NBD";
 	else
 		how = dev->info.direct ? "O_DIRECT" : "page cache";
 	log_info("%s: %s, %" PRIu64 " sectors, %s%s, %u queue(s) of %u", opts->id,

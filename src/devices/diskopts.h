@@ -2,7 +2,8 @@
 /*
  * diskopts.h - the option keys of a disk behind any device model (a
  * --blk device, a --lun of a SCSI controller): path=, backend=, size=,
- * readonly=, cache=, parsed once for all of them.  A model's setter hands
+ * uri=, readonly=, cache=, parsed once for all of them.  uri= (backend=nbd)
+ * is kept in the path field: a model lists it with its path bit.  A model's setter hands
  * each key here first and handles its own when blk_disk_option_set() says
  * -ENOENT; its option struct names the fields as BLK_DISK_FIELDS() expects.
  */
@@ -21,6 +22,7 @@ enum blk_cache_mode {
 enum blk_backend_kind {
 	BLK_BACKEND_FILE, /* path=: an image file or block device, io_uring */
 	BLK_BACKEND_NULL, /* size=: no storage; reads return zeroes */
+	BLK_BACKEND_NBD,  /* uri=: an NBD server's export, libnbd (held in path) */
 };
 
 struct blk_disk_fields {
@@ -42,10 +44,16 @@ int blk_disk_option_set(const struct blk_disk_fields *f, const char *key, const 
 			size_t err_len);
 
 /*
- * After parsing: path= goes with backend=file, size= with backend=null.
+ * After parsing: path= goes with backend=file, size= with backend=null,
+ * uri= with backend=nbd.
  * @path_seen / @size_seen: whether those keys were given.  0 or -EINVAL.
  */
 int blk_disk_options_check(const struct blk_disk_fields *f, bool path_seen, bool size_seen,
 			   char *err, size_t err_len);
+
+struct blk_backend_ops;
+/* The back-end ops of @kind, and its name as backend= takes it. */
+const struct blk_backend_ops *blk_disk_backend_ops(enum blk_backend_kind kind);
+const char *blk_disk_backend_name(enum blk_backend_kind kind);
 
 #endif /* VHOSTD_DEVICES_DISKOPTS_H */

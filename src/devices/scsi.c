@@ -900,7 +900,7 @@ static struct scsi_lun *scsi_lun_open(struct scsi_dev *dev, const struct scsi_lu
 	lun->opts = *o;
 	snprintf(lun->name, sizeof(lun->name), "%s:%u:%u", dev->opts.id, o->target, o->lun);
 	bcfg.name = lun->name;
-	lun->bops = o->backend == BLK_BACKEND_NULL ? &blk_backend_null_ops : &blk_backend_uring_ops;
+	lun->bops = blk_disk_backend_ops(o->backend);
 	if (lun->bops->open(&bcfg, &lun->be, err, err_len) < 0) {
 		lun->be = NULL;
 		goto fail;
@@ -1326,8 +1326,8 @@ int scsi_dev_resize_lun(struct scsi_dev *dev, unsigned int target, unsigned int 
 
 	if (!lun)
 		return kv_err(err, err_len, "%s: no target %u LUN %u", dev->opts.id, target, id);
-	if (lun->opts.backend == BLK_BACKEND_NULL)
-		return kv_err(err, err_len, "%s: the null back-end has a fixed size", lun->name);
+	if (lun->opts.backend != BLK_BACKEND_FILE)
+		return kv_err(err, err_len, "%s: only an image file can be resized", lun->name);
 	r = scsi_image_size(lun->opts.path, &size);
 	if (r < 0)
 		return kv_err(err, err_len, "%s: %s: %s", lun->name, lun->opts.path, strerror(-r));

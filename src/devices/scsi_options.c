@@ -104,6 +104,7 @@ static const struct kv_key lun_keys[] = {
 	{"backend", LOPT_BACKEND},   {"size", LOPT_SIZE},
 	{"readonly", LOPT_READONLY}, {"serial", LOPT_SERIAL},
 	{"cache", LOPT_CACHE},	     {"block-size", LOPT_BLOCK_SIZE},
+	{"uri", LOPT_PATH}, /* backend=nbd: the server, kept in path */
 };
 
 static int lun_option_set(void *ctx, unsigned int bit, const char *key, const char *v, char *err,

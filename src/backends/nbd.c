@@ -47,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "backend.h"
@@ -568,6 +569,19 @@ static void nq_drop_handle(struct blk_backend_queue *q)
 	 * being gone, go back to pending.
 	 */
 	q->h = NULL;
+	if (nbd_aio_is_dead(h) != 1 && nbd_aio_is_closed(h) != 1 && nbd_aio_in_flight(h) > 0) {
+		/*
+		 * Hang up ourselves and let libnbd see it: a dying connection
+		 * fails its commands through their callbacks, where nbd_close()
+		 * would only free them.
+		 */
+		shutdown(nbd_aio_get_fd(h), SHUT_RDWR);
+		for (int i = 0; i < 8 && nbd_aio_is_dead(h) != 1 && nbd_aio_is_closed(h) != 1; i++)
+			nbd_aio_notify_read(h);
+	}
+	if (nbd_aio_in_flight(h) > 0)
+		log_warn("%s: %d NBD commands still in flight at close", q->nb->name,
+			 nbd_aio_in_flight(h));
 	nbd_close(h);
 }
 
@@ -676,6 +690,13 @@ static void nq_conn_up(struct blk_backend_queue *q)
 	}
 }
 
+/* An error that is about the connection, not the data: worth a retry. */
+static bool nq_conn_error(int e)
+{
+	return e == ESHUTDOWN || e == ENOTCONN || e == ECONNRESET || e == EPIPE ||
+	       e == ECONNABORTED || e == ECONNREFUSED || e == ETIMEDOUT;
+}
+
 /*
  * After every call into libnbd: decide what settled, follow the
  * connection's state, and poll for what libnbd waits for next.
@@ -685,6 +706,13 @@ static void nq_process(struct blk_backend_queue *q)
 	struct blk_io *io;
 
 	while ((io = io_list_pop(&q->settled))) {
+		if (io->res < 0 && nq_healthy(q) && nq_conn_error((int)-io->res)) {
+			/*
+			 * The server is going away (nbdkit answers ESHUTDOWN
+			 * while it stops): do not wait for it to hang up.
+			 */
+			nq_conn_down(q, strerror((int)-io->res));
+		}
 		if (io->res < 0 && !nq_healthy(q)) {
 			/* Lost with its connection: send it again on the next one. */
 			io->res = 0;

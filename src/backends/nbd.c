@@ -47,7 +47,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #include "backend.h"
@@ -109,6 +108,9 @@ struct blk_backend_queue {
 	struct nbd_watch *w;
 	struct io_list pending; /* admitted, waiting for a connection */
 	struct io_list settled; /* every command back: decide in nq_process() */
+	struct blk_io **slot;	/* [depth]: blk_ios with commands out */
+	unsigned int *free_slot; /* [depth]: a stack of free slot indices */
+	unsigned int nfree;
 	uint64_t down_since_ns; /* when the connection was lost (or first tried) */
 	unsigned int backoff_ms;
 	unsigned int reconnects;
@@ -406,12 +408,28 @@ static void nq_arm_timer(struct blk_backend_queue *q, unsigned int ms)
 
 /* ---- commands ------------------------------------------------------------ */
 
+/*
+ * Each blk_io with commands out sits in a slot (its index in ev.res, a
+ * field the NBD back-end has no other use for), so that the commands a
+ * dead handle never reports can be found.
+ */
+static void nq_slot_take(struct blk_backend_queue *q, struct blk_io *io)
+{
+	unsigned int i = q->free_slot[--q->nfree];
+
+	q->slot[i] = io;
+	io->ev.res = (int)i;
+}
+
 static void nq_settle(struct blk_io *io)
 {
 	struct blk_backend_queue *q = io->bq;
 
-	if (--io->done == 0)
-		io_list_add(&q->settled, io);
+	if (--io->done)
+		return;
+	q->slot[io->ev.res] = NULL;
+	q->free_slot[q->nfree++] = (unsigned int)io->ev.res;
+	io_list_add(&q->settled, io);
 }
 
 static int nq_cmd_done(void *user_data, int *error)
@@ -494,6 +512,7 @@ static void nq_issue(struct blk_backend_queue *q, struct blk_io *io)
 
 	io->res = 0;
 	io->done = 1; /* ours until everything is issued */
+	nq_slot_take(q, io);
 	if (fua && nb->can_fua)
 		flags |= LIBNBD_CMD_FLAG_FUA;
 	else if (fua && nb->can_flush && io->op != BLK_IO_FLUSH)
@@ -569,20 +588,22 @@ static void nq_drop_handle(struct blk_backend_queue *q)
 	 * being gone, go back to pending.
 	 */
 	q->h = NULL;
-	if (nbd_aio_is_dead(h) != 1 && nbd_aio_is_closed(h) != 1 && nbd_aio_in_flight(h) > 0) {
-		/*
-		 * Hang up ourselves and let libnbd see it: a dying connection
-		 * fails its commands through their callbacks, where nbd_close()
-		 * would only free them.
-		 */
-		shutdown(nbd_aio_get_fd(h), SHUT_RDWR);
-		for (int i = 0; i < 8 && nbd_aio_is_dead(h) != 1 && nbd_aio_is_closed(h) != 1; i++)
-			nbd_aio_notify_read(h);
-	}
-	if (nbd_aio_in_flight(h) > 0)
-		log_warn("%s: %d NBD commands still in flight at close", q->nb->name,
-			 nbd_aio_in_flight(h));
 	nbd_close(h);
+	/*
+	 * Whatever libnbd did not hand back through a callback is lost
+	 * with the handle (a command in flight when the connection died):
+	 * settle it as failed, so that it is sent again.
+	 */
+	for (unsigned int i = 0; i < q->base.depth; i++) {
+		struct blk_io *io = q->slot[i];
+
+		if (!io)
+			continue;
+		if (!io->res)
+			io->res = -ENOTCONN;
+		io->done = 1;
+		nq_settle(io);
+	}
 }
 
 /* Down too long (or the export changed): fail what waits and what comes. */
@@ -732,6 +753,7 @@ static void nq_process(struct blk_backend_queue *q)
 		} else if (io->stage & NQ_STAGE_FLUSH) {
 			io->stage &= ~NQ_STAGE_FLUSH;
 			io->done = 1;
+			nq_slot_take(q, io);
 			nq_issue_one(q, io, BLK_IO_FLUSH, NULL, 0, 0, 0);
 			nq_settle(io);
 			continue;
@@ -788,6 +810,8 @@ static void nbd_queue_free(struct blk_backend_queue *q)
 			/* Closing our own ring cancels both; nothing will call back. */
 			blk_queue_base_destroy(&q->base);
 			free(w);
+			free(q->slot);
+			free(q->free_slot);
 			free(q);
 			return;
 		}
@@ -798,6 +822,8 @@ static void nbd_queue_free(struct blk_backend_queue *q)
 		watch_maybe_free(w);
 	}
 	blk_queue_base_destroy(&q->base);
+	free(q->slot);
+	free(q->free_slot);
 	free(q);
 }
 
@@ -820,6 +846,19 @@ static int nbd_queue_attach(struct blk_backend *be, unsigned int depth, struct r
 		free(q);
 		return ret;
 	}
+	q->slot = calloc(depth, sizeof(*q->slot));
+	q->free_slot = calloc(depth, sizeof(*q->free_slot));
+	if (!q->slot || !q->free_slot) {
+		free(q->slot);
+		free(q->free_slot);
+		blk_queue_base_destroy(&q->base);
+		free(q->w);
+		free(q);
+		return -ENOMEM;
+	}
+	for (unsigned int i = 0; i < depth; i++)
+		q->free_slot[i] = depth - 1 - i;
+	q->nfree = depth;
 	q->nb = to_nb(be);
 	q->w->q = q;
 	q->w->poll_ev.fn = nq_poll_ready;

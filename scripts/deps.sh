@@ -11,6 +11,8 @@ PACKAGES=(
 	# real-guest tests and make run
 	qemu-system-x86 qemu-utils busybox-static cpio kmod xz-utils zstd
 	e2fsprogs util-linux fio sg3-utils python3
+	# the NBD back-end (libnbd) and the NBD servers its tests start
+	libnbd-dev nbdkit
 )
 
 missing=()

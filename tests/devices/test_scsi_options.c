@@ -89,6 +89,9 @@ int main(void)
 	CHECK(!strcmp(l.serial, "ABC,D"));
 	CHECK_EQ(l.cache, BLK_CACHE_NONE);
 	CHECK_EQ(l.block_size, 4096);
+	lun_ok("scsi=sc0,target=1,lun=2,backend=nbd,uri=nbd+unix:///?socket=/run/n.sock", &l);
+	CHECK_EQ(l.backend, BLK_BACKEND_NBD);
+	CHECK(!strcmp(l.path, "nbd+unix:///?socket=/run/n.sock"));
 	lun_bad("target=0,lun=0,path=x", "scsi= is required");
 	lun_bad("scsi=a,lun=0,path=x", "target= is required");
 	lun_bad("scsi=a,target=0,path=x", "lun= is required");
@@ -96,6 +99,9 @@ int main(void)
 	lun_bad("scsi=a,target=0,lun=16384,path=x", "lun: 0..16383");
 	lun_bad("scsi=a,target=0,lun=0", "path= is required");
 	lun_bad("scsi=a,target=0,lun=0,backend=null", "needs size=");
+	lun_bad("scsi=a,target=0,lun=0,backend=nbd", "needs uri=");
+	lun_bad("scsi=a,target=0,lun=0,backend=nbd,uri=ftp://x", "uri:");
+	lun_bad("scsi=a,target=0,lun=0,uri=nbd://h/e", "goes with backend=nbd");
 	lun_bad("scsi=a,target=0,lun=0,backend=null,size=1M,path=x", "not for backend=null");
 	lun_bad("scsi=a,target=0,lun=0,path=x,size=1M", "only for backend=null");
 	lun_bad("scsi=a,target=0,lun=0,path=x,block-size=1024", "512 or 4096");

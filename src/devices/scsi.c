@@ -931,6 +931,7 @@ static struct scsi_lun *scsi_lun_open(struct scsi_dev *dev, const struct scsi_lu
 					       : bs,
 		.discard_granularity = 0,
 		.readonly = o->readonly,
+		.no_unmap = lun->info.no_discard,
 		.writeback = true,
 		.serial = o->serial,
 	};

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# nbd.sh VHOSTD VHOSTCTL VHOST_BENCH - the NBD back-end (backend=nbd) end to
+# nbd.sh VHOSTD VHOSTCTL VHOST_BENCH BLK_FEATURES - the NBD back-end (backend=nbd) end to
 # end against real NBD servers that this script starts and stops by PID:
 #   - bad uri= / unreachable server / read-only export: one-line errors;
 #   - nbdkit memory over a unix socket: vhost-bench --verify on two queues,
@@ -9,7 +9,10 @@
 #   - nbdkit file over TCP and qemu-nbd: --verify, and the data is in the
 #     server's image afterwards (read back with cmp through a second run);
 #   - a SCSI LUN on NBD: --verify through READ/WRITE (16);
-#   - what the server lacks is not offered (nozero filter: "zero no");
+#   - what the server lacks is not offered to the driver (blk_features
+#     prints the negotiated block features): no write-zeroes behind the
+#     nozero filter, no flush from `nbdkit full`, no discard or
+#     write-zeroes on a read-only export;
 #   - the server restarted under vhost-bench --verify: no failed request,
 #     no mismatch, the daemon logs the reconnect;
 #   - the server gone for good: I/O fails with EIO after the bound
@@ -20,6 +23,7 @@ set -u
 VHOSTD=$1
 VHOSTCTL=$2
 BENCH=$3
+FEATURES=$4
 
 T=$(mktemp -d /tmp/vhostd-test-nbd.XXXXXX)
 # shellcheck source=tests/daemon/tap.sh
@@ -109,6 +113,8 @@ start_daemon "$T/d1.log" --blk "id=nbd0,backend=nbd,uri=$uri,socket=$T/a.sock,nu
 if wait_for_socket "$T/a.sock" 10; then
 	check "memory: size and features logged" \
 		grep -q "nbd0: $uri: 268435456 bytes, flush yes, fua yes, trim yes, zero yes" "$T/d1.log"
+	check "memory: flush, discard and write-zeroes offered" \
+		test "$("$FEATURES" "$T/a.sock")" = "flush discard write-zeroes"
 	bench_ok "memory: randrw --verify, 2 queues, split" --socket "$T/a.sock" --rw randrw \
 		--queues 2 --iodepth 16 --time 1 --verify
 	check "memory: split data verified" verified
@@ -134,6 +140,8 @@ expect_fail 1 "read-only export without readonly=on" \
 start_daemon "$T/d2.log" --blk "id=ro,backend=nbd,uri=nbd+unix:///?socket=$T/ro.sock,socket=$T/a.sock,readonly=on"
 if wait_for_socket "$T/a.sock" 10; then
 	bench_ok "read-only export: reads" --socket "$T/a.sock" --rw randread --time 0.5
+	check "read-only export: ro, no discard or write-zeroes" \
+		test "$("$FEATURES" "$T/a.sock")" = "flush ro"
 else
 	not_ok "read-only export: vhostd did not start: $(cat "$T/d2.log")"
 fi
@@ -143,7 +151,18 @@ stop_server
 # Without zero support on the server, no write-zeroes for the guest.
 start_nbdkit "$T/nz.sock" --filter=nozero memory 16M zeromode=none
 start_daemon "$T/d3.log" --blk "id=nz,backend=nbd,uri=nbd+unix:///?socket=$T/nz.sock,socket=$T/a.sock"
-check "nozero: logged as zero no" bash -c "sleep 0.5; grep -q 'flush yes, fua yes, trim yes, zero no' '$T/d3.log'"
+wait_for_socket "$T/a.sock" 10
+check "nozero: logged as zero no" grep -q 'flush yes, fua yes, trim yes, zero no' "$T/d3.log"
+check "nozero: no write-zeroes offered" test "$("$FEATURES" "$T/a.sock")" = "flush discard"
+stop_daemon
+stop_server
+
+# nbdkit's full plugin has no flush: none offered, so the guest runs the
+# disk writethrough.
+start_nbdkit "$T/full.sock" full 16M
+start_daemon "$T/d3b.log" --blk "id=nf,backend=nbd,uri=nbd+unix:///?socket=$T/full.sock,socket=$T/a.sock"
+wait_for_socket "$T/a.sock" 10
+check "no flush: none offered" test "$("$FEATURES" "$T/a.sock")" = "discard write-zeroes"
 stop_daemon
 stop_server
 

@@ -26,15 +26,23 @@ trap '[ -n "$NPID" ] && kill "$NPID" 2>/dev/null; cleanup' EXIT
 start_daemon() { # log args...
 	local log=$1
 	shift
+	DLOG=$log
 	rm -f "$T/a.sock"
 	"$VHOSTD" "$@" 2>"$log" &
 	DPID=$!
 	wait_for_socket "$T/a.sock" 10
 }
+# SIGTERM; the daemon must exit 0 with nothing from a sanitizer in its log.
 stop_daemon() {
+	local rc
+	[ -n "$DPID" ] || return 0
 	kill "$DPID" 2>/dev/null
 	wait "$DPID" 2>/dev/null
+	rc=$?
 	DPID=
+	if [ "$rc" != 0 ] || grep -q -E 'AddressSanitizer|LeakSanitizer|runtime error:' "$DLOG"; then
+		not_ok "vhostd ($DLOG) exit $rc: $(grep -m 5 -E 'Sanitizer|runtime error|error:' "$DLOG")"
+	fi
 }
 
 # run_fio DESCRIPTION EXPECT(0|fail) fio-args...

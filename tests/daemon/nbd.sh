@@ -37,12 +37,17 @@ stop_server() {
 	fi
 	NPID=
 }
+# SIGTERM; the daemon must exit 0 with nothing from a sanitizer in its log.
 stop_daemon() {
-	if [ -n "$DPID" ]; then
-		kill "$DPID" 2>/dev/null
-		wait "$DPID" 2>/dev/null
-	fi
+	local rc
+	[ -n "$DPID" ] || return 0
+	kill "$DPID" 2>/dev/null
+	wait "$DPID" 2>/dev/null
+	rc=$?
 	DPID=
+	if [ "$rc" != 0 ] || grep -q -E 'AddressSanitizer|LeakSanitizer|runtime error:' "$DLOG"; then
+		not_ok "vhostd ($DLOG) exit $rc: $(grep -m 5 -E 'Sanitizer|runtime error|error:' "$DLOG")"
+	fi
 }
 trap 'stop_daemon; stop_server; cleanup' EXIT
 
@@ -59,6 +64,7 @@ start_nbdkit() { # socket args...
 start_daemon() { # log args...
 	local log=$1
 	shift
+	DLOG=$log
 	"$VHOSTD" --control "$T/ctl.sock" "$@" 2>"$log" &
 	DPID=$!
 	wait_for_socket "$T/ctl.sock" 10

@@ -9,7 +9,8 @@
 # each round also runs the same job through fio's vhostd engine.
 #
 # Knobs: BUILD (build), ROUNDS (3), SECS (5), IODEPTH (32), QUEUES (1),
-# SIZE (1G), FIO (1 when the engine is built).
+# SIZE (1G), FIO (1 when the engine is built), VHOSTD_ARGS (extra --blk
+# options, e.g. ",poll-us=0").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,7 @@ SECS=${SECS:-5}
 IODEPTH=${IODEPTH:-32}
 QUEUES=${QUEUES:-1}
 SIZE=${SIZE:-1G}
+VHOSTD_ARGS=${VHOSTD_ARGS:-}
 FIO_SO=$BUILD/tools/fio/vhostd-fio.so
 FIO=${FIO:-$([ -f "$FIO_SO" ] && echo 1 || echo 0)}
 for p in "$BUILD/vhostd" "$BUILD/vhost-bench"; do
@@ -43,7 +45,7 @@ nbdkit -f --unix "$S/nbd.sock" memory "$SIZE" &
 PIDS+=($!)
 wait_for_socket "$S/nbd.sock"
 "$BUILD/vhostd" --log-level warn \
-	--blk "id=nbd,backend=nbd,uri=nbd+unix:///?socket=$S/nbd.sock,socket=$S/vhostd.sock,num-queues=$QUEUES" &
+	--blk "id=nbd,backend=nbd,uri=nbd+unix:///?socket=$S/nbd.sock,socket=$S/vhostd.sock,num-queues=$QUEUES$VHOSTD_ARGS" &
 VHOSTD_PID=$!
 PIDS+=("$VHOSTD_PID")
 qemu-storage-daemon \

@@ -47,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "backend.h"
@@ -61,6 +62,8 @@
 #define NBD_MAX_REQ (32u << 20)
 /* Largest trim / zero range per command (the protocol's length is 32 bits). */
 #define NBD_MAX_RANGE (1u << 30)
+/* Replies read per poll wake-up, at most (then the reactor's turn again). */
+#define NBD_READ_BURST 64
 /* Write-zeroes on a server without NBD_CMD_WRITE_ZEROES: written from this. */
 #define NBD_ZERO_BUF (1u << 20)
 
@@ -314,6 +317,39 @@ static void watch_maybe_free(struct nbd_watch *w)
 		free(w);
 }
 
+/* Does the socket hold unread bytes?  (No: EAGAIN, one cheap system call.) */
+static bool nq_sock_readable(int fd)
+{
+	char c;
+
+	return recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+/*
+ * libnbd reads one reply per nbd_aio_notify_read(): go on while replies
+ * are waiting and commands retire, so a burst of replies costs one poll
+ * wake-up, not one each.  Never with the socket empty, or with nothing in
+ * flight: libnbd would then sit in the middle of a reply that is not
+ * coming, and hold back the commands issued next.
+ */
+static void nq_read_replies(struct blk_backend_queue *q)
+{
+	int before = nbd_aio_in_flight(q->h);
+
+	if (nbd_aio_notify_read(q->h) < 0)
+		return;
+	for (unsigned int i = 1; i < NBD_READ_BURST && q->h; i++) {
+		int now = nbd_aio_in_flight(q->h);
+
+		if (now <= 0 || now >= before || nbd_aio_is_ready(q->h) != 1 ||
+		    !nq_sock_readable(nbd_aio_get_fd(q->h)))
+			break;
+		before = now;
+		if (nbd_aio_notify_read(q->h) < 0)
+			break;
+	}
+}
+
 static void nq_poll_ready(struct reactor_event *ev, int res, uint32_t flags)
 {
 	struct nbd_watch *w = container_of(ev, struct nbd_watch, poll_ev);
@@ -328,7 +364,7 @@ static void nq_poll_ready(struct reactor_event *ev, int res, uint32_t flags)
 	/* A cancelled poll (the fd or the direction changed) is only re-armed. */
 	if (q->h && res > 0 && w->poll_fd == nbd_aio_get_fd(q->h)) {
 		if (res & (POLLIN | POLLHUP | POLLERR))
-			nbd_aio_notify_read(q->h);
+			nq_read_replies(q);
 		if (q->h && (res & POLLOUT) &&
 		    (nbd_aio_get_direction(q->h) & LIBNBD_AIO_DIRECTION_WRITE))
 			nbd_aio_notify_write(q->h);

@@ -78,6 +78,7 @@ struct nbd_backend {
 	char *uri;
 	char name[64];
 	bool can_flush, can_fua, can_trim, can_zero;
+	bool multi_conn; /* a flush on one connection covers the others' writes */
 	uint64_t max_req;
 	unsigned int reconnect_s;
 };
@@ -255,6 +256,7 @@ static int nbd_open(const struct blk_backend_config *cfg, struct blk_backend **o
 	nb->can_fua = nbd_can_fua(h) == 1;
 	nb->can_trim = nbd_can_trim(h) == 1;
 	nb->can_zero = nbd_can_zero(h) == 1;
+	nb->multi_conn = nbd_can_multi_conn(h) == 1;
 	minb = nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM);
 	prefb = nbd_get_block_size(h, LIBNBD_SIZE_PREFERRED);
 	maxb = nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM);
@@ -275,9 +277,21 @@ static int nbd_open(const struct blk_backend_config *cfg, struct blk_backend **o
 	nb->reconnect_s = nbd_reconnect_limit();
 	nbd_shutdown(h, 0);
 	nbd_close(h);
-	log_info("%s: %s: %" PRId64 " bytes, flush %s, fua %s, trim %s, zero %s", name, nb->uri,
-		 size, nb->can_flush ? "yes" : "no", nb->can_fua ? "yes" : "no",
-		 nb->can_trim ? "yes" : "no", nb->can_zero ? "yes" : "no");
+	log_info("%s: %s: %" PRId64 " bytes, flush %s, fua %s, trim %s, zero %s, multi-conn %s",
+		 name, nb->uri, size, nb->can_flush ? "yes" : "no", nb->can_fua ? "yes" : "no",
+		 nb->can_trim ? "yes" : "no", nb->can_zero ? "yes" : "no",
+		 nb->multi_conn ? "yes" : "no");
+	/*
+	 * Each queue has its own connection.  Without multi-conn the NBD
+	 * spec lets a server flush only the writes of the connection the
+	 * flush came on; servers over one file or device (nbdkit file,
+	 * qemu-nbd) flush it all anyway, but say so.
+	 */
+	if (nb->can_flush && !nb->multi_conn)
+		log_info("%s: the server does not promise that a flush covers other "
+			 "connections: with num-queues > 1 a guest flush is only as strong as "
+			 "the server makes it",
+			 name);
 	nb->be.ops = &blk_backend_nbd_ops;
 	*out = &nb->be;
 	return 0;

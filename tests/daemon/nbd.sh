@@ -118,7 +118,7 @@ uri="nbd+unix:///?socket=$T/mem.sock"
 start_daemon "$T/d1.log" --blk "id=nbd0,backend=nbd,uri=$uri,socket=$T/a.sock,num-queues=2"
 if wait_for_socket "$T/a.sock" 10; then
 	check "memory: size and features logged" \
-		grep -q "nbd0: $uri: 268435456 bytes, flush yes, fua yes, trim yes, zero yes" "$T/d1.log"
+		grep -q "nbd0: $uri: 268435456 bytes, flush yes, fua yes, trim yes, zero yes, multi-conn" "$T/d1.log"
 	check "memory: flush, discard and write-zeroes offered" \
 		test "$("$FEATURES" "$T/a.sock")" = "flush discard write-zeroes"
 	bench_ok "memory: randrw --verify, 2 queues, split" --socket "$T/a.sock" --rw randrw \
@@ -158,7 +158,7 @@ stop_server
 start_nbdkit "$T/nz.sock" --filter=nozero memory 16M zeromode=none
 start_daemon "$T/d3.log" --blk "id=nz,backend=nbd,uri=nbd+unix:///?socket=$T/nz.sock,socket=$T/a.sock"
 wait_for_socket "$T/a.sock" 10
-check "nozero: logged as zero no" grep -q 'flush yes, fua yes, trim yes, zero no' "$T/d3.log"
+check "nozero: logged as zero no" grep -q 'flush yes, fua yes, trim yes, zero no, multi-conn' "$T/d3.log"
 check "nozero: no write-zeroes offered" test "$("$FEATURES" "$T/a.sock")" = "flush discard"
 stop_daemon
 stop_server

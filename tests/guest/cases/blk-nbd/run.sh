@@ -11,11 +11,18 @@
 # last restart the guest reads the whole last pass back once more
 # (verify_only). The guest also checks that flush, discard and
 # write-zeroes are offered, as nbdkit's file plugin supports all three.
+#
+# BACKEND=qsd runs without the restarts unless QSD_NBD_RESTARTS=1: QEMU
+# 7.2's NBD client hands the requests nbdkit answers with ESHUTDOWN (or
+# loses with the connection) to the guest as I/O errors (seen: fio fails
+# in the first restart pass, "I/O error, dev vda ... op WRITE"), whatever
+# reconnect-delay says; it covers only requests issued while disconnected.
 set -euo pipefail
 source "$(dirname "$0")/../../lib.sh"
 
 PASSES=${PASSES:-4}
 RESTART_IN_PASSES=${RESTART_IN_PASSES:-"1 2"}
+if [[ $BACKEND == qsd && ${QSD_NBD_RESTARTS:-0} != 1 ]]; then RESTART_IN_PASSES=""; fi
 DOWN_SECONDS=${DOWN_SECONDS:-1}
 GUEST_TIMEOUT=${GUEST_TIMEOUT:-240}
 QEMU_PID=
@@ -78,6 +85,7 @@ nbd_cleanup() {
 
 main() {
 	require_backend
+	[[ -n $RESTART_IN_PASSES ]] || glog "no nbdkit restarts for BACKEND=$BACKEND (see run.sh)"
 	command -v nbdkit >/dev/null || gdie "no nbdkit (scripts/deps.sh installs it)"
 	guest_workdir
 	trap nbd_cleanup EXIT

@@ -12,7 +12,7 @@ all: build
 # fio-src.sh: fio's source for tools/fio (Debian ships no fio headers).
 deps:
 	@scripts/deps.sh
-	@scripts/fio-src.sh >/dev/null
+	@scripts/fio-src.sh >/dev/null || echo "make: no fio source, so no tools/fio engine (scripts/fio-src.sh)" >&2
 
 $(BUILD)/build.ninja: | deps
 	meson setup $(BUILD) >/dev/null

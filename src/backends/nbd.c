@@ -54,9 +54,9 @@
 #include "common/log.h"
 #include "common/util.h"
 
-#define NBD_RECONNECT_S	    60
-#define NBD_BACKOFF_MIN_MS  100
-#define NBD_BACKOFF_MAX_MS  1000
+#define NBD_RECONNECT_S	     60
+#define NBD_BACKOFF_MIN_MS   100
+#define NBD_BACKOFF_MAX_MS   1000
 #define NBD_GAVE_UP_RETRY_MS 5000
 /* Largest command we send: NBD's usual limit, unless the server says less. */
 #define NBD_MAX_REQ (32u << 20)
@@ -110,17 +110,17 @@ struct blk_backend_queue {
 	struct nbd_handle *h;
 	enum nq_state state;
 	struct nbd_watch *w;
-	struct io_list pending; /* admitted, waiting for a connection */
-	struct io_list settled; /* every command back: decide in nq_process() */
-	struct blk_io **slot;	/* [depth]: blk_ios with commands out */
+	struct io_list pending;	 /* admitted, waiting for a connection */
+	struct io_list settled;	 /* every command back: decide in nq_process() */
+	struct blk_io **slot;	 /* [depth]: blk_ios with commands out */
 	unsigned int *free_slot; /* [depth]: a stack of free slot indices */
 	unsigned int nfree;
 	uint64_t down_since_ns; /* when the connection was lost (or first tried) */
 	unsigned int backoff_ms;
 	unsigned int reconnects;
-	bool was_connected;	/* a reconnect, not the first connect */
-	bool gave_up;		/* down too long: I/O fails until a connection is up */
-	bool error_logged;	/* one line per run of server errors */
+	bool was_connected; /* a reconnect, not the first connect */
+	bool gave_up;	    /* down too long: I/O fails until a connection is up */
+	bool error_logged;  /* one line per run of server errors */
 	bool in_process;
 };
 
@@ -212,8 +212,9 @@ static int nbd_open(const struct blk_backend_config *cfg, struct blk_backend **o
 	int64_t size, minb, prefb, maxb;
 	int e;
 
-	if (!cfg->path || (strncmp(cfg->path, "nbd://", 6) && strncmp(cfg->path, "nbd+unix://", 11) &&
-			   strncmp(cfg->path, "nbds://", 7) && strncmp(cfg->path, "nbds+unix://", 12))) {
+	if (!cfg->path ||
+	    (strncmp(cfg->path, "nbd://", 6) && strncmp(cfg->path, "nbd+unix://", 11) &&
+	     strncmp(cfg->path, "nbds://", 7) && strncmp(cfg->path, "nbds+unix://", 12))) {
 		errbuf_printf(err, err_len,
 			      "%s: uri= must be nbd://HOST[:PORT]/EXPORT or "
 			      "nbd+unix:///EXPORT?socket=PATH, not '%s'",
@@ -701,8 +702,8 @@ static void nq_conn_down(struct blk_backend_queue *q, const char *why)
 		return;
 	}
 	nq_arm_timer(q, q->backoff_ms);
-	q->backoff_ms = q->backoff_ms * 2 > NBD_BACKOFF_MAX_MS ? NBD_BACKOFF_MAX_MS
-							       : q->backoff_ms * 2;
+	q->backoff_ms =
+		q->backoff_ms * 2 > NBD_BACKOFF_MAX_MS ? NBD_BACKOFF_MAX_MS : q->backoff_ms * 2;
 }
 
 static void nq_try_connect(struct blk_backend_queue *q)
@@ -809,7 +810,7 @@ static void nq_process(struct blk_backend_queue *q)
 			continue;
 		} else {
 			io->res = io->op == BLK_IO_READ || io->op == BLK_IO_WRITE ? (int64_t)io->len
-										 : 0;
+										  : 0;
 		}
 		blk_queue_base_finish(&q->base, io);
 	}
@@ -925,8 +926,7 @@ static int nbd_queue_attach(struct blk_backend *be, unsigned int depth, struct r
 	return 0;
 }
 
-static int nbd_queue_new(struct blk_backend *be, unsigned int depth,
-			 struct blk_backend_queue **out)
+static int nbd_queue_new(struct blk_backend *be, unsigned int depth, struct blk_backend_queue **out)
 {
 	return nbd_queue_attach(be, depth, NULL, NULL, NULL, out);
 }

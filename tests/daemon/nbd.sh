@@ -8,7 +8,8 @@
 #     split and packed, and `vhostctl stats` counts the I/O;
 #   - nbdkit file over TCP and qemu-nbd: --verify, and the data is in the
 #     server's image afterwards (read back with cmp through a second run);
-#   - a SCSI LUN on NBD: --verify through READ/WRITE (16);
+#   - a SCSI LUN on NBD: --verify through READ/WRITE (16), and one more
+#     hot-added with vhostctl scsi-add-lun and an NBD URI;
 #   - what the server lacks is not offered to the driver (blk_features
 #     prints the negotiated block features): no write-zeroes behind the
 #     nozero filter, no flush from `nbdkit full`, no discard or
@@ -207,6 +208,14 @@ if wait_for_socket "$T/s.sock" 10; then
 	check "qemu-nbd: SCSI data verified" verified
 	check "qemu-nbd: LUN in vhostctl stats" bash -c \
 		"'$VHOSTCTL' --control '$T/ctl.sock' stats sc0:0:0 | awk '\$4 > 0 && \$8 > 0 { ok = 1 } END { exit !ok }'"
+	# A second LUN on the same export, hot-added over the control socket.
+	check "qemu-nbd: vhostctl scsi-add-lun with an NBD URI" "$VHOSTCTL" --control "$T/ctl.sock" \
+		scsi-add-lun sc0 0 1 "nbd+unix:///?socket=$T/q.sock"
+	check "qemu-nbd: the hot-added LUN is listed as nbd" bash -c \
+		"'$VHOSTCTL' --control '$T/ctl.sock' list | grep -Eq '^sc0:0:1 +scsi +64.0M .*nbd\+unix'"
+	bench_ok "qemu-nbd: hot-added LUN randrw --verify" --socket "$T/s.sock" --scsi-lun 0:1 \
+		--rw randrw --time 1 --verify
+	check "qemu-nbd: hot-added LUN data verified" verified
 else
 	not_ok "qemu-nbd: vhostd did not start: $(cat "$T/d5.log")"
 fi

@@ -5,12 +5,20 @@ set -euo pipefail
 
 PACKAGES=(
 	# build
-	gcc clang meson ninja-build pkg-config liburing-dev libjson-c-dev
+	gcc clang meson ninja-build pkg-config liburing-dev libjson-c-dev libmicrohttpd-dev
+	libsystemd-dev
 	# sanitizer and fuzzer runtimes for clang
 	libclang-rt-dev
 	# real-guest tests and make run
 	qemu-system-x86 qemu-utils busybox-static cpio kmod xz-utils zstd
 	e2fsprogs util-linux fio sg3-utils python3
+	# backend=rbd (librbd) and its tests' one-node Ceph cluster; qemu's rbd
+	# driver for bench/rbd.sh
+	librbd-dev librados-dev ceph-mon ceph-mgr ceph-osd ceph-common uuid-runtime
+	qemu-block-extra
+	# promtool checks the metrics exposition (tests/daemon/metrics.sh);
+	# systemd-analyze verifies the unit (tests/daemon/systemd.sh)
+	prometheus systemd
 	# the NBD back-end (libnbd) and the NBD servers its tests start
 	libnbd-dev nbdkit
 )

@@ -7,6 +7,8 @@
 #      CDB parser (scripts/fuzz.sh)
 #   4. the real-guest tests: a Debian kernel under QEMU TCG on vhostd
 #
+# A one-node Ceph cluster (tests/ceph/ceph-up.sh) serves every RBD test.
+#
 # Set VHOSTD_SKIP_GUEST=1 to leave out step 4 (it needs ~10 minutes).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -60,6 +62,17 @@ run_meson() {
 		failures+=("$label:meson-test-exit-$rc")
 	fi
 }
+
+# One Ceph cluster for every RBD test (suite 'rbd' in both builds, the
+# blk-rbd guest case): they find it through VHOSTD_CEPH_CONF and make
+# images of their own in it.  Without it each brings up (and says why it
+# cannot bring up) its own.
+CEPH_DIR=$(mktemp -d /tmp/vhostd-test-ceph.XXXXXX)
+trap 'tests/ceph/ceph-down.sh "$CEPH_DIR/c"; rm -rf "$CEPH_DIR"' EXIT
+echo "=== one-node Ceph cluster for the RBD tests ==="
+if tests/ceph/ceph-up.sh "$CEPH_DIR/c"; then
+	export VHOSTD_CEPH_CONF=$CEPH_DIR/c/ceph.conf
+fi
 
 run_meson build normal
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \

@@ -2,7 +2,8 @@
 /*
  * backend.h - block storage back-ends: where a block device model's
  * requests end up (a raw image file or a host block device through
- * io_uring, or nothing at all: the null back-end).
+ * io_uring, an image in a Ceph cluster through librbd, or nothing at all:
+ * the null back-end).
  *
  * A back-end is opened once per device (struct blk_backend) and gives each
  * virtqueue its own submission context (struct blk_backend_queue), so
@@ -105,6 +106,8 @@ struct blk_backend_config {
 	bool readonly;
 	bool direct;	  /* O_DIRECT (cache=none); refused by the FS: buffered + a warning */
 	const char *name; /* for log lines */
+	/* rbd: the image; conf NULL: Ceph's search path; user NULL: client.admin */
+	const char *rbd_pool, *rbd_image, *rbd_conf, *rbd_user;
 };
 
 struct blk_backend;
@@ -160,6 +163,12 @@ extern const struct blk_backend_ops blk_backend_uring_ops;
  * stores nothing; every operation completes at once.
  */
 extern const struct blk_backend_ops blk_backend_null_ops;
+/*
+ * The Ceph RBD back-end (rbd.c): an image in a RADOS pool through
+ * librbd's aio calls; completions come back through an eventfd that the
+ * queue's reactor polls, never blocking the I/O thread.
+ */
+extern const struct blk_backend_ops blk_backend_rbd_ops;
 
 /*
  * The NBD back-end (nbd.c): an export of an NBD server by URI

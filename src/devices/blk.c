@@ -96,6 +96,7 @@ struct blk_queue {
 	struct blk_backend_queue *bbq;
 	unsigned int num; /* ring size while started */
 	bool io_error_logged;
+	struct eng_queue_counters counters; /* kicks, notifications: across restarts */
 };
 
 struct blk_dev {
@@ -132,6 +133,10 @@ enum {
 	OPT_POLL_US = 1 << 11,
 	OPT_IO_THREAD = 1 << 12,
 	OPT_MAX_GUEST_MEMORY = 1 << 13,
+	OPT_POOL = 1 << 14,
+	OPT_IMAGE = 1 << 15,
+	OPT_CONF = 1 << 16,
+	OPT_USER = 1 << 17,
 };
 
 static const struct kv_key blk_keys[] = {
@@ -150,6 +155,10 @@ static const struct kv_key blk_keys[] = {
 	{"poll-us", OPT_POLL_US},
 	{"io-thread", OPT_IO_THREAD},
 	{"max-guest-memory", OPT_MAX_GUEST_MEMORY},
+	{"pool", OPT_POOL},
+	{"image", OPT_IMAGE},
+	{"conf", OPT_CONF},
+	{"user", OPT_USER},
 };
 
 static int blk_option_set(void *ctx, unsigned int bit, const char *key, const char *v, char *err,
@@ -243,6 +252,20 @@ static void blk_stats_done(struct blk_queue *bq, struct blk_req *req, bool ok)
 void blk_dev_get_stats(struct blk_dev *dev, struct blk_stats *st)
 {
 	blk_dev_stats_read(&dev->stats, st);
+}
+
+void blk_dev_get_lat_hist(struct blk_dev *dev, struct blk_lat_hist *h)
+{
+	blk_dev_stats_read_hist(&dev->stats, h);
+}
+
+void blk_dev_get_queue_counts(struct blk_dev *dev, unsigned int q, struct blk_queue_counts *c)
+{
+	struct eng_queue_counters *n = &dev->queues[q].counters;
+
+	blk_dev_stats_read_queue(&dev->stats, q, &c->st);
+	c->kicks = atomic_load_explicit(&n->kicks, memory_order_relaxed);
+	c->notifications = atomic_load_explicit(&n->notifies, memory_order_relaxed);
 }
 
 /* ---- requests -------------------------------------------------------------- */
@@ -706,6 +729,7 @@ static int blk_start_queue(void *opaque, struct vu_queue *q)
 		.poll_us = dev->opts.poll_us,
 		.io_thread = dev->opts.io_thread,
 		.priv = bq,
+		.counters = &bq->counters,
 	};
 	r = eng_queue_start(q, &blk_queue_ops, &cfg, &bq->eq);
 	if (r < 0) {
@@ -772,8 +796,13 @@ struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watc
 		.readonly = opts->readonly,
 		.direct = opts->cache == BLK_CACHE_NONE,
 		.name = opts->id,
+		.rbd_pool = opts->rbd.pool,
+		.rbd_image = opts->rbd.image,
+		.rbd_conf = opts->rbd.conf,
+		.rbd_user = opts->rbd.user,
 	};
 	bool null = opts->backend == BLK_BACKEND_NULL;
+	char where[300];
 	struct vu_dev_config vcfg;
 	const char *how;
 	struct blk_dev *dev;
@@ -806,9 +835,9 @@ struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watc
 	}
 	dev->bops->get_info(dev->be, &dev->info);
 	dev->capacity = dev->info.size >> VIRTIO_BLK_SECTOR_SHIFT;
+	blk_disk_describe(opts->backend, opts->path, &opts->rbd, where, sizeof(where));
 	if (!dev->capacity)
-		log_warn("%s: %s is smaller than one sector", opts->id,
-			 null ? "the null back-end" : opts->path);
+		log_warn("%s: %s is smaller than one sector", opts->id, where);
 	dev->seg_max = opts->queue_size - 2u;
 	if (dev->seg_max > BLK_MAX_SEG_MAX)
 		dev->seg_max = BLK_MAX_SEG_MAX;
@@ -849,10 +878,12 @@ struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watc
 		how = "no storage";
 	else if (opts->backend == BLK_BACKEND_NBD)
 		how = "NBD";
+	else if (opts->backend == BLK_BACKEND_RBD)
+		how = dev->info.direct ? "librbd, no cache" : "librbd";
 	else
 		how = dev->info.direct ? "O_DIRECT" : "page cache";
 	log_info("%s: %s, %" PRIu64 " sectors, %s%s, %u queue(s) of %u", opts->id,
-		 null ? "null back-end" : opts->path, dev->capacity, how,
+		 where, dev->capacity, how,
 		 opts->readonly ? ", read-only" : "", opts->num_queues, opts->queue_size);
 	return dev;
 
@@ -889,6 +920,16 @@ const struct blk_options *blk_dev_options(const struct blk_dev *dev)
 uint64_t blk_dev_capacity_sectors(const struct blk_dev *dev)
 {
 	return dev->capacity;
+}
+
+bool blk_dev_active(const struct blk_dev *dev)
+{
+	/* Queues start and stop on this (the loop's) thread: no race. */
+	for (unsigned int i = 0; i < dev->opts.num_queues; i++) {
+		if (dev->queues[i].eq)
+			return true;
+	}
+	return false;
 }
 
 bool blk_dev_connected(const struct blk_dev *dev)

@@ -22,6 +22,7 @@ struct blk_options {
 	enum blk_backend_kind backend;
 	char path[4096]; /* BLK_BACKEND_FILE; empty for null */
 	uint64_t size;	 /* BLK_BACKEND_NULL: capacity in bytes; 0 for file */
+	struct blk_rbd_options rbd; /* BLK_BACKEND_RBD */
 	char socket[108];
 	char serial[21]; /* VIRTIO_BLK_ID_BYTES + NUL */
 	bool readonly;
@@ -41,7 +42,9 @@ struct blk_options {
  * 256, cache=writeback, poll-us=50 (0..1000), io-thread=-1 (each queue on
  * the least loaded I/O thread), serial = the id cut to 20 bytes).  "backend=null,size=BYTES"
  * replaces path= with the null back-end (backend=file, the default, needs path= and takes no
- * size=).  NAME is [A-Za-z0-9_.-]{1,31}; booleans take
+ * size=); "backend=rbd,pool=P,image=I[,conf=FILE][,user=NAME]" replaces it with a Ceph RBD
+ * image (conf: a ceph.conf, default Ceph's search path; user: the client name without
+ * "client.", default admin).  NAME is [A-Za-z0-9_.-]{1,31}; booleans take
  * on/off/yes/no/true/false; num-queues 1..VU_MAX_QUEUES; queue-size a power
  * of two in 4..1024; BYTES a positive multiple of 512 with an optional
  * k/m/g/t suffix (powers of 1024); ",," in a value is a literal comma, as
@@ -75,6 +78,27 @@ struct blk_stats {
 	uint64_t time_in_queue_ms;
 };
 
+/*
+ * Request latency, as a histogram: bucket i counts the requests that took
+ * at most 2^(i + BLK_LAT_SHIFT) ns (1.024 us .. 2^32 ns, about 4.3 s), the
+ * last one those that took longer.  Per direction; the sum is blk_stats'
+ * ticks.
+ */
+#define BLK_LAT_BUCKETS 24
+#define BLK_LAT_SHIFT	10
+
+struct blk_lat_hist {
+	uint64_t b[BLK_STAT__COUNT][BLK_LAT_BUCKETS];
+	uint64_t sum_ns[BLK_STAT__COUNT];
+};
+
+/* One virtqueue: its requests (io_ticks and time_in_queue are per disk: 0) and notifications. */
+struct blk_queue_counts {
+	struct blk_stats st;
+	uint64_t kicks;		/* the driver's notifications */
+	uint64_t notifications; /* interrupts sent */
+};
+
 struct blk_dev;
 
 /* Open the image and start the vhost-user back-end.  NULL, message in @err. */
@@ -88,9 +112,15 @@ const char *blk_dev_id(const struct blk_dev *dev);
 const struct blk_options *blk_dev_options(const struct blk_dev *dev);
 uint64_t blk_dev_capacity_sectors(const struct blk_dev *dev);
 bool blk_dev_connected(const struct blk_dev *dev);
+/* Is any queue started (the front-end driving the device)?  Loop thread. */
+bool blk_dev_active(const struct blk_dev *dev);
 
 /* A consistent snapshot of the counters (summed over queues). */
 void blk_dev_get_stats(struct blk_dev *dev, struct blk_stats *st);
+/* The latency histogram, summed over queues. */
+void blk_dev_get_lat_hist(struct blk_dev *dev, struct blk_lat_hist *h);
+/* Queue @q (0 .. num-queues - 1). */
+void blk_dev_get_queue_counts(struct blk_dev *dev, unsigned int q, struct blk_queue_counts *c);
 
 /*
  * Format @st as one /proc/diskstats line ("major minor name f1 ... f17",

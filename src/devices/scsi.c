@@ -803,6 +803,7 @@ static int scsi_start_queue(void *opaque, struct vu_queue *q)
 		.poll_us = q->index >= VIRTIO_SCSI_REQ_QUEUE0 ? dev->opts.poll_us : 0,
 		.io_thread = dev->opts.io_thread,
 		.priv = sq,
+		.counters = &sq->counters,
 	};
 	r = eng_queue_start(q, ops, &cfg, &eq);
 	if (r < 0) {
@@ -887,6 +888,10 @@ static struct scsi_lun *scsi_lun_open(struct scsi_dev *dev, const struct scsi_lu
 		.size = o->size,
 		.readonly = o->readonly,
 		.direct = o->cache == BLK_CACHE_NONE,
+		.rbd_pool = o->rbd.pool,
+		.rbd_image = o->rbd.image,
+		.rbd_conf = o->rbd.conf,
+		.rbd_user = o->rbd.user,
 	};
 	struct scsi_disk_config dcfg;
 	struct scsi_lun *lun = calloc(1, sizeof(*lun));
@@ -1075,9 +1080,11 @@ struct scsi_dev *scsi_dev_new(const struct scsi_options *opts, const struct scsi
 		 opts->num_queues, opts->queue_size);
 	for (unsigned int i = 0; i < dev->nr_luns; i++) {
 		const struct scsi_lun *l = dev->luns[i];
+		char where[300];
 
 		log_info("%s: %s, %" PRIu64 " blocks of %u%s", l->name,
-			 l->opts.backend == BLK_BACKEND_NULL ? "null back-end" : l->opts.path,
+			 blk_disk_describe(l->opts.backend, l->opts.path, &l->opts.rbd, where,
+					   sizeof(where)),
 			 scsi_disk_blocks(&l->disk), l->disk.block_size,
 			 l->opts.readonly ? ", read-only" : "");
 	}
@@ -1112,6 +1119,17 @@ bool scsi_dev_connected(const struct scsi_dev *dev)
 	return vu_dev_connected(dev->vu);
 }
 
+bool scsi_dev_active(struct scsi_dev *dev)
+{
+	bool active = false;
+
+	pthread_mutex_lock(&dev->qlock);
+	for (unsigned int i = 0; i < dev->nr_queues && !active; i++)
+		active = dev->queues[i].ext_eq != NULL;
+	pthread_mutex_unlock(&dev->qlock);
+	return active;
+}
+
 unsigned int scsi_dev_nr_luns(const struct scsi_dev *dev)
 {
 	return dev->nr_luns;
@@ -1135,6 +1153,25 @@ uint32_t scsi_dev_lun_block_size(const struct scsi_dev *dev, unsigned int i)
 const char *scsi_dev_lun_name(const struct scsi_dev *dev, unsigned int i)
 {
 	return dev->luns[i]->name;
+}
+
+unsigned int scsi_dev_nr_vqueues(const struct scsi_dev *dev)
+{
+	return dev->nr_queues;
+}
+
+void scsi_dev_queue_counts(struct scsi_dev *dev, unsigned int q, uint64_t *kicks,
+			   uint64_t *notifications)
+{
+	struct eng_queue_counters *n = &dev->queues[q].counters;
+
+	*kicks = atomic_load_explicit(&n->kicks, memory_order_relaxed);
+	*notifications = atomic_load_explicit(&n->notifies, memory_order_relaxed);
+}
+
+void scsi_dev_lun_lat_hist(struct scsi_dev *dev, unsigned int i, struct blk_lat_hist *h)
+{
+	blk_dev_stats_read_hist(&dev->luns[i]->stats, h);
 }
 
 void scsi_dev_lun_stats(struct scsi_dev *dev, unsigned int i, struct blk_stats *st)
@@ -1218,6 +1255,7 @@ int scsi_dev_add_lun(struct scsi_dev *dev, const struct scsi_lun_options *o, cha
 	struct scsi_lun *lun;
 	unsigned int slot;
 	bool exists;
+	char where[300];
 	int r = 0;
 
 	if (strcmp(o->scsi, dev->opts.id))
@@ -1256,7 +1294,7 @@ int scsi_dev_add_lun(struct scsi_dev *dev, const struct scsi_lun_options *o, cha
 	scsi_luns_changed(dev, o->target);
 	atomic_store(&lun->ready, true);
 	log_info("%s: added, %s, %" PRIu64 " blocks of %u%s", lun->name,
-		 o->backend == BLK_BACKEND_NULL ? "null back-end" : o->path,
+		 blk_disk_describe(o->backend, o->path, &o->rbd, where, sizeof(where)),
 		 scsi_disk_blocks(&lun->disk), lun->disk.block_size,
 		 o->readonly ? ", read-only" : "");
 	scsi_dev_event(dev, VIRTIO_SCSI_T_TRANSPORT_RESET, o->target, o->lun,
@@ -1327,8 +1365,10 @@ int scsi_dev_resize_lun(struct scsi_dev *dev, unsigned int target, unsigned int 
 
 	if (!lun)
 		return kv_err(err, err_len, "%s: no target %u LUN %u", dev->opts.id, target, id);
+	if (lun->opts.backend == BLK_BACKEND_NULL)
+		return kv_err(err, err_len, "%s: the null back-end has a fixed size", lun->name);
 	if (lun->opts.backend != BLK_BACKEND_FILE)
-		return kv_err(err, err_len, "%s: only an image file can be resized", lun->name);
+		return kv_err(err, err_len, "%s: resize is for image files only", lun->name);
 	r = scsi_image_size(lun->opts.path, &size);
 	if (r < 0)
 		return kv_err(err, err_len, "%s: %s: %s", lun->name, lun->opts.path, strerror(-r));

@@ -51,6 +51,7 @@ struct scsi_lun_options {
 	enum blk_backend_kind backend;
 	char path[4096];
 	uint64_t size; /* backend=null */
+	struct blk_rbd_options rbd; /* backend=rbd */
 	bool readonly;
 	char serial[37]; /* empty: "<scsi>-<target>-<lun>" */
 	enum blk_cache_mode cache;
@@ -66,6 +67,7 @@ int scsi_options_parse(const char *str, struct scsi_options *opts, char *err, si
 
 /*
  * "scsi=NAME,target=T,lun=L,path=FILE|backend=null,size=BYTES
+ * |backend=rbd,pool=P,image=I[,conf=FILE][,user=NAME]
  * [,readonly=on][,serial=STR][,cache=none|writeback][,block-size=512|4096]":
  * T 0..255, L 0..16383, serial 1..36 printable characters.  0, or -EINVAL
  * with a message in @err.
@@ -89,6 +91,8 @@ void scsi_dev_free(struct scsi_dev *dev);
 const char *scsi_dev_id(const struct scsi_dev *dev);
 const struct scsi_options *scsi_dev_options(const struct scsi_dev *dev);
 bool scsi_dev_connected(const struct scsi_dev *dev);
+/* Is any queue started (the front-end driving the controller)? */
+bool scsi_dev_active(struct scsi_dev *dev);
 
 /*
  * LUN slots 0 .. scsi_dev_nr_luns() - 1: options (NULL for a free slot:
@@ -101,6 +105,12 @@ uint32_t scsi_dev_lun_block_size(const struct scsi_dev *dev, unsigned int i);
 /* "NAME:T:L", as in its diskstats line. */
 const char *scsi_dev_lun_name(const struct scsi_dev *dev, unsigned int i);
 void scsi_dev_lun_stats(struct scsi_dev *dev, unsigned int i, struct blk_stats *st);
+void scsi_dev_lun_lat_hist(struct scsi_dev *dev, unsigned int i, struct blk_lat_hist *h);
+
+/* Virtqueues (control, event, then request queues) and their notifications. */
+unsigned int scsi_dev_nr_vqueues(const struct scsi_dev *dev);
+void scsi_dev_queue_counts(struct scsi_dev *dev, unsigned int q, uint64_t *kicks,
+			   uint64_t *notifications);
 
 /*
  * At run time, on the vhost-user loop's thread.  0, or -errno with a

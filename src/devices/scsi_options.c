@@ -96,6 +96,10 @@ enum {
 	LOPT_SERIAL = 1 << 7,
 	LOPT_CACHE = 1 << 8,
 	LOPT_BLOCK_SIZE = 1 << 9,
+	LOPT_POOL = 1 << 10,
+	LOPT_IMAGE = 1 << 11,
+	LOPT_CONF = 1 << 12,
+	LOPT_USER = 1 << 13,
 };
 
 static const struct kv_key lun_keys[] = {
@@ -104,6 +108,8 @@ static const struct kv_key lun_keys[] = {
 	{"backend", LOPT_BACKEND},   {"size", LOPT_SIZE},
 	{"readonly", LOPT_READONLY}, {"serial", LOPT_SERIAL},
 	{"cache", LOPT_CACHE},	     {"block-size", LOPT_BLOCK_SIZE},
+	{"pool", LOPT_POOL},	     {"image", LOPT_IMAGE},
+	{"conf", LOPT_CONF},	     {"user", LOPT_USER},
 	{"uri", LOPT_PATH}, /* backend=nbd: the server, kept in path */
 };
 

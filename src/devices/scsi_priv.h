@@ -82,6 +82,7 @@ struct scsi_queue {
 	struct reactor *r;
 	unsigned int num;
 	bool io_error_logged;
+	struct eng_queue_counters counters; /* kicks, notifications: across restarts */
 	/* request queues: a back-end queue per LUN slot, and what is in flight */
 	struct blk_backend_queue *bbq[SCSI_MAX_LUNS];
 	struct scsi_req *inflight;

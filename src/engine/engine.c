@@ -149,6 +149,7 @@ struct eng_queue {
 	bool call_error_logged;
 
 	struct eng_cmd *stop_cmd;
+	struct eng_queue_counters *counters;
 };
 
 static struct {
@@ -216,6 +217,8 @@ static void eng_kick_done(struct reactor_event *ev, int res, uint32_t flags)
 
 	eq->kick_armed = false;
 	if (res == (int)sizeof(eq->kick_buf)) {
+		if (eq->counters)
+			atomic_fetch_add_explicit(&eq->counters->kicks, 1, memory_order_relaxed);
 		eng_mark_ready(eq);
 		eng_arm_kick(eq);
 		return;
@@ -248,6 +251,8 @@ static void eng_send_call(struct eng_queue *eq)
 		return;
 	}
 	eq->call_val = 1;
+	if (eq->counters)
+		atomic_fetch_add_explicit(&eq->counters->notifies, 1, memory_order_relaxed);
 	io_uring_prep_write(sqe, eq->q->call_fd, &eq->call_val, sizeof(eq->call_val), 0);
 	eq->call_busy = true;
 	eq->call_again = false;
@@ -974,6 +979,7 @@ int eng_queue_start(struct vu_queue *q, const struct eng_queue_ops *ops,
 	eq->num = q->vq.num;
 	eq->max_iov = cfg->max_iov;
 	eq->io_thread = cfg->io_thread;
+	eq->counters = cfg->counters;
 	/* Polled queues (no kick eventfd) never sleep long anyway. */
 	eq->spin_ns = q->kick_fd < 0 ? 0 : (uint64_t)cfg->poll_us * 1000;
 	snprintf(eq->name, sizeof(eq->name), "%s", cfg->name);

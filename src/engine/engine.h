@@ -38,6 +38,7 @@
 #ifndef VHOSTD_ENGINE_ENGINE_H
 #define VHOSTD_ENGINE_ENGINE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -100,12 +101,23 @@ struct eng_queue_ops {
 	bool manual_pop;
 };
 
+/*
+ * Counters the engine keeps for a model that wants them (per-queue
+ * statistics): written by the queue's thread only, relaxed, so any thread
+ * may read them; they outlive the queue's start/stop cycles.
+ */
+struct eng_queue_counters {
+	_Atomic uint64_t kicks;	  /* kick eventfd reads that found a kick */
+	_Atomic uint64_t notifies; /* interrupts sent to the guest */
+};
+
 struct eng_queue_config {
 	const char *name;     /* "dev:qN", for log lines */
 	unsigned int max_iov; /* iovecs per request slot */
 	unsigned int poll_us; /* spin this long on an empty ring before sleeping */
 	int io_thread;	      /* pool thread index, or -1: the least loaded one */
 	void *priv;	      /* eng_queue_priv() */
+	struct eng_queue_counters *counters; /* optional */
 };
 
 /*

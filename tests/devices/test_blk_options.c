@@ -146,6 +146,29 @@ static void test_nbd_backend(void)
 	CHECK(blk_disk_backend_ops(BLK_BACKEND_FILE) == &blk_backend_uring_ops);
 }
 
+static void test_rbd_backend(void)
+{
+	struct blk_options o;
+
+	parse_ok("id=r0,backend=rbd,pool=rbd,image=vol1,socket=/s", &o);
+	CHECK_EQ(o.backend, BLK_BACKEND_RBD);
+	CHECK(!strcmp(o.rbd.pool, "rbd") && !strcmp(o.rbd.image, "vol1"));
+	CHECK(!o.rbd.conf[0] && !o.rbd.user[0] && !o.path[0]);
+	parse_ok("id=r0,image=v,conf=/etc/ceph/c,,1.conf,user=vhostd,backend=rbd,pool=p,socket=/s",
+		 &o);
+	CHECK(!strcmp(o.rbd.conf, "/etc/ceph/c,1.conf"));
+	CHECK(!strcmp(o.rbd.user, "vhostd"));
+
+	parse_bad("id=r0,backend=rbd,pool=rbd,socket=/s", "needs pool= and image=");
+	parse_bad("id=r0,backend=rbd,image=v,socket=/s", "needs pool= and image=");
+	parse_bad("id=r0,backend=rbd,pool=rbd,image=v,path=/img,socket=/s", "path= is not for");
+	parse_bad("id=r0,backend=rbd,pool=rbd,image=v,size=1G,socket=/s", "size= is only for");
+	parse_bad("id=r0,backend=rbd,pool=rbd,image=a/b,socket=/s", "not allowed");
+	parse_bad("id=r0,backend=rbd,pool=r@s,image=v,socket=/s", "not allowed");
+	parse_bad("id=r0,path=/img,pool=rbd,socket=/s", "are for backend=rbd");
+	parse_bad("id=r0,backend=null,size=1G,image=v,socket=/s", "are for backend=rbd");
+}
+
 static void test_bad(void)
 {
 	char big[5000];
@@ -241,6 +264,7 @@ int main(void)
 	test_everything();
 	test_null_backend();
 	test_nbd_backend();
+	test_rbd_backend();
 	test_bad();
 	test_format();
 	printf("ok\n");

@@ -104,6 +104,12 @@ int main(void)
 	lun_bad("scsi=a,target=0,lun=0,uri=nbd://h/e", "goes with backend=nbd");
 	lun_bad("scsi=a,target=0,lun=0,backend=null,size=1M,path=x", "not for backend=null");
 	lun_bad("scsi=a,target=0,lun=0,path=x,size=1M", "only for backend=null");
+	lun_ok("scsi=sc0,target=1,lun=2,backend=rbd,pool=rbd,image=vol,conf=/c.conf,user=u", &l);
+	CHECK_EQ(l.backend, BLK_BACKEND_RBD);
+	CHECK(!strcmp(l.rbd.pool, "rbd") && !strcmp(l.rbd.image, "vol"));
+	CHECK(!strcmp(l.rbd.conf, "/c.conf") && !strcmp(l.rbd.user, "u"));
+	lun_bad("scsi=a,target=0,lun=0,backend=rbd,pool=rbd", "needs pool= and image=");
+	lun_bad("scsi=a,target=0,lun=0,path=x,image=v", "are for backend=rbd");
 	lun_bad("scsi=a,target=0,lun=0,path=x,block-size=1024", "512 or 4096");
 	lun_bad("scsi=a,target=0,lun=0,backend=null,size=6k,block-size=4096", "multiple of block");
 	lun_bad("scsi=a,target=0,lun=0,path=x,serial=0123456789012345678901234567890123456",

@@ -8,6 +8,8 @@
 #     split and packed, and `vhostctl stats` counts the I/O;
 #   - nbdkit file over TCP and qemu-nbd: --verify, and the data is in the
 #     server's image afterwards (read back with cmp through a second run);
+#   - blk and LUN added at run time (vhostctl add), saved with save-config
+#     and started again from --config;
 #   - a SCSI LUN on NBD: --verify through READ/WRITE (16), and one more
 #     hot-added with vhostctl scsi-add-lun and an NBD URI;
 #   - what the server lacks is not offered to the driver (blk_features
@@ -136,6 +138,29 @@ if wait_for_socket "$T/a.sock" 10; then
 		"'$VHOSTCTL' --control '$T/ctl.sock' list | grep -q 'nbd0 .*nbd+unix'"
 else
 	not_ok "memory: vhostd did not start: $(cat "$T/d1.log")"
+fi
+stop_daemon
+stop_server
+
+# Added at run time, saved, and brought back by --config.
+start_nbdkit "$T/mem.sock" memory 64M
+start_daemon "$T/c1.log" --scsi "id=sc1,socket=$T/s.sock"
+check "config: vhostctl add blk with backend=nbd" "$VHOSTCTL" --control "$T/ctl.sock" add blk \
+	"id=nb1,backend=nbd,uri=nbd+unix:///?socket=$T/mem.sock,socket=$T/a.sock"
+check "config: vhostctl add lun with backend=nbd" "$VHOSTCTL" --control "$T/ctl.sock" add lun \
+	"scsi=sc1,target=0,lun=0,backend=nbd,uri=nbd+unix:///?socket=$T/mem.sock"
+"$VHOSTCTL" --control "$T/ctl.sock" save-config "$T/cfg.json"
+check "config: saved as backend nbd with its uri" \
+	test "$(grep -c '"uri":"nbd+unix:///?socket=' "$T/cfg.json")" = 2
+stop_daemon
+start_daemon "$T/c2.log" --config "$T/cfg.json"
+if wait_for_socket "$T/s.sock" 10 && wait_for_socket "$T/a.sock" 10; then
+	bench_ok "config: the reloaded blk device verifies" --socket "$T/a.sock" --rw randrw \
+		--time 0.5 --verify
+	bench_ok "config: the reloaded LUN verifies" --socket "$T/s.sock" --scsi-lun 0:0 \
+		--rw randrw --time 0.5 --verify
+else
+	not_ok "config: vhostd --config did not start: $(cat "$T/c2.log")"
 fi
 stop_daemon
 stop_server

@@ -38,12 +38,14 @@
  *
  * The poll and the timer are reactor events that may still be in the
  * ring when the queue is freed; they live in a small struct of their
- * own that the last of them frees (struct nbd_watch).
+ * own that the last of them frees (struct nbd_watch; an orphans list
+ * keeps those still out when the process exits reachable).
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <libnbd.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +87,7 @@ struct nbd_backend {
 
 /* The queue's reactor events; outlives the queue until both are back. */
 struct nbd_watch {
+	struct nbd_watch *onext, **oprev; /* on the orphans' list once q is gone */
 	struct reactor_event poll_ev;
 	struct reactor_event timer_ev;
 	struct __kernel_timespec ts;
@@ -326,10 +329,38 @@ static void nbd_get_info(const struct blk_backend *be, struct blk_backend_info *
 static void nq_after(struct blk_backend_queue *q);
 static void nq_try_connect(struct blk_backend_queue *q);
 
+/*
+ * Watches whose queue is gone, waiting for their cancelled poll or timer
+ * to come back through the reactor.  Kept on a list so that one still
+ * waiting when the process exits (its reactor closed first) is not a
+ * leak; the engine's I/O threads share it.
+ */
+static pthread_mutex_t orphans_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct nbd_watch *orphans;
+
+static void watch_orphan(struct nbd_watch *w)
+{
+	pthread_mutex_lock(&orphans_lock);
+	w->onext = orphans;
+	w->oprev = &orphans;
+	if (orphans)
+		orphans->oprev = &w->onext;
+	orphans = w;
+	pthread_mutex_unlock(&orphans_lock);
+}
+
 static void watch_maybe_free(struct nbd_watch *w)
 {
-	if (!w->q && !w->poll_armed && !w->timer_armed)
-		free(w);
+	if (w->q || w->poll_armed || w->timer_armed)
+		return;
+	if (w->oprev) {
+		pthread_mutex_lock(&orphans_lock);
+		*w->oprev = w->onext;
+		if (w->onext)
+			w->onext->oprev = w->oprev;
+		pthread_mutex_unlock(&orphans_lock);
+	}
+	free(w);
 }
 
 /* Does the socket hold unread bytes?  (No: EAGAIN, one cheap system call.) */
@@ -870,7 +901,10 @@ static void nbd_queue_free(struct blk_backend_queue *q)
 			io_uring_prep_poll_remove(sqe, (uint64_t)(uintptr_t)&w->poll_ev);
 		if (w->timer_armed && (sqe = reactor_sqe(q->base.r, NULL)))
 			io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)&w->timer_ev, 0);
-		watch_maybe_free(w);
+		if (w->poll_armed || w->timer_armed)
+			watch_orphan(w);
+		else
+			free(w);
 	}
 	blk_queue_base_destroy(&q->base);
 	free(q->slot);

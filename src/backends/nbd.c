@@ -642,9 +642,14 @@ static void nq_issue(struct blk_backend_queue *q, struct blk_io *io)
 
 /* ---- connection state ---------------------------------------------------- */
 
-static bool nq_healthy(const struct blk_backend_queue *q)
+/*
+ * Is the connection up?  (Not nbd_aio_is_ready(): that is false while
+ * libnbd is in the middle of a reply or of sending a request.)
+ */
+static bool nq_alive(const struct blk_backend_queue *q)
 {
-	return q->state == NQ_READY && q->h && nbd_aio_is_ready(q->h) == 1;
+	return q->state == NQ_READY && q->h && nbd_aio_is_dead(q->h) != 1 &&
+	       nbd_aio_is_closed(q->h) != 1;
 }
 
 /* Fail everything waiting for a connection. */
@@ -751,13 +756,28 @@ static void nq_try_connect(struct blk_backend_queue *q)
 	nq_after(q);
 }
 
+/* Send what waited for a connection (in order), while it stays up. */
+static void nq_issue_pending(struct blk_backend_queue *q)
+{
+	struct io_list l = q->pending;
+	struct blk_io *io;
+
+	if (!l.head)
+		return;
+	io_list_init(&q->pending);
+	while ((io = io_list_pop(&l))) {
+		if (q->state == NQ_READY)
+			nq_issue(q, io);
+		else
+			io_list_add(&q->pending, io);
+	}
+}
+
 /* The handshake finished: check the export, then send what waited. */
 static void nq_conn_up(struct blk_backend_queue *q)
 {
 	struct nbd_backend *nb = q->nb;
 	int64_t size = nbd_get_size(q->h);
-	struct blk_io *io;
-	struct io_list l;
 
 	if (size < 0 || ((uint64_t)size & ~511ull) != nb->info.size) {
 		char msg[128];
@@ -781,16 +801,7 @@ static void nq_conn_up(struct blk_backend_queue *q)
 	q->down_since_ns = 0;
 	q->backoff_ms = NBD_BACKOFF_MIN_MS;
 	q->error_logged = false;
-	l = q->pending;
-	if (!l.head)
-		return;
-	io_list_init(&q->pending);
-	while ((io = io_list_pop(&l))) {
-		if (q->state == NQ_READY)
-			nq_issue(q, io);
-		else
-			io_list_add(&q->pending, io);
-	}
+	nq_issue_pending(q);
 }
 
 /* An error that is about the connection, not the data: worth a retry. */
@@ -809,14 +820,14 @@ static void nq_process(struct blk_backend_queue *q)
 	struct blk_io *io;
 
 	while ((io = io_list_pop(&q->settled))) {
-		if (io->res < 0 && nq_healthy(q) && nq_conn_error((int)-io->res)) {
+		if (io->res < 0 && nq_alive(q) && nq_conn_error((int)-io->res)) {
 			/*
 			 * The server is going away (nbdkit answers ESHUTDOWN
 			 * while it stops): do not wait for it to hang up.
 			 */
 			nq_conn_down(q, strerror((int)-io->res));
 		}
-		if (io->res < 0 && !nq_healthy(q)) {
+		if (io->res < 0 && !nq_alive(q)) {
 			/* Lost with its connection: send it again on the next one. */
 			io->res = 0;
 			if (q->gave_up) {
@@ -860,9 +871,11 @@ static void nq_after(struct blk_backend_queue *q)
 				nq_conn_up(q);
 			else if (nbd_aio_is_dead(q->h) == 1 || nbd_aio_is_closed(q->h) == 1)
 				nq_conn_down(q, nbd_get_error() ? nbd_get_error() : "refused");
-		} else if (q->state == NQ_READY &&
-			   (!q->h || nbd_aio_is_dead(q->h) == 1 || nbd_aio_is_closed(q->h) == 1)) {
+		} else if (q->state == NQ_READY && !nq_alive(q)) {
 			nq_conn_down(q, "server went away");
+		} else if (q->state == NQ_READY && q->pending.head) {
+			/* Nothing waits while a connection is up. */
+			nq_issue_pending(q);
 		}
 		if (!q->settled.head)
 			break;

@@ -21,6 +21,8 @@ PACKAGES=(
 	prometheus systemd
 	# the NBD back-end (libnbd) and the NBD servers its tests start
 	libnbd-dev nbdkit
+	# virtio-net: DPDK's testpmd as a foreign front-end, guest network tools
+	dpdk-dev iproute2 iperf3 ethtool iputils-ping
 )
 
 missing=()

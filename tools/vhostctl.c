@@ -38,7 +38,8 @@ static const char usage_text[] =
 	"\n"
 	"Commands:\n"
 	"  list                 the devices, as a table\n"
-	"  stats [NAME]         I/O counters, one /proc/diskstats line per device\n"
+	"  stats [NAME]         I/O counters, one /proc/diskstats line per disk and\n"
+	"                       one line per virtio-net queue\n"
 	"  version              the daemon's version\n"
 	"  scsi-add-lun NAME TARGET LUN PATH [--readonly] [--serial S]\n"
 	"                       add a disk to virtio-scsi controller NAME (PATH: an\n"
@@ -341,8 +342,27 @@ static void disk_where(struct json_object *disk, char *buf, size_t len)
 		snprintf(buf, len, "(%s back-end)", strcmp(be, "-") ? be : "null");
 }
 
+/* A virtio-net device: no size; QUEUES are its pairs, PATH its back-end. */
+static void list_net_row(struct json_object *d, char cells[LIST_COLS][4096])
+{
+	snprintf(cells[0], sizeof(cells[0]), "%s", str_of(d, "id"));
+	snprintf(cells[1], sizeof(cells[1]), "net");
+	snprintf(cells[2], sizeof(cells[2]), "-");
+	snprintf(cells[3], sizeof(cells[3]), "-");
+	snprintf(cells[4], sizeof(cells[4]), "-");
+	snprintf(cells[5], sizeof(cells[5]), "%" PRIu64, u64_of(d, "queues"));
+	snprintf(cells[6], sizeof(cells[6]), "%s", bool_of(d, "connected") ? "yes" : "no");
+	snprintf(cells[7], sizeof(cells[7]), "%s", str_of(d, "socket"));
+	snprintf(cells[8], sizeof(cells[8]), "%s%s%s mac %s", str_of(d, "backend"),
+		 *str_of(d, "interface") ? " " : "", str_of(d, "interface"), str_of(d, "mac"));
+}
+
 static void list_row(struct json_object *d, char cells[LIST_COLS][4096])
 {
+	if (!strcmp(str_of(d, "type"), "net")) {
+		list_net_row(d, cells);
+		return;
+	}
 	human_size(u64_of(d, "size"), cells[2], sizeof(cells[2]));
 	snprintf(cells[0], sizeof(cells[0]), "%s", str_of(d, "id"));
 	snprintf(cells[1], sizeof(cells[1]), "%s", str_of(d, "type"));
@@ -460,8 +480,19 @@ static int cmd_stats(struct ctl *c, int argc, char **argv)
 		return 0;
 	}
 	n = json_object_array_length(devs);
-	for (size_t i = 0; i < n; i++)
-		printf("%s\n", str_of(json_object_array_get_idx(devs, i), "diskstats"));
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *d = json_object_array_get_idx(devs, i), *lines;
+
+		/* virtio-net: a line per queue. */
+		if (json_object_object_get_ex(d, "lines", &lines) &&
+		    json_object_is_type(lines, json_type_array)) {
+			for (size_t l = 0; l < json_object_array_length(lines); l++)
+				printf("%s\n",
+				       json_object_get_string(json_object_array_get_idx(lines, l)));
+			continue;
+		}
+		printf("%s\n", str_of(d, "diskstats"));
+	}
 	json_object_put(result);
 	return 0;
 }

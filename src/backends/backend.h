@@ -104,7 +104,12 @@ struct blk_backend_config {
 	const char *path; /* io_uring: the image; nbd: the server's URI */
 	uint64_t size;	  /* null: the capacity in bytes, a multiple of 512 */
 	bool readonly;
-	bool direct;	  /* O_DIRECT (cache=none); refused by the FS: buffered + a warning */
+	bool direct; /* O_DIRECT (cache=none); refused by the FS: buffered + a warning */
+	/*
+	 * null: every operation completes this long after it was prepped
+	 * (a slow or, at the maximum, stalled disk: for tests); 0: at once.
+	 */
+	unsigned int delay_ms;
 	const char *name; /* for log lines */
 	/* rbd: the image; conf NULL: Ceph's search path; user NULL: client.admin */
 	const char *rbd_pool, *rbd_image, *rbd_conf, *rbd_user;
@@ -160,7 +165,7 @@ extern const struct blk_backend_ops blk_backend_uring_ops;
 /*
  * The null back-end (null.c): @size bytes of nothing, like QEMU's null-co
  * with read-zeroes=on.  Reads return zeroes, everything else succeeds and
- * stores nothing; every operation completes at once.
+ * stores nothing; every operation completes at once, or after delay_ms.
  */
 extern const struct blk_backend_ops blk_backend_null_ops;
 /*

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * devkind.c - the device kinds (devkind.h): virtio-blk, virtio-scsi and a
- * virtio-scsi controller's LUNs.
+ * virtio-scsi controller's LUNs; virtio-net's entry is in devkind_net.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -107,8 +107,8 @@ static void save_disk(struct json_object *o, enum blk_backend_kind backend, cons
 }
 
 /* The keys every vhost-user device takes (engine/devopts.h). */
-static void save_common(struct json_object *o, const char *id, const char *socket, bool client,
-			unsigned int poll_us, int io_thread, uint64_t max_guest_memory)
+void devkind_save_common(struct json_object *o, const char *id, const char *socket, bool client,
+			 unsigned int poll_us, int io_thread, unsigned long long max_guest_memory)
 {
 	devkind_save_str(o, "id", id);
 	devkind_save_str(o, "socket", socket);
@@ -204,7 +204,7 @@ static void blk_save(void *dev, struct json_object *arr)
 	struct json_object *d = json_object_new_object();
 
 	devkind_save_str(d, "type", "blk");
-	save_common(d, o->id, o->socket, o->client, o->poll_us, o->io_thread, o->max_guest_memory);
+	devkind_save_common(d, o->id, o->socket, o->client, o->poll_us, o->io_thread, o->max_guest_memory);
 	save_disk(d, o->backend, o->path, &o->rbd, o->size, o->readonly, o->cache);
 	devkind_save_u64(d, "num-queues", o->num_queues);
 	devkind_save_u64(d, "queue-size", o->queue_size);
@@ -370,7 +370,7 @@ static void scsi_save(void *opaque, struct json_object *arr)
 	struct json_object *d = json_object_new_object();
 
 	devkind_save_str(d, "type", "scsi");
-	save_common(d, o->id, o->socket, o->client, o->poll_us, o->io_thread, o->max_guest_memory);
+	devkind_save_common(d, o->id, o->socket, o->client, o->poll_us, o->io_thread, o->max_guest_memory);
 	devkind_save_u64(d, "num-queues", o->num_queues);
 	devkind_save_u64(d, "queue-size", o->queue_size);
 	json_object_array_add(arr, d);
@@ -552,6 +552,7 @@ const struct devkind *const devkinds[] = {
 	&blk_kind,
 	&scsi_kind,
 	&lun_kind,
+	&devkind_net,
 	NULL,
 };
 

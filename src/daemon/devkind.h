@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * devkind.h - the kinds of device vhostd serves (blk, scsi, the LUNs of a
- * scsi controller; net when it lands), as one table.
+ * scsi controller, net), as one table.
  *
  * A kind is everything the daemon needs to know about a device model and
  * nothing about how the daemon uses it: its option keys (the model's own
@@ -109,5 +109,11 @@ int devkind_spec_from_json(struct json_object *params, char *spec, size_t len, c
 void devkind_save_str(struct json_object *o, const char *key, const char *val);
 void devkind_save_u64(struct json_object *o, const char *key, unsigned long long val);
 void devkind_save_bool(struct json_object *o, const char *key, bool val);
+/* The keys every vhost-user device takes (engine/devopts.h). */
+void devkind_save_common(struct json_object *o, const char *id, const char *socket, bool client,
+			 unsigned int poll_us, int io_thread, unsigned long long max_guest_memory);
+
+/* virtio-net (devkind_net.c). */
+extern const struct devkind devkind_net;
 
 #endif /* VHOSTD_DAEMON_DEVKIND_H */

@@ -63,6 +63,16 @@ static const struct {
 			       "Requests completed on this virtqueue."},
 	[M_QUEUE_IN_FLIGHT] = {"vhostd_queue_in_flight_requests", "gauge",
 			       "Requests in flight on this virtqueue."},
+	[M_NET_PACKETS] = {"vhostd_net_packets_total", "counter",
+			   "Frames sent (tx queues) or received (rx queues) on this virtqueue."},
+	[M_NET_BYTES] = {"vhostd_net_bytes_total", "counter",
+			 "Bytes of those frames, without the virtio-net header."},
+	[M_NET_DROPS] = {"vhostd_net_dropped_packets_total", "counter",
+			 "Frames dropped on this virtqueue, by cause."},
+	[M_NET_NO_BUFFERS] = {"vhostd_net_rx_no_buffers_total", "counter",
+			      "Times a received frame waited for the driver's rx buffers."},
+	[M_NET_KERNEL_DROPS] = {"vhostd_net_kernel_dropped_packets_total", "counter",
+				"Frames the back-end's kernel side dropped (tap: tx_dropped)."},
 };
 
 static const char *const op_names[BLK_STAT__COUNT] = {

@@ -9,23 +9,31 @@
  *                           "num-queues", "queue-size", "connected", "luns":
  *                           [{"name": "ID:T:L", "target", "lun", "backend",
  *                           "path", "block-size", "blocks", "size",
- *                           "readonly", "cache", "serial"}, ...]}, ...]}
+ *                           "readonly", "cache", "serial"}, ...]}, ...,
+ *                           {"id", "type": "net", "socket", "backend",
+ *                           "interface", "mac", "queues", "queue-size",
+ *                           "mtu", "connected", "active"}, ...]}
  *   stats [{"name": N}] -> {"devices": [{"id", "read"/"write"/"discard"/
  *                           "flush": {"ios", "merges", "sectors", "ticks-ms"},
  *                           "in-flight", "io-ticks-ms", "time-in-queue-ms",
  *                           "diskstats": "<one /proc/diskstats line>"}, ...],
  *                           "time-ns": the daemon's monotonic clock, for rates}
  *                          (virtio-scsi: one entry per LUN, "id" "ID:T:L";
- *                           NAME is a controller, a LUN or a blk device)
+ *                           NAME is a controller, a LUN or a blk device;
+ *                           virtio-net: {"id", "type": "net", "kernel-drops",
+ *                           "queues": [{"name": "rx0"|"tx0"|...|"ctrl",
+ *                           "packets", "bytes", "drops": {CAUSE: n, ...},
+ *                           "no-buffers", "steered", "kicks",
+ *                           "notifications"}, ...], "lines": [...]})
  *   scsi-add-lun {"name": CTRL, "target": T, "lun": L, "path": FILE
  *                 | "backend": "null" + "size": BYTES, ["readonly": bool,
  *                 "serial", "cache", "block-size"]} -> {}
  *   scsi-remove-lun {"name", "target", "lun"} -> {} (after its I/O finished)
  *   scsi-resize {"name", "target", "lun"} -> {} (the image's size read again)
  *   version             -> {"name": "vhostd", "version": "X.Y.Z"}
- *   device-add {"type": "blk" | "scsi" | "lun", KEY: VALUE, ...}
+ *   device-add {"type": "blk" | "scsi" | "lun" | "net", KEY: VALUE, ...}
  *                       -> the device-show object of what was added.  The
- *                          keys are those of --blk / --scsi / --lun, values
+ *                          keys are those of --blk / --scsi / --lun / --net, values
  *                          strings, integers or booleans (devkind.h)
  *   device-remove {"name": ID | "CTRL:T:L"[, "force": bool]} -> {}
  *                          (refused while a front-end drives the device,

@@ -79,12 +79,14 @@ struct vhostd {
 static const char usage_text[] =
 	"Usage: vhostd [--blk id=NAME,path=FILE,socket=PATH[,OPTIONS] ...]\n"
 	"              [--scsi id=NAME,socket=PATH[,OPTIONS] --lun scsi=NAME,... ...]\n"
+	"              [--net id=NAME,socket=PATH,tap=IF|macvtap=IF|backend=null|loopback ...]\n"
 	"              [--config FILE] [--io-threads N] [--control PATH]\n"
 	"              [--control-group GROUP] [--metrics ADDR:PORT] [--log-level LEVEL]\n"
 	"              [--log-format text|json] [--log-file PATH]\n"
 	"\n"
 	"Serve disk images to QEMU (or any vhost-user front-end) as virtio-blk\n"
-	"devices and virtio-scsi controllers over vhost-user unix sockets.\n"
+	"devices and virtio-scsi controllers, and network interfaces as virtio-net\n"
+	"devices, over vhost-user unix sockets.\n"
 	"\n"
 	"  --blk SPEC         add a device (repeatable); SPEC options:\n"
 	"                       id=NAME          device name (vda, ...), unique\n"
@@ -135,8 +137,21 @@ static const char usage_text[] =
 	"                       block-size=512|4096  logical block size (default: the\n"
 	"                                        device's, at least 512)\n"
 	"  --config FILE      start the devices of a JSON file: {\"devices\": [{\"type\":\n"
-	"                     \"blk\"|\"scsi\"|\"lun\", KEY: VALUE, ...}, ...]} (the keys\n"
-	"                     of --blk, --scsi, --lun; what vhostctl save-config writes)\n"
+	"                     \"blk\"|\"scsi\"|\"lun\"|\"net\", KEY: VALUE, ...}, ...]} (the keys\n"
+	"                     of --blk, --scsi, --lun, --net; what vhostctl save-config writes)\n"
+	"  --net SPEC         add a virtio-net device (repeatable); SPEC options:\n"
+	"                       id=NAME          device name, unique\n"
+	"                       socket=PATH      vhost-user socket to listen on, unique\n"
+	"                       tap=IF           an existing tap (multi_queue vnet_hdr)\n"
+	"                       macvtap=IF       an existing macvtap (its /dev/tapN)\n"
+	"                       backend=null     tx frames counted and dropped, no rx\n"
+	"                       backend=loopback each pair's tx comes back on its rx\n"
+	"                       mac=MAC          the device's address (default: from id)\n"
+	"                       queues=N         queue pairs (1..31, default 1)\n"
+	"                       queue-size=N     largest ring accepted (default 1024)\n"
+	"                       mtu=N            offer VIRTIO_NET_F_MTU with this MTU\n"
+	"                       poll-us=N, io-thread=K, client=on, max-guest-memory=BYTES\n"
+	"                                        as for --blk\n"
 	"  --io-threads N     I/O threads serving every queue of every device (default:\n"
 	"                     one per online CPU, at most 8; 0: a thread per queue)\n"
 	"  --control PATH     JSON-RPC 2.0 control socket (see vhostctl), mode 0600\n"
@@ -482,7 +497,7 @@ static int parse_args(struct vhostd *d, int argc, char **argv)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	/* With a control socket, devices may all come later (device-add). */
 	if (!d->nspecs && !d->control_path)
-		return usage_error("no device: give at least one --blk or --scsi, or --control");
+		return usage_error("no device: give at least one --blk, --scsi or --net, or --control");
 	if (d->control_group && !d->control_path)
 		return usage_error("--control-group without --control");
 	return 0;

@@ -30,9 +30,11 @@ struct blk_options {
 	unsigned int num_queues;
 	uint16_t queue_size;
 	enum blk_cache_mode cache;
-	unsigned int poll_us;	   /* spin this long on an empty ring before sleeping */
-	int io_thread;		   /* the engine's I/O thread for every queue; -1: spread */
-	uint64_t max_guest_memory; /* bytes the front-end may map; 0: backend.h's default */
+	unsigned int poll_us;	      /* spin this long on an empty ring before sleeping */
+	int io_thread;		      /* the engine's I/O thread for every queue; -1: spread */
+	uint64_t max_guest_memory;    /* bytes the front-end may map; 0: backend.h's default */
+	unsigned int stop_timeout_ms; /* a queue's drain, at most; 0: backend.h's default */
+	unsigned int delay_ms;	      /* backend=null: each request takes this long (tests) */
 };
 
 /*

@@ -42,6 +42,7 @@ struct scsi_options {
 	unsigned int poll_us;
 	int io_thread;
 	uint64_t max_guest_memory;
+	unsigned int stop_timeout_ms; /* a queue's drain, at most; 0: backend.h's default */
 };
 
 struct scsi_lun_options {
@@ -55,7 +56,8 @@ struct scsi_lun_options {
 	bool readonly;
 	char serial[37]; /* empty: "<scsi>-<target>-<lun>" */
 	enum blk_cache_mode cache;
-	uint32_t block_size; /* 0: the back-end's logical block size (512 at least) */
+	uint32_t block_size;   /* 0: the back-end's logical block size (512 at least) */
+	unsigned int delay_ms; /* backend=null: each command's I/O takes this long (tests) */
 };
 
 /*

@@ -57,6 +57,7 @@ truncate -s 64M "$T/a.img"
 "$VHOSTD" --metrics 127.0.0.1:0 --control "$T/ctl.sock" \
 	--blk "id=vda,path=$T/a.img,socket=$T/a.sock,num-queues=2" \
 	--scsi "id=sc0,socket=$T/s.sock" --lun "scsi=sc0,target=0,lun=1,backend=null,size=64M" \
+	--net "id=n0,socket=$T/n.sock,backend=loopback,queues=2" \
 	2>"$T/daemon.log" &
 DPID=$!
 if ! wait_for_socket "$T/ctl.sock" 10; then
@@ -76,6 +77,9 @@ check "idle scrape passes the parser" python3 "$HERE/metrics_check.py" "$T/m0.tx
 check "build info" grep -q '^vhostd_build_info{version="[0-9.]*"} 1$' "$T/m0.txt"
 check "idle: vda not connected" grep -q '^vhostd_device_connected{device="vda",type="blk"} 0$' "$T/m0.txt"
 check "LUN size" grep -q '^vhostd_disk_size_bytes{device="sc0",lun="0:1"} 67108864$' "$T/m0.txt"
+check "net: packets per queue" grep -q '^vhostd_net_packets_total{device="n0",queue="3"} 0$' "$T/m0.txt"
+check "net: drops by cause" grep -q '^vhostd_net_dropped_packets_total{device="n0",queue="0",cause="filtered"} 0$' "$T/m0.txt"
+check "net: connection state" grep -q '^vhostd_device_connected{device="n0",type="net"} 0$' "$T/m0.txt"
 
 # Load on both, scraped twice in the middle of it.
 "$BENCH" --socket "$T/a.sock" --rw randrw --queues 2 --iodepth 8 --time 3 >"$T/b1.out" 2>&1 &

@@ -116,6 +116,30 @@ static void test_null_backend(void)
 	parse_bad("id=n0,backend=null,size=16777216t,socket=/s", "size");
 	parse_bad("id=n0,backend=null,size=99999999999999999999999,socket=/s", "size");
 	parse_bad("id=n0,backend=null,size=1G,size=2G,socket=/s", "twice");
+
+	/* A slow (or stalled) disk for tests: null only, up to an hour. */
+	parse_ok("id=n0,backend=null,size=1G,socket=/s", &o);
+	CHECK_EQ(o.delay_ms, 0);
+	parse_ok("id=n0,backend=null,size=1G,socket=/s,delay-ms=3600000", &o);
+	CHECK_EQ(o.delay_ms, 3600000);
+	parse_bad("id=n0,backend=null,size=1G,socket=/s,delay-ms=3600001", "delay-ms");
+	parse_bad("id=n0,backend=null,size=1G,socket=/s,delay-ms=1s", "delay-ms");
+	parse_bad("id=f,path=/img,socket=/s,delay-ms=5", "delay-ms= is only for backend=null");
+}
+
+static void test_stop_timeout(void)
+{
+	struct blk_options o;
+
+	parse_ok("id=a,path=p,socket=s", &o);
+	CHECK_EQ(o.stop_timeout_ms, 0); /* backend.h's default */
+	parse_ok("id=a,path=p,socket=s,stop-timeout-ms=1", &o);
+	CHECK_EQ(o.stop_timeout_ms, 1);
+	parse_ok("id=a,path=p,socket=s,stop-timeout-ms=3600000", &o);
+	CHECK_EQ(o.stop_timeout_ms, 3600000);
+	parse_bad("id=a,path=p,socket=s,stop-timeout-ms=0", "stop-timeout-ms");
+	parse_bad("id=a,path=p,socket=s,stop-timeout-ms=3600001", "stop-timeout-ms");
+	parse_bad("id=a,path=p,socket=s,stop-timeout-ms=5s", "stop-timeout-ms");
 }
 
 static void test_nbd_backend(void)
@@ -265,6 +289,7 @@ int main(void)
 	test_null_backend();
 	test_nbd_backend();
 	test_rbd_backend();
+	test_stop_timeout();
 	test_bad();
 	test_format();
 	printf("ok\n");

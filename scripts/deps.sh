@@ -5,7 +5,8 @@ set -euo pipefail
 
 PACKAGES=(
 	# build
-	gcc clang meson ninja-build pkg-config liburing-dev libjson-c-dev
+	gcc clang meson ninja-build pkg-config liburing-dev libjson-c-dev libmicrohttpd-dev
+	libsystemd-dev
 	# sanitizer and fuzzer runtimes for clang
 	libclang-rt-dev
 	# real-guest tests and make run
@@ -15,6 +16,13 @@ PACKAGES=(
 	# driver for bench/rbd.sh
 	librbd-dev librados-dev ceph-mon ceph-mgr ceph-osd ceph-common uuid-runtime
 	qemu-block-extra
+	# promtool checks the metrics exposition (tests/daemon/metrics.sh);
+	# systemd-analyze verifies the unit (tests/daemon/systemd.sh)
+	prometheus systemd
+	# the NBD back-end (libnbd) and the NBD servers its tests start
+	libnbd-dev nbdkit
+	# virtio-net: DPDK's testpmd as a foreign front-end, guest network tools
+	dpdk-dev iproute2 iperf3 ethtool iputils-ping
 )
 
 missing=()

@@ -8,6 +8,9 @@
 #				or memmap.c, and before a release
 #   scripts/fuzz.sh SECONDS scsi	the CDB parser (after touching scsi_disk.c), corpus
 #				in build-fuzz/fuzz-scsi-corpus, seeds tests/fuzz/scsi-corpus
+#   scripts/fuzz.sh SECONDS net	virtio-net's tx header check, control commands and
+#				receive filter (after touching net_proto.c), corpus in
+#				build-fuzz/fuzz-net-corpus, seeds tests/fuzz/net-corpus
 #
 # Sets up build-fuzz/ (CC=clang, -Dfuzz=true) on first use.  The corpus
 # grows in build-fuzz/fuzz-corpus across runs, seeded from tests/fuzz/corpus
@@ -34,6 +37,13 @@ if [ "$which" = scsi ]; then
 	exec "$dir/tests/fuzz_scsi_cdb" -max_total_time="$secs" -timeout=10 -max_len=8192 \
 		-print_final_stats=1 -artifact_prefix="$dir/fuzz-artifacts/" \
 		"$dir/fuzz-scsi-corpus" tests/fuzz/scsi-corpus
+fi
+if [ "$which" = net ]; then
+	ninja -C "$dir" tests/fuzz_net >/dev/null
+	mkdir -p "$dir/fuzz-net-corpus" "$dir/fuzz-artifacts"
+	exec "$dir/tests/fuzz_net" -max_total_time="$secs" -timeout=10 -max_len=4096 \
+		-print_final_stats=1 -artifact_prefix="$dir/fuzz-artifacts/" \
+		"$dir/fuzz-net-corpus" tests/fuzz/net-corpus
 fi
 ninja -C "$dir" tests/fuzz_virtq_pop >/dev/null
 

@@ -3,8 +3,8 @@
 #
 #   1. the meson suites in the normal build (build/)
 #   2. the same suites under ASan + UBSan (build-san/)
-#   3. bounded libFuzzer runs of the ring's chain walker and of the SCSI
-#      CDB parser (scripts/fuzz.sh)
+#   3. bounded libFuzzer runs of the ring's chain walker, the SCSI CDB
+#      parser and virtio-net's header and control parsing (scripts/fuzz.sh)
 #   4. the real-guest tests: a Debian kernel under QEMU TCG on vhostd
 #
 # A one-node Ceph cluster (tests/ceph/ceph-up.sh) serves every RBD test.
@@ -94,6 +94,13 @@ if [ -x scripts/fuzz.sh ]; then
 		failed=$((failed + 1))
 		failures+=("fuzz-scsi")
 	fi
+	echo "=== fuzz virtio-net's header and control parsing (bounded) ==="
+	if scripts/fuzz.sh "${VHOSTD_FUZZ_NET_SECONDS:-15}" net; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+		failures+=("fuzz-net")
+	fi
 fi
 
 # run_guests LABEL [CASE...]: real-guest cases on vhostd ($VHOSTD_BIN), counted.
@@ -126,7 +133,7 @@ if [ "${VHOSTD_SKIP_GUEST:-0}" != 1 ] && [ -x tests/guest/run-all.sh ]; then
 	# real guest driver is the best fuzzer of ordering we have.
 	echo "=== real-guest tests, vhostd under ASan + UBSan ==="
 	VHOSTD_BIN=$PWD/build-san/vhostd ASAN_OPTIONS=detect_leaks=1 \
-		run_guests guest-asan blk-data blk-fio scsi-io
+		run_guests guest-asan blk-data blk-fio scsi-io net-tap
 fi
 
 echo

@@ -11,6 +11,11 @@
  * done list until the next reap (the wake hook tells the engine at once),
  * so the caller sees the same prep / reap rhythm as with io_uring, and no
  * system call is made per request.
+ *
+ * With delay_ms (tests: a slow disk, or with a long delay a stalled one)
+ * each operation's result is computed at once but reported only when an
+ * io_uring timeout on the queue's reactor expires, so a queue thread is
+ * never held up by it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -26,10 +31,14 @@
 struct null_backend {
 	struct blk_backend be;
 	struct blk_backend_info info;
+	unsigned int delay_ms;
 };
 
 struct blk_backend_queue {
 	struct blk_queue_base base; /* first: bqueue.c casts */
+	/* The kernel copies it when a timeout SQE is submitted: one for all. */
+	struct __kernel_timespec delay;
+	bool delayed;
 };
 
 static int null_open(const struct blk_backend_config *cfg, struct blk_backend **out, char *err,
@@ -55,6 +64,7 @@ static int null_open(const struct blk_backend_config *cfg, struct blk_backend **
 		.physical_block_size = 4096,
 		.readonly = cfg->readonly,
 	};
+	nb->delay_ms = cfg->delay_ms;
 	*out = &nb->be;
 	return 0;
 }
@@ -78,6 +88,21 @@ static void null_queue_free(struct blk_backend_queue *bq)
 	free(bq);
 }
 
+static void nb_delay(const struct null_backend *nb, struct blk_backend_queue *bq)
+{
+	bq->delayed = nb->delay_ms > 0;
+	bq->delay.tv_sec = nb->delay_ms / 1000;
+	bq->delay.tv_nsec = (long long)(nb->delay_ms % 1000) * 1000000;
+}
+
+/* The delay is over (-ETIME), or the ring went away (-ECANCELED): report it. */
+static void null_delay_done(struct reactor_event *ev, int res, uint32_t flags)
+{
+	struct blk_io *io = container_of(ev, struct blk_io, ev);
+
+	blk_queue_base_finish(&io->bq->base, io);
+}
+
 static int null_queue_attach(struct blk_backend *be, unsigned int depth, struct reactor *r,
 			     void (*wake)(void *arg), void *arg, struct blk_backend_queue **out)
 {
@@ -91,6 +116,7 @@ static int null_queue_attach(struct blk_backend *be, unsigned int depth, struct 
 		free(bq);
 		return ret;
 	}
+	nb_delay(container_of(be, struct null_backend, be), bq);
 	*out = bq;
 	return 0;
 }
@@ -143,6 +169,18 @@ static int null_prep(struct blk_backend_queue *bq, struct blk_io *io)
 		break;
 	}
 	io->done = io->len;
+	if (bq->delayed) {
+		struct io_uring_sqe *sqe;
+
+		io->ev.fn = null_delay_done;
+		sqe = reactor_sqe(bq->base.r, &io->ev);
+		if (!sqe) {
+			bq->base.inflight--;
+			return -EBUSY;
+		}
+		io_uring_prep_timeout(sqe, &bq->delay, 0, 0);
+		return 0;
+	}
 	blk_queue_base_finish(&bq->base, io);
 	return 0;
 }

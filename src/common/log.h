@@ -22,6 +22,29 @@ enum log_level {
 /* Name the program at the start of each line (default "vhostd"); call before threads. */
 void log_set_ident(const char *name);
 
+enum log_format {
+	LOG_FMT_TEXT, /* "vhostd: info: vda: ..." */
+	LOG_FMT_JSON, /* {"time", "level", "ident", "subject" (the leading id), "msg"} */
+};
+
+void log_set_format(enum log_format fmt);
+/* "text" or "json"; -1 for anything else. */
+int log_format_parse(const char *name);
+
+/*
+ * Lines go to stderr until log_set_file(): a file opened for appending,
+ * which log_reopen() (on SIGHUP, after logrotate moved it) opens again
+ * by name.  0 or -errno.
+ */
+int log_set_file(const char *path);
+int log_reopen(void);
+
+/*
+ * Under systemd with stderr connected to the journal (JOURNAL_STREAM),
+ * text lines carry a "<N>" syslog priority prefix journald reads.
+ */
+void log_detect_journal(void);
+
 /* Messages above this level are dropped (default: LOG_LVL_INFO). */
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);

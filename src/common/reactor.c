@@ -150,6 +150,15 @@ void reactor_defer(struct reactor *r, struct reactor_event *ev, int res)
 	r->defer_tail = &ev->next;
 }
 
+int reactor_submit(struct reactor *r)
+{
+	int ret = io_uring_submit(&r->ring);
+
+	if (ret == -EINTR || ret == -EAGAIN || ret == -EBUSY)
+		ret = 0;
+	return ret < 0 ? ret : 0;
+}
+
 int reactor_wait(struct reactor *r, int64_t timeout_ns)
 {
 	struct io_uring_cqe *cqe;

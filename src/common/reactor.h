@@ -79,6 +79,13 @@ struct io_uring_sqe *reactor_sqe(struct reactor *r, struct reactor_event *ev);
 int reactor_file_register(struct reactor *r, int fd);
 void reactor_file_unregister(struct reactor *r, int index);
 
+/*
+ * Submit what is queued now, without waiting: for an SQE that must reach
+ * the kernel before the caller's thread lets another one close its fd
+ * (a submitted operation holds its own reference to the file).
+ */
+int reactor_submit(struct reactor *r);
+
 /* Call @ev->fn(@ev, @res, 0) from the next reactor_dispatch(). */
 void reactor_defer(struct reactor *r, struct reactor_event *ev, int res);
 

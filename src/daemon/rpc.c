@@ -3,29 +3,20 @@
  * rpc.c - vhostd's control methods: what the devices are and how busy.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <json-c/json.h>
 
 #include "devices/blk.h"
 #include "devices/scsi.h"
+#include "devset.h"
+#include "engine/engine.h"
 #include "rpc.h"
 
 #ifndef VHOSTD_VERSION
 #define VHOSTD_VERSION "unknown"
 #endif
-
-static const char *const cache_names[] = {
-	[BLK_CACHE_NONE] = "none",
-	[BLK_CACHE_WRITEBACK] = "writeback",
-};
-
-static const char *const stat_dir_names[BLK_STAT__COUNT] = {
-	[BLK_STAT_READ] = "read",
-	[BLK_STAT_WRITE] = "write",
-	[BLK_STAT_DISCARD] = "discard",
-	[BLK_STAT_FLUSH] = "flush",
-};
 
 static void add_str(struct json_object *obj, const char *key, const char *val)
 {
@@ -37,132 +28,32 @@ static void add_u64(struct json_object *obj, const char *key, uint64_t val)
 	json_object_object_add(obj, key, json_object_new_uint64(val));
 }
 
-static struct json_object *device_describe(struct blk_dev *dev)
+/* Methods without parameters accept none, an empty object or an empty array. */
+static int no_params(struct json_object *params, char *err, size_t err_len)
 {
-	const struct blk_options *o = blk_dev_options(dev);
-	struct json_object *d = json_object_new_object();
-	uint64_t sectors = blk_dev_capacity_sectors(dev);
-
-	add_str(d, "id", blk_dev_id(dev));
-	add_str(d, "type", "blk");
-	add_str(d, "backend", blk_disk_backend_name(o->backend));
-	add_str(d, "path", o->path);
-	if (o->backend == BLK_BACKEND_RBD) {
-		add_str(d, "pool", o->rbd.pool);
-		add_str(d, "image", o->rbd.image);
-	}
-	add_str(d, "socket", o->socket);
-	add_u64(d, "capacity", sectors);
-	add_u64(d, "size", sectors * 512);
-	json_object_object_add(d, "readonly", json_object_new_boolean(o->readonly));
-	add_u64(d, "num-queues", o->num_queues);
-	add_u64(d, "queue-size", o->queue_size);
-	add_str(d, "cache", o->cache <= BLK_CACHE_WRITEBACK ? cache_names[o->cache] : "?");
-	json_object_object_add(d, "connected", json_object_new_boolean(blk_dev_connected(dev)));
-	return d;
-}
-
-static struct json_object *scsi_describe(struct scsi_dev *dev)
-{
-	const struct scsi_options *o = scsi_dev_options(dev);
-	struct json_object *d = json_object_new_object(), *arr = json_object_new_array();
-
-	add_str(d, "id", scsi_dev_id(dev));
-	add_str(d, "type", "scsi");
-	add_str(d, "socket", o->socket);
-	add_u64(d, "num-queues", o->num_queues);
-	add_u64(d, "queue-size", o->queue_size);
-	json_object_object_add(d, "connected", json_object_new_boolean(scsi_dev_connected(dev)));
-	for (unsigned int i = 0; i < scsi_dev_nr_luns(dev); i++) {
-		const struct scsi_lun_options *l = scsi_dev_lun_options(dev, i);
-		struct json_object *lun;
-		uint64_t blocks;
-		uint32_t bs;
-
-		if (!l)
-			continue; /* a free slot */
-		lun = json_object_new_object();
-		blocks = scsi_dev_lun_blocks(dev, i);
-		bs = scsi_dev_lun_block_size(dev, i);
-
-		add_str(lun, "name", scsi_dev_lun_name(dev, i));
-		add_u64(lun, "target", l->target);
-		add_u64(lun, "lun", l->lun);
-		add_str(lun, "backend", blk_disk_backend_name(l->backend));
-		add_str(lun, "path", l->path);
-		if (l->backend == BLK_BACKEND_RBD) {
-			add_str(lun, "pool", l->rbd.pool);
-			add_str(lun, "image", l->rbd.image);
-		}
-		add_u64(lun, "block-size", bs);
-		add_u64(lun, "blocks", blocks);
-		add_u64(lun, "size", blocks * bs);
-		json_object_object_add(lun, "readonly", json_object_new_boolean(l->readonly));
-		add_str(lun, "cache",
-			l->cache <= BLK_CACHE_WRITEBACK ? cache_names[l->cache] : "?");
-		add_str(lun, "serial", l->serial);
-		json_object_array_add(arr, lun);
-	}
-	json_object_object_add(d, "luns", arr);
-	return d;
+	if (!params ||
+	    (json_object_is_type(params, json_type_object) && !json_object_object_length(params)) ||
+	    (json_object_is_type(params, json_type_array) && !json_object_array_length(params)))
+		return 0;
+	snprintf(err, err_len, "this method takes no parameters");
+	return CTL_ERR_INVALID_PARAMS;
 }
 
 static int rpc_list_devices(void *opaque, struct json_object *params, struct json_object **result,
 			    char *err, size_t err_len)
 {
-	struct rpc_devices *devs = opaque;
-	struct json_object *arr = json_object_new_array();
+	struct devset *set = opaque;
+	struct json_object *arr;
 
-	for (unsigned int i = 0; i < devs->count; i++)
-		json_object_array_add(arr, device_describe(devs->devs[i]));
-	for (unsigned int i = 0; i < devs->nscsi; i++)
-		json_object_array_add(arr, scsi_describe(devs->scsi_devs[i]));
+	if (no_params(params, err, err_len))
+		return CTL_ERR_INVALID_PARAMS;
+	arr = json_object_new_array();
+
+	for (unsigned int i = 0; i < set->n; i++)
+		json_object_array_add(arr, set->v[i].kind->describe(set->v[i].dev));
 	*result = json_object_new_object();
 	json_object_object_add(*result, "devices", arr);
 	return 0;
-}
-
-/* The /proc/diskstats line, without the newline that file has. */
-static const char *diskstats_line(const struct blk_stats *st, const char *name, char *buf,
-				  size_t len)
-{
-	size_t n;
-
-	blk_stats_format(st, name, buf, len);
-	n = strlen(buf);
-	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-		buf[--n] = '\0';
-	return buf;
-}
-
-static struct json_object *stats_object(const struct blk_stats *st_in, const char *id)
-{
-	struct json_object *d = json_object_new_object(), *dir;
-	const struct blk_stats st = *st_in;
-	char line[512];
-
-	add_str(d, "id", id);
-	for (int i = 0; i < BLK_STAT__COUNT; i++) {
-		dir = json_object_new_object();
-		add_u64(dir, "ios", st.ios[i]);
-		add_u64(dir, "merges", st.merges[i]);
-		add_u64(dir, "sectors", st.sectors[i]);
-		add_u64(dir, "ticks-ms", st.ticks_ms[i]);
-		json_object_object_add(d, stat_dir_names[i], dir);
-	}
-	add_u64(d, "in-flight", st.in_flight);
-	add_u64(d, "io-ticks-ms", st.io_ticks_ms);
-	add_u64(d, "time-in-queue-ms", st.time_in_queue_ms);
-	add_str(d, "diskstats", diskstats_line(&st, id, line, sizeof(line)));
-	return d;
-}
-
-static struct json_object *stats_describe(struct blk_dev *dev)
-{
-	struct blk_stats st;
-
-	blk_dev_get_stats(dev, &st);
-	return stats_object(&st, blk_dev_id(dev));
 }
 
 /* The optional device name: {"name": "vda"} or ["vda"]. */
@@ -198,7 +89,7 @@ bad:
 static int rpc_stats(void *opaque, struct json_object *params, struct json_object **result,
 		     char *err, size_t err_len)
 {
-	struct rpc_devices *devs = opaque;
+	struct devset *set = opaque;
 	struct json_object *arr;
 	const char *name;
 	bool found = false;
@@ -208,27 +99,9 @@ static int rpc_stats(void *opaque, struct json_object *params, struct json_objec
 	if (ret)
 		return ret;
 	arr = json_object_new_array();
-	for (unsigned int i = 0; i < devs->count; i++) {
-		if (name && strcmp(name, blk_dev_id(devs->devs[i])))
-			continue;
-		json_object_array_add(arr, stats_describe(devs->devs[i]));
-		found = true;
-	}
-	/* virtio-scsi: a line per LUN; the name picks a controller or one LUN. */
-	for (unsigned int i = 0; i < devs->nscsi; i++) {
-		struct scsi_dev *sd = devs->scsi_devs[i];
-		bool all = !name || !strcmp(name, scsi_dev_id(sd));
-
-		for (unsigned int j = 0; j < scsi_dev_nr_luns(sd); j++) {
-			struct blk_stats st;
-
-			if (!scsi_dev_lun_options(sd, j) ||
-			    (!all && strcmp(name, scsi_dev_lun_name(sd, j))))
-				continue;
-			scsi_dev_lun_stats(sd, j, &st);
-			json_object_array_add(arr, stats_object(&st, scsi_dev_lun_name(sd, j)));
+	for (unsigned int i = 0; i < set->n; i++) {
+		if (set->v[i].kind->stats && set->v[i].kind->stats(set->v[i].dev, name, arr))
 			found = true;
-		}
 	}
 	if (name && !found) {
 		json_object_put(arr);
@@ -237,39 +110,30 @@ static int rpc_stats(void *opaque, struct json_object *params, struct json_objec
 	}
 	*result = json_object_new_object();
 	json_object_object_add(*result, "devices", arr);
+	/* The clock the counters run on, for rates (vhostctl iostat). */
+	add_u64(*result, "time-ns", eng_now_ns());
 	return 0;
 }
 
 /* ---- virtio-scsi LUNs at run time ---- */
 
-static struct scsi_dev *find_scsi(struct rpc_devices *devs, const char *name)
-{
-	for (unsigned int i = 0; i < devs->nscsi; i++) {
-		if (!strcmp(scsi_dev_id(devs->scsi_devs[i]), name))
-			return devs->scsi_devs[i];
-	}
-	return NULL;
-}
+static int add_device(struct devset *set, const struct devkind *kind, struct json_object *params,
+		      char *name, char *err, size_t err_len);
+static int params_check(struct json_object *params, const char *const *allowed, char *err,
+			size_t err_len);
 
-/* Append ",key=value" to @spec, doubling commas in the value (kvopts.h). */
-static void spec_add(char *spec, size_t len, const char *key, const char *val)
+static struct scsi_dev *find_scsi(struct devset *set, const char *name)
 {
-	size_t n = strlen(spec);
+	struct devset_entry *e = devset_find(set, name);
 
-	n += (size_t)snprintf(spec + n, n < len ? len - n : 0, ",%s=", key);
-	for (; *val && n + 2 < len; val++) {
-		spec[n++] = *val;
-		if (*val == ',')
-			spec[n++] = ',';
-	}
-	spec[n < len ? n : len - 1] = '\0';
+	return e && !strcmp(e->kind->name, "scsi") ? e->dev : NULL;
 }
 
 /*
  * The controller, target and LUN of a scsi-* call: {"name": N, "target":
  * T, "lun": L, ...}.  0, or CTL_ERR_INVALID_PARAMS with a message.
  */
-static int scsi_params(struct rpc_devices *devs, struct json_object *params, struct scsi_dev **dev,
+static int scsi_params(struct devset *devs, struct json_object *params, struct scsi_dev **dev,
 		       unsigned int *target, unsigned int *lun, char *err, size_t err_len)
 {
 	struct json_object *n, *t, *l;
@@ -303,47 +167,31 @@ static int scsi_params(struct rpc_devices *devs, struct json_object *params, str
 }
 
 /*
- * scsi-add-lun {"name", "target", "lun", and the --lun keys as strings or
- * booleans: "path", or "backend" with "size" (null) or "pool", "image",
- * "conf", "user" (rbd); "readonly", "serial", "cache", "block-size", "locking"}.
+ * scsi-add-lun {"name", "target", "lun", and the --lun keys}: device-add
+ * of type "lun" with "name" for "scsi".
  */
 static int rpc_scsi_add_lun(void *opaque, struct json_object *params, struct json_object **result,
 			    char *err, size_t err_len)
 {
-	static const char *const keys[] = {"path",   "backend", "size",	      "readonly",
-					   "serial", "cache",	"block-size", "pool",
-					   "image",  "conf",	"user",	      "locking"};
-	struct scsi_lun_options o;
+	const struct devkind *kind = devkind_find("lun");
+	struct json_object *p;
 	struct scsi_dev *dev;
 	unsigned int target, lun;
-	char spec[4608], msg[256] = "";
+	char name[64];
 	int ret;
 
 	ret = scsi_params(opaque, params, &dev, &target, &lun, err, err_len);
 	if (ret)
 		return ret;
-	snprintf(spec, sizeof(spec), "scsi=%s,target=%u,lun=%u", scsi_dev_id(dev), target, lun);
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		struct json_object *v;
-
-		if (!json_object_object_get_ex(params, keys[i], &v))
-			continue;
-		if (json_object_is_type(v, json_type_boolean))
-			spec_add(spec, sizeof(spec), keys[i],
-				 json_object_get_boolean(v) ? "on" : "off");
-		else if (json_object_is_type(v, json_type_string) ||
-			 json_object_is_type(v, json_type_int))
-			spec_add(spec, sizeof(spec), keys[i], json_object_get_string(v));
-		else {
-			snprintf(err, err_len, "%s: a string expected", keys[i]);
-			return CTL_ERR_INVALID_PARAMS;
-		}
+	p = json_object_new_object();
+	json_object_object_foreach(params, key, v)
+	{
+		json_object_object_add(p, strcmp(key, "name") ? key : "scsi", json_object_get(v));
 	}
-	if (scsi_lun_options_parse(spec, &o, msg, sizeof(msg)) ||
-	    scsi_dev_add_lun(dev, &o, msg, sizeof(msg))) {
-		snprintf(err, err_len, "%s", msg[0] ? msg : "cannot add the LUN");
-		return CTL_ERR_INVALID_PARAMS;
-	}
+	ret = add_device(opaque, kind, p, name, err, err_len);
+	json_object_put(p);
+	if (ret)
+		return ret;
 	*result = json_object_new_object();
 	return 0;
 }
@@ -351,10 +199,13 @@ static int rpc_scsi_add_lun(void *opaque, struct json_object *params, struct jso
 static int rpc_scsi_remove_lun(void *opaque, struct json_object *params,
 			       struct json_object **result, char *err, size_t err_len)
 {
+	static const char *const keys[] = {"name", "target", "lun", NULL};
 	struct scsi_dev *dev;
 	unsigned int target, lun;
-	int ret = scsi_params(opaque, params, &dev, &target, &lun, err, err_len);
+	int ret = params_check(params, keys, err, err_len);
 
+	if (!ret)
+		ret = scsi_params(opaque, params, &dev, &target, &lun, err, err_len);
 	if (ret)
 		return ret;
 	if (scsi_dev_remove_lun(dev, target, lun, err, err_len))
@@ -366,10 +217,13 @@ static int rpc_scsi_remove_lun(void *opaque, struct json_object *params,
 static int rpc_scsi_resize(void *opaque, struct json_object *params, struct json_object **result,
 			   char *err, size_t err_len)
 {
+	static const char *const keys[] = {"name", "target", "lun", NULL};
 	struct scsi_dev *dev;
 	unsigned int target, lun;
-	int ret = scsi_params(opaque, params, &dev, &target, &lun, err, err_len);
+	int ret = params_check(params, keys, err, err_len);
 
+	if (!ret)
+		ret = scsi_params(opaque, params, &dev, &target, &lun, err, err_len);
 	if (ret)
 		return ret;
 	if (scsi_dev_resize_lun(dev, target, lun, err, err_len))
@@ -378,9 +232,205 @@ static int rpc_scsi_resize(void *opaque, struct json_object *params, struct json
 	return 0;
 }
 
+/* ---- devices of any kind at run time (devkind.h, devset.h) ---- */
+
+/* Refuse keys other than @allowed (NULL-terminated) and a non-object. */
+static int params_check(struct json_object *params, const char *const *allowed, char *err,
+			size_t err_len)
+{
+	if (!params || !json_object_is_type(params, json_type_object)) {
+		snprintf(err, err_len, "params must be a JSON object");
+		return CTL_ERR_INVALID_PARAMS;
+	}
+	json_object_object_foreach(params, key, v)
+	{
+		const char *const *a;
+
+		(void)v;
+		for (a = allowed; *a && strcmp(*a, key); a++)
+			;
+		if (!*a) {
+			snprintf(err, err_len, "unknown parameter '%.64s'", key);
+			return CTL_ERR_INVALID_PARAMS;
+		}
+	}
+	return 0;
+}
+
+/* params["name"], a string, or NULL after a message. */
+static const char *param_name(struct json_object *params, char *err, size_t err_len)
+{
+	struct json_object *n;
+
+	if (!json_object_object_get_ex(params, "name", &n) ||
+	    !json_object_is_type(n, json_type_string)) {
+		snprintf(err, err_len, "\"name\": the device's name (a string) expected");
+		return NULL;
+	}
+	return json_object_get_string(n);
+}
+
+/*
+ * Parse @params with @kind's own key=value parser, then add it to the set;
+ * its name goes to @name (64 bytes).
+ */
+static int add_device(struct devset *set, const struct devkind *kind, struct json_object *params,
+		      char *name, char *err, size_t err_len)
+{
+	struct devkind_info in;
+	char spec[8192], msg[512] = "";
+	void *opts;
+	int ret = CTL_ERR_INVALID_PARAMS;
+
+	if (devkind_spec_from_json(params, spec, sizeof(spec), msg, sizeof(msg))) {
+		snprintf(err, err_len, "%s: %s", kind->name, msg);
+		return CTL_ERR_INVALID_PARAMS;
+	}
+	opts = calloc(1, kind->opts_size);
+	if (!opts) {
+		snprintf(err, err_len, "out of memory");
+		return CTL_ERR_INTERNAL;
+	}
+	if (kind->parse(spec, opts, msg, sizeof(msg)))
+		snprintf(err, err_len, "%s: %s", kind->name, msg[0] ? msg : "invalid");
+	else if (devset_add(set, kind, opts, NULL, 0, err, err_len))
+		; /* the message names the device */
+	else
+		ret = 0;
+	kind->info(opts, &in);
+	snprintf(name, sizeof(in.name), "%s", in.name);
+	free(opts);
+	return ret;
+}
+
+/* device-show's object for @name: a device or a child (a LUN). */
+static struct json_object *show(struct devset *set, const char *name)
+{
+	struct devset_entry *e = devset_find(set, name);
+	struct json_object *d;
+
+	if (e)
+		return e->kind->describe(e->dev);
+	for (unsigned int i = 0; i < set->n; i++) {
+		e = &set->v[i];
+		if (e->kind->describe_child) {
+			d = e->kind->describe_child(e->dev, name);
+			if (d)
+				return d;
+		}
+	}
+	return NULL;
+}
+
+/* device-add {"type": KIND, KEY: VALUE, ...} -> the device-show object. */
+static int rpc_device_add(void *opaque, struct json_object *params, struct json_object **result,
+			  char *err, size_t err_len)
+{
+	const struct devkind *kind;
+	struct json_object *t;
+	char kinds[128] = "", name[64];
+	int ret;
+
+	for (const struct devkind *const *k = devkinds; *k; k++)
+		snprintf(kinds + strlen(kinds), sizeof(kinds) - strlen(kinds), "%s%s",
+			 k == devkinds ? "" : ", ", (*k)->name);
+	if (!params || !json_object_is_type(params, json_type_object) ||
+	    !json_object_object_get_ex(params, "type", &t) ||
+	    !json_object_is_type(t, json_type_string)) {
+		snprintf(err, err_len,
+			 "{\"type\": KIND, KEY: VALUE, ...} expected "
+			 "(KIND: %s)",
+			 kinds);
+		return CTL_ERR_INVALID_PARAMS;
+	}
+	kind = devkind_find(json_object_get_string(t));
+	if (!kind) {
+		snprintf(err, err_len, "unknown type '%.32s' (KIND: %s)", json_object_get_string(t),
+			 kinds);
+		return CTL_ERR_INVALID_PARAMS;
+	}
+	ret = add_device(opaque, kind, params, name, err, err_len);
+	if (ret)
+		return ret;
+	*result = show(opaque, name); /* what was added, as device-show shows it */
+	if (!*result)
+		*result = json_object_new_object();
+	return 0;
+}
+
+/* device-remove {"name": NAME[, "force": bool]} -> {} once it is gone. */
+static int rpc_device_remove(void *opaque, struct json_object *params, struct json_object **result,
+			     char *err, size_t err_len)
+{
+	static const char *const keys[] = {"name", "force", NULL};
+	struct json_object *f;
+	const char *name;
+	bool force = false;
+	int ret;
+
+	ret = params_check(params, keys, err, err_len);
+	if (ret)
+		return ret;
+	name = param_name(params, err, err_len);
+	if (!name)
+		return CTL_ERR_INVALID_PARAMS;
+	if (json_object_object_get_ex(params, "force", &f)) {
+		if (!json_object_is_type(f, json_type_boolean)) {
+			snprintf(err, err_len, "\"force\": true or false expected");
+			return CTL_ERR_INVALID_PARAMS;
+		}
+		force = json_object_get_boolean(f);
+	}
+	if (devset_remove(opaque, name, force, err, err_len))
+		return CTL_ERR_INVALID_PARAMS;
+	*result = json_object_new_object();
+	return 0;
+}
+
+/* device-show {"name": NAME} -> the device's (or LUN's) list-devices object. */
+static int rpc_device_show(void *opaque, struct json_object *params, struct json_object **result,
+			   char *err, size_t err_len)
+{
+	static const char *const keys[] = {"name", NULL};
+	const char *name;
+	int ret;
+
+	ret = params_check(params, keys, err, err_len);
+	if (ret)
+		return ret;
+	name = param_name(params, err, err_len);
+	if (!name)
+		return CTL_ERR_INVALID_PARAMS;
+	*result = show(opaque, name);
+	if (!*result) {
+		snprintf(err, err_len, "no device named '%.64s'", name);
+		return CTL_ERR_INVALID_PARAMS;
+	}
+	return 0;
+}
+
+/* save-config -> {"devices": [device-add params, ...]}: what --config takes. */
+static int rpc_save_config(void *opaque, struct json_object *params, struct json_object **result,
+			   char *err, size_t err_len)
+{
+	struct devset *set = opaque;
+	struct json_object *arr;
+
+	if (no_params(params, err, err_len))
+		return CTL_ERR_INVALID_PARAMS;
+	arr = json_object_new_array();
+	for (unsigned int i = 0; i < set->n; i++)
+		set->v[i].kind->save(set->v[i].dev, arr);
+	*result = json_object_new_object();
+	json_object_object_add(*result, "devices", arr);
+	return 0;
+}
+
 static int rpc_version(void *opaque, struct json_object *params, struct json_object **result,
 		       char *err, size_t err_len)
 {
+	if (no_params(params, err, err_len))
+		return CTL_ERR_INVALID_PARAMS;
 	*result = json_object_new_object();
 	add_str(*result, "name", "vhostd");
 	add_str(*result, "version", VHOSTD_VERSION);
@@ -388,6 +438,10 @@ static int rpc_version(void *opaque, struct json_object *params, struct json_obj
 }
 
 const struct ctl_method rpc_methods[] = {
+	{"device-add", rpc_device_add},
+	{"device-remove", rpc_device_remove},
+	{"device-show", rpc_device_show},
+	{"save-config", rpc_save_config},
 	{"list-devices", rpc_list_devices},
 	{"scsi-add-lun", rpc_scsi_add_lun},
 	{"scsi-remove-lun", rpc_scsi_remove_lun},

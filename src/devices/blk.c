@@ -65,6 +65,8 @@
  * 32 us by default).  The engine spins per thread and backs off.
  */
 #define BLK_DEFAULT_POLL_US 50
+/* delay-ms= at most an hour: as good as a disk that never answers. */
+#define BLK_MAX_DELAY_MS 3600000
 
 /* One copied, validated range of a DISCARD / WRITE_ZEROES request. */
 struct blk_range {
@@ -96,6 +98,15 @@ struct blk_queue {
 	struct blk_backend_queue *bbq;
 	unsigned int num; /* ring size while started */
 	bool io_error_logged;
+	struct eng_queue_counters counters; /* kicks, notifications: across restarts */
+	/*
+	 * Its stop was abandoned (a stalled back-end): the engine's orphan
+	 * still uses bbq and this struct until its last request completes,
+	 * when its detach clears this.  No restart, no free until then.
+	 */
+	atomic_bool orphaned;
+	/* Started and not stopped or abandoned: the loop's view (eq may be an orphan's). */
+	bool running;
 };
 
 struct blk_dev {
@@ -136,12 +147,15 @@ enum {
 	OPT_IMAGE = 1 << 15,
 	OPT_CONF = 1 << 16,
 	OPT_USER = 1 << 17,
-	OPT_LOCKING = 1 << 18,
+	OPT_DELAY_MS = 1 << 18,
+	OPT_STOP_TIMEOUT_MS = 1 << 19,
+	OPT_LOCKING = 1 << 20,
 };
 
 static const struct kv_key blk_keys[] = {
 	{"id", OPT_ID},
 	{"path", OPT_PATH},
+	{"uri", OPT_PATH}, /* backend=nbd: the server, kept in path */
 	{"socket", OPT_SOCKET},
 	{"readonly", OPT_READONLY},
 	{"client", OPT_CLIENT},
@@ -158,6 +172,8 @@ static const struct kv_key blk_keys[] = {
 	{"image", OPT_IMAGE},
 	{"conf", OPT_CONF},
 	{"user", OPT_USER},
+	{"delay-ms", OPT_DELAY_MS},
+	{"stop-timeout-ms", OPT_STOP_TIMEOUT_MS},
 	{"locking", OPT_LOCKING},
 };
 
@@ -195,6 +211,12 @@ static int blk_option_set(void *ctx, unsigned int bit, const char *key, const ch
 				      BLK_MIN_QUEUE_SIZE, BLK_MAX_QUEUE_SIZE, v);
 		o->queue_size = (uint16_t)n;
 		return 0;
+	case OPT_DELAY_MS:
+		if (kv_parse_uint(v, 0, BLK_MAX_DELAY_MS, &n))
+			return kv_err(err, err_len, "delay-ms: 0..%d expected, not '%s'",
+				      BLK_MAX_DELAY_MS, v);
+		o->delay_ms = (unsigned int)n;
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -221,6 +243,8 @@ int blk_options_parse(const char *str, struct blk_options *opts, char *err, size
 				   err_len);
 	if (r)
 		return r;
+	if ((seen & OPT_DELAY_MS) && opts->backend != BLK_BACKEND_NULL)
+		return kv_err(err, err_len, "delay-ms= is only for backend=null");
 	if (!(seen & OPT_SOCKET))
 		return kv_err(err, err_len, "socket= is required");
 	/* GET_ID answers with the id when no serial was given. */
@@ -252,6 +276,20 @@ static void blk_stats_done(struct blk_queue *bq, struct blk_req *req, bool ok)
 void blk_dev_get_stats(struct blk_dev *dev, struct blk_stats *st)
 {
 	blk_dev_stats_read(&dev->stats, st);
+}
+
+void blk_dev_get_lat_hist(struct blk_dev *dev, struct blk_lat_hist *h)
+{
+	blk_dev_stats_read_hist(&dev->stats, h);
+}
+
+void blk_dev_get_queue_counts(struct blk_dev *dev, unsigned int q, struct blk_queue_counts *c)
+{
+	struct eng_queue_counters *n = &dev->queues[q].counters;
+
+	blk_dev_stats_read_queue(&dev->stats, q, &c->st);
+	c->kicks = atomic_load_explicit(&n->kicks, memory_order_relaxed);
+	c->notifications = atomic_load_explicit(&n->notifies, memory_order_relaxed);
 }
 
 /* ---- requests -------------------------------------------------------------- */
@@ -574,6 +612,8 @@ static void blk_queue_detach(struct eng_queue *eq)
 
 	bq->dev->bops->queue_free(bq->bbq);
 	bq->bbq = NULL;
+	/* An orphan's last touch of @bq: the loop may reuse or free it now. */
+	atomic_store(&bq->orphaned, false);
 }
 
 static const struct eng_queue_ops blk_queue_ops = {
@@ -592,13 +632,18 @@ static uint64_t blk_get_features(void *opaque)
 	uint64_t f = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_RING_F_INDIRECT_DESC |
 		     1ull << VIRTIO_RING_F_EVENT_IDX | 1ull << VIRTIO_F_RING_PACKED |
 		     1ull << VIRTIO_BLK_F_SEG_MAX | 1ull << VIRTIO_BLK_F_BLK_SIZE |
-		     1ull << VIRTIO_BLK_F_TOPOLOGY | 1ull << VIRTIO_BLK_F_FLUSH |
-		     1ull << VIRTIO_BLK_F_CONFIG_WCE | 1ull << VIRTIO_BLK_F_MQ;
+		     1ull << VIRTIO_BLK_F_TOPOLOGY | 1ull << VIRTIO_BLK_F_CONFIG_WCE |
+		     1ull << VIRTIO_BLK_F_MQ;
 
+	/* Only what the storage can do (an NBD server may lack any of them). */
+	if (!dev->info.no_flush)
+		f |= 1ull << VIRTIO_BLK_F_FLUSH;
 	if (dev->opts.readonly)
 		f |= 1ull << VIRTIO_BLK_F_RO;
-	else
-		f |= 1ull << VIRTIO_BLK_F_DISCARD | 1ull << VIRTIO_BLK_F_WRITE_ZEROES;
+	else if (!dev->info.no_discard)
+		f |= 1ull << VIRTIO_BLK_F_DISCARD;
+	if (!dev->opts.readonly && !dev->info.no_write_zeroes)
+		f |= 1ull << VIRTIO_BLK_F_WRITE_ZEROES;
 	return f;
 }
 
@@ -701,8 +746,12 @@ static int blk_start_queue(void *opaque, struct vu_queue *q)
 	if (q->index >= dev->opts.num_queues)
 		return -EINVAL;
 	bq = &dev->queues[q->index];
-	if (bq->eq)
+	if (bq->running)
 		return -EBUSY;
+	if (atomic_load(&bq->orphaned)) {
+		log_error("%s: requests of an abandoned stop are still in the back-end", bq->name);
+		return -EBUSY;
+	}
 	bq->num = q->vq.num;
 	cfg = (struct eng_queue_config){
 		.name = bq->name,
@@ -710,6 +759,7 @@ static int blk_start_queue(void *opaque, struct vu_queue *q)
 		.poll_us = dev->opts.poll_us,
 		.io_thread = dev->opts.io_thread,
 		.priv = bq,
+		.counters = &bq->counters,
 	};
 	r = eng_queue_start(q, &blk_queue_ops, &cfg, &bq->eq);
 	if (r < 0) {
@@ -718,6 +768,7 @@ static int blk_start_queue(void *opaque, struct vu_queue *q)
 		return r;
 	}
 	q->priv = bq;
+	bq->running = true;
 	log_debug("%s: started (%u entries, %s ring, I/O thread %d)", bq->name, bq->num,
 		  blk_has_feature(dev, VIRTIO_F_RING_PACKED) ? "packed" : "split",
 		  eng_queue_thread(bq->eq));
@@ -736,12 +787,83 @@ static void blk_stop_queue(void *opaque, struct vu_queue *q)
 	if (q->index >= dev->opts.num_queues)
 		return;
 	bq = &dev->queues[q->index];
-	if (!bq->eq)
+	if (!bq->running)
 		return;
 	eng_queue_stop(bq->eq);
+	bq->running = false;
 	bq->eq = NULL;
 	q->priv = NULL;
 	log_debug("%s: stopped", bq->name);
+}
+
+/* On the I/O thread: the engine drained and detached the queue. */
+static void blk_queue_stopped(void *arg)
+{
+	vu_queue_stopped(arg);
+}
+
+/* The same without waiting (backend.h): the loop serves others meanwhile. */
+static void blk_stop_queue_begin(void *opaque, struct vu_queue *q)
+{
+	struct blk_dev *dev = opaque;
+	struct blk_queue *bq = q->index < dev->opts.num_queues ? &dev->queues[q->index] : NULL;
+
+	if (!bq || !bq->running) {
+		vu_queue_stopped(q);
+		return;
+	}
+	eng_queue_stop_async(bq->eq, blk_queue_stopped, q);
+}
+
+static void blk_stop_queue_end(void *opaque, struct vu_queue *q)
+{
+	struct blk_dev *dev = opaque;
+	struct blk_queue *bq = q->index < dev->opts.num_queues ? &dev->queues[q->index] : NULL;
+
+	if (!bq || !bq->running)
+		return;
+	eng_queue_stop_finish(bq->eq);
+	bq->running = false;
+	bq->eq = NULL;
+	q->priv = NULL;
+	log_debug("%s: stopped", bq->name);
+}
+
+/*
+ * The back-end holds requests past the stop timeout: let the engine keep
+ * them as an orphan, and this queue's slot with them (orphaned).
+ */
+static int blk_stop_queue_abandon(void *opaque, struct vu_queue *q)
+{
+	struct blk_dev *dev = opaque;
+	struct blk_queue *bq = q->index < dev->opts.num_queues ? &dev->queues[q->index] : NULL;
+	unsigned int left = 0;
+
+	if (!bq || !bq->running)
+		return 0;
+	bq->running = false;
+	q->priv = NULL;
+	/* Before the orphan can exist: its detach clears it. */
+	atomic_store(&bq->orphaned, true);
+	/*
+	 * bq->eq stays: the orphan's completions still go through it on its
+	 * thread, until its detach; the next start (after that) sets it anew.
+	 */
+	if (!eng_queue_abandon(bq->eq, &left)) {
+		bq->eq = NULL;
+		atomic_store(&bq->orphaned, false);
+	}
+	return (int)left;
+}
+
+static int blk_set_call_fd(void *opaque, struct vu_queue *q, int fd)
+{
+	struct blk_dev *dev = opaque;
+	struct blk_queue *bq = q->index < dev->opts.num_queues ? &dev->queues[q->index] : NULL;
+
+	if (!bq || !bq->running)
+		return -ENODEV;
+	return eng_queue_set_call_fd(bq->eq, fd);
 }
 
 static void blk_set_status(void *opaque, uint8_t status)
@@ -762,6 +884,10 @@ static const struct vu_device_ops blk_ops = {
 	.set_config = blk_set_config,
 	.start_queue = blk_start_queue,
 	.stop_queue = blk_stop_queue,
+	.stop_queue_begin = blk_stop_queue_begin,
+	.stop_queue_end = blk_stop_queue_end,
+	.stop_queue_abandon = blk_stop_queue_abandon,
+	.set_call_fd = blk_set_call_fd,
 	.set_status = blk_set_status,
 };
 
@@ -773,6 +899,7 @@ struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watc
 	struct blk_backend_config bcfg = {
 		.path = opts->path,
 		.size = opts->size,
+		.delay_ms = opts->delay_ms,
 		.readonly = opts->readonly,
 		.direct = opts->cache == BLK_CACHE_NONE,
 		.no_lock = opts->no_locking,
@@ -848,6 +975,7 @@ struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watc
 		.watch = watch,
 		.loop = loop,
 		.max_guest_memory = opts->max_guest_memory,
+		.stop_timeout_ms = opts->stop_timeout_ms,
 	};
 	dev->vu = vu_dev_new(&vcfg);
 	if (!dev->vu) {
@@ -857,6 +985,8 @@ struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watc
 	}
 	if (null)
 		how = "no storage";
+	else if (opts->backend == BLK_BACKEND_NBD)
+		how = "NBD";
 	else if (opts->backend == BLK_BACKEND_RBD)
 		how = dev->info.direct ? "librbd, no cache" : "librbd";
 	else
@@ -874,12 +1004,39 @@ fail:
 	return NULL;
 }
 
+/* Devices freed while an orphan still used them (blk_dev_free: loop thread). */
+static struct {
+	struct blk_dev *devs[64];
+	unsigned int nr;
+} blk_graveyard;
+
+static void blk_graveyard_keep(struct blk_dev *dev)
+{
+	/* Beyond that, LeakSanitizer may name them; the memory stays either way. */
+	if (blk_graveyard.nr < ARRAY_SIZE(blk_graveyard.devs))
+		blk_graveyard.devs[blk_graveyard.nr++] = dev;
+}
+
 void blk_dev_free(struct blk_dev *dev)
 {
 	if (!dev)
 		return;
 	/* Stops every queue: each finishes and publishes what is in flight. */
 	vu_dev_free(dev->vu);
+	for (unsigned int i = 0; i < dev->opts.num_queues; i++) {
+		if (atomic_load(&dev->queues[i].orphaned)) {
+			/*
+			 * A stop was abandoned and its requests are still in
+			 * the back-end, which writes into memory we own: keep
+			 * all of it, reachable, until the process exits.
+			 */
+			log_warn("%s: requests of an abandoned stop never completed; "
+				 "the device's memory is kept until exit",
+				 dev->opts.id);
+			blk_graveyard_keep(dev);
+			return;
+		}
+	}
 	dev->bops->close(dev->be);
 	blk_dev_stats_destroy(&dev->stats);
 	free(dev->queues);
@@ -899,6 +1056,19 @@ const struct blk_options *blk_dev_options(const struct blk_dev *dev)
 uint64_t blk_dev_capacity_sectors(const struct blk_dev *dev)
 {
 	return dev->capacity;
+}
+
+bool blk_dev_active(const struct blk_dev *dev)
+{
+	/*
+	 * Queues start and stop on this (the loop's) thread: no race.  An
+	 * orphan's eq stays set but its queue is no longer running.
+	 */
+	for (unsigned int i = 0; i < dev->opts.num_queues; i++) {
+		if (dev->queues[i].running)
+			return true;
+	}
+	return false;
 }
 
 bool blk_dev_connected(const struct blk_dev *dev)

@@ -31,9 +31,11 @@ struct blk_options {
 	unsigned int num_queues;
 	uint16_t queue_size;
 	enum blk_cache_mode cache;
-	unsigned int poll_us;	   /* spin this long on an empty ring before sleeping */
-	int io_thread;		   /* the engine's I/O thread for every queue; -1: spread */
-	uint64_t max_guest_memory; /* bytes the front-end may map; 0: backend.h's default */
+	unsigned int poll_us;	      /* spin this long on an empty ring before sleeping */
+	int io_thread;		      /* the engine's I/O thread for every queue; -1: spread */
+	uint64_t max_guest_memory;    /* bytes the front-end may map; 0: backend.h's default */
+	unsigned int stop_timeout_ms; /* a queue's drain, at most; 0: backend.h's default */
+	unsigned int delay_ms;	      /* backend=null: each request takes this long (tests) */
 };
 
 /*
@@ -79,6 +81,27 @@ struct blk_stats {
 	uint64_t time_in_queue_ms;
 };
 
+/*
+ * Request latency, as a histogram: bucket i counts the requests that took
+ * at most 2^(i + BLK_LAT_SHIFT) ns (1.024 us .. 2^32 ns, about 4.3 s), the
+ * last one those that took longer.  Per direction; the sum is blk_stats'
+ * ticks.
+ */
+#define BLK_LAT_BUCKETS 24
+#define BLK_LAT_SHIFT	10
+
+struct blk_lat_hist {
+	uint64_t b[BLK_STAT__COUNT][BLK_LAT_BUCKETS];
+	uint64_t sum_ns[BLK_STAT__COUNT];
+};
+
+/* One virtqueue: its requests (io_ticks and time_in_queue are per disk: 0) and notifications. */
+struct blk_queue_counts {
+	struct blk_stats st;
+	uint64_t kicks;		/* the driver's notifications */
+	uint64_t notifications; /* interrupts sent */
+};
+
 struct blk_dev;
 
 /* Open the image and start the vhost-user back-end.  NULL, message in @err. */
@@ -92,9 +115,15 @@ const char *blk_dev_id(const struct blk_dev *dev);
 const struct blk_options *blk_dev_options(const struct blk_dev *dev);
 uint64_t blk_dev_capacity_sectors(const struct blk_dev *dev);
 bool blk_dev_connected(const struct blk_dev *dev);
+/* Is any queue started (the front-end driving the device)?  Loop thread. */
+bool blk_dev_active(const struct blk_dev *dev);
 
 /* A consistent snapshot of the counters (summed over queues). */
 void blk_dev_get_stats(struct blk_dev *dev, struct blk_stats *st);
+/* The latency histogram, summed over queues. */
+void blk_dev_get_lat_hist(struct blk_dev *dev, struct blk_lat_hist *h);
+/* Queue @q (0 .. num-queues - 1). */
+void blk_dev_get_queue_counts(struct blk_dev *dev, unsigned int q, struct blk_queue_counts *c);
 
 /*
  * Format @st as one /proc/diskstats line ("major minor name f1 ... f17",

@@ -535,6 +535,8 @@ static void scsi_rq_detach(struct eng_queue *eq)
 			sq->bbq[i] = NULL;
 		}
 	}
+	/* An orphan's last touch of @sq: the loop may restart or free it now. */
+	atomic_store(&sq->orphaned, false);
 }
 
 static int scsi_rq_attach(struct eng_queue *eq, struct reactor *r)
@@ -792,6 +794,10 @@ static int scsi_start_queue(void *opaque, struct vu_queue *q)
 	sq = &dev->queues[q->index];
 	if (sq->ext_eq)
 		return -EBUSY;
+	if (atomic_load(&sq->orphaned)) {
+		log_error("%s: commands of an abandoned stop are still in the back-end", sq->name);
+		return -EBUSY;
+	}
 	if (q->index == VIRTIO_SCSI_CTRL_QUEUE)
 		ops = &scsi_ctrl_ops;
 	else if (q->index == VIRTIO_SCSI_EVENT_QUEUE)
@@ -803,6 +809,7 @@ static int scsi_start_queue(void *opaque, struct vu_queue *q)
 		.poll_us = q->index >= VIRTIO_SCSI_REQ_QUEUE0 ? dev->opts.poll_us : 0,
 		.io_thread = dev->opts.io_thread,
 		.priv = sq,
+		.counters = &sq->counters,
 	};
 	r = eng_queue_start(q, ops, &cfg, &eq);
 	if (r < 0) {
@@ -841,6 +848,108 @@ static void scsi_stop_queue(void *opaque, struct vu_queue *q)
 	log_debug("%s: stopped", sq->name);
 }
 
+/* On the I/O thread: the engine drained and detached the queue. */
+static void scsi_queue_stopped(void *arg)
+{
+	vu_queue_stopped(arg);
+}
+
+/* The same without waiting (backend.h). */
+static void scsi_stop_queue_begin(void *opaque, struct vu_queue *q)
+{
+	struct scsi_dev *dev = opaque;
+	struct scsi_queue *sq = q->index < dev->nr_queues ? &dev->queues[q->index] : NULL;
+	struct eng_queue *eq = NULL;
+
+	if (sq) {
+		pthread_mutex_lock(&dev->qlock);
+		eq = sq->ext_eq;
+		sq->ext_eq = NULL;
+		pthread_mutex_unlock(&dev->qlock);
+	}
+	if (!eq) {
+		vu_queue_stopped(q);
+		return;
+	}
+	sq->stopping_eq = eq;
+	eng_queue_stop_async(eq, scsi_queue_stopped, q);
+}
+
+static void scsi_stop_queue_end(void *opaque, struct vu_queue *q)
+{
+	struct scsi_dev *dev = opaque;
+	struct scsi_queue *sq = q->index < dev->nr_queues ? &dev->queues[q->index] : NULL;
+
+	if (!sq || !sq->stopping_eq)
+		return;
+	eng_queue_stop_finish(sq->stopping_eq);
+	sq->stopping_eq = NULL;
+	sq->eq = NULL;
+	q->priv = NULL;
+	log_debug("%s: stopped", sq->name);
+}
+
+/*
+ * A request queue's commands outlast the stop timeout (a stalled LUN):
+ * the engine keeps them as an orphan, with this queue's struct and the
+ * LUNs they use (orphaned).  The control and event queues are not given
+ * up: their requests belong to the TMF thread and to events, which would
+ * have to let go too; they keep the stop waiting (backend.c says so).
+ */
+static int scsi_stop_queue_abandon(void *opaque, struct vu_queue *q)
+{
+	struct scsi_dev *dev = opaque;
+	struct scsi_queue *sq = q->index < dev->nr_queues ? &dev->queues[q->index] : NULL;
+	unsigned int left = 0;
+
+	if (!sq || !sq->stopping_eq)
+		return 0;
+	if (q->index < VIRTIO_SCSI_REQ_QUEUE0)
+		return -EBUSY;
+	/* Before the orphan can exist: its detach clears it. */
+	atomic_store(&sq->orphaned, true);
+	/* sq->eq stays: the orphan's completions go through it on its thread. */
+	if (!eng_queue_abandon(sq->stopping_eq, &left)) {
+		sq->eq = NULL;
+		atomic_store(&sq->orphaned, false);
+	}
+	sq->stopping_eq = NULL;
+	q->priv = NULL;
+	return (int)left;
+}
+
+/* Devices freed while an orphan still used them (scsi_dev_free: loop thread). */
+static struct {
+	struct scsi_dev *devs[64];
+	unsigned int nr;
+} scsi_graveyard;
+
+static bool scsi_has_orphans(struct scsi_dev *dev)
+{
+	for (unsigned int i = 0; i < dev->nr_queues; i++) {
+		if (atomic_load(&dev->queues[i].orphaned))
+			return true;
+	}
+	return false;
+}
+
+static int scsi_set_call_fd(void *opaque, struct vu_queue *q, int fd)
+{
+	struct scsi_dev *dev = opaque;
+	struct scsi_queue *sq = q->index < dev->nr_queues ? &dev->queues[q->index] : NULL;
+	struct eng_queue *eq;
+	int r = -ENODEV;
+
+	if (!sq)
+		return r;
+	pthread_mutex_lock(&dev->qlock);
+	eq = sq->ext_eq;
+	if (eq)
+		r = eng_queue_set_call_fd(eq, fd);
+	pthread_mutex_unlock(&dev->qlock);
+	return r;
+}
+
 static void scsi_set_status(void *opaque, uint8_t status)
 {
 	struct scsi_dev *dev = opaque;
@@ -864,6 +973,10 @@ static const struct vu_device_ops scsi_ops = {
 	.set_config = scsi_set_config,
 	.start_queue = scsi_start_queue,
 	.stop_queue = scsi_stop_queue,
+	.stop_queue_begin = scsi_stop_queue_begin,
+	.stop_queue_end = scsi_stop_queue_end,
+	.stop_queue_abandon = scsi_stop_queue_abandon,
+	.set_call_fd = scsi_set_call_fd,
 	.set_status = scsi_set_status,
 };
 
@@ -885,6 +998,7 @@ static struct scsi_lun *scsi_lun_open(struct scsi_dev *dev, const struct scsi_lu
 	struct blk_backend_config bcfg = {
 		.path = o->path,
 		.size = o->size,
+		.delay_ms = o->delay_ms,
 		.readonly = o->readonly,
 		.direct = o->cache == BLK_CACHE_NONE,
 		.no_lock = o->no_locking,
@@ -936,6 +1050,7 @@ static struct scsi_lun *scsi_lun_open(struct scsi_dev *dev, const struct scsi_lu
 					       : bs,
 		.discard_granularity = 0,
 		.readonly = o->readonly,
+		.no_unmap = lun->info.no_discard,
 		.writeback = true,
 		.serial = o->serial,
 	};
@@ -1068,6 +1183,7 @@ struct scsi_dev *scsi_dev_new(const struct scsi_options *opts, const struct scsi
 		.watch = watch,
 		.loop = loop,
 		.max_guest_memory = opts->max_guest_memory,
+		.stop_timeout_ms = opts->stop_timeout_ms,
 	};
 	dev->vu = vu_dev_new(&vcfg);
 	if (!dev->vu) {
@@ -1100,6 +1216,19 @@ void scsi_dev_free(struct scsi_dev *dev)
 		return;
 	/* Stops every queue: each finishes and publishes what is in flight. */
 	vu_dev_free(dev->vu);
+	if (scsi_has_orphans(dev)) {
+		/*
+		 * Commands of an abandoned stop are still in a back-end that
+		 * writes into memory we own, and may hold up the TMF thread:
+		 * keep all of it, reachable, until the process exits.
+		 */
+		log_warn("%s: commands of an abandoned stop never completed; "
+			 "the controller's memory is kept until exit",
+			 dev->opts.id);
+		if (scsi_graveyard.nr < ARRAY_SIZE(scsi_graveyard.devs))
+			scsi_graveyard.devs[scsi_graveyard.nr++] = dev;
+		return;
+	}
 	scsi_dev_destroy(dev);
 }
 
@@ -1116,6 +1245,17 @@ const struct scsi_options *scsi_dev_options(const struct scsi_dev *dev)
 bool scsi_dev_connected(const struct scsi_dev *dev)
 {
 	return vu_dev_connected(dev->vu);
+}
+
+bool scsi_dev_active(struct scsi_dev *dev)
+{
+	bool active = false;
+
+	pthread_mutex_lock(&dev->qlock);
+	for (unsigned int i = 0; i < dev->nr_queues && !active; i++)
+		active = dev->queues[i].ext_eq != NULL;
+	pthread_mutex_unlock(&dev->qlock);
+	return active;
 }
 
 unsigned int scsi_dev_nr_luns(const struct scsi_dev *dev)
@@ -1141,6 +1281,25 @@ uint32_t scsi_dev_lun_block_size(const struct scsi_dev *dev, unsigned int i)
 const char *scsi_dev_lun_name(const struct scsi_dev *dev, unsigned int i)
 {
 	return dev->luns[i]->name;
+}
+
+unsigned int scsi_dev_nr_vqueues(const struct scsi_dev *dev)
+{
+	return dev->nr_queues;
+}
+
+void scsi_dev_queue_counts(struct scsi_dev *dev, unsigned int q, uint64_t *kicks,
+			   uint64_t *notifications)
+{
+	struct eng_queue_counters *n = &dev->queues[q].counters;
+
+	*kicks = atomic_load_explicit(&n->kicks, memory_order_relaxed);
+	*notifications = atomic_load_explicit(&n->notifies, memory_order_relaxed);
+}
+
+void scsi_dev_lun_lat_hist(struct scsi_dev *dev, unsigned int i, struct blk_lat_hist *h)
+{
+	blk_dev_stats_read_hist(&dev->luns[i]->stats, h);
 }
 
 void scsi_dev_lun_stats(struct scsi_dev *dev, unsigned int i, struct blk_stats *st)
@@ -1289,6 +1448,14 @@ int scsi_dev_remove_lun(struct scsi_dev *dev, unsigned int target, unsigned int 
 
 	if (!lun)
 		return kv_err(err, err_len, "%s: no target %u LUN %u", dev->opts.id, target, id);
+	/* A queue that is draining, or an orphan, may hold commands on it. */
+	for (unsigned int i = 0; i < dev->nr_queues; i++) {
+		if (dev->queues[i].stopping_eq || atomic_load(&dev->queues[i].orphaned))
+			return kv_err(
+				err, err_len,
+				"%s: a queue is stopping or has abandoned commands; try again",
+				lun->name);
+	}
 	/* New commands find no LUN; those being parsed finish; those in flight complete. */
 	atomic_store(&lun->ready, false);
 	scsi_barrier(dev);

@@ -42,6 +42,7 @@ struct scsi_options {
 	unsigned int poll_us;
 	int io_thread;
 	uint64_t max_guest_memory;
+	unsigned int stop_timeout_ms; /* a queue's drain, at most; 0: backend.h's default */
 };
 
 struct scsi_lun_options {
@@ -56,7 +57,8 @@ struct scsi_lun_options {
 	bool no_locking; /* locking=off: no OFD lock on the image (migration) */
 	char serial[37]; /* empty: "<scsi>-<target>-<lun>" */
 	enum blk_cache_mode cache;
-	uint32_t block_size; /* 0: the back-end's logical block size (512 at least) */
+	uint32_t block_size;   /* 0: the back-end's logical block size (512 at least) */
+	unsigned int delay_ms; /* backend=null: each command's I/O takes this long (tests) */
 };
 
 /*
@@ -92,6 +94,8 @@ void scsi_dev_free(struct scsi_dev *dev);
 const char *scsi_dev_id(const struct scsi_dev *dev);
 const struct scsi_options *scsi_dev_options(const struct scsi_dev *dev);
 bool scsi_dev_connected(const struct scsi_dev *dev);
+/* Is any queue started (the front-end driving the controller)? */
+bool scsi_dev_active(struct scsi_dev *dev);
 
 /*
  * LUN slots 0 .. scsi_dev_nr_luns() - 1: options (NULL for a free slot:
@@ -104,6 +108,12 @@ uint32_t scsi_dev_lun_block_size(const struct scsi_dev *dev, unsigned int i);
 /* "NAME:T:L", as in its diskstats line. */
 const char *scsi_dev_lun_name(const struct scsi_dev *dev, unsigned int i);
 void scsi_dev_lun_stats(struct scsi_dev *dev, unsigned int i, struct blk_stats *st);
+void scsi_dev_lun_lat_hist(struct scsi_dev *dev, unsigned int i, struct blk_lat_hist *h);
+
+/* Virtqueues (control, event, then request queues) and their notifications. */
+unsigned int scsi_dev_nr_vqueues(const struct scsi_dev *dev);
+void scsi_dev_queue_counts(struct scsi_dev *dev, unsigned int q, uint64_t *kicks,
+			   uint64_t *notifications);
 
 /*
  * At run time, on the vhost-user loop's thread.  0, or -errno with a

@@ -23,6 +23,7 @@ enum {
 	OPT_IO_THREAD = 1 << 5,
 	OPT_CLIENT = 1 << 6,
 	OPT_MAX_GUEST_MEMORY = 1 << 7,
+	OPT_STOP_TIMEOUT_MS = 1 << 8,
 };
 
 static const struct kv_key scsi_keys[] = {
@@ -34,6 +35,7 @@ static const struct kv_key scsi_keys[] = {
 	{"io-thread", OPT_IO_THREAD},
 	{"client", OPT_CLIENT},
 	{"max-guest-memory", OPT_MAX_GUEST_MEMORY},
+	{"stop-timeout-ms", OPT_STOP_TIMEOUT_MS},
 };
 
 static int scsi_option_set(void *ctx, unsigned int bit, const char *key, const char *v, char *err,
@@ -100,7 +102,8 @@ enum {
 	LOPT_IMAGE = 1 << 11,
 	LOPT_CONF = 1 << 12,
 	LOPT_USER = 1 << 13,
-	LOPT_LOCKING = 1 << 14,
+	LOPT_DELAY_MS = 1 << 14,
+	LOPT_LOCKING = 1 << 15,
 };
 
 static const struct kv_key lun_keys[] = {
@@ -111,6 +114,8 @@ static const struct kv_key lun_keys[] = {
 	{"cache", LOPT_CACHE},	     {"block-size", LOPT_BLOCK_SIZE},
 	{"pool", LOPT_POOL},	     {"image", LOPT_IMAGE},
 	{"conf", LOPT_CONF},	     {"user", LOPT_USER},
+	{"uri", LOPT_PATH}, /* backend=nbd: the server, kept in path */
+	{"delay-ms", LOPT_DELAY_MS},
 	{"locking", LOPT_LOCKING},
 };
 
@@ -152,6 +157,12 @@ static int lun_option_set(void *ctx, unsigned int bit, const char *key, const ch
 				      v);
 		o->block_size = (uint32_t)atoi(v);
 		return 0;
+	case LOPT_DELAY_MS:
+		/* As --blk's: an hour at most, as good as a disk that never answers. */
+		if (kv_parse_uint(v, 0, 3600000, &n))
+			return kv_err(err, err_len, "delay-ms: 0..3600000 expected, not '%s'", v);
+		o->delay_ms = (unsigned int)n;
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -178,6 +189,8 @@ int scsi_lun_options_parse(const char *str, struct scsi_lun_options *opts, char 
 				   err_len);
 	if (r)
 		return r;
+	if ((seen & LOPT_DELAY_MS) && opts->backend != BLK_BACKEND_NULL)
+		return kv_err(err, err_len, "delay-ms= is only for backend=null");
 	if (opts->block_size && opts->size % opts->block_size)
 		return kv_err(err, err_len, "size= must be a multiple of block-size=");
 	/* A stable identity across restarts: VPD 0x80 / 0x83 come from it. */

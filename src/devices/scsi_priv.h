@@ -77,11 +77,20 @@ struct scsi_queue {
 	struct scsi_dev *dev;
 	unsigned int index; /* vring index */
 	char name[48];
-	struct eng_queue *eq;	  /* the queue's own thread: set by attach */
-	struct eng_queue *ext_eq; /* other threads (TMFs, events), under qlock */
+	struct eng_queue *eq;	       /* the queue's own thread: set by attach */
+	struct eng_queue *ext_eq;      /* other threads (TMFs, events), under qlock */
+	struct eng_queue *stopping_eq; /* stop_queue_begin .. end (loop thread) */
+	/*
+	 * A request queue whose stop was abandoned: the engine's orphan still
+	 * uses this struct (eq, bbq, inflight) and its LUNs until its last
+	 * command completes; its detach clears this.  No restart, no LUN
+	 * removal and no free until then.
+	 */
+	atomic_bool orphaned;
 	struct reactor *r;
 	unsigned int num;
 	bool io_error_logged;
+	struct eng_queue_counters counters; /* kicks, notifications: across restarts */
 	/* request queues: a back-end queue per LUN slot, and what is in flight */
 	struct blk_backend_queue *bbq[SCSI_MAX_LUNS];
 	struct scsi_req *inflight;

@@ -98,17 +98,31 @@ void blk_stats_io_start(struct blk_dev_stats *ds, unsigned int q, uint64_t now_n
 	write_end(qs);
 }
 
+unsigned int blk_lat_bucket(uint64_t ns)
+{
+	unsigned int i;
+
+	/* No division on the completion path: bounds are powers of two in ns. */
+	if (ns <= (1u << BLK_LAT_SHIFT))
+		return 0;
+	/* The smallest i with ns <= 2^(i + BLK_LAT_SHIFT). */
+	i = 64 - (unsigned int)__builtin_clzll(ns - 1) - BLK_LAT_SHIFT;
+	return i < BLK_LAT_BUCKETS - 1 ? i : BLK_LAT_BUCKETS - 1;
+}
+
 void blk_stats_io_done(struct blk_dev_stats *ds, unsigned int q, enum blk_stat_dir dir,
 		       uint64_t sectors, bool ok, uint64_t start_ns, uint64_t now_ns)
 {
 	struct blk_queue_stats *qs = &ds->queues[q];
+	uint64_t ns = now_ns > start_ns ? now_ns - start_ns : 0;
 
 	update_io_ticks(ds, now_ns / 1000000, true);
 	write_begin(qs);
 	stat_add(&qs->ios[dir], 1);
 	if (ok)
 		stat_add(&qs->sectors[dir], sectors);
-	stat_add(&qs->ticks_ns[dir], now_ns > start_ns ? now_ns - start_ns : 0);
+	stat_add(&qs->ticks_ns[dir], ns);
+	stat_add(&qs->hist[dir][blk_lat_bucket(ns)], 1);
 	atomic_store_explicit(&qs->in_flight,
 			      atomic_load_explicit(&qs->in_flight, memory_order_relaxed) - 1,
 			      memory_order_relaxed);
@@ -164,6 +178,45 @@ void blk_dev_stats_read(struct blk_dev_stats *ds, struct blk_stats *st)
 	 * flight - the same number the old in-flight-weighted counter meant.
 	 */
 	st->time_in_queue_ms = total_ns / 1000000;
+}
+
+void blk_dev_stats_read_queue(struct blk_dev_stats *ds, unsigned int q, struct blk_stats *st)
+{
+	uint64_t tns[BLK_STAT__COUNT];
+
+	memset(st, 0, sizeof(*st));
+	read_queue(&ds->queues[q], st->ios, st->sectors, tns, &st->in_flight);
+	for (int d = 0; d < BLK_STAT__COUNT; d++)
+		st->ticks_ms[d] = tns[d] / 1000000;
+}
+
+void blk_dev_stats_read_hist(struct blk_dev_stats *ds, struct blk_lat_hist *h)
+{
+	memset(h, 0, sizeof(*h));
+	for (unsigned int i = 0; i < ds->nr_queues; i++) {
+		struct blk_queue_stats *qs = &ds->queues[i];
+		uint64_t b[BLK_STAT__COUNT][BLK_LAT_BUCKETS], sum[BLK_STAT__COUNT];
+		unsigned int s1, s2;
+
+		/* Buckets and sum of one queue from one moment (seqcount). */
+		do {
+			s1 = atomic_load_explicit(&qs->seq, memory_order_acquire);
+			for (int d = 0; d < BLK_STAT__COUNT; d++) {
+				sum[d] = atomic_load_explicit(&qs->ticks_ns[d],
+							      memory_order_relaxed);
+				for (int k = 0; k < BLK_LAT_BUCKETS; k++)
+					b[d][k] = atomic_load_explicit(&qs->hist[d][k],
+								       memory_order_relaxed);
+			}
+			atomic_thread_fence(memory_order_acquire);
+			s2 = atomic_load_explicit(&qs->seq, memory_order_relaxed);
+		} while (s1 != s2 || (s1 & 1));
+		for (int d = 0; d < BLK_STAT__COUNT; d++) {
+			h->sum_ns[d] += sum[d];
+			for (int k = 0; k < BLK_LAT_BUCKETS; k++)
+				h->b[d][k] += b[d][k];
+		}
+	}
 }
 
 /* The line format of block/genhd.c's diskstats_show(). */

@@ -26,6 +26,7 @@ struct blk_queue_stats {
 	_Atomic uint64_t sectors[BLK_STAT__COUNT];
 	_Atomic uint64_t ticks_ns[BLK_STAT__COUNT];
 	_Atomic uint64_t in_flight;
+	_Atomic uint64_t hist[BLK_STAT__COUNT][BLK_LAT_BUCKETS]; /* blk.h */
 };
 
 struct blk_dev_stats {
@@ -54,5 +55,12 @@ void blk_stats_io_done(struct blk_dev_stats *ds, unsigned int q, enum blk_stat_d
 
 /* Sum of every queue's snapshot, io_ticks brought up to date (any thread). */
 void blk_dev_stats_read(struct blk_dev_stats *ds, struct blk_stats *st);
+/* The latency histogram summed over queues (any thread). */
+void blk_dev_stats_read_hist(struct blk_dev_stats *ds, struct blk_lat_hist *h);
+/* Queue @q's own counts: no io_ticks or time_in_queue (any thread). */
+void blk_dev_stats_read_queue(struct blk_dev_stats *ds, unsigned int q, struct blk_stats *st);
+
+/* The histogram bucket of a request that took @ns (exposed for the tests). */
+unsigned int blk_lat_bucket(uint64_t ns);
 
 #endif /* VHOSTD_DEVICES_STATS_H */

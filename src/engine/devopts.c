@@ -45,6 +45,11 @@ int eng_dev_option_set(const struct eng_dev_fields *f, const char *key, const ch
 				"max-guest-memory: a size in bytes (k/m/g/t suffix) expected, "
 				"not '%s'",
 				v);
+	} else if (!strcmp(key, "stop-timeout-ms")) {
+		if (kv_parse_uint(v, 1, ENG_MAX_STOP_TIMEOUT_MS, &n))
+			return kv_err(err, err_len, "stop-timeout-ms: 1..%d expected, not '%s'",
+				      ENG_MAX_STOP_TIMEOUT_MS, v);
+		*f->stop_timeout_ms = (unsigned int)n;
 	} else {
 		return -ENOENT;
 	}

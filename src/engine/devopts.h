@@ -23,13 +23,17 @@ struct eng_dev_fields {
 	unsigned int *poll_us;
 	int *io_thread;
 	uint64_t *max_guest_memory;
+	unsigned int *stop_timeout_ms;
 };
 
 /* The common fields of an option struct @o that names them as above. */
 #define ENG_DEV_FIELDS(o)                                                                          \
 	((struct eng_dev_fields){(o)->id, sizeof((o)->id), (o)->socket, sizeof((o)->socket),       \
 				 &(o)->client, &(o)->poll_us, &(o)->io_thread,                     \
-				 &(o)->max_guest_memory})
+				 &(o)->max_guest_memory, &(o)->stop_timeout_ms})
+
+/* stop-timeout-ms= at most (an hour); 0 is backend.h's default. */
+#define ENG_MAX_STOP_TIMEOUT_MS 3600000
 
 /*
  * Set @key to @v if it is a common key: 0, -EINVAL with a message in

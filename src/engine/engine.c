@@ -58,9 +58,12 @@
 /* iovecs kept in each request slot; longer chains borrow a full-size array. */
 #define ENG_INLINE_IOV 16
 
-enum eng_cmd_op { CMD_ATTACH, CMD_DETACH, CMD_CALL, CMD_EXIT };
+enum eng_cmd_op { CMD_ATTACH, CMD_DETACH, CMD_DETACH_ASYNC, CMD_ABANDON, CMD_CALL, CMD_EXIT };
 
-/* Work posted to an I/O thread by another thread, which waits for it. */
+/*
+ * Work posted to an I/O thread by another thread, which waits for it
+ * (CMD_DETACH_ASYNC: which does not; the command lives in the queue).
+ */
 struct eng_cmd {
 	enum eng_cmd_op op;
 	struct eng_queue *eq;
@@ -92,6 +95,7 @@ struct eng_thread {
 	struct eng_queue *queues;	       /* every attached queue */
 	struct eng_queue *ready, **ready_tail; /* to run this pass, FIFO */
 	unsigned int nr_polled;		       /* queues without a kick fd */
+	unsigned int nr_attached, nr_orphans;  /* in queues; orphans: abandoned ones */
 	uint64_t now_ns;
 	unsigned int spin_skip, spin_backoff; /* see ENG_SPIN_BACKOFF_MAX */
 	bool exiting;
@@ -142,7 +146,11 @@ struct eng_queue {
 	bool notify_off; /* kicks off: we are polling the ring */
 	bool halted;	 /* hostile input: pop no more */
 	bool stopping;
-	bool drained; /* stop: final publish done, cancels sent */
+	bool drained;	/* stop: final publish done, cancels sent */
+	bool polled;	/* no kick fd (fixed at start) */
+	bool stopped;	/* async stop: detached, done() called */
+	bool abandoned; /* an orphan: the stopper let go of it (eng_queue_abandon) */
+	int call_fd;	/* where interrupts go: q->call_fd, swapped on this thread */
 
 	struct reactor_event kick_ev;
 	uint64_t kick_buf;
@@ -156,6 +164,11 @@ struct eng_queue {
 	bool call_error_logged;
 
 	struct eng_cmd *stop_cmd;
+	struct eng_queue_counters *counters;
+	struct eng_cmd async_stop_cmd; /* CMD_DETACH_ASYNC */
+	void (*stop_done)(void *arg);  /* async stop: on the I/O thread, once detached */
+	void *stop_arg;
+	struct eng_queue *orphan_next; /* orphans.list */
 };
 
 static struct {
@@ -163,7 +176,24 @@ static struct {
 	bool ready;
 	unsigned int nr;
 	struct eng_thread **threads;
+	/* Private threads whose queue was abandoned: stopped at shutdown. */
+	struct eng_thread *orphan_threads[ENG_MAX_THREADS];
+	unsigned int nr_orphan_threads;
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/*
+ * Abandoned queues (eng_queue_abandon) that still have requests in the
+ * back-end.  Kept reachable here until they finish, and forever if the
+ * process exits first: their request slots are the memory the back-end
+ * I/O still writes to, so they are never freed early.  Its own lock: an
+ * I/O thread takes it while the pool lock may be held by a shutdown
+ * waiting for that thread.
+ */
+static struct {
+	pthread_mutex_t lock;
+	struct eng_queue *list;
+	unsigned int nr;
+} orphans = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 uint64_t eng_now_ns(void)
 {
@@ -206,7 +236,8 @@ static void eng_arm_kick(struct eng_queue *eq)
 {
 	struct io_uring_sqe *sqe;
 
-	if (eq->kick_armed || eq->q->kick_fd < 0 || eq->stopping || eq->halted)
+	/* Stopping first: an orphan's q may be gone. */
+	if (eq->stopping || eq->kick_armed || eq->polled || eq->halted)
 		return;
 	sqe = reactor_sqe(&eq->t->r, &eq->kick_ev);
 	if (!sqe) {
@@ -223,6 +254,8 @@ static void eng_kick_done(struct reactor_event *ev, int res, uint32_t flags)
 
 	eq->kick_armed = false;
 	if (res == (int)sizeof(eq->kick_buf)) {
+		if (eq->counters)
+			atomic_fetch_add_explicit(&eq->counters->kicks, 1, memory_order_relaxed);
 		eng_mark_ready(eq);
 		eng_arm_kick(eq);
 		return;
@@ -255,7 +288,9 @@ static void eng_send_call(struct eng_queue *eq)
 		return;
 	}
 	eq->call_val = 1;
-	io_uring_prep_write(sqe, eq->q->call_fd, &eq->call_val, sizeof(eq->call_val), 0);
+	if (eq->counters)
+		atomic_fetch_add_explicit(&eq->counters->notifies, 1, memory_order_relaxed);
+	io_uring_prep_write(sqe, eq->call_fd, &eq->call_val, sizeof(eq->call_val), 0);
 	eq->call_busy = true;
 	eq->call_again = false;
 }
@@ -269,7 +304,8 @@ static void eng_call_done(struct reactor_event *ev, int res, uint32_t flags)
 		eq->call_error_logged = true;
 		log_error("%s: cannot signal the guest: %s", eq->name, strerror(-res));
 	}
-	if (eq->call_again && !eq->drained)
+	/* An orphan's call fd belongs to the front-end no more. */
+	if (eq->call_again && !eq->drained && !eq->abandoned && eq->call_fd >= 0)
 		eng_send_call(eq);
 	if (eq->stopping)
 		eng_mark_ready(eq);
@@ -278,11 +314,11 @@ static void eng_call_done(struct reactor_event *ev, int res, uint32_t flags)
 /* One flush and at most one interrupt for everything completed since the last. */
 static void eng_publish(struct eng_queue *eq)
 {
-	if (!eq->nr_filled)
+	if (!eq->nr_filled || eq->abandoned)
 		return;
 	virtq_flush(eq->vq);
 	eq->nr_filled = 0;
-	if (eq->q->call_fd < 0 || !virtq_should_notify(eq->vq))
+	if (eq->call_fd < 0 || !virtq_should_notify(eq->vq))
 		return;
 	/*
 	 * A write still in flight has not reached the eventfd, or found it
@@ -307,13 +343,24 @@ static struct iovec *eng_slot_iov(struct eng_queue *eq, struct eng_req *req)
 
 void eng_req_complete(struct eng_queue *eq, struct eng_req *req, uint32_t used_len)
 {
-	/* The caller's stores to guest memory are ordered by virtq_flush(). */
-	virtq_fill(eq->vq, &req->elem, used_len);
+	/*
+	 * An orphan's ring is someone else's now (restarted, or freed with
+	 * its session): only the map reference the element holds is ours.
+	 */
+	if (eq->abandoned) {
+		if (req->elem.mem)
+			memmap_put(req->elem.mem);
+		req->elem.mem = NULL;
+	} else {
+		/* The caller's stores to guest memory are ordered by virtq_flush(). */
+		virtq_fill(eq->vq, &req->elem, used_len);
+	}
 	if (req->elem.iov != eng_slot_iov(eq, req))
 		eq->big_iovs[eq->nr_big_iovs++] = req->elem.iov; /* at most num are out */
 	req->busy = false;
 	eq->inflight--;
-	eq->nr_filled++;
+	if (!eq->abandoned)
+		eq->nr_filled++;
 }
 
 void eng_queue_halt(struct eng_queue *eq, const char *why)
@@ -323,6 +370,9 @@ void eng_queue_halt(struct eng_queue *eq, const char *why)
 	if (eq->halted)
 		return;
 	eq->halted = true;
+	/* An orphan's device may be gone; its session is, anyway. */
+	if (eq->abandoned)
+		return;
 	snprintf(msg, sizeof(msg), "%s: %s", eq->name, why);
 	vu_dev_set_broken(eq->q->dev, msg);
 }
@@ -437,7 +487,7 @@ static void eng_queue_run_stopping(struct eng_queue *eq)
 
 	if (eq->inflight)
 		return;
-	if (!eq->drained) {
+	if (!eq->drained && !eq->abandoned) {
 		eng_publish(eq);
 		eq->drained = true;
 		/* Leave the ring asking for kicks, as a fresh queue does. */
@@ -507,13 +557,17 @@ static void eng_queue_attach(struct eng_thread *t, struct eng_cmd *cmd)
 	if (t->queues)
 		t->queues->prev = eq;
 	t->queues = eq;
-	if (eq->q->kick_fd < 0)
+	t->nr_attached++;
+	if (eq->polled)
 		t->nr_polled++;
 	eng_arm_kick(eq);
 	/* Serve whatever the driver queued before we started: a kick may be gone. */
 	eng_mark_ready(eq);
 	eng_cmd_done(t, cmd, 0);
 }
+
+static void eng_queue_free(struct eng_queue *eq);
+static void eng_orphan_finish(struct eng_queue *eq);
 
 static void eng_queue_finish_stop(struct eng_queue *eq)
 {
@@ -527,7 +581,8 @@ static void eng_queue_finish_stop(struct eng_queue *eq)
 		t->queues = eq->next;
 	if (eq->next)
 		eq->next->prev = eq->prev;
-	if (eq->q->kick_fd < 0)
+	t->nr_attached--;
+	if (eq->polled)
 		t->nr_polled--;
 	/* detach() may have woken it: the queue is freed once the stopper returns. */
 	if (eq->on_ready) {
@@ -540,7 +595,74 @@ static void eng_queue_finish_stop(struct eng_queue *eq)
 			t->ready_tail = pp;
 		eq->on_ready = false;
 	}
-	eng_cmd_done(t, eq->stop_cmd, 0);
+	if (eq->abandoned) {
+		eng_orphan_finish(eq);
+	} else if (eq->stop_done) {
+		/* The stopper frees it (eng_queue_stop_finish) once it hears. */
+		eq->stopped = true;
+		eq->stop_done(eq->stop_arg);
+	} else {
+		eng_cmd_done(t, eq->stop_cmd, 0);
+	}
+}
+
+/*
+ * The last request of an abandoned queue completed: it is ours to free.
+ * A private thread stays (idle) until the pool shuts down.
+ */
+static void eng_orphan_finish(struct eng_queue *eq)
+{
+	struct eng_thread *t = eq->t;
+	struct eng_queue **pp;
+
+	pthread_mutex_lock(&orphans.lock);
+	for (pp = &orphans.list; *pp && *pp != eq; pp = &(*pp)->orphan_next)
+		;
+	if (*pp) {
+		*pp = eq->orphan_next;
+		orphans.nr--;
+	}
+	pthread_mutex_unlock(&orphans.lock);
+	t->nr_orphans--;
+	atomic_fetch_sub(&t->nr_queues, 1);
+	log_info("%s: the requests it was stopped without have completed; freed", eq->name);
+	eng_queue_free(eq);
+}
+
+/*
+ * The stopper gives up waiting (on the I/O thread).  -1 if the stop had
+ * finished anyway; else the requests left in flight, and the queue becomes an orphan: what
+ * completed is published now, while ring and call fd are still the front-end's, and from here on it
+ * touches neither the ring nor anything of the vhost-user queue.  Its requests finish in the
+ * back-end and are dropped, then it frees itself (eng_orphan_finish).
+ */
+static int eng_queue_orphan(struct eng_queue *eq)
+{
+	struct eng_thread *t = eq->t;
+	struct io_uring_sqe *sqe;
+
+	if (eq->stopped)
+		return -1;
+	eng_publish(eq);
+	if (eq->kick_armed && (sqe = reactor_sqe(&t->r, NULL)))
+		io_uring_prep_cancel(sqe, &eq->kick_ev, 0);
+	if (eq->call_busy && (sqe = reactor_sqe(&t->r, NULL)))
+		io_uring_prep_cancel(sqe, &eq->call_ev, 0);
+	/*
+	 * Issue those now: the stopper closes the front-end's fds once we
+	 * answer, and an SQE holds its file only once it is submitted.
+	 */
+	reactor_submit(&t->r);
+	eq->abandoned = true;
+	eq->call_fd = -1;
+	t->nr_orphans++;
+	pthread_mutex_lock(&orphans.lock);
+	eq->orphan_next = orphans.list;
+	orphans.list = eq;
+	orphans.nr++;
+	pthread_mutex_unlock(&orphans.lock);
+	eng_mark_ready(eq);
+	return (int)eq->inflight;
 }
 
 static void eng_run_cmds(struct eng_thread *t)
@@ -560,9 +682,13 @@ static void eng_run_cmds(struct eng_thread *t)
 			eng_queue_attach(t, cmd);
 			break;
 		case CMD_DETACH:
+		case CMD_DETACH_ASYNC:
 			cmd->eq->stopping = true;
 			cmd->eq->stop_cmd = cmd;
 			eng_mark_ready(cmd->eq);
+			break;
+		case CMD_ABANDON:
+			eng_cmd_done(t, cmd, eng_queue_orphan(cmd->eq));
 			break;
 		case CMD_CALL: {
 			/* cmd lives on the poster's stack: gone once it is done. */
@@ -598,6 +724,20 @@ static void eng_ctl_done(struct reactor_event *ev, int res, uint32_t flags)
 	eng_run_cmds(t);
 	if (!t->exiting)
 		eng_arm_ctl(t);
+}
+
+/* Queue @cmd for @t without waiting. */
+static void eng_post_nowait(struct eng_thread *t, struct eng_cmd *cmd)
+{
+	cmd->done = false;
+	cmd->next = NULL;
+	pthread_mutex_lock(&t->lock);
+	*t->cmds_tail = cmd;
+	t->cmds_tail = &cmd->next;
+	pthread_mutex_unlock(&t->lock);
+	/* Our own eventfd: its count never nears the maximum, the write cannot block. */
+	if (eventfd_write(t->ctl_fd, 1) < 0)
+		log_error("%s: cannot post a command: %s", t->name, strerror(errno));
 }
 
 /* Post @cmd to @t and wait until it is done.  Returns its result. */
@@ -715,7 +855,8 @@ static void eng_thread_loop(struct eng_thread *t)
 
 		t->now_ns = eng_now_ns();
 		reactor_dispatch(&t->r);
-		if (t->exiting && !t->queues)
+		/* Orphans do not hold the exit up: see orphans. */
+		if (t->exiting && t->nr_attached == t->nr_orphans)
 			break;
 		/* Only the queues ready now: one that runs out of budget goes to the back. */
 		for (eq = t->ready; eq; eq = eq->ready_next)
@@ -735,7 +876,7 @@ static void eng_thread_loop(struct eng_thread *t)
 			log_error("%s: io_uring wait: %s", t->name, strerror(-r));
 		if (t->nr_polled && timeout) {
 			for (eq = t->queues; eq; eq = eq->next) {
-				if (eq->q->kick_fd < 0)
+				if (eq->polled)
 					eng_mark_ready(eq);
 			}
 		}
@@ -900,6 +1041,11 @@ void eng_pool_shutdown(void)
 	pthread_mutex_lock(&pool.lock);
 	for (unsigned int i = 0; i < pool.nr; i++)
 		eng_thread_stop(pool.threads[i]);
+	while (pool.nr_orphan_threads)
+		eng_thread_stop(pool.orphan_threads[--pool.nr_orphan_threads]);
+	if (orphans.nr)
+		log_warn("engine: exiting with %u stopped queue(s) whose requests never completed",
+			 orphans.nr);
 	free(pool.threads);
 	pool.threads = NULL;
 	pool.nr = 0;
@@ -995,8 +1141,11 @@ int eng_queue_start(struct vu_queue *q, const struct eng_queue_ops *ops,
 	eq->num = q->vq.num;
 	eq->max_iov = cfg->max_iov;
 	eq->io_thread = cfg->io_thread;
+	eq->counters = cfg->counters;
 	/* Polled queues (no kick eventfd) never sleep long anyway. */
 	eq->spin_ns = q->kick_fd < 0 ? 0 : (uint64_t)cfg->poll_us * 1000;
+	eq->polled = q->kick_fd < 0;
+	eq->call_fd = q->call_fd;
 	snprintf(eq->name, sizeof(eq->name), "%s", cfg->name);
 	eq->kick_ev.fn = eng_kick_done;
 	eq->call_ev.fn = eng_call_done;
@@ -1046,6 +1195,92 @@ void eng_queue_stop(struct eng_queue *eq)
 	eng_queue_free(eq);
 }
 
+void eng_queue_stop_async(struct eng_queue *eq, void (*done)(void *arg), void *arg)
+{
+	eq->stop_done = done;
+	eq->stop_arg = arg;
+	eq->async_stop_cmd = (struct eng_cmd){.op = CMD_DETACH_ASYNC, .eq = eq};
+	eng_post_nowait(eq->t, &eq->async_stop_cmd);
+}
+
+/* The stopper lets go of a stopped (or abandoned) queue's thread. */
+static void eng_queue_release_thread(struct eng_thread *t, bool orphan)
+{
+	if (t->index >= 0) {
+		if (!orphan)
+			atomic_fetch_sub(&t->nr_queues, 1);
+		return;
+	}
+	if (!orphan) {
+		eng_thread_stop(t);
+		return;
+	}
+	/* Its orphan still runs there: the thread goes when the pool does. */
+	pthread_mutex_lock(&pool.lock);
+	if (pool.nr_orphan_threads < ENG_MAX_THREADS)
+		pool.orphan_threads[pool.nr_orphan_threads++] = t;
+	else
+		log_warn("%s: too many abandoned private threads; this one is never joined",
+			 t->name);
+	pthread_mutex_unlock(&pool.lock);
+}
+
+void eng_queue_stop_finish(struct eng_queue *eq)
+{
+	eng_queue_release_thread(eq->t, false);
+	eng_queue_free(eq);
+}
+
+bool eng_queue_abandon(struct eng_queue *eq, unsigned int *inflight)
+{
+	struct eng_cmd cmd = {.op = CMD_ABANDON, .eq = eq};
+	struct eng_thread *t = eq->t;
+	int r;
+
+	/* The I/O thread never blocks, so this wait is short. */
+	r = eng_post(t, &cmd);
+	if (r < 0) {
+		*inflight = 0;
+		eng_queue_stop_finish(eq);
+		return false;
+	}
+	/* The orphan is the thread's now: @eq may already be freed. */
+	*inflight = (unsigned int)r;
+	eng_queue_release_thread(t, true);
+	return true;
+}
+
+/* On the I/O thread: switch the call fd (eng_queue_set_call_fd). */
+static int eng_swap_call_fd(struct eng_queue *eq, void *arg)
+{
+	int fd = *(int *)arg;
+
+	if (eq->stopping)
+		return -EBUSY;
+	eq->call_fd = fd;
+	/*
+	 * A write still in flight goes to the old fd; then one more goes
+	 * to the new one, whatever the ring's suppression state says: the
+	 * front-end may have stopped listening to the old fd before that
+	 * write landed, and a spurious interrupt costs the guest a look at
+	 * its used ring while a lost one can hang it.
+	 */
+	if (fd >= 0) {
+		if (eq->call_busy)
+			eq->call_again = true;
+		else
+			eng_send_call(eq);
+	}
+	/* Issued now, before the caller closes the old fd (see eng_queue_orphan). */
+	reactor_submit(&eq->t->r);
+	return 0;
+}
+
+int eng_queue_set_call_fd(struct eng_queue *eq, int fd)
+{
+	return eng_queue_call(eq, eng_swap_call_fd, &fd);
+}
+
 int eng_queue_call(struct eng_queue *eq, int (*fn)(struct eng_queue *eq, void *arg), void *arg)
 {
 	struct eng_cmd cmd = {.op = CMD_CALL, .eq = eq, .fn = fn, .arg = arg};
@@ -1066,6 +1301,11 @@ const char *eng_queue_name(const struct eng_queue *eq)
 uint64_t eng_queue_now_ns(const struct eng_queue *eq)
 {
 	return eq->t->now_ns;
+}
+
+bool eng_queue_stopping(const struct eng_queue *eq)
+{
+	return eq->stopping;
 }
 
 int eng_queue_thread(const struct eng_queue *eq)

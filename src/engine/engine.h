@@ -30,7 +30,10 @@
  * synchronous: start returns once the queue is attached to its thread
  * (the model's attach() ran there), stop once every request is completed
  * and published, the kick wait is cancelled, the model's detach() ran on
- * the I/O thread and the thread will not touch the queue again.
+ * the I/O thread and the thread will not touch the queue again.  A drain
+ * can take as long as the slowest request, so the loop uses
+ * eng_queue_stop_async() instead, which says when it is done, and gives
+ * up on a stop that never ends with eng_queue_abandon().
  *
  * Callbacks other than those two run on the queue's I/O thread, one at a
  * time per thread: no lock is needed for per-queue state.
@@ -38,6 +41,7 @@
 #ifndef VHOSTD_ENGINE_ENGINE_H
 #define VHOSTD_ENGINE_ENGINE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -100,12 +104,23 @@ struct eng_queue_ops {
 	bool manual_pop;
 };
 
+/*
+ * Counters the engine keeps for a model that wants them (per-queue
+ * statistics): written by the queue's thread only, relaxed, so any thread
+ * may read them; they outlive the queue's start/stop cycles.
+ */
+struct eng_queue_counters {
+	_Atomic uint64_t kicks;	  /* kick eventfd reads that found a kick */
+	_Atomic uint64_t notifies; /* interrupts sent to the guest */
+};
+
 struct eng_queue_config {
 	const char *name;     /* "dev:qN", for log lines */
 	unsigned int max_iov; /* iovecs per request slot */
 	unsigned int poll_us; /* spin this long on an empty ring before sleeping */
 	int io_thread;	      /* pool thread index, or -1: the least loaded one */
 	void *priv;	      /* eng_queue_priv() */
+	struct eng_queue_counters *counters; /* optional */
 };
 
 /*
@@ -116,6 +131,34 @@ int eng_queue_start(struct vu_queue *q, const struct eng_queue_ops *ops,
 		    const struct eng_queue_config *cfg, struct eng_queue **out);
 /* Synchronous (see the top): drain, detach, free. */
 void eng_queue_stop(struct eng_queue *eq);
+/*
+ * The same without waiting: returns at once, and @done(@arg) runs on the
+ * I/O thread once the queue is drained and detached (keep it short: an
+ * eventfd write).  Then, on the stopper's thread and not from @done,
+ * eng_queue_stop_finish() frees it.
+ */
+void eng_queue_stop_async(struct eng_queue *eq, void (*done)(void *arg), void *arg);
+void eng_queue_stop_finish(struct eng_queue *eq);
+/*
+ * An async stop that takes too long (a stalled back-end): stop waiting.
+ * False if it had finished after all (the queue is freed, as by
+ * eng_queue_stop_finish(); @done ran or never will).  True if the queue
+ * became an orphan, with *@inflight requests still in the back-end: what
+ * had completed is published, and from now on it touches neither the ring
+ * nor the vhost-user queue, nor calls @done; its requests finish into
+ * nothing, their slots and memory-map references kept until then, and
+ * then it frees itself after its detach() (the model's last callback).
+ * Either way @eq is no longer the caller's.
+ */
+bool eng_queue_abandon(struct eng_queue *eq, unsigned int *inflight);
+/*
+ * SET_VRING_CALL on a running queue: from now on interrupts go to @fd
+ * (-1: none).  A write in flight to the old fd finishes there and one
+ * more goes to @fd, so no completion goes unsignalled; every write to the
+ * old fd is issued when this returns, so the caller may close it.  0, or
+ * -EBUSY if the queue is stopping.  Not from an I/O thread.
+ */
+int eng_queue_set_call_fd(struct eng_queue *eq, int fd);
 
 /*
  * Complete @req: fill it into the used ring with @used_len bytes written.
@@ -148,6 +191,12 @@ void *eng_queue_priv(const struct eng_queue *eq);
 const char *eng_queue_name(const struct eng_queue *eq);
 /* The clock (CLOCK_MONOTONIC ns) at the start of the thread's pass. */
 uint64_t eng_queue_now_ns(const struct eng_queue *eq);
+/*
+ * Is the queue being stopped?  A manual_pop model that holds popped
+ * chains across passes (virtio-net's rx buffers waiting for a frame)
+ * completes them in reap() once this is true: stop waits for them.
+ */
+bool eng_queue_stopping(const struct eng_queue *eq);
 /* Which thread serves it (-1: a private one). */
 int eng_queue_thread(const struct eng_queue *eq);
 

@@ -26,8 +26,17 @@
  * after every message the rings' readiness is evaluated again, starting
  * the ones that became ready and stopping the ones that no longer are (the
  * DPDK model).
+ *
+ * Stops are asynchronous (stop_queue_begin): a ring whose requests take
+ * seconds to drain must not keep this thread from everyone else.  A
+ * message that needs stopped rings parks in dev->rx, descriptors and all,
+ * with the connection unwatched; the device's vu_queue_stopped() wakes
+ * stop_fd and the message resumes where it stopped (enum vu_step), so to
+ * the front-end nothing changes but the wait.  A stop that outlasts
+ * stop_timeout_ms is abandoned (stop_timer_fd).
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +46,7 @@
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backend_priv.h"
@@ -62,6 +72,25 @@
  * for about 2000 devices at the limit; a bigger guest's device says so.
  */
 #define VU_DEFAULT_MAX_GUEST_MEMORY (64ull << 30)
+/*
+ * How long a ring's stop may drain before its requests are given up on
+ * (stop_timeout_ms): a guest's block layer times a request out after 30 s
+ * by default, so a drain that takes longer has failed anyway.
+ */
+#define VU_DEFAULT_STOP_TIMEOUT_MS 30000
+
+static void vu_resume(struct vu_dev *dev);
+static void vu_conn_close(struct vu_dev *dev);
+static void vu_conn_event(void *arg, uint32_t events);
+static void vu_accept_event(void *arg, uint32_t events);
+
+static uint64_t vu_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 enum vu_result vu_reject(struct vu_dev *dev, const struct vhost_user_msg *msg, const char *fmt, ...)
 {
@@ -248,19 +277,16 @@ failed:
 	vr->start_failed = true;
 }
 
-static void vu_vring_stop(struct vu_dev *dev, struct vu_vring *vr)
+/* The device has let go of the ring (or it was given up on: @abandoned). */
+static void vu_vring_stopped(struct vu_dev *dev, struct vu_vring *vr, bool abandoned)
 {
-	if (!vr->q.started)
-		return;
-	/* Synchronous: every in-flight request is completed when it returns. */
-	dev->ops->stop_queue(dev->opaque, &vr->q);
 	/*
 	 * A device model that returns with chains still popped breaks its
 	 * contract: the base below already counts them, so the driver would
 	 * never see them completed.  Say so loudly; it is our bug, not the
-	 * guest's.
+	 * guest's.  (Abandoned ones were logged as such.)
 	 */
-	if (vr->q.vq.inflight)
+	if (vr->q.vq.inflight && !abandoned)
 		log_error("%s: device stopped with %u request(s) still in flight", vr->name,
 			  vr->q.vq.inflight);
 	vr->base = virtq_get_base(&vr->q.vq);
@@ -272,10 +298,126 @@ static void vu_vring_stop(struct vu_dev *dev, struct vu_vring *vr)
 	log_debug("%s: stopped at base %#x", vr->name, vr->base);
 }
 
+static void vu_stop_timer_set(struct vu_dev *dev, unsigned int ms)
+{
+	struct itimerspec its = {
+		.it_value = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000},
+	};
+
+	timerfd_settime(dev->stop_timer_fd, 0, &its, NULL);
+}
+
+/* Begin stopping @vr; it may end at once (a synchronous device) or later. */
+static void vu_vring_stop(struct vu_dev *dev, struct vu_vring *vr)
+{
+	if (!vr->q.started || vr->stopping)
+		return;
+	if (!dev->ops->stop_queue_begin) {
+		/* Synchronous: every in-flight request is completed when it returns. */
+		dev->ops->stop_queue(dev->opaque, &vr->q);
+		vu_vring_stopped(dev, vr, false);
+		return;
+	}
+	vr->stopping = true;
+	vr->abandon_refused = false;
+	atomic_store(&vr->stop_done, false);
+	if (dev->nr_stopping++ == 0)
+		vu_stop_timer_set(dev, dev->stop_timeout_ms);
+	dev->ops->stop_queue_begin(dev->opaque, &vr->q);
+}
+
+/* @left: requests the device gave up on (stop_queue_abandon), or 0. */
+static void vu_vring_stop_end(struct vu_dev *dev, struct vu_vring *vr, unsigned int left)
+{
+	if (left)
+		log_error("%s: stop gave up after %u ms on %u request(s) still in the back-end: "
+			  "the driver will not see them complete",
+			  vr->name, dev->stop_timeout_ms, left);
+	vr->stopping = false;
+	if (--dev->nr_stopping == 0)
+		vu_stop_timer_set(dev, 0);
+	vu_vring_stopped(dev, vr, left > 0);
+}
+
+/* End the stops the devices reported done. */
+static void vu_collect_stops(struct vu_dev *dev)
+{
+	for (unsigned int i = 0; dev->nr_stopping && i < dev->num_queues; i++) {
+		struct vu_vring *vr = &dev->vrings[i];
+
+		if (vr->stopping && atomic_load(&vr->stop_done)) {
+			dev->ops->stop_queue_end(dev->opaque, &vr->q);
+			vu_vring_stop_end(dev, vr, 0);
+		}
+	}
+}
+
+/* The stop timeout passed: give up on every stop still draining. */
+static void vu_abandon_stops(struct vu_dev *dev)
+{
+	vu_collect_stops(dev);
+	for (unsigned int i = 0; dev->nr_stopping && i < dev->num_queues; i++) {
+		struct vu_vring *vr = &dev->vrings[i];
+
+		int left = -EBUSY;
+
+		if (!vr->stopping)
+			continue;
+		if (dev->ops->stop_queue_abandon)
+			left = dev->ops->stop_queue_abandon(dev->opaque, &vr->q);
+		if (left >= 0) {
+			vu_vring_stop_end(dev, vr, (unsigned int)left);
+		} else if (!vr->abandon_refused) {
+			vr->abandon_refused = true;
+			log_error("%s: stop still waiting after %u ms for requests the back-end "
+				  "has not completed; this queue cannot give them up",
+				  vr->name, dev->stop_timeout_ms);
+		}
+	}
+}
+
+void vu_queue_stopped(struct vu_queue *q)
+{
+	struct vu_vring *vr = container_of(q, struct vu_vring, q);
+
+	atomic_store(&vr->stop_done, true);
+	/* Our own eventfd: never near its maximum, so this cannot block. */
+	eventfd_write(q->dev->stop_fd, 1);
+}
+
 void vu_stop_all(struct vu_dev *dev)
 {
 	for (unsigned int i = 0; i < dev->num_queues; i++)
 		vu_vring_stop(dev, &dev->vrings[i]);
+}
+
+/*
+ * Begin every stop and wait for them here, at most stop_timeout_ms, then
+ * abandon the rest (vu_dev_free: the loop may not run any more).
+ */
+static void vu_stop_all_wait(struct vu_dev *dev)
+{
+	struct pollfd pfd = {.fd = dev->stop_fd, .events = POLLIN};
+	uint64_t deadline;
+
+	vu_stop_all(dev);
+	deadline = vu_now_ms() + dev->stop_timeout_ms;
+	while (dev->nr_stopping) {
+		uint64_t now = vu_now_ms();
+		eventfd_t v;
+
+		if (now >= deadline) {
+			vu_abandon_stops(dev);
+			if (!dev->nr_stopping)
+				break;
+			/* A device that cannot abandon: nothing to do but wait. */
+			deadline = UINT64_MAX;
+			now = 0;
+		}
+		poll(&pfd, 1, deadline == UINT64_MAX ? 1000 : (int)(deadline - now));
+		eventfd_read(dev->stop_fd, &v);
+		vu_collect_stops(dev);
+	}
 }
 
 static void close_fd(int *fd)
@@ -310,16 +452,24 @@ void vu_vring_reset(struct vu_vring *vr)
 	vr->held_by_reset = false;
 }
 
-/* Start what became ready, stop what no longer is: run after every message. */
-static void vu_update_rings(struct vu_dev *dev)
+/*
+ * Stop what no longer is ready, then, once no stop is in progress and if
+ * @may_start, start what became ready: run after every message.
+ */
+static void vu_update_rings(struct vu_dev *dev, bool may_start)
 {
 	for (unsigned int i = 0; i < dev->num_queues; i++) {
 		struct vu_vring *vr = &dev->vrings[i];
-		bool ready = vu_vring_ready(dev, vr);
 
-		if (vr->q.started && !ready)
+		if (vr->q.started && !vu_vring_ready(dev, vr))
 			vu_vring_stop(dev, vr);
-		else if (!vr->q.started && ready)
+	}
+	if (dev->nr_stopping || !may_start)
+		return;
+	for (unsigned int i = 0; i < dev->num_queues; i++) {
+		struct vu_vring *vr = &dev->vrings[i];
+
+		if (!vr->q.started && vu_vring_ready(dev, vr))
 			vu_vring_start(dev, vr);
 	}
 }
@@ -449,49 +599,43 @@ static int vu_send_reply(struct vu_dev *dev, struct vhost_user_msg *msg)
 	return vhost_user_send(dev->conn_fd, msg, NULL, 0, VU_SEND_TIMEOUT_MS);
 }
 
-static enum vu_result vu_dispatch(struct vu_dev *dev, struct vhost_user_msg *msg, int *fds,
-				  unsigned int nfds)
+/*
+ * Run the message in dev->rx from dev->dispatch_step on: VU_OK or
+ * VU_CLOSE when done, VU_PARKED while rings it stopped are draining.
+ */
+static enum vu_result vu_dispatch_run(struct vu_dev *dev)
 {
-	const struct vu_msg_info *info;
-	bool need_ack;
+	struct vhost_user_msg *msg = &dev->rx.msg;
+	const struct vu_msg_info *info = &vu_msg_table[msg->hdr.request];
 	enum vu_result res;
 	int r = 0;
 
-	if (vu_check_header(dev, msg) != VU_OK || vu_check_args(dev, msg, fds, nfds) != VU_OK)
-		return VU_CLOSE;
-	info = &vu_msg_table[msg->hdr.request];
-	log_debug("%s: %s size %u fds %u", dev->name, vhost_user_request_name(msg->hdr.request),
-		  msg->hdr.size, nfds);
-
-	/* REPLY_ACK: an ack only if negotiated before this message. */
-	need_ack = (msg->hdr.flags & VHOST_USER_NEED_REPLY_MASK) &&
-		   vu_has_protocol_feature(dev, VHOST_USER_PROTOCOL_F_REPLY_ACK);
-
-	/* A ring's inputs change only while its queue thread is parked. */
-	if (info->flags & VU_MSG_STOP_ALL) {
-		vu_stop_all(dev);
-		for (unsigned int i = 0; i < dev->num_queues; i++)
-			dev->vrings[i].start_failed = false;
-	} else if (info->flags & VU_MSG_STOP_VRING) {
-		struct vu_vring *vr = &dev->vrings[vu_msg_ring(msg, info)];
-
-		vu_vring_stop(dev, vr);
-		vr->start_failed = false;
+	while (dev->dispatch_step != VU_STEP_REPLY) {
+		if (dev->nr_stopping)
+			return VU_PARKED;
+		if (dev->dispatch_step == VU_STEP_HANDLER) {
+			res = info->handler(dev, msg, dev->rx.fds, dev->rx.nfds);
+			if (res == VU_CLOSE)
+				return VU_CLOSE;
+			dev->dispatch_res = res;
+			dev->dispatch_step = VU_STEP_RINGS;
+		} else {
+			/*
+			 * Rings first, reply second: when the front-end reads
+			 * its ack the message has taken full effect (a
+			 * disabled ring is stopped, rings run on the new
+			 * memory table).  Stops first, starts once they end.
+			 */
+			vu_update_rings(dev, true);
+			if (!dev->nr_stopping)
+				dev->dispatch_step = VU_STEP_REPLY;
+		}
 	}
 
-	res = info->handler(dev, msg, fds, nfds);
-	if (res == VU_CLOSE)
-		return VU_CLOSE;
-	/*
-	 * Rings first, reply second: when the front-end reads its ack the
-	 * message has taken full effect (a disabled ring is stopped, rings
-	 * run on the new memory table).
-	 */
-	vu_update_rings(dev);
-
+	res = (enum vu_result)dev->dispatch_res;
 	if (info->flags & VU_MSG_REPLY) {
 		r = vu_send_reply(dev, msg);
-	} else if (need_ack) {
+	} else if (dev->dispatch_need_ack) {
 		msg->payload.u64 = res == VU_OK ? 0 : 1;
 		msg->hdr.size = sizeof(msg->payload.u64);
 		r = vu_send_reply(dev, msg);
@@ -507,6 +651,45 @@ static enum vu_result vu_dispatch(struct vu_dev *dev, struct vhost_user_msg *msg
 	return VU_OK;
 }
 
+/* Does a SET_VRING_CALL have to stop its ring (the device cannot swap live)? */
+static bool vu_call_needs_stop(const struct vu_dev *dev)
+{
+	return !dev->ops->set_call_fd;
+}
+
+/* Check the message in dev->rx, begin the stops it needs, and run it. */
+static enum vu_result vu_dispatch(struct vu_dev *dev)
+{
+	struct vhost_user_msg *msg = &dev->rx.msg;
+	const struct vu_msg_info *info;
+
+	if (vu_check_header(dev, msg) != VU_OK ||
+	    vu_check_args(dev, msg, dev->rx.fds, dev->rx.nfds) != VU_OK)
+		return VU_CLOSE;
+	info = &vu_msg_table[msg->hdr.request];
+	log_debug("%s: %s size %u fds %u", dev->name, vhost_user_request_name(msg->hdr.request),
+		  msg->hdr.size, dev->rx.nfds);
+
+	/* REPLY_ACK: an ack only if negotiated before this message. */
+	dev->dispatch_need_ack = (msg->hdr.flags & VHOST_USER_NEED_REPLY_MASK) &&
+				 vu_has_protocol_feature(dev, VHOST_USER_PROTOCOL_F_REPLY_ACK);
+
+	/* A ring's inputs change only while its queue thread is parked. */
+	if (info->flags & VU_MSG_STOP_ALL) {
+		vu_stop_all(dev);
+		for (unsigned int i = 0; i < dev->num_queues; i++)
+			dev->vrings[i].start_failed = false;
+	} else if ((info->flags & VU_MSG_STOP_VRING) ||
+		   ((info->flags & VU_MSG_CALL_FD) && vu_call_needs_stop(dev))) {
+		struct vu_vring *vr = &dev->vrings[vu_msg_ring(msg, info)];
+
+		vu_vring_stop(dev, vr);
+		vr->start_failed = false;
+	}
+	dev->dispatch_step = VU_STEP_HANDLER;
+	return vu_dispatch_run(dev);
+}
+
 /* --- connection --- */
 
 static void vu_schedule_reconnect(struct vu_dev *dev, unsigned int ms)
@@ -518,12 +701,14 @@ static void vu_schedule_reconnect(struct vu_dev *dev, unsigned int ms)
 	timerfd_settime(dev->timer_fd, 0, &its, NULL);
 }
 
-/* Back to the state of a fresh connection: nothing of the old session survives. */
+/*
+ * Back to the state of a fresh connection: nothing of the old session
+ * survives.  Every ring is stopped (or abandoned) by now.
+ */
 static void vu_session_reset(struct vu_dev *dev)
 {
 	eventfd_t v;
 
-	vu_stop_all(dev);
 	for (unsigned int i = 0; i < dev->num_queues; i++)
 		vu_vring_reset(&dev->vrings[i]);
 	vu_mem_drop(dev);
@@ -537,12 +722,42 @@ static void vu_session_reset(struct vu_dev *dev)
 	eventfd_read(dev->broken_fd, &v);
 }
 
-/* Tear the session down; the socket is closed last, so EOF means "all released". */
+static void vu_conn_watch(struct vu_dev *dev, bool on)
+{
+	if (dev->conn_fd < 0 || dev->conn_watched == on)
+		return;
+	if (!on) {
+		dev->watch->del(dev->loop, dev->conn_fd);
+	} else if (dev->watch->add(dev->loop, dev->conn_fd, vu_conn_event, dev) < 0) {
+		/* Nothing reads this connection any more: end it. */
+		log_error("%s: cannot watch the connection again; closing it", dev->name);
+		vu_conn_close(dev);
+		return;
+	}
+	dev->conn_watched = on;
+}
+
+static void vu_listen_watch(struct vu_dev *dev, bool on)
+{
+	if (dev->listen_fd < 0 || dev->listen_watched == on)
+		return;
+	if (!on)
+		dev->watch->del(dev->loop, dev->listen_fd);
+	else if (dev->watch->add(dev->loop, dev->listen_fd, vu_accept_event, dev) < 0)
+		log_error("%s: cannot watch the listening socket again", dev->name);
+	dev->listen_watched = on;
+}
+
+/*
+ * Tear the session down once its rings are stopped; the socket is closed
+ * last, so EOF means "all released".
+ */
 static void vu_conn_teardown(struct vu_dev *dev)
 {
 	if (dev->conn_fd < 0)
 		return;
-	dev->watch->del(dev->loop, dev->conn_fd);
+	vu_conn_watch(dev, false);
+	dev->pending = VU_PENDING_NONE;
 	vu_session_reset(dev);
 	vhost_user_rx_reset(&dev->rx);
 	/*
@@ -555,13 +770,91 @@ static void vu_conn_teardown(struct vu_dev *dev)
 	atomic_store(&dev->connected, false);
 }
 
-static void vu_conn_close(struct vu_dev *dev)
+/* The drain of a closed connection is over: let the next front-end in. */
+static void vu_conn_close_end(struct vu_dev *dev)
 {
 	vu_conn_teardown(dev);
+	vu_listen_watch(dev, true);
 	if (dev->client) {
 		dev->backoff_ms = VU_RECONNECT_MIN_MS;
 		vu_schedule_reconnect(dev, dev->backoff_ms);
 	}
+}
+
+/*
+ * End the connection: stop reading it, and stop its rings without waiting
+ * for them; a parked message is dropped (its descriptors closed).  A new
+ * front-end is taken only once the old one's requests are drained: until
+ * then it waits in the listen backlog, its connect() already done.
+ */
+static void vu_conn_close(struct vu_dev *dev)
+{
+	if (dev->conn_fd < 0 || dev->pending == VU_PENDING_CLOSE)
+		return;
+	vu_conn_watch(dev, false);
+	vu_listen_watch(dev, false);
+	vhost_user_rx_reset(&dev->rx);
+	dev->pending = VU_PENDING_CLOSE;
+	vu_stop_all(dev);
+	vu_resume(dev);
+}
+
+/*
+ * No stop in progress any more (or never was): carry on with what waited
+ * for them, until something begins new stops or nothing is left.
+ */
+static void vu_resume(struct vu_dev *dev)
+{
+	while (!dev->nr_stopping) {
+		enum vu_result res;
+
+		switch (dev->pending) {
+		case VU_PENDING_NONE:
+			vu_conn_watch(dev, true);
+			return;
+		case VU_PENDING_CLOSE:
+			vu_conn_close_end(dev);
+			return;
+		case VU_PENDING_MSG:
+			res = vu_dispatch_run(dev);
+			if (res == VU_PARKED)
+				break;
+			dev->pending = VU_PENDING_NONE;
+			/* Closes whatever descriptors the handler did not keep. */
+			vhost_user_rx_reset(&dev->rx);
+			if (res == VU_CLOSE)
+				vu_conn_close(dev);
+			break;
+		}
+	}
+	/* Messages wait for the stops; the other devices do not. */
+	vu_conn_watch(dev, false);
+}
+
+/* A device said a stop is complete (vu_queue_stopped). */
+static void vu_stop_event(void *arg, uint32_t events)
+{
+	struct vu_dev *dev = arg;
+	eventfd_t v;
+
+	if (eventfd_read(dev->stop_fd, &v) < 0)
+		return;
+	if (!dev->nr_stopping)
+		return;
+	vu_collect_stops(dev);
+	vu_resume(dev);
+}
+
+/* stop_timeout_ms since the first stop began: give up on what still drains. */
+static void vu_stop_timer_event(void *arg, uint32_t events)
+{
+	struct vu_dev *dev = arg;
+	uint64_t expirations;
+
+	if (read(dev->stop_timer_fd, &expirations, sizeof(expirations)) < 0 || !dev->nr_stopping)
+		return;
+	vu_abandon_stops(dev);
+	vu_resume(dev);
 }
 
 /* One line for a receive failure; a clean EOF between messages is not an error. */
@@ -619,7 +912,16 @@ static void vu_conn_event(void *arg, uint32_t events)
 			vu_log_recv_error(dev, r);
 			goto close;
 		}
-		res = vu_dispatch(dev, &dev->rx.msg, dev->rx.fds, dev->rx.nfds);
+		res = vu_dispatch(dev);
+		if (res == VU_PARKED) {
+			/* The message and its descriptors wait in rx (vu_resume). */
+			log_debug("%s: %s waits for %u ring(s) to drain", dev->name,
+				  vhost_user_request_name(dev->rx.msg.hdr.request),
+				  dev->nr_stopping);
+			dev->pending = VU_PENDING_MSG;
+			vu_conn_watch(dev, false);
+			return;
+		}
 		/* Closes whatever descriptors the handler did not keep. */
 		vhost_user_rx_reset(&dev->rx);
 		if (res == VU_CLOSE)
@@ -644,6 +946,8 @@ static int vu_conn_open(struct vu_dev *dev, int fd)
 		close_fd(&dev->conn_fd);
 		return r;
 	}
+	dev->conn_watched = true;
+	dev->pending = VU_PENDING_NONE;
 	atomic_store(&dev->connected, true);
 	log_info("%s: front-end connected", dev->name);
 	return 0;
@@ -651,11 +955,39 @@ static int vu_conn_open(struct vu_dev *dev, int fd)
 
 /* --- server mode --- */
 
+/*
+ * Has the front-end on @fd hung up?  Its EOF may sit in the same epoll
+ * batch as the next front-end's connect, after it.
+ */
+static bool vu_conn_hung_up(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 static void vu_accept_event(void *arg, uint32_t events)
 {
 	struct vu_dev *dev = arg;
-	int fd = accept4(dev->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	int fd;
 
+	/*
+	 * An event of the batch that closed the last connection, after its
+	 * close unwatched us: the new front-end waits in the backlog until
+	 * the drain is over.
+	 */
+	if (!dev->listen_watched)
+		return;
+	/*
+	 * A front-end that reconnects at once (close, then connect) must not
+	 * be refused because its old connection's EOF is still unread: end
+	 * that one first; the close unwatches us until its drain is over.
+	 */
+	if (dev->conn_fd >= 0 && vu_conn_hung_up(dev->conn_fd)) {
+		vu_conn_close(dev);
+		return;
+	}
+	fd = accept4(dev->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0) {
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
 		    errno != ECONNABORTED)
@@ -702,7 +1034,9 @@ static int vu_listen(struct vu_dev *dev)
 	if (bind(dev->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
 	    listen(dev->listen_fd, 1) < 0)
 		return -errno;
-	return dev->watch->add(dev->loop, dev->listen_fd, vu_accept_event, dev);
+	r = dev->watch->add(dev->loop, dev->listen_fd, vu_accept_event, dev);
+	dev->listen_watched = r == 0;
+	return r;
 }
 
 /* --- client mode --- */
@@ -767,7 +1101,7 @@ static void vu_broken_event(void *arg, uint32_t events)
 	/* Guest memory faulted (common/sigbus.h); after a disconnect, stale news. */
 	if (atomic_exchange(&dev->mem_fault, false) && dev->conn_fd >= 0)
 		vu_mem_report_faults(dev);
-	if (dev->conn_fd < 0 || !atomic_load(&dev->broken))
+	if (dev->conn_fd < 0 || !atomic_load(&dev->broken) || dev->pending == VU_PENDING_CLOSE)
 		return;
 	/* SET_VRING_ERR's eventfds tell the front-end; GET_STATUS shows NEEDS_RESET. */
 	for (unsigned int i = 0; i < dev->num_queues; i++) {
@@ -775,7 +1109,9 @@ static void vu_broken_event(void *arg, uint32_t events)
 		if (ufd_signal(&dev->err_sig, i, dev->vrings[i].q.err_fd) < 0)
 			log_error("%s: cannot signal the err eventfd", dev->vrings[i].name);
 	}
-	vu_update_rings(dev);
+	/* A parked message starts rings itself, after its handler ran. */
+	vu_update_rings(dev, dev->pending == VU_PENDING_NONE);
+	vu_resume(dev);
 }
 
 /* --- life cycle --- */
@@ -804,6 +1140,9 @@ struct vu_dev *vu_dev_new(const struct vu_dev_config *cfg)
 	if (!dev)
 		return NULL;
 	dev->listen_fd = dev->timer_fd = dev->broken_fd = dev->conn_fd = -1;
+	dev->stop_fd = dev->stop_timer_fd = -1;
+	dev->stop_timeout_ms =
+		cfg->stop_timeout_ms ? cfg->stop_timeout_ms : VU_DEFAULT_STOP_TIMEOUT_MS;
 	dev->client = cfg->client;
 	dev->num_queues = cfg->num_queues;
 	dev->max_queue_size = cfg->max_queue_size ? cfg->max_queue_size : VIRTQ_MAX_SIZE;
@@ -869,6 +1208,25 @@ struct vu_dev *vu_dev_new(const struct vu_dev_config *cfg)
 		close_fd(&dev->broken_fd);
 		goto fail;
 	}
+	dev->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	dev->stop_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (dev->stop_fd < 0 || dev->stop_timer_fd < 0) {
+		r = -errno;
+		close_fd(&dev->stop_fd);
+		close_fd(&dev->stop_timer_fd);
+		goto fail;
+	}
+	r = dev->watch->add(dev->loop, dev->stop_fd, vu_stop_event, dev);
+	if (r < 0) {
+		close_fd(&dev->stop_fd);
+		close_fd(&dev->stop_timer_fd);
+		goto fail;
+	}
+	r = dev->watch->add(dev->loop, dev->stop_timer_fd, vu_stop_timer_event, dev);
+	if (r < 0) {
+		close_fd(&dev->stop_timer_fd);
+		goto fail;
+	}
 
 	if (dev->client) {
 		dev->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -908,11 +1266,18 @@ void vu_dev_free(struct vu_dev *dev)
 {
 	if (!dev)
 		return;
+	/* The loop may not run again: wait here, within stop_timeout_ms. */
+	if (dev->stop_fd >= 0)
+		vu_stop_all_wait(dev);
 	vu_conn_teardown(dev);
 	if (dev->listen_fd >= 0) {
-		vu_unwatch_close(dev, &dev->listen_fd);
+		if (dev->listen_watched)
+			dev->watch->del(dev->loop, dev->listen_fd);
+		close_fd(&dev->listen_fd);
 		unlink(dev->socket_path);
 	}
+	vu_unwatch_close(dev, &dev->stop_timer_fd);
+	vu_unwatch_close(dev, &dev->stop_fd);
 	vu_unwatch_close(dev, &dev->timer_fd);
 	/* No mapping should outlive the session; if one did, it forgets us. */
 	sigbus_guard_disown(dev->broken_fd, &dev->mem_fault);

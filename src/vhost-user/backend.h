@@ -19,16 +19,26 @@
  *   stop_queue(q)   - synchronous: when it returns the device has finished or
  *                     cancelled every in-flight request, pushed their
  *                     completions, and will not touch the ring again.
- * A new memory table (SET_MEM_TABLE, ADD/REM_MEM_REG), SET_FEATURES, a new
- * call fd, a disconnect, RESET_DEVICE or GET_VRING_BASE stop the affected
- * queues first, so a device never sees memory or eventfds change under it;
- * a queue that is still ready is started again right after, resuming where
- * it stopped.  Start and stop always come in pairs.
+ *   stop_queue_begin(q) ... vu_queue_stopped(q) ... stop_queue_end(q)
+ *                   - the same promise, kept asynchronously (a drain can
+ *                     take seconds); or stop_queue_abandon(q) when it is
+ *                     not kept within stop_timeout_ms.
+ * A new memory table (SET_MEM_TABLE, ADD/REM_MEM_REG), SET_FEATURES, a
+ * disconnect, RESET_DEVICE or GET_VRING_BASE stop the affected queues
+ * first, so a device never sees memory or eventfds change under it; a
+ * queue that is still ready is started again right after, resuming where
+ * it stopped.  Start and stop always come in pairs.  A new call fd is
+ * handed over with set_call_fd, or by a stop and a start.
+ *
+ * A message whose rings must stop waits for their stops off the loop: the
+ * device's socket is not read meanwhile (so replies keep their order and
+ * GET_VRING_BASE answers with the position after the drain), and every
+ * other device and socket on the loop is served.
  *
  * Threads: vu_dev_new/vu_dev_free and every vu_device_ops call run on the
  * thread of the loop behind vu_watch_ops (vu_dev_new/free may also run while
- * that loop is not running).  vu_queue_notify() and vu_dev_set_broken() may
- * be called from queue threads.
+ * that loop is not running).  vu_queue_notify(), vu_queue_stopped() and
+ * vu_dev_set_broken() may be called from queue threads.
  *
  * Descriptors (common/ufd.h).  kick_fd, call_fd and err_fd are checked at
  * receipt to be counter-mode eventfds (a pipe, a file, a socket or a
@@ -101,6 +111,34 @@ struct vu_device_ops {
 	int (*set_config)(void *opaque, const uint8_t *buf, uint32_t offset, uint32_t len);
 	int (*start_queue)(void *opaque, struct vu_queue *q);
 	void (*stop_queue)(void *opaque, struct vu_queue *q);
+	/*
+	 * Optional, begin and end together: stop_queue without holding the
+	 * loop up while requests drain.  stop_queue_begin starts the stop
+	 * and returns; the device calls vu_queue_stopped(q) from any thread
+	 * once stop_queue's promise holds, and the loop's thread then calls
+	 * stop_queue_end (the device frees what it kept for the stop).
+	 */
+	void (*stop_queue_begin)(void *opaque, struct vu_queue *q);
+	void (*stop_queue_end)(void *opaque, struct vu_queue *q);
+	/*
+	 * Optional: a begun stop did not end within stop_timeout_ms (a stalled
+	 * back-end).  Called instead of stop_queue_end: from its return on the
+	 * device never touches the ring or q's fds again, and keeps the
+	 * requests still in flight (and the guest memory they point into)
+	 * until they complete, completing them into nothing.  Returns how many
+	 * it left behind (0: it had stopped after all), or -EBUSY if it cannot
+	 * give this queue up (nothing changed).  Without it, or on -EBUSY, the
+	 * loop keeps waiting, and says so once.
+	 */
+	int (*stop_queue_abandon)(void *opaque, struct vu_queue *q);
+	/*
+	 * Optional: SET_VRING_CALL on a started queue.  Signal @fd (-1: no
+	 * interrupts) instead of q->call_fd from now on, without stopping:
+	 * every signal to the old fd must be issued when this returns (the
+	 * caller closes it), and one more goes to @fd.  0 or -errno.  Without
+	 * it, the ring is stopped, given the new fd and started again.
+	 */
+	int (*set_call_fd)(void *opaque, struct vu_queue *q, int fd);
 	/* Status byte written by the driver (SET_STATUS); optional. */
 	void (*set_status)(void *opaque, uint8_t status);
 };
@@ -132,6 +170,12 @@ struct vu_dev_config {
 	 * front-end nothing.
 	 */
 	uint64_t max_guest_memory;
+	/*
+	 * How long a ring's stop may take before the device gives up on the
+	 * requests still in flight (stop_queue_abandon); 0: 30 s.  The same
+	 * bound holds in vu_dev_free().
+	 */
+	unsigned int stop_timeout_ms;
 	const struct vu_device_ops *ops;
 	void *opaque; /* passed to every ops call */
 	const struct vu_watch_ops *watch;
@@ -146,8 +190,17 @@ struct vu_dev_config {
  */
 struct vu_dev *vu_dev_new(const struct vu_dev_config *cfg);
 
-/* Stop every queue, close the connection and the socket, free. */
+/*
+ * Stop every queue (waiting at most stop_timeout_ms for their requests,
+ * then abandoning them), close the connection and the socket, free.
+ */
 void vu_dev_free(struct vu_dev *dev);
+
+/*
+ * The device's stop of @q (stop_queue_begin) is complete: from any
+ * thread, once.  The loop's thread then calls stop_queue_end.
+ */
+void vu_queue_stopped(struct vu_queue *q);
 
 /* Is a front-end connected and driving the device? */
 bool vu_dev_connected(const struct vu_dev *dev);

@@ -332,6 +332,7 @@ enum vu_result vu_set_mem_table(struct vu_dev *dev, struct vhost_user_msg *msg, 
 		}
 	}
 	/* The descriptors are closed by the dispatcher: the mappings keep the files. */
+	memset(dev->mem_dups, 0, sizeof(dev->mem_dups));
 	return install_map(dev, msg, regions, n);
 }
 
@@ -347,12 +348,54 @@ static unsigned int copy_current(struct vu_dev *dev, struct mem_region *regions)
 	return n;
 }
 
+/* The mapped region that @w describes exactly (guest and user address, size), or -1. */
+static int region_index(const struct vu_dev *dev, const struct vhost_user_mem_region *w)
+{
+	for (unsigned int i = 0; dev->mem && i < dev->mem->nr; i++) {
+		const struct mem_region *r = &dev->mem->regions[i];
+
+		if (r->gpa == w->guest_phys_addr && r->uva == w->userspace_addr &&
+		    r->size == w->memory_size)
+			return (int)i;
+	}
+	return -1;
+}
+
+/*
+ * The map is rebuilt in the same order (copy_current() first, the new
+ * region last; REM_MEM_REG keeps the others' order), so the duplicate
+ * counts move with their regions.
+ */
+static void dups_remove(struct vu_dev *dev, unsigned int i)
+{
+	unsigned int n = dev->mem ? dev->mem->nr : 0;
+
+	memmove(&dev->mem_dups[i], &dev->mem_dups[i + 1], (n - i - 1) * sizeof(dev->mem_dups[0]));
+	dev->mem_dups[n - 1] = 0;
+}
+
 enum vu_result vu_add_mem_reg(struct vu_dev *dev, struct vhost_user_msg *msg, int *fds,
 			      unsigned int nfds)
 {
 	struct mem_region regions[MEMMAP_MAX_REGIONS];
 	uint64_t used = mapped_bytes(dev);
 	unsigned int n;
+	int dup;
+
+	/*
+	 * The same region again: QEMU with queues=N sends every region once
+	 * per queue pair (ADD_MEM_REG is not one of its "one-time" requests,
+	 * SET_MEM_TABLE is).  Counted, so that only the last REM_MEM_REG of
+	 * it unmaps it; the descriptor is closed by the dispatcher.
+	 */
+	dup = region_index(dev, &msg->payload.mem_reg.region);
+	if (dup >= 0) {
+		dev->mem_dups[dup]++;
+		log_debug("%s: region at %#llx added again (%u)", dev->name,
+			  (unsigned long long)msg->payload.mem_reg.region.guest_phys_addr,
+			  dev->mem_dups[dup]);
+		return VU_OK;
+	}
 
 	if (dev->mem && dev->mem->nr >= MEMMAP_MAX_REGIONS)
 		return vu_reject(dev, msg, "all %u memory slots are in use", MEMMAP_MAX_REGIONS);
@@ -371,6 +414,15 @@ enum vu_result vu_rem_mem_reg(struct vu_dev *dev, struct vhost_user_msg *msg, in
 	const struct vhost_user_mem_region *w = &msg->payload.mem_reg.region;
 	struct mem_region regions[MEMMAP_MAX_REGIONS];
 	unsigned int n = 0, found = 0;
+	int dup = region_index(dev, w);
+
+	/* One of several ADD_MEM_REGs of it is taken back: it stays mapped. */
+	if (dup >= 0 && dev->mem_dups[dup]) {
+		dev->mem_dups[dup]--;
+		return VU_OK;
+	}
+	if (dup >= 0)
+		dups_remove(dev, (unsigned int)dup);
 
 	/* Identified by guest address, user address and size; the offset is ignored. */
 	for (unsigned int i = 0; dev->mem && i < dev->mem->nr; i++) {
@@ -417,6 +469,7 @@ void vu_mem_drop(struct vu_dev *dev)
 	memmap_put(dev->mem);
 	dev->mem = NULL;
 	dev->mem_poisoned = false;
+	memset(dev->mem_dups, 0, sizeof(dev->mem_dups));
 	log_unmap(dev);
 }
 

@@ -5,7 +5,8 @@
  *
  * By the time a handler runs, the dispatcher (backend.c) has checked the
  * header, the payload size, the number of descriptors and the ring index
- * against the table entry, and stopped the rings the message may change.
+ * against the table entry, and stopped the rings the message may change
+ * (their stops have ended: no ring is draining while a handler runs).
  * Handlers check the values themselves.  Section names in comments are
  * those of QEMU's docs/interop/vhost-user.rst.
  */
@@ -283,10 +284,31 @@ static enum vu_result set_vring_kick(struct vu_dev *dev, struct vhost_user_msg *
 	return VU_OK;
 }
 
+/*
+ * A running ring gets its new call fd without a stop (QEMU swaps call fds
+ * when it masks and unmasks a vector, at run time): the device switches
+ * on its own thread and signals the new fd once, so a completion whose
+ * interrupt went to the old fd is not lost.  Without set_call_fd the
+ * dispatcher stopped the ring first.
+ */
 static enum vu_result set_vring_call(struct vu_dev *dev, struct vhost_user_msg *msg, int *fds,
 				     unsigned int nfds)
 {
-	take_vring_fd(&msg_vring_fd(dev, msg)->q.call_fd, fds, nfds);
+	struct vu_vring *vr = msg_vring_fd(dev, msg);
+
+	if (vr->q.started && dev->ops->set_call_fd) {
+		int r = dev->ops->set_call_fd(dev->opaque, &vr->q, nfds ? fds[0] : -1);
+
+		/*
+		 * No stop runs under a handler, so this is our bug: keep the
+		 * old fd (the queue may still write to it) and say so.
+		 */
+		if (r < 0) {
+			vu_dev_set_broken(dev, "cannot switch the call fd of a running ring");
+			return VU_NACK;
+		}
+	}
+	take_vring_fd(&vr->q.call_fd, fds, nfds);
 	return VU_OK;
 }
 
@@ -481,9 +503,9 @@ const struct vu_msg_info vu_msg_table[VHOST_USER_REQUEST_MAX] = {
 		.fd_kind = VU_FD_EVENTFD, .flags = VU_MSG_VRING_FD | VU_MSG_STOP_VRING,
 	},
 	[VHOST_USER_SET_VRING_CALL] = {
-		/* The queue thread signals call_fd: swap it only while stopped. */
+		/* The queue thread signals call_fd: swapped live, or while stopped. */
 		.handler = set_vring_call, .min_size = U64, .max_size = U64, .max_fds = 1,
-		.fd_kind = VU_FD_EVENTFD, .flags = VU_MSG_VRING_FD | VU_MSG_STOP_VRING,
+		.fd_kind = VU_FD_EVENTFD, .flags = VU_MSG_VRING_FD | VU_MSG_CALL_FD,
 	},
 	[VHOST_USER_SET_VRING_ERR] = {
 		/* Only this thread signals err_fd: no need to stop the ring. */

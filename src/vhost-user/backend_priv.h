@@ -30,6 +30,23 @@ struct vu_vring {
 	char name[48];			   /* "dev:q3" for log lines and the virtq */
 	/* Writes to call_fd (queue thread); its io_uring exists while started. */
 	struct ufd_signal call_sig;
+	bool stopping;	       /* stop_queue_begin called, stop_queue_end not yet */
+	atomic_bool stop_done; /* vu_queue_stopped() (any thread) */
+	bool abandon_refused;  /* overdue, and the device cannot give it up: logged */
+};
+
+/* What a device waits for while some of its rings are stopping. */
+enum vu_pending {
+	VU_PENDING_NONE,  /* nothing: the connection is read again once stops end */
+	VU_PENDING_MSG,	  /* the message in rx, at dispatch_step */
+	VU_PENDING_CLOSE, /* the end of the connection (vu_conn_close) */
+};
+
+/* Where a parked message resumes. */
+enum vu_step {
+	VU_STEP_HANDLER, /* its rings are stopped: run the handler */
+	VU_STEP_RINGS,	 /* readiness after the handler (stops, then starts) */
+	VU_STEP_REPLY,
 };
 
 struct vu_dev {
@@ -49,6 +66,24 @@ struct vu_dev {
 	unsigned int backoff_ms;
 	int broken_fd; /* eventfd: vu_dev_set_broken() from any thread */
 	int conn_fd;
+	bool conn_watched;
+	bool listen_watched;
+
+	/*
+	 * Ring stops in progress (stop_queue_begin).  While there are any,
+	 * the connection is not read: the next message waits, and so does
+	 * the one that asked for them (pending), but the loop serves every
+	 * other device.  stop_fd says a device called vu_queue_stopped();
+	 * stop_timer_fd fires stop_timeout_ms after the first stop began.
+	 */
+	int stop_fd;
+	int stop_timer_fd;
+	unsigned int stop_timeout_ms;
+	unsigned int nr_stopping;
+	enum vu_pending pending;
+	enum vu_step dispatch_step;
+	bool dispatch_need_ack;
+	int dispatch_res; /* enum vu_result of the parked message's handler */
 	atomic_bool connected;
 	struct vhost_user_rx rx;
 
@@ -71,6 +106,12 @@ struct vu_dev {
 	bool log_broken_for_test;
 	/* A region of mem faulted (SIGBUS): no ring starts until a new table. */
 	bool mem_poisoned;
+	/*
+	 * ADD_MEM_REG of a region identical to a mapped one, per region: QEMU's
+	 * multiqueue vhost-user-net keeps one vhost_dev per queue pair, and
+	 * each adds (and later removes) every region itself (backend_mem.c).
+	 */
+	unsigned int mem_dups[MEMMAP_MAX_REGIONS];
 	atomic_bool broken;
 	/* Set by the SIGBUS handler (any thread) with a write to broken_fd. */
 	atomic_bool mem_fault;
@@ -83,6 +124,8 @@ enum vu_result {
 	VU_OK,	  /* done; reply (if any) is in the message */
 	VU_NACK,  /* well-formed but refused or failed: ack with non-zero */
 	VU_CLOSE, /* malformed or hostile: logged, drop the connection */
+	/* The dispatcher's own (never a handler's): waiting for ring stops. */
+	VU_PARKED,
 };
 
 /*
@@ -107,6 +150,8 @@ enum vu_fd_kind {
 #define VU_MSG_VRING_FD	  (1u << 2) /* u64: index bits 0-7, NOFD bit 8, fd iff !NOFD */
 #define VU_MSG_STOP_VRING (1u << 3) /* stop the addressed ring first */
 #define VU_MSG_STOP_ALL	  (1u << 4) /* stop every ring first */
+/* SET_VRING_CALL: stop the ring first unless the device swaps call fds live */
+#define VU_MSG_CALL_FD (1u << 5)
 
 struct vu_msg_info {
 	vu_msg_handler handler;	     /* NULL: we do not accept this request */
@@ -150,7 +195,11 @@ static inline uint16_t vu_vring_base(const struct vu_dev *dev, const struct vu_v
 
 /* Forget everything about a ring (closing its fds); it must be stopped. */
 void vu_vring_reset(struct vu_vring *vr);
-/* Stop every started ring (ops->stop_queue), keeping where each left off. */
+/*
+ * Begin stopping every started ring, keeping where each left off.  The
+ * dispatcher runs a handler only with every stop ended; a handler that
+ * calls this gets its reply sent once they have.
+ */
 void vu_stop_all(struct vu_dev *dev);
 /* Where a ring's three parts are in this process. */
 struct vu_ring_ptrs {

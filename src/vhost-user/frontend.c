@@ -683,6 +683,26 @@ int vu_fe_call_fd(const struct vu_fe *fe, unsigned int index)
 	return index < fe->num_queues ? fe->queues[index].call_fd : -1;
 }
 
+int vu_fe_swap_call_fd(struct vu_fe *fe, unsigned int index)
+{
+	int fd, r;
+
+	if (index >= fe->num_queues)
+		return -EINVAL;
+	fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	r = fe_set_u64(fe, VHOST_USER_SET_VRING_CALL, index, fd);
+	if (r) {
+		close(fd);
+		return r;
+	}
+	/* Whatever the old one still holds is never looked at. */
+	close(fe->queues[index].call_fd);
+	fe->queues[index].call_fd = fd;
+	return 0;
+}
+
 int vu_fe_wait_call(struct vu_fe *fe, unsigned int index, int timeout_ms)
 {
 	struct pollfd pfd = {.events = POLLIN};

@@ -90,6 +90,13 @@ int vu_fe_kick(struct vu_fe *fe, unsigned int index);
 
 /* The queue's call eventfd (to poll), and a blocking wait for it. */
 int vu_fe_call_fd(const struct vu_fe *fe, unsigned int index);
+/*
+ * SET_VRING_CALL with a fresh eventfd while the queue runs (as QEMU does
+ * when it masks a vector); the old one is closed unread once the back-end
+ * acked (REPLY_ACK), so a completion signalled only there is lost to us.
+ * 0 or -errno.
+ */
+int vu_fe_swap_call_fd(struct vu_fe *fe, unsigned int index);
 /* Wait up to @timeout_ms for a call; 1 = signalled, 0 = timeout, -errno. */
 int vu_fe_wait_call(struct vu_fe *fe, unsigned int index, int timeout_ms);
 

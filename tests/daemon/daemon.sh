@@ -56,7 +56,7 @@ expect_fail() { # status description args...
 
 good="id=vda,path=$T/disk.img,socket=$T/a.sock"
 expect_fail 2 "unknown option" --frobnicate --blk "$good"
-expect_fail 2 "no device" --control "$T/c.sock"
+expect_fail 2 "no device and no --control" --log-level info
 expect_fail 2 "stray argument" --blk "$good" extra
 expect_fail 2 "--blk without path" --blk "id=vda,socket=$T/a.sock"
 expect_fail 2 "--blk without argument" --blk

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "blk_test.h"
+#include "backends/backend.h"
 #include "devices/blk.h"
 
 static void parse_ok(const char *s, struct blk_options *o)
@@ -121,6 +122,58 @@ static void test_null_backend(void)
 	parse_bad("id=n0,backend=null,size=16777216t,socket=/s", "size");
 	parse_bad("id=n0,backend=null,size=99999999999999999999999,socket=/s", "size");
 	parse_bad("id=n0,backend=null,size=1G,size=2G,socket=/s", "twice");
+
+	/* A slow (or stalled) disk for tests: null only, up to an hour. */
+	parse_ok("id=n0,backend=null,size=1G,socket=/s", &o);
+	CHECK_EQ(o.delay_ms, 0);
+	parse_ok("id=n0,backend=null,size=1G,socket=/s,delay-ms=3600000", &o);
+	CHECK_EQ(o.delay_ms, 3600000);
+	parse_bad("id=n0,backend=null,size=1G,socket=/s,delay-ms=3600001", "delay-ms");
+	parse_bad("id=n0,backend=null,size=1G,socket=/s,delay-ms=1s", "delay-ms");
+	parse_bad("id=f,path=/img,socket=/s,delay-ms=5", "delay-ms= is only for backend=null");
+}
+
+static void test_stop_timeout(void)
+{
+	struct blk_options o;
+
+	parse_ok("id=a,path=p,socket=s", &o);
+	CHECK_EQ(o.stop_timeout_ms, 0); /* backend.h's default */
+	parse_ok("id=a,path=p,socket=s,stop-timeout-ms=1", &o);
+	CHECK_EQ(o.stop_timeout_ms, 1);
+	parse_ok("id=a,path=p,socket=s,stop-timeout-ms=3600000", &o);
+	CHECK_EQ(o.stop_timeout_ms, 3600000);
+	parse_bad("id=a,path=p,socket=s,stop-timeout-ms=0", "stop-timeout-ms");
+	parse_bad("id=a,path=p,socket=s,stop-timeout-ms=3600001", "stop-timeout-ms");
+	parse_bad("id=a,path=p,socket=s,stop-timeout-ms=5s", "stop-timeout-ms");
+}
+
+static void test_nbd_backend(void)
+{
+	struct blk_options o;
+
+	parse_ok("id=d,backend=nbd,uri=nbd://h:10809/exp,socket=/s", &o);
+	CHECK_EQ(o.backend, BLK_BACKEND_NBD);
+	CHECK(!strcmp(o.path, "nbd://h:10809/exp"));
+	/* Keys in any order; ",," is a comma in the URI. */
+	parse_ok("id=d,uri=nbd+unix:///e?socket=/run/a,,b.sock,socket=/s,backend=nbd", &o);
+	CHECK_EQ(o.backend, BLK_BACKEND_NBD);
+	CHECK(!strcmp(o.path, "nbd+unix:///e?socket=/run/a,b.sock"));
+	parse_ok("id=d,backend=nbd,uri=nbds://h/e,socket=/s,readonly=on", &o);
+	CHECK(o.readonly);
+
+	parse_bad("id=d,backend=nbd,socket=/s", "needs uri=");
+	parse_bad("id=d,backend=nbd,path=/img,socket=/s", "needs uri=");
+	parse_bad("id=d,backend=nbd,uri=nbd://h/e,size=1G,socket=/s", "size= is only");
+	parse_bad("id=d,backend=nbd,uri=http://h/e,socket=/s", "uri:");
+	parse_bad("id=d,backend=nbd,uri=/tmp/x,socket=/s", "uri:");
+	parse_bad("id=d,uri=nbd://h/e,socket=/s", "uri= goes with backend=nbd");
+	parse_bad("id=d,backend=nbd,uri=nbd://h/e,path=/img,socket=/s", "twice");
+	parse_bad("id=d,backend=nbd,uri=nbd://h/e,uri=nbd://h/f,socket=/s", "twice");
+	CHECK(!strcmp(blk_disk_backend_name(BLK_BACKEND_NBD), "nbd"));
+	CHECK(blk_disk_backend_ops(BLK_BACKEND_NBD) == &blk_backend_nbd_ops);
+	CHECK(blk_disk_backend_ops(BLK_BACKEND_NULL) == &blk_backend_null_ops);
+	CHECK(blk_disk_backend_ops(BLK_BACKEND_FILE) == &blk_backend_uring_ops);
 }
 
 static void test_rbd_backend(void)
@@ -240,7 +293,9 @@ int main(void)
 	test_defaults();
 	test_everything();
 	test_null_backend();
+	test_nbd_backend();
 	test_rbd_backend();
+	test_stop_timeout();
 	test_bad();
 	test_format();
 	printf("ok\n");

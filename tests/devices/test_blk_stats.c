@@ -118,9 +118,52 @@ static void test_consistent_snapshots(void)
 	blk_dev_stats_destroy(&r.ds);
 }
 
+/* Bucket i holds up to 2^i us; the last everything longer; per queue and summed. */
+static void test_lat_hist(void)
+{
+	struct blk_dev_stats ds;
+	struct blk_lat_hist h;
+	struct blk_stats st;
+	uint64_t base = blk_stats_now_ns(), total = 0;
+
+	CHECK_EQ(blk_lat_bucket(0), 0);
+	CHECK_EQ(blk_lat_bucket(1024), 0);
+	CHECK_EQ(blk_lat_bucket(1025), 1);
+	CHECK_EQ(blk_lat_bucket(2048), 1);
+	CHECK_EQ(blk_lat_bucket(2049), 2);
+	CHECK_EQ(blk_lat_bucket(100 * 1000), 7); /* 100 us <= 131.072 us */
+	CHECK_EQ(blk_lat_bucket(131072), 7);
+	CHECK_EQ(blk_lat_bucket(131073), 8);
+	CHECK_EQ(blk_lat_bucket(1ull << 32), BLK_LAT_BUCKETS - 2);
+	CHECK_EQ(blk_lat_bucket((1ull << 32) + 1), BLK_LAT_BUCKETS - 1);
+	CHECK_EQ(blk_lat_bucket(UINT64_MAX / 2), BLK_LAT_BUCKETS - 1);
+
+	CHECK_EQ(blk_dev_stats_init(&ds, 2), 0);
+	blk_stats_io_start(&ds, 0, base);
+	blk_stats_io_done(&ds, 0, BLK_STAT_READ, 8, true, base, base + 100 * 1000);
+	blk_stats_io_start(&ds, 1, base);
+	blk_stats_io_done(&ds, 1, BLK_STAT_READ, 8, true, base, base + 90 * 1000);
+	blk_stats_io_start(&ds, 1, base);
+	blk_stats_io_done(&ds, 1, BLK_STAT_WRITE, 8, true, base, base + 10ull * 1000 * MS);
+	blk_dev_stats_read_hist(&ds, &h);
+	CHECK_EQ(h.b[BLK_STAT_READ][7], 2);
+	CHECK_EQ(h.sum_ns[BLK_STAT_READ], 190 * 1000);
+	CHECK_EQ(h.b[BLK_STAT_WRITE][BLK_LAT_BUCKETS - 1], 1);
+	for (int d = 0; d < BLK_STAT__COUNT; d++)
+		for (int i = 0; i < BLK_LAT_BUCKETS; i++)
+			total += h.b[d][i];
+	CHECK_EQ(total, 3);
+	blk_dev_stats_read_queue(&ds, 1, &st);
+	CHECK_EQ(st.ios[BLK_STAT_READ], 1);
+	CHECK_EQ(st.ios[BLK_STAT_WRITE], 1);
+	CHECK_EQ(st.ticks_ms[BLK_STAT_WRITE], 10000);
+	blk_dev_stats_destroy(&ds);
+}
+
 int main(void)
 {
 	test_io_ticks();
+	test_lat_hist();
 	test_consistent_snapshots();
 	printf("ok\n");
 	return 0;

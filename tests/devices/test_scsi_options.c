@@ -56,13 +56,15 @@ int main(void)
 	CHECK_EQ(o.poll_us, 50);
 	CHECK_EQ(o.io_thread, -1);
 	scsi_ok("id=a,socket=s,num-queues=62,queue-size=1024,poll-us=0,io-thread=3,client=on,"
-		"max-guest-memory=2G",
+		"max-guest-memory=2G,stop-timeout-ms=2500",
 		&o);
+	CHECK_EQ(o.stop_timeout_ms, 2500);
 	CHECK_EQ(o.num_queues, 62);
 	CHECK_EQ(o.queue_size, 1024);
 	CHECK_EQ(o.io_thread, 3);
 	CHECK(o.client);
 	CHECK_EQ(o.max_guest_memory, 2ull << 30);
+	scsi_bad("id=a,socket=s,stop-timeout-ms=0", "stop-timeout-ms");
 	scsi_bad("socket=s", "id= is required");
 	scsi_bad("id=a", "socket= is required");
 	scsi_bad("id=a b,socket=s", "id:");
@@ -91,6 +93,13 @@ int main(void)
 	CHECK(!strcmp(l.serial, "ABC,D"));
 	CHECK_EQ(l.cache, BLK_CACHE_NONE);
 	CHECK_EQ(l.block_size, 4096);
+	lun_ok("scsi=sc0,target=1,lun=2,backend=nbd,uri=nbd+unix:///?socket=/run/n.sock", &l);
+	CHECK_EQ(l.backend, BLK_BACKEND_NBD);
+	CHECK(!strcmp(l.path, "nbd+unix:///?socket=/run/n.sock"));
+	lun_ok("scsi=sc0,target=0,lun=1,backend=null,size=1G,delay-ms=2500", &l);
+	CHECK_EQ(l.delay_ms, 2500);
+	lun_bad("scsi=a,target=0,lun=0,path=x,delay-ms=5", "delay-ms= is only for backend=null");
+	lun_bad("scsi=a,target=0,lun=0,backend=null,size=1G,delay-ms=3600001", "delay-ms");
 	lun_bad("target=0,lun=0,path=x", "scsi= is required");
 	lun_bad("scsi=a,lun=0,path=x", "target= is required");
 	lun_bad("scsi=a,target=0,path=x", "lun= is required");
@@ -98,6 +107,9 @@ int main(void)
 	lun_bad("scsi=a,target=0,lun=16384,path=x", "lun: 0..16383");
 	lun_bad("scsi=a,target=0,lun=0", "path= is required");
 	lun_bad("scsi=a,target=0,lun=0,backend=null", "needs size=");
+	lun_bad("scsi=a,target=0,lun=0,backend=nbd", "needs uri=");
+	lun_bad("scsi=a,target=0,lun=0,backend=nbd,uri=ftp://x", "uri:");
+	lun_bad("scsi=a,target=0,lun=0,uri=nbd://h/e", "goes with backend=nbd");
 	lun_bad("scsi=a,target=0,lun=0,backend=null,size=1M,path=x", "not for backend=null");
 	lun_bad("scsi=a,target=0,lun=0,path=x,size=1M", "only for backend=null");
 	lun_ok("scsi=sc0,target=1,lun=2,backend=rbd,pool=rbd,image=vol,conf=/c.conf,user=u", &l);

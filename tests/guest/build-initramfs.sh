@@ -33,7 +33,9 @@ WANT_MODULES=(virtio_pci virtio_blk sd_mod sg virtio_scsi virtio_net ext4)
 # coreutils dd rather than busybox dd: it aligns its buffer for O_DIRECT and
 # prints transfer rates. fio pulls in ~80 MB of libraries (rbd, gluster, ...)
 # because Debian links every engine in; see compress() for the cost.
-REQUIRED_TOOLS=(dd mke2fs e2fsck blkdiscard fstrim lsblk fio)
+# ip, ping, ethtool and iperf3 are the real ones for the virtio-net cases
+# (busybox's ip and ping lack what they check: ethtool -L, ping -M do).
+REQUIRED_TOOLS=(dd mke2fs e2fsck blkdiscard fstrim lsblk fio ip ping ethtool iperf3)
 # Nice to have; skipped with a note when not installed.
 OPTIONAL_TOOLS=(sg_inq sg_readcap sg_turs sg_raw sg_reset)
 

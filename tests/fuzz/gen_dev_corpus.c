@@ -20,17 +20,18 @@
 #include "devices/virtio_blk.h"
 #include "devices/virtio_scsi.h"
 #include "fuzz_chain.h"
+#include "fuzz_vu_msgs.h"
 #include "vhost-user/protocol.h"
 
-static uint8_t buf[16384];
-static size_t len;
+static uint8_t seed_buf[16384];
+static size_t out_len;
 static const char *out_dir;
 
 static void put(const void *p, size_t n)
 {
-	CHECK(len + n <= sizeof(buf));
-	memcpy(buf + len, p, n);
-	len += n;
+	CHECK(out_len + n <= sizeof(seed_buf));
+	memcpy(seed_buf + out_len, p, n);
+	out_len += n;
 }
 
 static void u8(uint8_t v)
@@ -58,7 +59,7 @@ static void u64(uint64_t v)
 
 static void begin(void)
 {
-	len = 0;
+	out_len = 0;
 }
 
 static void save(const char *name)
@@ -68,7 +69,7 @@ static void save(const char *name)
 
 	snprintf(path, sizeof(path), "%s/%s", out_dir, name);
 	f = fopen(path, "wb");
-	if (!f || fwrite(buf, 1, len, f) != len || fclose(f))
+	if (!f || fwrite(seed_buf, 1, out_len, f) != out_len || fclose(f))
 		FAIL("write %s", path);
 }
 
@@ -366,6 +367,306 @@ static void gen_scsi(void)
 	scsi_seed("framing", 1, 0, s_framing);
 }
 
+/* ---- vhost-user sessions (fuzz_vu_msgs.c) --------------------------------------- */
+
+#define UVA 0x7f0000000000ull /* where the "front-end" has guest RAM */
+/* Ring q's parts in guest RAM (split, 32 entries), and request buffers. */
+#define RING(q)	   (0x10000ull * (q))
+#define DESC(q)	   RING(q)
+#define AVAIL(q)   (RING(q) + 0x200)
+#define USED(q)	   (RING(q) + 0x1000)
+#define BUFS(q)	   (RING(q) + 0x4000)
+
+static void msg_fds(uint32_t req, uint32_t flags, const void *payload, uint32_t size,
+		    unsigned int nfds, const uint8_t *fds)
+{
+	u8(FUZZ_VU_MSG);
+	u8((uint8_t)nfds);
+	for (unsigned int i = 0; i < nfds; i++)
+		u8(fds[i]);
+	u32(req);
+	u32(VHOST_USER_VERSION | flags);
+	u32(size);
+	put(payload, size);
+}
+
+static void msg(uint32_t req, const void *payload, uint32_t size)
+{
+	msg_fds(req, 0, payload, size, 0, NULL);
+}
+
+static void msg_u64(uint32_t req, uint64_t v)
+{
+	v = htole64(v);
+	msg(req, &v, sizeof(v));
+}
+
+static void msg_state(uint32_t req, uint32_t index, uint32_t num)
+{
+	struct vhost_user_vring_state st = {htole32(index), htole32(num)};
+
+	msg(req, &st, sizeof(st));
+}
+
+static void msg_ring_fd(uint32_t req, unsigned int q, uint8_t fd)
+{
+	uint64_t v = htole64(q);
+
+	msg_fds(req, 0, &v, sizeof(v), 1, &fd);
+}
+
+/* Guest RAM write: what the driver puts into memory. */
+static void gwrite(uint64_t gpa, const void *p, uint16_t n)
+{
+	u8(FUZZ_VU_WRITE);
+	u8(FUZZ_VU_MEM_1M);
+	u16((uint16_t)gpa);
+	u16((uint16_t)(gpa >> 16));
+	u16(n);
+	put(p, n);
+}
+
+static void features(uint64_t dev_bits, uint64_t proto)
+{
+	msg(VHOST_USER_GET_FEATURES, NULL, 0);
+	msg_u64(VHOST_USER_SET_FEATURES, 1ull << 32 | 1ull << VHOST_USER_F_PROTOCOL_FEATURES |
+						 1ull << 28 | 1ull << 29 | dev_bits);
+	msg(VHOST_USER_GET_PROTOCOL_FEATURES, NULL, 0);
+	msg_u64(VHOST_USER_SET_PROTOCOL_FEATURES, proto);
+	msg(VHOST_USER_SET_OWNER, NULL, 0);
+}
+
+static void mem_table(uint64_t size)
+{
+	struct {
+		uint32_t nregions, padding;
+		struct vhost_user_mem_region r;
+	} t = {htole32(1), 0, {0, htole64(size), htole64(UVA), 0}};
+	uint8_t fd = FUZZ_VU_MEM_1M;
+
+	msg_fds(VHOST_USER_SET_MEM_TABLE, 0, &t, sizeof(t), 1, &fd);
+}
+
+static void ring(unsigned int q)
+{
+	struct vhost_user_vring_addr a = {
+		.index = htole32(q),
+		.desc = htole64(UVA + DESC(q)),
+		.used = htole64(UVA + USED(q)),
+		.avail = htole64(UVA + AVAIL(q)),
+	};
+
+	msg_state(VHOST_USER_SET_VRING_NUM, q, 32);
+	msg_state(VHOST_USER_SET_VRING_BASE, q, 0);
+	msg(VHOST_USER_SET_VRING_ADDR, &a, sizeof(a));
+	msg_ring_fd(VHOST_USER_SET_VRING_KICK, q, FUZZ_VU_KICK);
+	msg_ring_fd(VHOST_USER_SET_VRING_CALL, q, FUZZ_VU_CALL);
+	msg_ring_fd(VHOST_USER_SET_VRING_ERR, q, FUZZ_VU_ERR);
+	msg_state(VHOST_USER_SET_VRING_ENABLE, q, 1);
+}
+
+/* One request on ring q: a chain of @n buffers (the last @in writable), avail idx @idx. */
+static void guest_req(unsigned int q, uint16_t idx, const void *hdr, uint16_t hdr_len,
+		      uint16_t data_len, bool data_in)
+{
+	struct vring_desc d[3];
+	uint16_t head = (uint16_t)(3 * (idx % 10));
+	uint64_t buf = BUFS(q) + 0x2000ull * (idx % 10);
+	uint16_t avail[3];
+	unsigned int n = 0;
+
+	d[n++] = (struct vring_desc){htole64(buf), htole32(hdr_len), htole16(VRING_DESC_F_NEXT),
+				     htole16(head + 1)};
+	if (data_len)
+		d[n++] = (struct vring_desc){htole64(buf + 0x200), htole32(data_len),
+					     htole16(VRING_DESC_F_NEXT |
+						     (data_in ? VRING_DESC_F_WRITE : 0)),
+					     htole16(head + 2)};
+	d[n - 1].next = htole16((uint16_t)(head + n));
+	d[n++] = (struct vring_desc){htole64(buf + 0x1800), htole32(data_in || !data_len ? 108 : 1),
+				     htole16(VRING_DESC_F_WRITE), 0};
+	gwrite(buf, hdr, hdr_len);
+	gwrite(DESC(q) + 16u * head, d, (uint16_t)(n * sizeof(d[0])));
+	avail[0] = htole16(head);
+	gwrite(AVAIL(q) + 4 + 2u * (idx % 32), avail, 2);
+	avail[0] = 0;
+	avail[1] = htole16((uint16_t)(idx + 1));
+	gwrite(AVAIL(q), avail, 4);
+}
+
+static void blk_req(unsigned int q, uint16_t idx, uint32_t type, uint64_t sector, uint16_t bytes)
+{
+	struct virtio_blk_outhdr h = {htole32(type), 0, htole64(sector)};
+
+	guest_req(q, idx, &h, sizeof(h), bytes, type == VIRTIO_BLK_T_IN || type == VIRTIO_BLK_T_GET_ID);
+}
+
+static void blk_session(void)
+{
+	features(1ull << VIRTIO_BLK_F_FLUSH | 1ull << VIRTIO_BLK_F_DISCARD |
+			 1ull << VIRTIO_BLK_F_CONFIG_WCE | 1ull << VIRTIO_BLK_F_MQ,
+		 1ull << VHOST_USER_PROTOCOL_F_MQ | 1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK |
+			 1ull << VHOST_USER_PROTOCOL_F_CONFIG |
+			 1ull << VHOST_USER_PROTOCOL_F_RESET_DEVICE |
+			 1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS |
+			 1ull << VHOST_USER_PROTOCOL_F_STATUS);
+	msg(VHOST_USER_GET_QUEUE_NUM, NULL, 0);
+	mem_table(1u << 20);
+	ring(0);
+	ring(1);
+	msg_u64(VHOST_USER_SET_STATUS, 0xf);
+	blk_req(0, 0, VIRTIO_BLK_T_IN, 0, 512);
+	blk_req(0, 1, VIRTIO_BLK_T_OUT, 8, 1024);
+	blk_req(1, 0, VIRTIO_BLK_T_GET_ID, 0, 20);
+	blk_req(1, 1, VIRTIO_BLK_T_FLUSH, 0, 0);
+}
+
+static void v_blk_basic(void)
+{
+	blk_session();
+	msg_state(VHOST_USER_GET_VRING_BASE, 0, 0);
+	msg_state(VHOST_USER_GET_VRING_BASE, 1, 0);
+	msg(VHOST_USER_GET_STATUS, NULL, 0);
+}
+
+static void v_blk_config(void)
+{
+	struct {
+		uint32_t offset, size, flags;
+		uint8_t b[60];
+	} c = {0, htole32(60), 0, {0}};
+	struct __attribute__((packed)) {
+		uint32_t offset, size, flags;
+		uint8_t wce;
+	} w = {htole32(offsetof(struct virtio_blk_config, writeback)), htole32(1), 0, 0};
+
+	blk_session();
+	msg(VHOST_USER_GET_CONFIG, &c, sizeof(c));
+	msg_fds(VHOST_USER_SET_CONFIG, VHOST_USER_NEED_REPLY_MASK, &w, sizeof(w), 0, NULL);
+	blk_req(0, 2, VIRTIO_BLK_T_OUT, 16, 512);
+	msg_u64(VHOST_USER_SET_STATUS, 0);
+	msg(VHOST_USER_RESET_DEVICE, NULL, 0);
+}
+
+static void v_blk_memslots(void)
+{
+	struct vhost_user_mem_reg r = {0, {htole64(0x200000), htole64(65536),
+					   htole64(UVA + 0x200000), 0}};
+	uint8_t fd = FUZZ_VU_MEM_64K;
+
+	blk_session();
+	msg(VHOST_USER_GET_MAX_MEM_SLOTS, NULL, 0);
+	msg_fds(VHOST_USER_ADD_MEM_REG, VHOST_USER_NEED_REPLY_MASK, &r, sizeof(r), 1, &fd);
+	blk_req(0, 2, VIRTIO_BLK_T_IN, 0, 4096);
+	msg_fds(VHOST_USER_REM_MEM_REG, VHOST_USER_NEED_REPLY_MASK, &r, sizeof(r), 0, NULL);
+	/* The call fd swapped at run time, then the kick fd refused (a pipe). */
+	msg_ring_fd(VHOST_USER_SET_VRING_CALL, 0, FUZZ_VU_CALL);
+	msg_ring_fd(VHOST_USER_SET_VRING_KICK, 0, FUZZ_VU_PIPE);
+}
+
+static void v_blk_shrink(void)
+{
+	blk_session();
+	/* The front-end shrinks its memory under the rings: SIGBUS, device broken. */
+	u8(FUZZ_VU_TRUNCATE);
+	u8(FUZZ_VU_MEM_1M);
+	u16(0x100), u16(0);
+	mem_table(1u << 20);
+	msg_state(VHOST_USER_GET_VRING_BASE, 0, 0);
+}
+
+static void v_blk_reconnect(void)
+{
+	blk_session();
+	u8(FUZZ_VU_RECONNECT);
+	blk_session();
+}
+
+static void v_blk_hostile(void)
+{
+	uint8_t fds[3] = {FUZZ_VU_SEMAPHORE, FUZZ_VU_DEVNULL, FUZZ_VU_EMPTY};
+
+	features(0, 1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK);
+	/* A region past the file's end, an eventfd as memory, an unknown request. */
+	{
+		struct {
+			uint32_t nregions, padding;
+			struct vhost_user_mem_region r[2];
+		} t = {htole32(2), 0, {{0, htole64(1u << 20), htole64(UVA), htole64(4096)},
+				       {htole64(1u << 20), htole64(4096), htole64(UVA + (1u << 20)),
+					0}}};
+		uint8_t m[2] = {FUZZ_VU_MEM_1M, FUZZ_VU_KICK};
+
+		msg_fds(VHOST_USER_SET_MEM_TABLE, VHOST_USER_NEED_REPLY_MASK, &t, sizeof(t), 2, m);
+	}
+	msg_fds(VHOST_USER_SET_VRING_KICK, 0, (uint64_t[]){0}, 8, 3, fds);
+	msg(99, NULL, 0);
+}
+
+static void v_blk_short(void)
+{
+	features(0, 0);
+	/* A payload shorter than the request's (closes), after a good one. */
+	msg_state(VHOST_USER_SET_VRING_NUM, 0, 16);
+	msg(VHOST_USER_SET_VRING_NUM, (uint32_t[]){0}, 4);
+}
+
+static void scsi_session(void)
+{
+	features(1ull << 1 | 1ull << 2, 1ull << VHOST_USER_PROTOCOL_F_MQ |
+						1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK |
+						1ull << VHOST_USER_PROTOCOL_F_CONFIG |
+						1ull << VHOST_USER_PROTOCOL_F_STATUS);
+	mem_table(1u << 20);
+	for (unsigned int q = 0; q < 3; q++)
+		ring(q);
+}
+
+static void scsi_cmd(unsigned int q, uint16_t idx, uint8_t lun, const uint8_t *cdb, size_t n,
+		     uint16_t in)
+{
+	uint8_t h[51] = {1, 0, 0x40, lun};
+
+	memcpy(h + 19, cdb, n);
+	guest_req(q, idx, h, sizeof(h), in, true);
+}
+
+static void v_scsi_basic(void)
+{
+	uint8_t tmf_req[24] = {0};
+
+	scsi_session();
+	scsi_cmd(2, 0, 0, (const uint8_t[]){0x12, 0, 0, 0, 96, 0}, 6, 96);
+	scsi_cmd(2, 1, 1, (const uint8_t[]){0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0}, 10, 512);
+	tmf_req[4] = VIRTIO_SCSI_T_TMF_LOGICAL_UNIT_RESET;
+	tmf_req[8] = 1;
+	tmf_req[10] = 0x40;
+	guest_req(0, 0, tmf_req, sizeof(tmf_req), 0, false);
+	/* An event buffer on the event queue. */
+	msg_state(VHOST_USER_GET_VRING_BASE, 2, 0);
+	msg_state(VHOST_USER_GET_VRING_BASE, 0, 0);
+}
+
+static void vu_seed(const char *name, uint8_t dev, void (*body)(void))
+{
+	begin();
+	u8(dev);
+	body();
+	save(name);
+}
+
+static void gen_vu(void)
+{
+	vu_seed("blk-basic", 0, v_blk_basic);
+	vu_seed("blk-config", 0, v_blk_config);
+	vu_seed("blk-memslots", 0, v_blk_memslots);
+	vu_seed("blk-shrink", 0, v_blk_shrink);
+	vu_seed("blk-reconnect", 0, v_blk_reconnect);
+	vu_seed("blk-hostile", 0, v_blk_hostile);
+	vu_seed("blk-short", 0, v_blk_short);
+	vu_seed("scsi-basic", 1, v_scsi_basic);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 3)
@@ -375,6 +676,8 @@ int main(int argc, char **argv)
 		gen_blk();
 	else if (!strcmp(argv[1], "scsi"))
 		gen_scsi();
+	else if (!strcmp(argv[1], "vu"))
+		gen_vu();
 	else
 		FAIL("unknown corpus %s", argv[1]);
 	return 0;

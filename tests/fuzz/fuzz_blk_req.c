@@ -49,6 +49,7 @@ static void setup(void)
 	};
 	char err[256];
 
+	check_abort_on_failure();
 	log_set_level(getenv("FUZZ_VERBOSE") ? LOG_LVL_DEBUG : LOG_LVL_ERROR);
 	fixture_create(&fix, FUZZ_CH_A_SIZE, FUZZ_CH_B_SIZE, 0);
 	for (int i = 0; i < 2; i++) {

@@ -54,6 +54,7 @@ static void setup(void)
 	struct scsi_options opts;
 	char err[256];
 
+	check_abort_on_failure();
 	log_set_level(getenv("FUZZ_VERBOSE") ? LOG_LVL_DEBUG : LOG_LVL_ERROR);
 	fixture_create(&fix, FUZZ_CH_A_SIZE, FUZZ_CH_B_SIZE, 0);
 	if (scsi_options_parse("id=fuzz-scsi,socket=/nonexistent/vhd-fuzz-scsi,queue-size=64",

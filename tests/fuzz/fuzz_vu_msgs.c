@@ -30,12 +30,14 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "common/log.h"
+#include "common/ufd.h"
 #include "devices/blk.h"
 #include "devices/scsi.h"
 #include "fuzz_chain.h"
@@ -269,6 +271,7 @@ static void setup(void)
 	char spec[512], err[256];
 	int p[2];
 
+	check_abort_on_failure();
 	log_set_level(getenv("FUZZ_VERBOSE") ? LOG_LVL_DEBUG : LOG_LVL_ERROR);
 	pool[FUZZ_VU_MEM_1M] = make_memfd("fuzz-ram", memfd_size[0]);
 	pool[FUZZ_VU_MEM_64K] = make_memfd("fuzz-64k", memfd_size[1]);
@@ -322,6 +325,33 @@ static void reset_pool(void)
 	}
 }
 
+/*
+ * Descriptors the back-end could leak: sockets, anonymous inodes (eventfds,
+ * io_urings, timerfds) and the pool's memfds and pipe.  Not all: libFuzzer
+ * and the sanitizers open pipes and /dev/null of their own now and then.
+ */
+static bool ours(int fd)
+{
+	char path[64], link[64];
+	struct stat st, p;
+	ssize_t n;
+
+	if (fstat(fd, &st))
+		return false;
+	if (S_ISSOCK(st.st_mode))
+		return true;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n > 0 && !strncmp(link, "anon_inode:", 11 < n ? 11 : (size_t)n))
+		return true;
+	for (int i = 0; i < FUZZ_VU_POOL; i++) {
+		if (i != FUZZ_VU_DEVNULL && !fstat(pool[i], &p) && p.st_dev == st.st_dev &&
+		    p.st_ino == st.st_ino && !S_ISCHR(p.st_mode))
+			return true;
+	}
+	return false;
+}
+
 static int count_fds(void)
 {
 	DIR *d = opendir("/proc/self/fd");
@@ -329,27 +359,50 @@ static int count_fds(void)
 	int n = 0;
 
 	CHECK(d);
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
+	while ((e = readdir(d))) {
+		int fd = atoi(e->d_name);
+
+		n += e->d_name[0] != '.' && fd != dirfd(d) && ours(fd);
+	}
 	closedir(d);
-	return n - 1; /* the directory itself */
+	return n;
+}
+
+static void list_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	CHECK(d);
+	while ((e = readdir(d))) {
+		char path[300], link[256];
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n > 0 && ours(atoi(e->d_name))) {
+			link[n] = 0;
+			log_error("fd %s: %s", e->d_name, link);
+		}
+	}
+	closedir(d);
 }
 
 static void check_no_fd_leak(void)
 {
-	int n = count_fds();
+	int n;
 
+	/* Sockets close on the back-end's closer thread. */
+	CHECK(ufd_closer_wait_idle(FD_GRACE_MS));
+	n = count_fds();
 	if (baseline_fds < 0) {
 		baseline_fds = n;
 		return;
 	}
-	/* Sockets close on the back-end's closer thread: give it a moment. */
-	for (int i = 0; n > baseline_fds && i < FD_GRACE_MS * 20; i++) {
-		nanosleep(&(struct timespec){.tv_nsec = 50000}, NULL);
-		n = count_fds();
-	}
-	if (n > baseline_fds)
+	if (n > baseline_fds) {
+		list_fds();
 		FAIL("descriptor leak: %d open, %d after the first input", n, baseline_fds);
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -9,7 +9,9 @@
  * Each seed is a well-formed input of its harness (fuzz_chain.h's chain
  * format, or fuzz_vu_msgs.c's message format) that reaches deep into the
  * parser: every request type with good and bad framing, so mutation starts
- * from requests the device actually carries out.
+ * from requests the device actually carries out.  Files named crash-* in
+ * those directories are not generated: they are inputs a fuzzing run found,
+ * kept so every build replays them.
  */
 #include <endian.h>
 #include <stdio.h>

@@ -263,6 +263,13 @@ static int find_listener(int not)
 	FAIL("no listening socket is watched");
 }
 
+/* libFuzzer exits without tearing the devices down: leave no socket files behind. */
+static void remove_sockets(void)
+{
+	unlink(blk_sock);
+	unlink(scsi_sock);
+}
+
 static void setup(void)
 {
 	struct blk_options bo;
@@ -289,6 +296,7 @@ static void setup(void)
 
 	snprintf(blk_sock, sizeof(blk_sock), "/tmp/vhd-fuzz-blk-%d.sock", (int)getpid());
 	snprintf(scsi_sock, sizeof(scsi_sock), "/tmp/vhd-fuzz-scsi-%d.sock", (int)getpid());
+	atexit(remove_sockets);
 	snprintf(spec, sizeof(spec), "id=fuzz-blk,backend=null,size=4m,socket=%s,queue-size=64,"
 		 "num-queues=2", blk_sock);
 	CHECK_EQ(blk_options_parse(spec, &bo, err, sizeof(err)), 0);

@@ -36,7 +36,7 @@ for line in open(sys.argv[1]):
         s += 1
     else:
         f += 1
-        names.append(sys.argv[2] + ":" + t["name"])
+        names.append(sys.argv[2] + ":" + t["name"].replace(" ", ""))
 print(p, f, s, " ".join(names))
 PY
 )

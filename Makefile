@@ -9,8 +9,10 @@ SAN_BUILD ?= build-san
 
 all: build
 
+# fio-src.sh: fio's source for tools/fio (Debian ships no fio headers).
 deps:
 	@scripts/deps.sh
+	@scripts/fio-src.sh >/dev/null || echo "make: no fio source, so no tools/fio engine (scripts/fio-src.sh)" >&2
 
 $(BUILD)/build.ninja: | deps
 	meson setup $(BUILD) >/dev/null

@@ -38,7 +38,10 @@
 # "qd1|rate"), BENCH_ARGS (extra vhost-bench flags for every run),
 # VHOSTD_ARGS (extra --blk options for vhostd, e.g. ",poll-us=0"),
 # VHOSTD_ARGS_DAEMON (extra vhostd options before the devices, e.g.
-# "--io-threads 2"; passed through as words, not checked), QSD_IOTHREAD (0).
+# "--io-threads 2"; passed through as words, not checked), QSD_IOTHREAD (0),
+# FIO (1 when $BUILD/tools/fio/vhostd-fio.so is built: each round also runs
+# "randread 4k qd32" through fio's vhostd engine on every back-end's device
+# of both daemons, printed beside vhost-bench's figures for the same row).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,6 +58,8 @@ BENCH_ARGS=${BENCH_ARGS:-}
 VHOSTD_ARGS=${VHOSTD_ARGS:-}
 VHOSTD_ARGS_DAEMON=${VHOSTD_ARGS_DAEMON:-}
 QSD_IOTHREAD=${QSD_IOTHREAD:-0}
+FIO_SO=$BUILD/tools/fio/vhostd-fio.so
+FIO=${FIO:-$([ -f "$FIO_SO" ] && command -v fio >/dev/null && echo 1 || echo 0)}
 
 # name|backends|vhost-bench flags (--queues, --time, --json and --cpu-pid are added)
 ALL_WORKLOADS=(
@@ -179,6 +184,20 @@ print("  round %s  %-5s %-20s %-7s %7.0f IOPS  p50 %6.1f us  %5.2f CPU-us/req"
 	fi
 }
 
+# The same device through fio's vhostd engine (tools/fio): randread 4k QD32.
+FIO_RESULTS=$SOCKS/fio-results
+: >"$FIO_RESULTS"
+run_fio() { # daemon backend round
+	local out
+	if out=$(fio --thread --ioengine="external:$FIO_SO" --socket="$SOCKS/$1-$2.sock" \
+		--filename="$2" --name=j --rw=randread --bs=4k --iodepth=32 --numjobs="$QUEUES" \
+		--group_reporting --time_based --runtime="$SECS" --output-format=json 2>/dev/null); then
+		printf '%s\t%s\t%s\t%s\n' "$2" "$1" "$3" "$(tr -d '\n' <<<"$out")" >>"$FIO_RESULTS"
+	else
+		echo "  round $3 $2 fio $1: FAILED" >&2
+	fi
+}
+
 LOAD_START=$(cat /proc/loadavg)
 echo "blk.sh: $ROUNDS rounds x ${#WORKLOADS[@]} workloads x ($BACKENDS) x 2 daemons x ${SECS}s" >&2
 for ((round = 1; round <= ROUNDS; round++)); do
@@ -193,16 +212,23 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			done
 		done
 	done
+	if [ "$FIO" = 1 ]; then
+		for backend in $BACKENDS; do
+			for daemon in "${order[@]}"; do
+				run_fio "$daemon" "$backend" "$round"
+			done
+		done
+	fi
 done
 
 # --- the table ---------------------------------------------------------------
 
 python3 - "$RESULTS" "$ROUNDS" "$SECS" "$QUEUES" "$NULL_SIZE" "$FILE_SIZE" "$FILE_DIR" \
 	"$VHOSTD_ARGS" "$QSD_IOTHREAD" "$VHOSTD_ARGS_DAEMON" "$BENCH_ARGS" "$LOAD_START" \
-	"$(cat /proc/loadavg)" "$BACKENDS" <<'EOF'
+	"$(cat /proc/loadavg)" "$BACKENDS" "$FIO_RESULTS" <<'EOF'
 import json, statistics, sys
 (path, rounds, secs, queues, null_size, file_size, file_dir, vargs, qiot, vdargs, bargs,
- load0, load1, backends) = sys.argv[1:]
+ load0, load1, backends, fio_path) = sys.argv[1:]
 runs = {}
 order = []
 for line in open(path):
@@ -288,6 +314,36 @@ for key in order:
                      num(m(v, calls), "{:.3f}") + "/" + num(m(q, calls), "{:.3f}"),
                      num(m(v, late), "{:.1f}") + "/" + num(m(q, late), "{:.1f}")
                      if is_rate else "-"))
+fio_runs = {}
+for line in open(fio_path):
+    backend, daemon, rnd, out = line.rstrip("\n").split("\t", 3)
+    rd = json.loads(out)["jobs"][0]["read"]
+    pct = rd["clat_ns"]["percentile"]
+    fio_runs.setdefault((backend, daemon), []).append(
+        {"iops": rd["iops"], "latency-us": {"p50": pct["50.000000"] / 1e3,
+                                           "p99": pct["99.000000"] / 1e3}})
+if fio_runs:
+    print()
+    print("The same devices through fio (tools/fio vhostd-fio.so) beside vhost-bench:"
+          " randread 4k qd32")
+    fmt = "{:<5} {:<12} {:>9} {:>9} {:>6}  {:>8} {:>8} {:>6}  {:>8} {:>8}"
+    print(fmt.format("", "driver", "vhostd", "qsd", "IOPS", "vhostd", "qsd", "p50",
+                     "vhostd", "qsd"))
+    print(fmt.format("", "", "IOPS", "IOPS", "ratio", "p50 us", "p50 us", "ratio",
+                     "p99 us", "p99 us"))
+    for b in backends.split():
+        vb = runs.get((b, "randread 4k qd32"), {})
+        rows = [("vhost-bench", vb.get("vhostd", {}), vb.get("qsd", {})),
+                ("fio", {str(i): r for i, r in enumerate(fio_runs.get((b, "vhostd"), []))},
+                 {str(i): r for i, r in enumerate(fio_runs.get((b, "qsd"), []))})]
+        for name, v, q in rows:
+            if not ok(v) or not ok(q):
+                continue
+            print(fmt.format(b, name, num(m(v, iops)), num(m(q, iops)),
+                             ratio(m(v, iops), m(q, iops)),
+                             num(m(v, p50), "{:.1f}"), num(m(q, p50), "{:.1f}"),
+                             ratio(m(v, p50), m(q, p50)),
+                             num(m(v, p99), "{:.1f}"), num(m(q, p99), "{:.1f}")))
 print()
 print("IOPS ratio = vhostd / qsd median IOPS (above 1: vhostd faster); p50 ratio = vhostd /")
 print("qsd median p50 latency (below 1: vhostd quicker); CPU ratio = vhostd / qsd CPU time per")

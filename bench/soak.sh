@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Long runs that do not fit in `make test`: the ring's two-sided stress at
-# many times its test size, the chain-walker fuzzer for longer, and the
+# many times its test size, every fuzz harness for longer, and the
 # real-guest fio case over and over.  Stops by itself; exits non-zero on the
 # first failure.
 #
 #   bench/soak.sh [MINUTES]     default 30, split about evenly over the three
 #
 # `make test` runs a bounded slice of each (1M requests per ring
-# configuration, 30 s of fuzzing, one fio run per ring layout).
+# configuration, ~90 s of fuzzing, one fio run per ring layout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,8 +36,8 @@ while (($(date +%s) < end)); do
 done
 echo "ring stress: $rounds rounds of 8 configurations x 5M requests, no failure"
 
-echo "== fuzzing the chain walker for $slice s =="
-scripts/fuzz.sh "$slice"
+echo "== fuzzing every harness, $slice s in all =="
+scripts/fuzz.sh "$(( (slice + 4) / 5 ))" all
 
 echo "== real-guest fio, repeated for $slice s =="
 end=$(deadline "$slice")

@@ -19,6 +19,8 @@ PACKAGES=(
 	# promtool checks the metrics exposition (tests/daemon/metrics.sh);
 	# systemd-analyze verifies the unit (tests/daemon/systemd.sh)
 	prometheus systemd
+	# the NBD back-end (libnbd) and the NBD servers its tests start
+	libnbd-dev nbdkit
 	# virtio-net: DPDK's testpmd as a foreign front-end, guest network tools
 	dpdk-dev iproute2 iperf3 ethtool iputils-ping
 )

@@ -42,7 +42,8 @@ static const char usage_text[] =
 	"                       one line per virtio-net queue\n"
 	"  version              the daemon's version\n"
 	"  scsi-add-lun NAME TARGET LUN PATH [--readonly] [--serial S]\n"
-	"                       add a disk to virtio-scsi controller NAME\n"
+	"                       add a disk to virtio-scsi controller NAME (PATH: an\n"
+	"                       image, or an NBD URI for an NBD server's export)\n"
 	"  scsi-remove-lun NAME TARGET LUN\n"
 	"                       remove it (its I/O in flight finishes first)\n"
 	"  scsi-resize NAME TARGET LUN\n"
@@ -707,7 +708,14 @@ static int cmd_scsi_add_lun(struct ctl *c, int argc, char **argv)
 
 	if (!p)
 		return EXIT_USAGE;
-	json_object_object_add(p, "path", json_object_new_string(argv[4]));
+	/* An NBD URI instead of a path: the LUN is an NBD server's export. */
+	if (!strncmp(argv[4], "nbd://", 6) || !strncmp(argv[4], "nbd+unix://", 11) ||
+	    !strncmp(argv[4], "nbds://", 7) || !strncmp(argv[4], "nbds+unix://", 12)) {
+		json_object_object_add(p, "backend", json_object_new_string("nbd"));
+		json_object_object_add(p, "uri", json_object_new_string(argv[4]));
+	} else {
+		json_object_object_add(p, "path", json_object_new_string(argv[4]));
+	}
 	for (int i = 5; i < argc; i++) {
 		if (!strcmp(argv[i], "--readonly")) {
 			json_object_object_add(p, "readonly", json_object_new_boolean(1));

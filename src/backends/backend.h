@@ -89,10 +89,19 @@ struct blk_backend_info {
 	bool readonly;
 	bool direct; /* O_DIRECT is in effect */
 	bool blockdev;
+	/*
+	 * What the storage cannot do, so the device model does not offer it
+	 * (an NBD server without flush, trim or write-zeroes support); the
+	 * back-end still accepts such operations (a flush or a discard then
+	 * does nothing, write-zeroes writes zeroes).
+	 */
+	bool no_flush;
+	bool no_discard;
+	bool no_write_zeroes;
 };
 
 struct blk_backend_config {
-	const char *path; /* io_uring: the image */
+	const char *path; /* io_uring: the image; nbd: the server's URI */
 	uint64_t size;	  /* null: the capacity in bytes, a multiple of 512 */
 	bool readonly;
 	bool direct; /* O_DIRECT (cache=none); refused by the FS: buffered + a warning */
@@ -101,6 +110,7 @@ struct blk_backend_config {
 	 * (a slow or, at the maximum, stalled disk: for tests); 0: at once.
 	 */
 	unsigned int delay_ms;
+	bool no_lock; /* file: take no OFD lock (locking=off, for live migration) */
 	const char *name; /* for log lines */
 	/* rbd: the image; conf NULL: Ceph's search path; user NULL: client.admin */
 	const char *rbd_pool, *rbd_image, *rbd_conf, *rbd_user;
@@ -165,6 +175,14 @@ extern const struct blk_backend_ops blk_backend_null_ops;
  * queue's reactor polls, never blocking the I/O thread.
  */
 extern const struct blk_backend_ops blk_backend_rbd_ops;
+
+/*
+ * The NBD back-end (nbd.c): an export of an NBD server by URI
+ * (nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH) through
+ * libnbd, one connection per queue polled from its reactor, reconnecting
+ * (and resending what was in flight) when the server restarts.
+ */
+extern const struct blk_backend_ops blk_backend_nbd_ops;
 
 /* Every opened back-end starts with this, so callers reach its ops. */
 struct blk_backend {

@@ -267,7 +267,7 @@ static int uring_open(const struct blk_backend_config *cfg, struct blk_backend *
 			      strerror(errno));
 		goto fail;
 	}
-	r = uring_lock(ub->fd, cfg->readonly);
+	r = cfg->no_lock ? 0 : uring_lock(ub->fd, cfg->readonly);
 	if (r < 0) {
 		errbuf_printf(err, err_len, "%s: %s is in use by another process (%s)", ub->name,
 			      cfg->path, strerror(-r));

@@ -78,7 +78,7 @@ struct json_object *devkind_disk_stats(const struct blk_stats *st, const char *n
 /* The disk keys both blk and a LUN take (diskopts.h). */
 static void save_disk(struct json_object *o, enum blk_backend_kind backend, const char *path,
 		      const struct blk_rbd_options *rbd, uint64_t size, bool readonly,
-		      enum blk_cache_mode cache)
+		      enum blk_cache_mode cache, bool no_locking)
 {
 	switch (backend) {
 	case BLK_BACKEND_NULL:
@@ -94,12 +94,18 @@ static void save_disk(struct json_object *o, enum blk_backend_kind backend, cons
 		if (rbd->user[0])
 			devkind_save_str(o, "user", rbd->user);
 		break;
+	case BLK_BACKEND_NBD:
+		devkind_save_str(o, "backend", "nbd");
+		devkind_save_str(o, "uri", path);
+		break;
 	default:
 		devkind_save_str(o, "path", path);
 		break;
 	}
 	devkind_save_bool(o, "readonly", readonly);
 	devkind_save_str(o, "cache", cache_name(cache));
+	if (no_locking)
+		devkind_save_bool(o, "locking", false);
 }
 
 /* The keys every vhost-user device takes (engine/devopts.h). */
@@ -201,7 +207,8 @@ static void blk_save(void *dev, struct json_object *arr)
 
 	devkind_save_str(d, "type", "blk");
 	devkind_save_common(d, o->id, o->socket, o->client, o->poll_us, o->io_thread, o->max_guest_memory);
-	save_disk(d, o->backend, o->path, &o->rbd, o->size, o->readonly, o->cache);
+	save_disk(d, o->backend, o->path, &o->rbd, o->size, o->readonly, o->cache,
+		  o->no_locking);
 	devkind_save_u64(d, "num-queues", o->num_queues);
 	devkind_save_u64(d, "queue-size", o->queue_size);
 	devkind_save_str(d, "serial", o->serial);
@@ -380,7 +387,8 @@ static void scsi_save(void *opaque, struct json_object *arr)
 		devkind_save_str(d, "scsi", o->id);
 		devkind_save_u64(d, "target", l->target);
 		devkind_save_u64(d, "lun", l->lun);
-		save_disk(d, l->backend, l->path, &l->rbd, l->size, l->readonly, l->cache);
+		save_disk(d, l->backend, l->path, &l->rbd, l->size, l->readonly, l->cache,
+			  l->no_locking);
 		if (l->serial[0]) /* empty: the default, NAME-T-L */
 			devkind_save_str(d, "serial", l->serial);
 		if (l->block_size)

@@ -98,8 +98,13 @@ static const char usage_text[] =
 	"                                        instead of path=: a Ceph RBD image\n"
 	"                                        through librbd (conf: a ceph.conf;\n"
 	"                                        user: the cephx client, default admin)\n"
+	"                       backend=nbd,uri=URI  instead of path=: an NBD export,\n"
+	"                                        nbd://HOST[:PORT]/EXPORT or\n"
+	"                                        nbd+unix:///EXPORT?socket=PATH\n"
 	"                       socket=PATH      vhost-user socket to listen on, unique\n"
 	"                       readonly=on      refuse writes (VIRTIO_BLK_F_RO)\n"
+	"                       locking=off      no lock on the image, so a second\n"
+	"                                        daemon can open it (live migration)\n"
 	"                       num-queues=N     request queues offered (1..64, default 1)\n"
 	"                       queue-size=N     largest ring accepted (default 256)\n"
 	"                       cache=none|writeback  O_DIRECT or page cache (default)\n"
@@ -126,7 +131,9 @@ static const char usage_text[] =
 	"                       backend=null,size=BYTES  no storage\n"
 	"                       backend=rbd,pool=P,image=I[,conf=FILE][,user=NAME]\n"
 	"                                        a Ceph RBD image, as for --blk\n"
+	"                       backend=nbd,uri=URI      an NBD export\n"
 	"                       readonly=on      refuse writes (DATA PROTECT)\n"
+	"                       locking=off      as for --blk\n"
 	"                       serial=STR       VPD 0x80 and the ids of VPD 0x83 (1..36\n"
 	"                                        characters; default NAME-T-L)\n"
 	"                       cache=none|writeback  O_DIRECT or page cache (default)\n"
@@ -569,7 +576,7 @@ static int check_images(const struct vhostd *d)
 		return 1;
 	for (unsigned int i = 0; i < d->nspecs && !ret; i++) {
 		d->specs[i].kind->info(d->specs[i].opts, &im[i].in);
-		/* backend=null has no image and matches nothing. */
+		/* backend=null, rbd and nbd have no local image and match nothing. */
 		if (!im[i].in.image)
 			continue;
 		fd = open(im[i].in.image, (im[i].in.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);

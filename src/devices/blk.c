@@ -149,11 +149,13 @@ enum {
 	OPT_USER = 1 << 17,
 	OPT_DELAY_MS = 1 << 18,
 	OPT_STOP_TIMEOUT_MS = 1 << 19,
+	OPT_LOCKING = 1 << 20,
 };
 
 static const struct kv_key blk_keys[] = {
 	{"id", OPT_ID},
 	{"path", OPT_PATH},
+	{"uri", OPT_PATH}, /* backend=nbd: the server, kept in path */
 	{"socket", OPT_SOCKET},
 	{"readonly", OPT_READONLY},
 	{"client", OPT_CLIENT},
@@ -172,6 +174,7 @@ static const struct kv_key blk_keys[] = {
 	{"user", OPT_USER},
 	{"delay-ms", OPT_DELAY_MS},
 	{"stop-timeout-ms", OPT_STOP_TIMEOUT_MS},
+	{"locking", OPT_LOCKING},
 };
 
 static int blk_option_set(void *ctx, unsigned int bit, const char *key, const char *v, char *err,
@@ -629,13 +632,18 @@ static uint64_t blk_get_features(void *opaque)
 	uint64_t f = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_RING_F_INDIRECT_DESC |
 		     1ull << VIRTIO_RING_F_EVENT_IDX | 1ull << VIRTIO_F_RING_PACKED |
 		     1ull << VIRTIO_BLK_F_SEG_MAX | 1ull << VIRTIO_BLK_F_BLK_SIZE |
-		     1ull << VIRTIO_BLK_F_TOPOLOGY | 1ull << VIRTIO_BLK_F_FLUSH |
-		     1ull << VIRTIO_BLK_F_CONFIG_WCE | 1ull << VIRTIO_BLK_F_MQ;
+		     1ull << VIRTIO_BLK_F_TOPOLOGY | 1ull << VIRTIO_BLK_F_CONFIG_WCE |
+		     1ull << VIRTIO_BLK_F_MQ;
 
+	/* Only what the storage can do (an NBD server may lack any of them). */
+	if (!dev->info.no_flush)
+		f |= 1ull << VIRTIO_BLK_F_FLUSH;
 	if (dev->opts.readonly)
 		f |= 1ull << VIRTIO_BLK_F_RO;
-	else
-		f |= 1ull << VIRTIO_BLK_F_DISCARD | 1ull << VIRTIO_BLK_F_WRITE_ZEROES;
+	else if (!dev->info.no_discard)
+		f |= 1ull << VIRTIO_BLK_F_DISCARD;
+	if (!dev->opts.readonly && !dev->info.no_write_zeroes)
+		f |= 1ull << VIRTIO_BLK_F_WRITE_ZEROES;
 	return f;
 }
 
@@ -899,6 +907,7 @@ struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watc
 		.delay_ms = opts->delay_ms,
 		.readonly = opts->readonly,
 		.direct = opts->cache == BLK_CACHE_NONE,
+		.no_lock = opts->no_locking,
 		.name = opts->id,
 		.rbd_pool = opts->rbd.pool,
 		.rbd_image = opts->rbd.image,
@@ -981,6 +990,8 @@ struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watc
 	}
 	if (null)
 		how = "no storage";
+	else if (opts->backend == BLK_BACKEND_NBD)
+		how = "NBD";
 	else if (opts->backend == BLK_BACKEND_RBD)
 		how = dev->info.direct ? "librbd, no cache" : "librbd";
 	else

@@ -26,6 +26,7 @@ struct blk_options {
 	char socket[108];
 	char serial[21]; /* VIRTIO_BLK_ID_BYTES + NUL */
 	bool readonly;
+	bool no_locking; /* locking=off: no OFD lock on the image (migration) */
 	bool client; /* connect to the socket instead of listening */
 	unsigned int num_queues;
 	uint16_t queue_size;

@@ -11,6 +11,13 @@
 #include "common/kvopts.h"
 #include "diskopts.h"
 
+/* An NBD URI as libnbd takes it; anything else in uri= is refused. */
+static bool blk_is_nbd_uri(const char *s)
+{
+	return !strncmp(s, "nbd://", 6) || !strncmp(s, "nbd+unix://", 11) ||
+	       !strncmp(s, "nbds://", 7) || !strncmp(s, "nbds+unix://", 12);
+}
+
 /* backend=rbd's keys: a string each, with its field in struct blk_rbd_options. */
 static int rbd_option_set(struct blk_rbd_options *r, const char *key, const char *v, char *err,
 			  size_t err_len)
@@ -48,6 +55,12 @@ int blk_disk_option_set(const struct blk_disk_fields *f, const char *key, const 
 		if (kv_str(f->path, f->path_size, v))
 			return kv_err(err, err_len, "path: empty or longer than %zu bytes",
 				      f->path_size - 1);
+	} else if (!strcmp(key, "uri")) {
+		if (!blk_is_nbd_uri(v) || kv_str(f->path, f->path_size, v))
+			return kv_err(err, err_len,
+				      "uri: nbd://HOST[:PORT]/EXPORT or "
+				      "nbd+unix:///EXPORT?socket=PATH expected, not '%s'",
+				      v);
 	} else if (!strcmp(key, "backend")) {
 		if (!strcmp(v, "file"))
 			*f->backend = BLK_BACKEND_FILE;
@@ -55,9 +68,11 @@ int blk_disk_option_set(const struct blk_disk_fields *f, const char *key, const 
 			*f->backend = BLK_BACKEND_NULL;
 		else if (!strcmp(v, "rbd"))
 			*f->backend = BLK_BACKEND_RBD;
+		else if (!strcmp(v, "nbd"))
+			*f->backend = BLK_BACKEND_NBD;
 		else
-			return kv_err(err, err_len, "backend: file, null or rbd expected, not '%s'",
-				      v);
+			return kv_err(err, err_len,
+				      "backend: file, null, rbd or nbd expected, not '%s'", v);
 	} else if (!strcmp(key, "size")) {
 		if (kv_parse_bytes(v, f->size) || *f->size % 512)
 			return kv_err(err, err_len,
@@ -67,6 +82,16 @@ int blk_disk_option_set(const struct blk_disk_fields *f, const char *key, const 
 	} else if (!strcmp(key, "readonly")) {
 		if (kv_parse_bool(v, f->readonly))
 			return kv_err(err, err_len, "readonly: on or off expected, not '%s'", v);
+	} else if (!strcmp(key, "locking")) {
+		bool on;
+
+		/*
+		 * off: take no lock on the image, so a second daemon can open
+		 * it while a guest migrates from one to the other.
+		 */
+		if (kv_parse_bool(v, &on))
+			return kv_err(err, err_len, "locking: on or off expected, not '%s'", v);
+		*f->no_locking = !on;
 	} else if (!strcmp(key, "cache")) {
 		if (!strcmp(v, "none"))
 			*f->cache = BLK_CACHE_NONE;
@@ -99,12 +124,20 @@ int blk_disk_options_check(const struct blk_disk_fields *f, bool path_seen, bool
 	}
 	if (rbd_seen)
 		return kv_err(err, err_len, "pool=, image=, conf= and user= are for backend=rbd");
-	if (*f->backend == BLK_BACKEND_NULL) {
+	if (*f->backend == BLK_BACKEND_NBD) {
+		if (!path_seen || !blk_is_nbd_uri(f->path))
+			return kv_err(err, err_len, "backend=nbd needs uri= (not path=)");
+		if (size_seen)
+			return kv_err(err, err_len,
+				      "size= is only for backend=null (the server has its own)");
+	} else if (*f->backend == BLK_BACKEND_NULL) {
 		if (path_seen)
 			return kv_err(err, err_len, "path= is not for backend=null (no image)");
 		if (!size_seen)
 			return kv_err(err, err_len, "backend=null needs size=");
 	} else {
+		if (path_seen && blk_is_nbd_uri(f->path))
+			return kv_err(err, err_len, "uri= goes with backend=nbd");
 		if (!path_seen)
 			return kv_err(err, err_len, "path= is required");
 		if (size_seen)
@@ -121,6 +154,8 @@ const struct blk_backend_ops *blk_disk_backend_ops(enum blk_backend_kind kind)
 		return &blk_backend_null_ops;
 	case BLK_BACKEND_RBD:
 		return &blk_backend_rbd_ops;
+	case BLK_BACKEND_NBD:
+		return &blk_backend_nbd_ops;
 	default:
 		return &blk_backend_uring_ops;
 	}
@@ -133,6 +168,8 @@ const char *blk_disk_backend_name(enum blk_backend_kind kind)
 		return "null";
 	case BLK_BACKEND_RBD:
 		return "rbd";
+	case BLK_BACKEND_NBD:
+		return "nbd";
 	default:
 		return "file";
 	}

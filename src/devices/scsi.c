@@ -1001,6 +1001,7 @@ static struct scsi_lun *scsi_lun_open(struct scsi_dev *dev, const struct scsi_lu
 		.delay_ms = o->delay_ms,
 		.readonly = o->readonly,
 		.direct = o->cache == BLK_CACHE_NONE,
+		.no_lock = o->no_locking,
 		.rbd_pool = o->rbd.pool,
 		.rbd_image = o->rbd.image,
 		.rbd_conf = o->rbd.conf,
@@ -1049,6 +1050,7 @@ static struct scsi_lun *scsi_lun_open(struct scsi_dev *dev, const struct scsi_lu
 					       : bs,
 		.discard_granularity = 0,
 		.readonly = o->readonly,
+		.no_unmap = lun->info.no_discard,
 		.writeback = true,
 		.serial = o->serial,
 	};

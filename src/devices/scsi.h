@@ -54,6 +54,7 @@ struct scsi_lun_options {
 	uint64_t size; /* backend=null */
 	struct blk_rbd_options rbd; /* backend=rbd */
 	bool readonly;
+	bool no_locking; /* locking=off: no OFD lock on the image (migration) */
 	char serial[37]; /* empty: "<scsi>-<target>-<lun>" */
 	enum blk_cache_mode cache;
 	uint32_t block_size;   /* 0: the back-end's logical block size (512 at least) */

@@ -252,6 +252,7 @@ int scsi_disk_init(struct scsi_disk *d, const struct scsi_disk_config *cfg)
 	while ((cfg->block_size << d->phys_exp) < pbs && d->phys_exp < 15)
 		d->phys_exp++;
 	d->readonly = cfg->readonly;
+	d->no_unmap = cfg->no_unmap;
 	/* QEMU: discard_granularity defaults to max(logical block, 4 KiB). */
 	if (gran < 4096)
 		gran = 4096;
@@ -500,8 +501,10 @@ static int inquiry_vpd(const struct scsi_disk *d, uint8_t page, uint8_t *out)
 		put_be16(out + 6, 0);
 		put_be32(out + 8, (uint32_t)max_io);
 		put_be32(out + 12, 0);
-		put_be32(out + 20, (uint32_t)(SCSI_MAX_UNMAP_BYTES >> d->block_shift));
-		put_be32(out + 24, SCSI_UNMAP_MAX_DESC);
+		if (!d->no_unmap) {
+			put_be32(out + 20, (uint32_t)(SCSI_MAX_UNMAP_BYTES >> d->block_shift));
+			put_be32(out + 24, SCSI_UNMAP_MAX_DESC);
+		}
 		put_be32(out + 28, d->unmap_granularity);
 		put_be64(out + 36, max_io);
 		len += 0x3c;
@@ -512,8 +515,9 @@ static int inquiry_vpd(const struct scsi_disk *d, uint8_t page, uint8_t *out)
 		break;
 	case 0xb2: /* logical block provisioning */
 		out[4] = 0;
-		out[5] = 0xe0; /* LBPU, LBPWS, LBPWS10 */
-		out[6] = 2;    /* thin provisioned */
+		/* LBPU, LBPWS, LBPWS10; thin provisioned.  Neither without unmap. */
+		out[5] = d->no_unmap ? 0 : 0xe0;
+		out[6] = d->no_unmap ? 0 : 2;
 		out[7] = 0;
 		len = 8;
 		break;
@@ -848,7 +852,7 @@ static void cmd_read_capacity_16(struct scsi_disk *d, struct scsi_task *t, const
 	put_be64(out, blocks - 1);
 	put_be32(out + 8, d->block_size);
 	out[13] = d->phys_exp;
-	out[14] = 0x80; /* LBPME: UNMAP and WRITE SAME deallocate */
+	out[14] = d->no_unmap ? 0 : 0x80; /* LBPME: UNMAP and WRITE SAME deallocate */
 	data_in(t, b, out, sizeof(out), xfer);
 }
 

@@ -71,6 +71,7 @@ struct scsi_disk_config {
 	uint32_t physical_block_size; /* >= block_size, a power of two */
 	uint32_t discard_granularity; /* bytes; 0: the block size */
 	bool readonly;
+	bool no_unmap;	    /* the storage cannot deallocate (an NBD server without trim) */
 	bool writeback;	    /* WCE at power on */
 	const char *serial; /* VPD 0x80 (first 36 bytes) and the ids of VPD 0x83 */
 };
@@ -81,6 +82,7 @@ struct scsi_disk {
 	uint8_t block_shift;
 	uint8_t phys_exp; /* log2(physical / logical) */
 	bool readonly;
+	bool no_unmap;		    /* no logical block provisioning advertised */
 	uint32_t unmap_granularity; /* logical blocks */
 	char serial[37];
 	char t10_id[21]; /* the serial cut to 20, as QEMU's device_id */

@@ -103,6 +103,7 @@ enum {
 	LOPT_CONF = 1 << 12,
 	LOPT_USER = 1 << 13,
 	LOPT_DELAY_MS = 1 << 14,
+	LOPT_LOCKING = 1 << 15,
 };
 
 static const struct kv_key lun_keys[] = {
@@ -113,7 +114,9 @@ static const struct kv_key lun_keys[] = {
 	{"cache", LOPT_CACHE},	     {"block-size", LOPT_BLOCK_SIZE},
 	{"pool", LOPT_POOL},	     {"image", LOPT_IMAGE},
 	{"conf", LOPT_CONF},	     {"user", LOPT_USER},
+	{"uri", LOPT_PATH}, /* backend=nbd: the server, kept in path */
 	{"delay-ms", LOPT_DELAY_MS},
+	{"locking", LOPT_LOCKING},
 };
 
 static int lun_option_set(void *ctx, unsigned int bit, const char *key, const char *v, char *err,

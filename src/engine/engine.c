@@ -129,6 +129,13 @@ struct eng_queue {
 	struct virtq_elem stage;
 	struct iovec *stage_iov;
 	struct iovec **big_iovs; /* free full-size arrays, up to num */
+	/*
+	 * While the ring logs dirty pages (a migration): the writable iovecs
+	 * of each slot as popped, max_iov per slot, and the stage's
+	 * (virtq_elem.log_iov).  NULL otherwise.
+	 */
+	struct iovec *log_iovs;
+	struct iovec *stage_log_iov;
 	unsigned int nr_big_iovs;
 	unsigned int num;
 	unsigned int max_iov;
@@ -427,6 +434,10 @@ static int eng_start_elem(struct eng_queue *eq, struct virtq_elem *e)
 	memcpy(iov, e->iov, (size_t)n * sizeof(*iov));
 	req->elem = *e;
 	req->elem.iov = iov;
+	if (unlikely(e->log_iov)) {
+		req->elem.log_iov = eq->log_iovs + (size_t)e->id * eq->max_iov;
+		memcpy(req->elem.log_iov, e->log_iov, (size_t)e->in_num * sizeof(*iov));
+	}
 	req->busy = true;
 	eq->inflight++;
 	eq->ops->start(eq, req);
@@ -440,6 +451,7 @@ static int eng_pop_one(struct eng_queue *eq)
 	int r;
 
 	virtq_elem_init(e, eq->stage_iov, eq->max_iov);
+	e->log_iov = eq->stage_log_iov;
 	r = virtq_pop(eq->vq, e);
 	if (r <= 0) {
 		if (r < 0)
@@ -468,6 +480,7 @@ static void eng_resubmit(struct eng_queue *eq)
 		int r;
 
 		virtq_elem_init(e, eq->stage_iov, eq->max_iov);
+		e->log_iov = eq->stage_log_iov;
 		r = virtq_pop_head(eq->vq, e, iq->resubmit[i]);
 		if (r < 0) {
 			eng_queue_halt(eq, virtq_strerror(eq->vq->error));
@@ -1133,6 +1146,8 @@ static void eng_queue_free(struct eng_queue *eq)
 	while (eq->nr_big_iovs)
 		free(eq->big_iovs[--eq->nr_big_iovs]);
 	free(eq->big_iovs);
+	free(eq->log_iovs);
+	free(eq->stage_log_iov);
 	free(eq->stage_iov);
 	free(eq->slot_mem);
 	free(eq);
@@ -1151,6 +1166,13 @@ static int eng_queue_slots(struct eng_queue *eq)
 	eq->big_iovs = calloc(eq->num, sizeof(*eq->big_iovs));
 	if (!eq->slot_mem || !eq->stage_iov || !eq->big_iovs)
 		return -ENOMEM;
+	/* Only while a migration runs: the ring restarts when logging starts. */
+	if (virtq_logging(eq->vq)) {
+		eq->log_iovs = calloc((size_t)eq->num * eq->max_iov, sizeof(*eq->log_iovs));
+		eq->stage_log_iov = calloc(eq->max_iov, sizeof(*eq->stage_log_iov));
+		if (!eq->log_iovs || !eq->stage_log_iov)
+			return -ENOMEM;
+	}
 	return 0;
 }
 

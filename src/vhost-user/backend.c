@@ -110,11 +110,12 @@ uint64_t vu_offered_features(const struct vu_dev *dev)
 	uint64_t f = dev->ops->get_features(dev->opaque);
 
 	/*
-	 * Dirty logging and a vIOMMU need messages we do not implement
-	 * (SET_LOG_BASE, IOTLB_MSG), so never let a device offer them.
+	 * A vIOMMU needs messages we do not implement (IOTLB_MSG), so never
+	 * let a device offer it.  Dirty logging is ours to offer: without it
+	 * QEMU refuses to migrate the guest.
 	 */
-	f &= ~((1ull << VHOST_F_LOG_ALL) | (1ull << VIRTIO_F_ACCESS_PLATFORM));
-	return f | (1ull << VHOST_USER_F_PROTOCOL_FEATURES);
+	f &= ~(1ull << VIRTIO_F_ACCESS_PLATFORM);
+	return f | (1ull << VHOST_USER_F_PROTOCOL_FEATURES) | (1ull << VHOST_F_LOG_ALL);
 }
 
 uint64_t vu_offered_protocol_features(const struct vu_dev *dev)
@@ -122,7 +123,8 @@ uint64_t vu_offered_protocol_features(const struct vu_dev *dev)
 	uint64_t f = 1ull << VHOST_USER_PROTOCOL_F_MQ | 1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK |
 		     1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS |
 		     1ull << VHOST_USER_PROTOCOL_F_STATUS |
-		     1ull << VHOST_USER_PROTOCOL_F_RESET_DEVICE;
+		     1ull << VHOST_USER_PROTOCOL_F_RESET_DEVICE |
+		     1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD;
 
 	/* CONFIG only for a device that has a config space to show. */
 	if (dev->ops->get_protocol_features && dev->ops->get_config)
@@ -203,6 +205,34 @@ static bool vu_vring_ready(const struct vu_dev *dev, const struct vu_vring *vr)
 	       !atomic_load(&dev->broken);
 }
 
+/*
+ * Dirty logging for a ring about to start ("Migration"): on while
+ * VHOST_F_LOG_ALL is negotiated and a log is mapped.  The ring's own
+ * writes are logged when SET_VRING_ADDR asked (VHOST_VRING_F_LOG): a split
+ * ring's used ring at log_guest_addr, as the spec says.  A packed ring's
+ * used elements go into its descriptor ring, which QEMU 7.2 gives no log
+ * address for (its log_guest_addr is the device event area), so both parts
+ * are logged at the guest-physical addresses the memory table gives.
+ */
+static void vu_vring_log_config(const struct vu_dev *dev, const struct vu_vring *vr,
+				struct virtq_config *cfg)
+{
+	if (!vu_has_feature(dev, VHOST_F_LOG_ALL) || !dev->log.bits || dev->log_broken_for_test)
+		return;
+	cfg->log = &dev->log;
+	if (!(vr->addr.flags & (1u << VHOST_VRING_F_LOG)))
+		return;
+	cfg->log_rings = true;
+	if (!vu_has_feature(dev, VIRTIO_F_RING_PACKED)) {
+		cfg->log_device_gpa = vr->addr.log;
+		return;
+	}
+	/* vu_vring_translate() found both parts inside one region each. */
+	if (!memmap_uva_to_gpa(dev->mem, vr->addr.desc, 1, &cfg->log_desc_gpa) ||
+	    !memmap_uva_to_gpa(dev->mem, vr->addr.used, 1, &cfg->log_device_gpa))
+		cfg->log_rings = false;
+}
+
 static void vu_vring_start(struct vu_dev *dev, struct vu_vring *vr)
 {
 	struct virtq_config cfg = {
@@ -229,6 +259,7 @@ static void vu_vring_start(struct vu_dev *dev, struct vu_vring *vr)
 		log_error("%s: not started: %s", vr->name, why);
 		goto failed;
 	}
+	vu_vring_log_config(dev, vr, &cfg);
 	/*
 	 * vu_queue_notify() sets its io_uring up on first use: the engine's
 	 * device models signal through their I/O thread's own ring and never
@@ -250,7 +281,10 @@ static void vu_vring_start(struct vu_dev *dev, struct vu_vring *vr)
 		goto failed;
 	}
 	vr->q.started = true;
-	log_debug("%s: started (size %u, base %#x)", vr->name, vr->num, cfg.base);
+	log_debug("%s: started (size %u, base %#x%s)", vr->name, vr->num, cfg.base,
+		  cfg.log ? (cfg.log_rings ? ", logging dirty pages and the ring"
+					   : ", logging dirty pages")
+			  : "");
 	return;
 
 failed:
@@ -943,11 +977,39 @@ static int vu_conn_open(struct vu_dev *dev, int fd)
 
 /* --- server mode --- */
 
+/*
+ * Has the front-end on @fd hung up?  Its EOF may sit in the same epoll
+ * batch as the next front-end's connect, after it.
+ */
+static bool vu_conn_hung_up(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 static void vu_accept_event(void *arg, uint32_t events)
 {
 	struct vu_dev *dev = arg;
-	int fd = accept4(dev->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	int fd;
 
+	/*
+	 * An event of the batch that closed the last connection, after its
+	 * close unwatched us: the new front-end waits in the backlog until
+	 * the drain is over.
+	 */
+	if (!dev->listen_watched)
+		return;
+	/*
+	 * A front-end that reconnects at once (close, then connect) must not
+	 * be refused because its old connection's EOF is still unread: end
+	 * that one first; the close unwatches us until its drain is over.
+	 */
+	if (dev->conn_fd >= 0 && vu_conn_hung_up(dev->conn_fd)) {
+		vu_conn_close(dev);
+		return;
+	}
+	fd = accept4(dev->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0) {
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
 		    errno != ECONNABORTED)
@@ -1118,6 +1180,18 @@ struct vu_dev *vu_dev_new(const struct vu_dev_config *cfg)
 	atomic_init(&dev->broken, false);
 	atomic_init(&dev->mem_fault, false);
 	vhost_user_rx_init(&dev->rx);
+
+	/*
+	 * For the migration test only (tests/guest/cases/blk-migrate): a
+	 * daemon that loses the guest's data on migration, to show the test
+	 * can tell.  Said loudly, since nobody should run like this.
+	 */
+	if (getenv("VHOSTD_TEST_BREAK_DIRTY_LOG")) {
+		dev->log_broken_for_test = true;
+		log_warn("%s: VHOSTD_TEST_BREAK_DIRTY_LOG is set: dirty pages are not logged, "
+			 "a migrated guest will see stale data",
+			 cfg->name ? cfg->name : cfg->socket_path);
+	}
 
 	/* Before any guest memory is mapped: a truncated file must not kill us. */
 	r = sigbus_guard_init();

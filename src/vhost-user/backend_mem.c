@@ -24,6 +24,10 @@
  * (vu_mem_report_faults) and keeps its rings stopped until a memory table
  * without that mapping arrives.
  *
+ * The dirty-page log of a migration (SET_LOG_BASE) is a file of the
+ * front-end's too, mapped and guarded the same way; it is replaced only
+ * while the rings are stopped, and the rings borrow it (virtq.h).
+ *
  * Address space is shared by every device: a front-end can describe
  * terabytes of sparse memfd at no cost to itself, so the regions of one
  * device may not add up to more than its max-guest-memory (counted in
@@ -450,12 +454,106 @@ enum vu_result vu_get_max_mem_slots(struct vu_dev *dev, struct vhost_user_msg *m
 	return VU_OK;
 }
 
+/* The rings are stopped: nothing borrows the log any more. */
+static void log_unmap(struct vu_dev *dev)
+{
+	struct mem_region r = {.mmap_addr = dev->log.mmap_addr};
+
+	if (dev->log.mmap_addr)
+		region_put(&r);
+	memset(&dev->log, 0, sizeof(dev->log));
+}
+
 void vu_mem_drop(struct vu_dev *dev)
 {
 	memmap_put(dev->mem);
 	dev->mem = NULL;
 	dev->mem_poisoned = false;
 	memset(dev->mem_dups, 0, sizeof(dev->mem_dups));
+	log_unmap(dev);
+}
+
+/*
+ * The biggest log we map: one bit per 4 KiB page, so 256 MiB of bitmap
+ * covers 8 TiB of guest-physical address space (QEMU sizes its log to the
+ * highest guest address, holes included).
+ */
+#define VU_LOG_MAX_SIZE (256ull << 20)
+
+/*
+ * "Migration": with LOG_SHMFD the log is a shared file, mmap_size bytes
+ * at mmap_offset, and the front-end waits for a reply (QEMU reads one
+ * before it goes on).  A new log replaces the old one (QEMU resizes its
+ * log when guest memory grows, then reads the old one a last time); the
+ * rings were stopped for this message, so no bit lands in the old one
+ * after our reply.
+ */
+enum vu_result vu_set_log_base(struct vu_dev *dev, struct vhost_user_msg *msg, int *fds,
+			       unsigned int nfds)
+{
+	const struct vhost_user_log l = msg->payload.log;
+	uint64_t file_end, map_off, map_len;
+	struct stat st;
+	size_t align;
+	void *p;
+	int r;
+
+	if (!l.mmap_size || l.mmap_size > VU_LOG_MAX_SIZE)
+		return vu_reject(dev, msg, "log size %#llx outside 1..%#llx",
+				 (unsigned long long)l.mmap_size, VU_LOG_MAX_SIZE);
+	if (__builtin_add_overflow(l.mmap_offset, l.mmap_size, &file_end))
+		return vu_reject(dev, msg, "log offset %#llx wraps the file",
+				 (unsigned long long)l.mmap_offset);
+	if (fstat(fds[0], &st) < 0)
+		return vu_reject(dev, msg, "log: fstat: %s", strerror(errno));
+	if (!S_ISREG(st.st_mode) || st.st_size < 0 || file_end > (uint64_t)st.st_size)
+		return vu_reject(dev, msg,
+				 "log ends at file offset %#llx, past the file's %lld bytes",
+				 (unsigned long long)file_end, (long long)st.st_size);
+	align = map_align(&st);
+	map_off = l.mmap_offset & ~(uint64_t)(align - 1);
+	map_len = (file_end - map_off + align - 1) & ~(uint64_t)(align - 1);
+	p = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], (off_t)map_off);
+	if (p == MAP_FAILED)
+		return vu_reject(dev, msg, "log: mmap of %#llx bytes: %s",
+				 (unsigned long long)map_len, strerror(errno));
+	/* A log file the front-end shrinks raises SIGBUS like guest memory. */
+	r = mapping_add(dev, p, map_len, align);
+	if (r) {
+		munmap(p, map_len);
+		return vu_reject(dev, msg, "log: %s",
+				 r == -ENOSPC ? "too many guarded mappings" : "out of memory");
+	}
+	log_unmap(dev);
+	dev->log = (struct dlog){
+		.bits = (uint8_t *)p + (l.mmap_offset - map_off),
+		.size = l.mmap_size,
+		.mmap_addr = p,
+		.mmap_size = map_len,
+	};
+	log_info("%s: dirty-page log of %llu KiB (guest memory up to %llu MiB)%s", dev->name,
+		 (unsigned long long)(l.mmap_size >> 10),
+		 (unsigned long long)(l.mmap_size * 8 * DLOG_PAGE_SIZE >> 20),
+		 dev->log_broken_for_test ? "; TEST SWITCH: no bit will be set" : "");
+	msg->payload.u64 = 0;
+	msg->hdr.size = sizeof(msg->payload.u64);
+	return VU_OK;
+}
+
+/* Has the page the SIGBUS handler replaced been one of the log's? */
+static bool log_faulted(const struct vu_dev *dev)
+{
+	bool faulted = false;
+
+	pthread_mutex_lock(&mappings_lock);
+	for (struct vu_mapping *m = mappings; m; m = m->next) {
+		if (dev->log.mmap_addr && m->addr == dev->log.mmap_addr) {
+			faulted = sigbus_guard_faulted(m->guard);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&mappings_lock);
+	return faulted;
 }
 
 void vu_mem_report_faults(struct vu_dev *dev)
@@ -474,6 +572,11 @@ void vu_mem_report_faults(struct vu_dev *dev)
 			 "for it); reading zeroes until a new memory table",
 			 i, (unsigned long long)r->gpa, (unsigned long long)r->size);
 		vu_dev_set_broken(dev, why);
+		return;
+	}
+	if (log_faulted(dev)) {
+		vu_dev_set_broken(dev, "the dirty-page log is gone (the front-end truncated "
+				       "its log file)");
 		return;
 	}
 	/* A request still held an earlier table, and that one faulted. */

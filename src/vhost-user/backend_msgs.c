@@ -177,10 +177,14 @@ static enum vu_result set_vring_addr(struct vu_dev *dev, struct vhost_user_msg *
 	struct vu_ring_ptrs p;
 	char why[128];
 
-	/* We never offer VHOST_F_LOG_ALL, so nobody may ask to log this ring. */
-	if (msg->payload.addr.flags)
-		return vu_reject(dev, msg, "ring %u: flags %#x (dirty logging not offered)",
-				 vr->q.index, msg->payload.addr.flags);
+	/*
+	 * VHOST_VRING_F_LOG is the only flag: log the ring's writes at
+	 * log_guest_addr.  That address only ever indexes the log's bitmap
+	 * (dirtylog.h), so any value is harmless.
+	 */
+	if (msg->payload.addr.flags & ~(1u << VHOST_VRING_F_LOG))
+		return vu_reject(dev, msg, "ring %u: unknown flags %#x", vr->q.index,
+				 msg->payload.addr.flags);
 	vr->addr = msg->payload.addr;
 	vr->addr_set = true;
 	/*
@@ -437,6 +441,7 @@ static enum vu_result get_status(struct vu_dev *dev, struct vhost_user_msg *msg,
 #define STATE	      sizeof(struct vhost_user_vring_state)
 #define ADDR	      sizeof(struct vhost_user_vring_addr)
 #define MEM_REG	      sizeof(struct vhost_user_mem_reg)
+#define LOG	      sizeof(struct vhost_user_log)
 #define CONFIG_MIN    VHOST_USER_CONFIG_HDR_SIZE
 #define CONFIG_MAX    sizeof(struct vhost_user_config)
 #define MEM_TABLE_MIN offsetof(struct vhost_user_mem_table, regions)
@@ -444,9 +449,11 @@ static enum vu_result get_status(struct vu_dev *dev, struct vhost_user_msg *msg,
 
 /*
  * Everything the dispatcher checks before a handler runs.  A request not
- * listed (logging, IOTLB, back-end channel, postcopy, in-flight tracking,
- * in-band notifications...) belongs to a feature we never offer, so a
- * front-end that sends one is not following the protocol.
+ * listed (IOTLB, back-end channel, postcopy, in-flight tracking, in-band
+ * notifications...) belongs to a feature we never offer, so a front-end
+ * that sends one is not following the protocol.  SET_LOG_FD (an eventfd
+ * to signal after logging) is the kernel vhost's business: QEMU's
+ * vhost-user front-end never sends it, and it polls the log.
  */
 /* clang-format off */
 const struct vu_msg_info vu_msg_table[VHOST_USER_REQUEST_MAX] = {
@@ -467,6 +474,13 @@ const struct vu_msg_info vu_msg_table[VHOST_USER_REQUEST_MAX] = {
 		.handler = vu_set_mem_table, .min_size = MEM_TABLE_MIN,
 		.max_size = MEM_TABLE_MAX, .max_fds = VHOST_USER_MEM_TABLE_MAX_REGIONS,
 		.fd_kind = VU_FD_MEMORY, .flags = VU_MSG_STOP_ALL,
+	},
+	[VHOST_USER_SET_LOG_BASE] = {
+		/* The rings stop, so none writes to the old log after our reply. */
+		.handler = vu_set_log_base, .min_size = LOG, .max_size = LOG,
+		.min_fds = 1, .max_fds = 1, .fd_kind = VU_FD_MEMORY,
+		.flags = VU_MSG_STOP_ALL | VU_MSG_REPLY,
+		.needs_protocol_feature = VU_NEEDS(VHOST_USER_PROTOCOL_F_LOG_SHMFD),
 	},
 	[VHOST_USER_SET_VRING_NUM] = {
 		.handler = set_vring_num, .min_size = STATE, .max_size = STATE,

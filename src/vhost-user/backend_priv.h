@@ -95,6 +95,17 @@ struct vu_dev {
 	uint64_t protocol_features; /* SET_PROTOCOL_FEATURES */
 	uint8_t status;		    /* SET_STATUS */
 	struct memmap *mem;	    /* current guest memory; NULL before a table */
+	/*
+	 * The dirty-page log (SET_LOG_BASE); bits NULL before one.  Replaced
+	 * only while every ring is stopped (VU_MSG_STOP_ALL), so the rings,
+	 * which borrow it, never see it change under them.
+	 */
+	struct dlog log;
+	/*
+	 * Test switch (VHOSTD_TEST_BREAK_DIRTY_LOG): accept and map the log
+	 * but never set a bit, so a migration test can prove it notices.
+	 */
+	bool log_broken_for_test;
 	/* A region of mem faulted (SIGBUS): no ring starts until a new table. */
 	bool mem_poisoned;
 	/*
@@ -243,8 +254,11 @@ enum vu_result vu_rem_mem_reg(struct vu_dev *dev, struct vhost_user_msg *msg, in
 			      unsigned int nfds);
 enum vu_result vu_get_max_mem_slots(struct vu_dev *dev, struct vhost_user_msg *msg, int *fds,
 				    unsigned int nfds);
-/* Drop the session's memory (disconnect). */
+/* Drop the session's memory and dirty log (disconnect). */
 void vu_mem_drop(struct vu_dev *dev);
+/* SET_LOG_BASE (LOG_SHMFD): map the front-end's log file. */
+enum vu_result vu_set_log_base(struct vu_dev *dev, struct vhost_user_msg *msg, int *fds,
+			       unsigned int nfds);
 /*
  * The SIGBUS handler raised dev->mem_fault: find the region that faulted,
  * mark it poisoned and the device broken (one log line).  Loop thread.

@@ -36,10 +36,12 @@ struct vu_fe_region {
 	int fd;
 	void *addr;
 	size_t size;
+	uint64_t gpa; /* guest-physical address of addr */
 };
 
 struct vu_fe_queue {
 	struct virtq_drv *drv;
+	struct virtq_drv_addrs addrs;
 	int kick_fd;
 	int call_fd;
 };
@@ -48,6 +50,7 @@ struct vu_fe {
 	int sock;
 	char *path;		    /* for log lines */
 	uint64_t features;	    /* negotiated virtio features */
+	uint64_t offered;	    /* what the back-end offered */
 	uint64_t protocol_features; /* negotiated protocol features */
 	unsigned int num_queues;
 	struct vu_fe_region regions[VHOST_USER_MEM_TABLE_MAX_REGIONS];
@@ -64,7 +67,8 @@ struct vu_fe {
 #define VU_FE_PROTOCOL_FEATURES                                                                    \
 	(1ull << VHOST_USER_PROTOCOL_F_MQ | 1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK |              \
 	 1ull << VHOST_USER_PROTOCOL_F_CONFIG | 1ull << VHOST_USER_PROTOCOL_F_STATUS |             \
-	 1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS)
+	 1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS |                                       \
+	 1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD)
 
 static bool fe_has_protocol(const struct vu_fe *fe, unsigned int bit)
 {
@@ -185,6 +189,7 @@ static int fe_region_new(struct vu_fe *fe, size_t size, struct vu_fe_region **ou
 	if (reg->addr == MAP_FAILED)
 		goto fail;
 	reg->size = size;
+	reg->gpa = (uint64_t)(uintptr_t)reg->addr;
 	fe->nr_regions++;
 	*out = reg;
 	return 0;
@@ -204,7 +209,7 @@ static void fe_region_free(struct vu_fe_region *reg)
 /* Identity: the mapping's address is both its guest and its user address. */
 static void fe_region_wire(const struct vu_fe_region *reg, struct vhost_user_mem_region *w)
 {
-	w->guest_phys_addr = (uint64_t)(uintptr_t)reg->addr;
+	w->guest_phys_addr = reg->gpa;
 	w->userspace_addr = (uint64_t)(uintptr_t)reg->addr;
 	w->memory_size = reg->size;
 	w->mmap_offset = 0;
@@ -256,7 +261,27 @@ void *vu_fe_alloc(struct vu_fe *fe, size_t size, size_t align)
 
 uint64_t vu_fe_addr(const struct vu_fe *fe, const void *ptr)
 {
-	return (uint64_t)(uintptr_t)ptr;
+	uintptr_t p = (uintptr_t)ptr;
+
+	for (unsigned int i = 0; i < fe->nr_regions; i++) {
+		const struct vu_fe_region *r = &fe->regions[i];
+
+		if (p >= (uintptr_t)r->addr && p - (uintptr_t)r->addr < r->size)
+			return r->gpa + (p - (uintptr_t)r->addr);
+	}
+	return p;
+}
+
+/* The front-end address (what vring addresses are given in) of a device-visible one. */
+static uint64_t fe_gpa_to_uva(const struct vu_fe *fe, uint64_t gpa)
+{
+	for (unsigned int i = 0; i < fe->nr_regions; i++) {
+		const struct vu_fe_region *r = &fe->regions[i];
+
+		if (gpa >= r->gpa && gpa - r->gpa < r->size)
+			return (uintptr_t)r->addr + (gpa - r->gpa);
+	}
+	return gpa;
 }
 
 void *vu_fe_add_region(struct vu_fe *fe, size_t size)
@@ -321,6 +346,7 @@ static int fe_negotiate(struct vu_fe *fe, const struct vu_fe_config *cfg, const 
 	if (r)
 		return r;
 	fe->features = offer & cfg->features;
+	fe->offered = offer;
 
 	if (offer & (1ull << VHOST_USER_F_PROTOCOL_FEATURES)) {
 		fe->features |= 1ull << VHOST_USER_F_PROTOCOL_FEATURES;
@@ -380,6 +406,7 @@ static int fe_send_queue(struct vu_fe *fe, unsigned int i, uint32_t base, const 
 	int r;
 
 	virtq_drv_get_addrs(q->drv, &addrs);
+	q->addrs = addrs;
 	*step = "SET_VRING_NUM";
 	r = fe_set_state(fe, VHOST_USER_SET_VRING_NUM, i, virtq_drv_size(q->drv));
 	if (r)
@@ -392,9 +419,9 @@ static int fe_send_queue(struct vu_fe *fe, unsigned int i, uint32_t base, const 
 	vhost_user_msg_init(&msg, VHOST_USER_SET_VRING_ADDR, 0, sizeof(msg.payload.addr));
 	msg.payload.addr = (struct vhost_user_vring_addr){
 		.index = i,
-		.desc = addrs.desc,
-		.avail = addrs.driver_area,
-		.used = addrs.device_area,
+		.desc = fe_gpa_to_uva(fe, addrs.desc),
+		.avail = fe_gpa_to_uva(fe, addrs.driver_area),
+		.used = fe_gpa_to_uva(fe, addrs.device_area),
 	};
 	r = fe_request(fe, &msg, NULL, 0, 0);
 	if (r)
@@ -476,6 +503,59 @@ static int fe_setup_queue(struct vu_fe *fe, unsigned int i, const struct vu_fe_c
 	return fe_send_queue(fe, i, packed ? 0x10001u << VIRTQ_PACKED_WRAP_BIT : 0, step);
 }
 
+/* SET_VRING_ADDR of queue @i, with the used ring logged at its address or not. */
+static int fe_set_vring_addr(struct vu_fe *fe, unsigned int i, bool log)
+{
+	const struct virtq_drv_addrs *a = &fe->queues[i].addrs;
+	struct vhost_user_msg msg;
+
+	vhost_user_msg_init(&msg, VHOST_USER_SET_VRING_ADDR, 0, sizeof(msg.payload.addr));
+	msg.payload.addr = (struct vhost_user_vring_addr){
+		.index = i,
+		.flags = log ? 1u << VHOST_VRING_F_LOG : 0,
+		.desc = fe_gpa_to_uva(fe, a->desc),
+		.avail = fe_gpa_to_uva(fe, a->driver_area),
+		.used = fe_gpa_to_uva(fe, a->device_area),
+		/* log_guest_addr is guest-physical, as QEMU sends it. */
+		.log = log ? a->device_area : 0,
+	};
+	return fe_request(fe, &msg, NULL, 0, 0);
+}
+
+int vu_fe_set_log_base(struct vu_fe *fe, int fd, uint64_t size, uint64_t offset)
+{
+	struct vhost_user_msg msg;
+
+	if (!fe_has_protocol(fe, VHOST_USER_PROTOCOL_F_LOG_SHMFD))
+		return -ENOTSUP;
+	vhost_user_msg_init(&msg, VHOST_USER_SET_LOG_BASE, 0, sizeof(msg.payload.log));
+	msg.payload.log.mmap_size = size;
+	msg.payload.log.mmap_offset = offset;
+	/* With LOG_SHMFD the back-end replies (QEMU waits for it too). */
+	return fe_request(fe, &msg, &fd, 1, sizeof(msg.payload.u64));
+}
+
+int vu_fe_set_log_all(struct vu_fe *fe, bool on)
+{
+	uint64_t features = fe->features & ~(1ull << VHOST_F_LOG_ALL);
+	int r;
+
+	if (!(fe->offered & (1ull << VHOST_F_LOG_ALL)))
+		return -ENOTSUP;
+	if (on)
+		features |= 1ull << VHOST_F_LOG_ALL;
+	r = fe_set_u64(fe, VHOST_USER_SET_FEATURES, features, -1);
+	if (r)
+		return r;
+	fe->features = features;
+	for (unsigned int i = 0; i < fe->num_queues; i++) {
+		r = fe_set_vring_addr(fe, i, on);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
 static void fe_free(struct vu_fe *fe)
 {
 	if (fe->sock >= 0)
@@ -544,6 +624,8 @@ struct vu_fe *vu_fe_connect(const struct vu_fe_config *cfg)
 	r = fe_region_new(fe, cfg->mem_size, &reg);
 	if (r)
 		goto fail;
+	if (cfg->gpa_base)
+		reg->gpa = cfg->gpa_base;
 	r = fe_negotiate(fe, cfg, &step);
 	if (r)
 		goto fail;

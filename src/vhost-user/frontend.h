@@ -6,8 +6,8 @@
  *
  * It shares one memfd with the back-end as "guest memory".  As DPDK's
  * virtio-user does, the address a buffer has in this process is also its
- * guest-physical address, so a pointer from vu_fe_alloc() goes straight
- * into a descriptor with vu_fe_addr().
+ * guest-physical address unless gpa_base says otherwise; either way a
+ * pointer from vu_fe_alloc() goes into a descriptor through vu_fe_addr().
  */
 #ifndef VHOSTD_VHOST_USER_FRONTEND_H
 #define VHOSTD_VHOST_USER_FRONTEND_H
@@ -32,6 +32,12 @@ struct vu_fe_config {
 	 * offers one, and keep it for vu_fe_reconnect(), as QEMU does.
 	 */
 	bool inflight;
+	/*
+	 * Guest-physical address of the shared memory, as a VM would have
+	 * it (a dirty log needs low addresses: one bit per page from 0).
+	 * 0: the same as its address in this process.
+	 */
+	uint64_t gpa_base;
 };
 
 /*
@@ -83,6 +89,21 @@ int vu_fe_remove_region(struct vu_fe *fe, void *addr);
 int vu_fe_resend_mem_table(struct vu_fe *fe);
 
 struct virtq_drv *vu_fe_queue(struct vu_fe *fe, unsigned int index);
+
+/*
+ * Live migration, as QEMU drives it: SET_LOG_BASE hands the back-end a
+ * dirty-page log, @size bytes of the file @fd from @offset (LOG_SHMFD;
+ * -ENOTSUP if not negotiated), and waits for its reply.
+ */
+int vu_fe_set_log_base(struct vu_fe *fe, int fd, uint64_t size, uint64_t offset);
+/*
+ * Turn logging on or off: SET_FEATURES with or without VHOST_F_LOG_ALL,
+ * then SET_VRING_ADDR of every queue with VHOST_VRING_F_LOG and the used
+ * ring's address as log_guest_addr (or without).  -ENOTSUP if the back-end
+ * did not offer VHOST_F_LOG_ALL.  Not while a queue's requests are being
+ * added from another thread.
+ */
+int vu_fe_set_log_all(struct vu_fe *fe, bool on);
 
 /* Kick the device if virtq_drv_kick_prepare() says so: 1 kicked, 0 not needed, -errno. */
 int vu_fe_kick(struct vu_fe *fe, unsigned int index);

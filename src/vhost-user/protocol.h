@@ -77,7 +77,7 @@ enum vhost_user_request {
 
 /* Virtio feature bit 30, reused by vhost-user for protocol negotiation. */
 #define VHOST_USER_F_PROTOCOL_FEATURES 30
-/* vhost's dirty-log feature; we never offer it (no SET_LOG_BASE support). */
+/* vhost's dirty-page logging for live migration (SET_LOG_BASE, "Migration"). */
 #define VHOST_F_LOG_ALL 26
 
 /* Protocol features ("Protocol features"). */
@@ -159,6 +159,12 @@ struct vhost_user_mem_reg {
 	struct vhost_user_mem_region region;
 };
 
+/* SET_LOG_BASE with LOG_SHMFD: where the log is in the attached file. */
+struct vhost_user_log {
+	uint64_t mmap_size;
+	uint64_t mmap_offset;
+};
+
 /* "Virtio device config space": header, then @size bytes. */
 struct vhost_user_config {
 	uint32_t offset;
@@ -188,6 +194,7 @@ union vhost_user_payload {
 	struct vhost_user_mem_table mem;
 	struct vhost_user_mem_reg mem_reg;
 	struct vhost_user_config config;
+	struct vhost_user_log log;
 };
 
 /* No message we accept is larger: checked before a payload is read. */

@@ -110,6 +110,8 @@ static void mem_ref_give(struct virtq *vq, struct memmap *mem)
 
 /* --- life cycle --- */
 
+static void virtq_init_log(struct virtq *vq, const struct virtq_config *cfg);
+
 int virtq_init(struct virtq *vq, const struct virtq_config *cfg)
 {
 	bool packed = cfg->features & (UINT64_C(1) << VIRTIO_F_RING_PACKED);
@@ -132,6 +134,7 @@ int virtq_init(struct virtq *vq, const struct virtq_config *cfg)
 	vq->notify_on_empty = cfg->features & (UINT64_C(1) << VIRTIO_F_NOTIFY_ON_EMPTY);
 	vq->notify_enabled = true;
 	vq->inflight_map = map;
+	virtq_init_log(vq, cfg);
 
 	r = vq->ops->init(vq, cfg);
 	if (r) {
@@ -141,6 +144,18 @@ int virtq_init(struct virtq *vq, const struct virtq_config *cfg)
 	}
 	vq->mem = cfg->mem ? memmap_get(cfg->mem) : NULL;
 	return 0;
+}
+
+/*
+ * The logging fields go in before the layout's init, which already writes
+ * the ring (flags, event index) and must log that.
+ */
+static void virtq_init_log(struct virtq *vq, const struct virtq_config *cfg)
+{
+	vq->log = cfg->log;
+	vq->log_ring = cfg->log && cfg->log_rings ? cfg->log : NULL;
+	vq->log_device_gpa = cfg->log_device_gpa;
+	vq->log_desc_gpa = cfg->log_desc_gpa;
 }
 
 void virtq_destroy(struct virtq *vq)
@@ -213,6 +228,10 @@ int virtq_pop_batch(struct virtq *vq, struct virtq_elem *const *elems, unsigned 
 		inflight_flip(vq, elem->id);
 		/* The iovecs point into this map: keep it alive until fill. */
 		elem->mem = mem_ref_take(vq);
+		/* Before the device model can narrow them (virtq_elem.log_iov). */
+		if (unlikely(vq->log) && elem->log_iov)
+			memcpy(elem->log_iov, elem->iov + elem->out_num,
+			       elem->in_num * sizeof(*elem->iov));
 	}
 	vq->inflight += i;
 	vq->nr_popped += i;
@@ -238,6 +257,9 @@ int virtq_pop_head(struct virtq *vq, struct virtq_elem *elem, uint16_t head)
 		return virtq_set_broken(vq, VIRTQ_ERR_ID_IN_FLIGHT, "head to start again");
 	inflight_flip(vq, head);
 	elem->mem = mem_ref_take(vq);
+	/* As virtq_pop_batch() does: before the device model narrows them. */
+	if (unlikely(vq->log) && elem->log_iov)
+		memcpy(elem->log_iov, elem->iov + elem->out_num, elem->in_num * sizeof(*elem->iov));
 	vq->inflight++;
 	vq->nr_popped++;
 	return 1;
@@ -248,12 +270,36 @@ int virtq_pop(struct virtq *vq, struct virtq_elem *elem)
 	return virtq_pop_batch(vq, &elem, 1);
 }
 
+/*
+ * Every writable buffer of a completed chain, whole: the device may have
+ * written any byte of it (an I/O that failed half-way, a short SCSI
+ * transfer), and used len says how much, not where.  Marking a page we did
+ * not write only costs the front-end one more page to send.
+ */
+static void virtq_log_elem(const struct virtq *vq, const struct virtq_elem *elem)
+{
+	const struct iovec *in = elem->log_iov ? elem->log_iov : elem->iov + elem->out_num;
+
+	if (elem->mem)
+		dlog_mark_iov(vq->log, elem->mem, in, elem->in_num, SIZE_MAX);
+}
+
+void virtq_log_iov(const struct virtq *vq, const struct virtq_elem *elem, const struct iovec *iov,
+		   unsigned int cnt, size_t len)
+{
+	if (virtq_logging(vq) && elem->mem)
+		dlog_mark_iov(vq->log, elem->mem, iov, cnt, len);
+}
+
 void virtq_fill(struct virtq *vq, const struct virtq_elem *elem, uint32_t len)
 {
 	if (elem->id >= vq->num || !inflight_test(vq, elem->id)) {
 		virtq_set_broken(vq, VIRTQ_ERR_USED_ID, NULL);
 		return;
 	}
+	/* Data first, its bits next (release), the used entry and index last. */
+	if (unlikely(vq->log))
+		virtq_log_elem(vq, elem);
 	inflight_flip(vq, elem->id);
 	vq->inflight--;
 	mem_ref_give(vq, elem->mem);

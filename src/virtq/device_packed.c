@@ -54,6 +54,14 @@ static void packed_write_device_event(struct virtq *vq, uint16_t flags, uint16_t
 
 	p->device_event_shadow = (uint32_t)flags << 16 | off_wrap;
 	vq_write32(p->device_event, p->device_event_shadow);
+	virtq_log_ring(vq, vq->log_device_gpa, 0, sizeof(uint32_t));
+}
+
+/* Dirty logging of a descriptor slot we wrote a used element into (virtq.h). */
+static void packed_log_slot(const struct virtq *vq, uint16_t slot)
+{
+	virtq_log_ring(vq, vq->log_desc_gpa, (uint64_t)slot * sizeof(struct vring_packed_desc),
+		       sizeof(struct vring_packed_desc));
 }
 
 static int packed_init(struct virtq *vq, const struct virtq_config *cfg)
@@ -236,6 +244,7 @@ static void packed_fill(struct virtq *vq, const struct virtq_elem *elem, uint32_
 		/* Ordered before the head's release store in flush. */
 		vq_write16(&u->flags, flags);
 	}
+	packed_log_slot(vq, p->used_idx);
 	p->batch_slots += elem->ndescs;
 	p->inflight_descs -= elem->ndescs;
 	packed_advance(vq, &p->used_idx, &p->used_wrap, elem->ndescs);
@@ -256,6 +265,8 @@ static void packed_flush(struct virtq *vq)
 	 * descriptor's flags.
 	 */
 	vq_store_release16(&p->desc[p->batch_head_idx].flags, p->batch_head_flags);
+	/* After the store it covers: the log bit must not precede the data. */
+	packed_log_slot(vq, p->batch_head_idx);
 	p->published_used_idx = p->used_idx;
 	p->published_used_wrap = p->used_wrap;
 	/* Saturate at num: after a whole lap the event window means nothing. */

@@ -15,9 +15,23 @@
  *   virtio_mb before re-reading used->idx    <-> vq_mb in should_notify
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "virtq.h"
+
+/* Dirty logging of the used ring, at vhost's log_guest_addr (virtq.h). */
+static void split_log_used(const struct virtq *vq, size_t off, size_t len)
+{
+	virtq_log_ring(vq, vq->log_device_gpa, off, len);
+}
+
+static void split_log_avail_event(const struct virtq *vq)
+{
+	split_log_used(vq,
+		       offsetof(struct vring_used, ring) + vq->num * sizeof(struct vring_used_elem),
+		       sizeof(uint16_t));
+}
 
 static int split_init(struct virtq *vq, const struct virtq_config *cfg)
 {
@@ -46,9 +60,12 @@ static int split_init(struct virtq *vq, const struct virtq_config *cfg)
 	 */
 	s->used_flags = 0;
 	vq_write16(&s->used->flags, 0);
+	split_log_used(vq, offsetof(struct vring_used, flags), sizeof(uint16_t));
 	s->avail_event = cfg->base;
-	if (vq->event_idx)
+	if (vq->event_idx) {
 		vq_write16(vring_avail_event(s->used, vq->num), cfg->base);
+		split_log_avail_event(vq);
+	}
 	return 0;
 }
 
@@ -188,7 +205,8 @@ static unsigned int split_pop(struct virtq *vq, struct virtq_elem *const *elems,
 static void split_fill(struct virtq *vq, const struct virtq_elem *elem, uint32_t len)
 {
 	struct virtq_split_state *s = &vq->split;
-	struct vring_used_elem *u = &s->used->ring[s->used_idx & (vq->num - 1)];
+	uint16_t slot = s->used_idx & (vq->num - 1);
+	struct vring_used_elem *u = &s->used->ring[slot];
 
 	/*
 	 * Written straight into the ring: the driver reads no entry at or
@@ -196,6 +214,7 @@ static void split_fill(struct virtq *vq, const struct virtq_elem *elem, uint32_t
 	 */
 	vq_write32(&u->id, elem->id);
 	vq_write32(&u->len, len);
+	split_log_used(vq, offsetof(struct vring_used, ring) + slot * sizeof(*u), sizeof(*u));
 	s->used_idx++;
 }
 
@@ -212,6 +231,8 @@ static void split_flush(struct virtq *vq)
 	 * used->idx (2.7.8, 2.7.14).  One store per batch.
 	 */
 	vq_store_release16(&s->used->idx, new_idx);
+	/* After the store it covers: the log bit must not precede the data. */
+	split_log_used(vq, offsetof(struct vring_used, idx), sizeof(uint16_t));
 	s->published_used_idx = new_idx;
 	/*
 	 * If this batch carried the index past signalled_used, the window
@@ -259,6 +280,7 @@ static bool split_set_notify(struct virtq *vq, bool enable)
 			return false;
 		s->avail_event = s->shadow_avail_idx;
 		vq_write16(vring_avail_event(s->used, vq->num), s->avail_event);
+		split_log_avail_event(vq);
 		return true;
 	}
 	flags = enable ? 0 : VRING_USED_F_NO_NOTIFY;
@@ -266,6 +288,7 @@ static bool split_set_notify(struct virtq *vq, bool enable)
 		return false;
 	s->used_flags = flags;
 	vq_write16(&s->used->flags, flags);
+	split_log_used(vq, offsetof(struct vring_used, flags), sizeof(uint16_t));
 	return true;
 }
 

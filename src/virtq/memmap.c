@@ -154,3 +154,33 @@ void *memmap_uva_to_hva(const struct memmap *map, uint64_t uva, uint64_t len)
 	}
 	return NULL;
 }
+
+bool memmap_hva_to_gpa(const struct memmap *map, const void *hva, uint64_t len, uint64_t *gpa)
+{
+	uint64_t off;
+
+	for (unsigned int i = 0; i < map->nr; i++) {
+		const struct mem_region *r = &map->regions[i];
+
+		if (range_in((uintptr_t)r->hva, r->size, (uintptr_t)hva, len, &off)) {
+			*gpa = r->gpa + off;
+			return true;
+		}
+	}
+	return false;
+}
+
+bool memmap_uva_to_gpa(const struct memmap *map, uint64_t uva, uint64_t len, uint64_t *gpa)
+{
+	uint64_t off;
+
+	for (unsigned int i = 0; i < map->nr; i++) {
+		const struct mem_region *r = &map->regions[i];
+
+		if (range_in(r->uva, r->size, uva, len, &off)) {
+			*gpa = r->gpa + off;
+			return true;
+		}
+	}
+	return false;
+}

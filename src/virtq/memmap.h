@@ -88,6 +88,16 @@ static inline void *memmap_gpa_to_hva_hint(const struct memmap *map, uint64_t gp
 /* Same, for an address in the front-end's virtual address space. */
 void *memmap_uva_to_hva(const struct memmap *map, uint64_t uva, uint64_t len);
 
+/*
+ * The other way, for the dirty log: the guest-physical address of host
+ * range [@hva, @hva + @len) if it lies inside one region (true, *@gpa
+ * set), else false.  A scan: only used while a migration runs.
+ */
+bool memmap_hva_to_gpa(const struct memmap *map, const void *hva, uint64_t len, uint64_t *gpa);
+
+/* The guest-physical address of front-end address range [@uva, +@len), as above. */
+bool memmap_uva_to_gpa(const struct memmap *map, uint64_t uva, uint64_t len, uint64_t *gpa);
+
 /* The region holding @gpa, or NULL (for ADD/REM_MEM_REG and diagnostics). */
 const struct mem_region *memmap_find_gpa(const struct memmap *map, uint64_t gpa);
 

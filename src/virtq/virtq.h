@@ -25,6 +25,17 @@
  * A queue is not thread safe: pop/fill/flush/notify for one queue happen on
  * one thread (or under the caller's lock).
  *
+ * Dirty-page logging (live migration, dirtylog.h).  A queue set up with a
+ * log marks every byte it writes into guest memory: the used-ring entries,
+ * index and event words at the ring's log addresses, and, in
+ * virtq_fill(), every writable buffer of the completed chain, whole, as it
+ * was popped (the device may have written any of it; len is not trusted to
+ * say where).  So a device model needs no code for logging as long as it
+ * writes guest memory only into the writable buffers of chains it then
+ * fills, which is what a virtio device does.  Data goes before its bits,
+ * and bits before the used index that publishes them.  Without a log the
+ * cost is one predictable branch per pop and per fill.
+ *
  * Kicks: a new queue asks the driver for kicks.  A device that polls calls
  * virtq_disable_notify() while it works and virtq_enable_notify() before it
  * sleeps (re-polling if that returns true).  With VIRTIO_RING_F_EVENT_IDX an
@@ -39,6 +50,7 @@
 #include <sys/uio.h>
 
 #include "common/util.h"
+#include "dirtylog.h"
 #include "memmap.h"
 #include "ring.h"
 
@@ -86,6 +98,14 @@ struct virtq_elem {
 	unsigned int max_iov;	/* capacity of iov[] */
 	struct iovec *iov;
 	struct memmap *mem;	/* referenced while in flight */
+	/*
+	 * Optional, capacity max_iov: while the queue logs, pop copies the
+	 * writable iovecs here as walked, so a device model may narrow
+	 * iov[] in place (skip a header, take a status byte) and fill still
+	 * logs every writable byte.  NULL: fill logs the writable part of
+	 * iov[] as it is then.
+	 */
+	struct iovec *log_iov;
 };
 
 static inline void virtq_elem_init(struct virtq_elem *elem, struct iovec *iov,
@@ -96,6 +116,7 @@ static inline void virtq_elem_init(struct virtq_elem *elem, struct iovec *iov,
 	elem->out_num = elem->in_num = 0;
 	elem->out_len = elem->in_len = 0;
 	elem->mem = NULL;
+	elem->log_iov = NULL;
 }
 
 /* Where the ring lives (host pointers, already translated) and how to walk it. */
@@ -115,6 +136,18 @@ struct virtq_config {
 	uint16_t base;
 	struct memmap *mem;	/* borrowed: virtq_init takes its own reference */
 	const char *name;	/* for log lines, e.g. "vda:q0" */
+	/*
+	 * Dirty-page logging: NULL, off; else borrowed, and it must stay
+	 * mapped until the queue is destroyed.  With log_rings the ring's
+	 * own writes are logged too (vhost-user's VHOST_VRING_F_LOG), at
+	 * these guest-physical addresses: split, the used ring (vhost's
+	 * log_guest_addr); packed, the device event area and the
+	 * descriptor ring, where used elements are written.
+	 */
+	const struct dlog *log;
+	bool log_rings;
+	uint64_t log_device_gpa;
+	uint64_t log_desc_gpa;
 };
 
 struct virtq;
@@ -199,6 +232,10 @@ struct virtq {
 	unsigned int mem_hint;	/* region of mem the last buffer was in */
 	uint16_t inflight;	/* popped, not yet filled */
 	uint64_t *inflight_map;	/* bit per id: popped, not yet filled */
+	const struct dlog *log;		/* buffers' dirty log; NULL: not logging */
+	const struct dlog *log_ring;	/* the rings' own writes; NULL: not logged */
+	uint64_t log_device_gpa;	/* see struct virtq_config */
+	uint64_t log_desc_gpa;
 	union {
 		struct virtq_split_state split;
 		struct virtq_packed_state packed;
@@ -302,6 +339,29 @@ int virtq_set_broken(struct virtq *vq, enum virtq_error err, const char *detail)
 static inline bool virtq_is_broken(const struct virtq *vq)
 {
 	return vq->broken;
+}
+
+/* Is this queue logging dirty pages (a migration is running)? */
+static inline bool virtq_logging(const struct virtq *vq)
+{
+	return unlikely(vq->log != NULL);
+}
+
+/*
+ * For a device model that writes guest memory fill does not log (bytes
+ * outside the writable buffers of the chain it completes, which virtio
+ * never asks for): mark the first @len bytes of @iov, host pointers into
+ * @elem's memory, dirty.  Call it after writing and before the fill.
+ * Nothing when the queue does not log.
+ */
+void virtq_log_iov(const struct virtq *vq, const struct virtq_elem *elem, const struct iovec *iov,
+		   unsigned int cnt, size_t len);
+
+/* Ring writes: log [@off, @off + @len) of the ring part at guest-physical @base. */
+static inline void virtq_log_ring(const struct virtq *vq, uint64_t base, uint64_t off, uint64_t len)
+{
+	if (unlikely(vq->log_ring))
+		dlog_mark_gpa(vq->log_ring, base + off, len);
 }
 
 /* Copy helpers between an iovec array and a flat buffer; return bytes copied. */

@@ -94,8 +94,18 @@ check "device failing at start: exit 1" test "$rc" = 1
 check "device failing at start: one error line" test "$(grep -c 'error:' "$T/err")" = 1
 check "device failing at start: first device's socket removed" test ! -e "$T/a.sock"
 sed 's/^/# /' "$T/err"
+# locking=off on both sides (a live migration's source and destination):
+# the second daemon opens the image the first one holds.
 kill "$HPID"
 wait "$HPID"
+"$VHOSTD" --blk "id=hold,path=$T/ro.img,socket=$T/hold/h.sock,locking=off" 2>/dev/null &
+HPID=$!
+wait_for_socket "$T/hold/h.sock" 10
+"$VHOSTD" --blk "id=vdb,path=$T/ro.img,socket=$T/b.sock,locking=off" 2>"$T/err" &
+BPID=$!
+check "locking=off: a second daemon serves the same image" wait_for_socket "$T/b.sock" 10
+kill "$HPID" "$BPID"
+wait "$HPID" "$BPID"
 
 expect_fail 2 "backend=null without size" --blk "id=n0,backend=null,socket=$T/a.sock"
 expect_fail 2 "backend=null with a path" --blk "$good,backend=null,size=1M"

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "blk_test.h"
+#include "backends/backend.h"
 #include "devices/blk.h"
 
 static void parse_ok(const char *s, struct blk_options *o)
@@ -35,7 +36,7 @@ static void test_defaults(void)
 	CHECK(!strcmp(o.id, "vda"));
 	CHECK(!strcmp(o.path, "/img/a.raw"));
 	CHECK(!strcmp(o.socket, "/run/vda.sock"));
-	CHECK(!o.readonly && !o.client);
+	CHECK(!o.readonly && !o.client && !o.no_locking);
 	CHECK_EQ(o.num_queues, 1);
 	CHECK_EQ(o.queue_size, 256);
 	CHECK_EQ(o.cache, BLK_CACHE_WRITEBACK);
@@ -59,6 +60,12 @@ static void test_everything(void)
 	CHECK_EQ(o.num_queues, 64);
 	CHECK_EQ(o.queue_size, 1024);
 	CHECK_EQ(o.cache, BLK_CACHE_NONE);
+
+	parse_ok("id=a,path=p,socket=s,locking=off", &o);
+	CHECK(o.no_locking);
+	parse_ok("id=a,path=p,socket=s,locking=on", &o);
+	CHECK(!o.no_locking);
+	parse_bad("id=a,path=p,socket=s,locking=maybe", "locking: on or off expected");
 
 	parse_ok("id=a,path=p,socket=s,poll-us=0", &o);
 	CHECK_EQ(o.poll_us, 0);
@@ -139,6 +146,34 @@ static void test_stop_timeout(void)
 	parse_bad("id=a,path=p,socket=s,stop-timeout-ms=0", "stop-timeout-ms");
 	parse_bad("id=a,path=p,socket=s,stop-timeout-ms=3600001", "stop-timeout-ms");
 	parse_bad("id=a,path=p,socket=s,stop-timeout-ms=5s", "stop-timeout-ms");
+}
+
+static void test_nbd_backend(void)
+{
+	struct blk_options o;
+
+	parse_ok("id=d,backend=nbd,uri=nbd://h:10809/exp,socket=/s", &o);
+	CHECK_EQ(o.backend, BLK_BACKEND_NBD);
+	CHECK(!strcmp(o.path, "nbd://h:10809/exp"));
+	/* Keys in any order; ",," is a comma in the URI. */
+	parse_ok("id=d,uri=nbd+unix:///e?socket=/run/a,,b.sock,socket=/s,backend=nbd", &o);
+	CHECK_EQ(o.backend, BLK_BACKEND_NBD);
+	CHECK(!strcmp(o.path, "nbd+unix:///e?socket=/run/a,b.sock"));
+	parse_ok("id=d,backend=nbd,uri=nbds://h/e,socket=/s,readonly=on", &o);
+	CHECK(o.readonly);
+
+	parse_bad("id=d,backend=nbd,socket=/s", "needs uri=");
+	parse_bad("id=d,backend=nbd,path=/img,socket=/s", "needs uri=");
+	parse_bad("id=d,backend=nbd,uri=nbd://h/e,size=1G,socket=/s", "size= is only");
+	parse_bad("id=d,backend=nbd,uri=http://h/e,socket=/s", "uri:");
+	parse_bad("id=d,backend=nbd,uri=/tmp/x,socket=/s", "uri:");
+	parse_bad("id=d,uri=nbd://h/e,socket=/s", "uri= goes with backend=nbd");
+	parse_bad("id=d,backend=nbd,uri=nbd://h/e,path=/img,socket=/s", "twice");
+	parse_bad("id=d,backend=nbd,uri=nbd://h/e,uri=nbd://h/f,socket=/s", "twice");
+	CHECK(!strcmp(blk_disk_backend_name(BLK_BACKEND_NBD), "nbd"));
+	CHECK(blk_disk_backend_ops(BLK_BACKEND_NBD) == &blk_backend_nbd_ops);
+	CHECK(blk_disk_backend_ops(BLK_BACKEND_NULL) == &blk_backend_null_ops);
+	CHECK(blk_disk_backend_ops(BLK_BACKEND_FILE) == &blk_backend_uring_ops);
 }
 
 static void test_rbd_backend(void)
@@ -258,6 +293,7 @@ int main(void)
 	test_defaults();
 	test_everything();
 	test_null_backend();
+	test_nbd_backend();
 	test_rbd_backend();
 	test_stop_timeout();
 	test_bad();

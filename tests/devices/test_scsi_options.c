@@ -79,10 +79,12 @@ int main(void)
 	CHECK_EQ(l.backend, BLK_BACKEND_FILE);
 	CHECK_EQ(l.cache, BLK_CACHE_WRITEBACK);
 	CHECK_EQ(l.block_size, 0);
+	CHECK(!l.no_locking);
 	CHECK(!strcmp(l.serial, "sc0-0-0"));
 	lun_ok("scsi=sc0,target=255,lun=16383,backend=null,size=1G,readonly=on,serial=ABC,,D,"
-	       "cache=none,block-size=4096",
+	       "cache=none,block-size=4096,locking=off",
 	       &l);
+	CHECK(l.no_locking);
 	CHECK_EQ(l.target, 255);
 	CHECK_EQ(l.lun, 16383);
 	CHECK_EQ(l.backend, BLK_BACKEND_NULL);
@@ -91,6 +93,9 @@ int main(void)
 	CHECK(!strcmp(l.serial, "ABC,D"));
 	CHECK_EQ(l.cache, BLK_CACHE_NONE);
 	CHECK_EQ(l.block_size, 4096);
+	lun_ok("scsi=sc0,target=1,lun=2,backend=nbd,uri=nbd+unix:///?socket=/run/n.sock", &l);
+	CHECK_EQ(l.backend, BLK_BACKEND_NBD);
+	CHECK(!strcmp(l.path, "nbd+unix:///?socket=/run/n.sock"));
 	lun_ok("scsi=sc0,target=0,lun=1,backend=null,size=1G,delay-ms=2500", &l);
 	CHECK_EQ(l.delay_ms, 2500);
 	lun_bad("scsi=a,target=0,lun=0,path=x,delay-ms=5", "delay-ms= is only for backend=null");
@@ -102,6 +107,9 @@ int main(void)
 	lun_bad("scsi=a,target=0,lun=16384,path=x", "lun: 0..16383");
 	lun_bad("scsi=a,target=0,lun=0", "path= is required");
 	lun_bad("scsi=a,target=0,lun=0,backend=null", "needs size=");
+	lun_bad("scsi=a,target=0,lun=0,backend=nbd", "needs uri=");
+	lun_bad("scsi=a,target=0,lun=0,backend=nbd,uri=ftp://x", "uri:");
+	lun_bad("scsi=a,target=0,lun=0,uri=nbd://h/e", "goes with backend=nbd");
 	lun_bad("scsi=a,target=0,lun=0,backend=null,size=1M,path=x", "not for backend=null");
 	lun_bad("scsi=a,target=0,lun=0,path=x,size=1M", "only for backend=null");
 	lun_ok("scsi=sc0,target=1,lun=2,backend=rbd,pool=rbd,image=vol,conf=/c.conf,user=u", &l);

@@ -42,6 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < HDR)
 		return 0;
+	check_abort_on_failure();
 	flags = data[0];
 	in_len = (size_t)(data[1] | data[2] << 8) % (IN_MAX + 1);
 	split = in_len ? (size_t)data[3] * in_len / 256 : 0;

@@ -4,12 +4,28 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "check.h"
 
 static int report_fd = -1;
+static bool abort_on_failure;
+
+void check_abort_on_failure(void)
+{
+	abort_on_failure = true;
+}
+
+/* Not exit(): other threads may still be running; no atexit work. */
+static _Noreturn void die(void)
+{
+	if (abort_on_failure)
+		abort();
+	_exit(1);
+}
 
 void check_report_fd(int fd)
 {
@@ -50,8 +66,7 @@ void check_fail(const char *file, int line, const char *func, const char *fmt, .
 	va_start(ap, fmt);
 	report(file, line, func, NULL, fmt, ap);
 	va_end(ap);
-	/* Not exit(): other threads may still be running; no atexit work. */
-	_exit(1);
+	die();
 }
 
 void check_fail_expr(const char *file, int line, const char *func, const char *expr,
@@ -62,5 +77,5 @@ void check_fail_expr(const char *file, int line, const char *func, const char *e
 	va_start(ap, fmt);
 	report(file, line, func, expr, fmt, ap);
 	va_end(ap);
-	_exit(1);
+	die();
 }

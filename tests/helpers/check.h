@@ -23,6 +23,12 @@ void check_fail_expr(const char *file, int line, const char *func, const char *e
  */
 void check_report_fd(int fd);
 
+/*
+ * abort() instead of _exit(1) after the report: for fuzz harnesses, whose
+ * fuzzer saves the input that crashed and not one that exited.
+ */
+void check_abort_on_failure(void);
+
 #define FAIL(...) check_fail(__FILE__, __LINE__, __func__, __VA_ARGS__)
 
 #define CHECK(cond)                                                                                \

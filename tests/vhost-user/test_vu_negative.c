@@ -181,7 +181,7 @@ static void request_zero(int sock)
 
 static void unsupported_request(int sock)
 {
-	/* We never offer VHOST_F_LOG_ALL / LOG_SHMFD. */
+	/* SET_LOG_BASE before LOG_SHMFD was negotiated. */
 	int fd = memfd_sized(4096);
 
 	send_u64(sock, VHOST_USER_SET_LOG_BASE, 0, &fd, 1);
@@ -343,9 +343,10 @@ static void addr_misaligned(int sock)
 	send_addr(sock, 0, 0, REGION_BASE + 8, REGION_BASE + 0x1000, REGION_BASE + 0x2000);
 }
 
-static void addr_log_flag(int sock)
+/* VHOST_VRING_F_LOG is the only flag SET_VRING_ADDR knows. */
+static void addr_unknown_flag(int sock)
 {
-	send_addr(sock, 0, 1u << VHOST_VRING_F_LOG, REGION_BASE, REGION_BASE + 0x1000,
+	send_addr(sock, 0, 1u << VHOST_VRING_F_LOG | 2u, REGION_BASE, REGION_BASE + 0x1000,
 		  REGION_BASE + 0x2000);
 }
 
@@ -550,6 +551,64 @@ static void status_too_big(int sock)
 	send_u64(sock, VHOST_USER_SET_STATUS, 0x100, NULL, 0);
 }
 
+/* --- SET_LOG_BASE (LOG_SHMFD negotiated first) --- */
+
+static void send_log_base(int sock, uint64_t size, uint64_t offset, int fd)
+{
+	struct vhost_user_log l = {.mmap_size = size, .mmap_offset = offset};
+
+	send_u64(sock, VHOST_USER_SET_PROTOCOL_FEATURES, 1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD,
+		 NULL, 0);
+	send_msg(sock, VHOST_USER_SET_LOG_BASE, 0, &l, sizeof(l), fd >= 0 ? &fd : NULL,
+		 fd >= 0 ? 1 : 0);
+}
+
+/* A log past the end of its file would raise SIGBUS at the first bit. */
+static void log_past_end_of_file(int sock)
+{
+	int fd = memfd_sized(4096);
+
+	send_log_base(sock, 8192, 0, fd);
+	close(fd);
+}
+
+static void log_offset_wraps(int sock)
+{
+	int fd = memfd_sized(4096);
+
+	send_log_base(sock, 4096, UINT64_MAX - 100, fd);
+	close(fd);
+}
+
+static void log_size_zero(int sock)
+{
+	int fd = memfd_sized(4096);
+
+	send_log_base(sock, 0, 0, fd);
+	close(fd);
+}
+
+static void log_size_huge(int sock)
+{
+	int fd = memfd_sized(4096);
+
+	send_log_base(sock, 1ull << 40, 0, fd);
+	close(fd);
+}
+
+static void log_without_fd(int sock)
+{
+	send_log_base(sock, 4096, 0, -1);
+}
+
+static void log_not_a_file(int sock)
+{
+	int fd = eventfd(0, EFD_CLOEXEC);
+
+	send_log_base(sock, 4096, 0, fd);
+	close(fd);
+}
+
 /* --- the cases --- */
 
 struct neg_case {
@@ -588,7 +647,13 @@ static const struct neg_case cases[] = {
 	{"addr-outside-memory", addr_outside_memory, false},
 	{"addr-straddles-end", addr_straddles_end, false},
 	{"addr-misaligned", addr_misaligned, false},
-	{"addr-log-flag", addr_log_flag, false},
+	{"addr-unknown-flag", addr_unknown_flag, false},
+	{"log-past-end-of-file", log_past_end_of_file, false},
+	{"log-offset-wraps", log_offset_wraps, false},
+	{"log-size-zero", log_size_zero, false},
+	{"log-size-huge", log_size_huge, false},
+	{"log-without-fd", log_without_fd, false},
+	{"log-not-a-file", log_not_a_file, false},
 	{"addr-outside-live", addr_outside_live, true},
 	{"regions-overlap-gpa", regions_overlap_gpa, false},
 	{"regions-overlap-uva", regions_overlap_uva, false},

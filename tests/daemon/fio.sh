@@ -37,6 +37,15 @@ stop_daemon() {
 	local rc
 	[ -n "$DPID" ] || return 0
 	kill "$DPID" 2>/dev/null
+	# SIGTERM must end it promptly; a hang is a failure that names itself.
+	for _ in $(seq 300); do
+		kill -0 "$DPID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$DPID" 2>/dev/null; then
+		not_ok "vhostd did not exit within 30 s of SIGTERM: $(tail -n 5 "$DLOG")"
+		kill -9 "$DPID" 2>/dev/null
+	fi
 	wait "$DPID" 2>/dev/null
 	rc=$?
 	DPID=
@@ -49,7 +58,7 @@ stop_daemon() {
 run_fio() {
 	local what=$1 want=$2 rc
 	shift 2
-	timeout 120 env ${FIO_PRELOAD:+LD_PRELOAD="$FIO_PRELOAD" ASAN_OPTIONS=detect_leaks=0} \
+	timeout 60 env ${FIO_PRELOAD:+LD_PRELOAD="$FIO_PRELOAD" ASAN_OPTIONS=detect_leaks=0} \
 		fio --thread --ioengine="external:$FIO_SO" --socket="$T/a.sock" \
 		--filename=vhostd --name=job --group_reporting "$@" >"$T/fio.out" 2>&1
 	rc=$?
@@ -57,6 +66,7 @@ run_fio() {
 		ok "$what"
 	else
 		not_ok "$what: fio exit $rc: $(tail -n 20 "$T/fio.out")"
+		[ -n "$DPID" ] && sed 's/^/# vhostd: /' "$DLOG" | tail -n 20
 	fi
 	grep -E 'IOPS=|err=|verify|vhostd-fio' "$T/fio.out" | head -n 6 | sed 's/^/# /'
 }

@@ -875,6 +875,13 @@ int vu_fe_wait_call(struct vu_fe *fe, unsigned int index, int timeout_ms)
 	return 1;
 }
 
+bool vu_fe_hung_up(struct vu_fe *fe)
+{
+	struct pollfd pfd = {.fd = fe->sock, .events = POLLRDHUP};
+
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 int vu_fe_send_raw(struct vu_fe *fe, const void *msg, size_t len, const int *fds, unsigned int nfds,
 		   void *reply, size_t reply_len)
 {

@@ -119,6 +119,11 @@ int vu_fe_call_fd(const struct vu_fe *fe, unsigned int index);
 int vu_fe_swap_call_fd(struct vu_fe *fe, unsigned int index);
 /* Wait up to @timeout_ms for a call; 1 = signalled, 0 = timeout, -errno. */
 int vu_fe_wait_call(struct vu_fe *fe, unsigned int index, int timeout_ms);
+/*
+ * Has the back-end closed the connection?  A driver waiting for calls
+ * checks this now and then: a back-end that died sends none.
+ */
+bool vu_fe_hung_up(struct vu_fe *fe);
 
 /* Stop one queue (GET_VRING_BASE); its base is stored in *@base. */
 int vu_fe_stop_queue(struct vu_fe *fe, unsigned int index, uint16_t *base);

@@ -425,6 +425,11 @@ static int vfio_getevents(struct thread_data *td, unsigned int min, unsigned int
 		virtq_drv_disable_cb(j->vq);
 		if (w < 0)
 			return -EIO;
+		/* Without this a dead back-end leaves fio waiting for good. */
+		if (!w && vu_fe_hung_up(g.fe)) {
+			log_err("vhostd-fio: the back-end closed the connection\n");
+			return -EIO;
+		}
 		if (!w && timeout_ms >= 0)
 			return (int)vfio_reap(td, j, n, max);
 	}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# fio.sh VHOSTD VHOSTD_FIO_SO - fio through our external ioengine
+# fio.sh VHOSTD VHOSTD_FIO_SO [VHOSTCTL] - fio through our external ioengine
 # (tools/fio/vhostd-fio.so) against vhostd:
 #   - file back-end: randwrite + verify (crc32c), numjobs=2 on two queues,
 #     split ring with call eventfd, then packed with polling; the data is
@@ -15,6 +15,7 @@ set -u
 
 VHOSTD=$1
 FIO_SO=$2
+VHOSTCTL=${3:-}
 
 T=$(mktemp -d /tmp/vhostd-test-fio.XXXXXX)
 # shellcheck source=tests/daemon/tap.sh
@@ -27,8 +28,8 @@ start_daemon() { # log args...
 	local log=$1
 	shift
 	DLOG=$log
-	rm -f "$T/a.sock"
-	"$VHOSTD" "$@" 2>"$log" &
+	rm -f "$T/a.sock" "$T/ctl.sock"
+	"$VHOSTD" --control "$T/ctl.sock" "$@" 2>"$log" &
 	DPID=$!
 	wait_for_socket "$T/a.sock" 10
 }
@@ -67,6 +68,11 @@ run_fio() {
 	else
 		not_ok "$what: fio exit $rc: $(tail -n 20 "$T/fio.out")"
 		[ -n "$DPID" ] && sed 's/^/# vhostd: /' "$DLOG" | tail -n 20
+		# What the daemon thinks is in flight per queue: tells a lost
+		# back-end completion (in flight here) from a lost kick or
+		# interrupt (nothing in flight here, fio still waiting).
+		[ -n "$DPID" ] && [ -n "$VHOSTCTL" ] &&
+			timeout 5 "$VHOSTCTL" --control "$T/ctl.sock" stats 2>&1 | sed 's/^/# vhostctl stats: /'
 	fi
 	grep -E 'IOPS=|err=|verify|vhostd-fio' "$T/fio.out" | head -n 6 | sed 's/^/# /'
 }

@@ -174,6 +174,11 @@ static bool blk_active(void *dev)
 	return blk_dev_active(dev);
 }
 
+static struct vu_dev *blk_vu(void *dev)
+{
+	return blk_dev_vu(dev);
+}
+
 static struct json_object *blk_describe(void *dev)
 {
 	const struct blk_options *o = blk_dev_options(dev);
@@ -264,6 +269,7 @@ static const struct devkind blk_kind = {
 	.options = blk_opts,
 	.connected = blk_connected,
 	.active = blk_active,
+	.vu = blk_vu,
 	.describe = blk_describe,
 	.save = blk_save,
 	.stats = blk_stats,
@@ -318,6 +324,11 @@ static bool scsi_connected(const void *dev)
 static bool scsi_active(void *dev)
 {
 	return scsi_dev_active(dev);
+}
+
+static struct vu_dev *scsi_vu(void *dev)
+{
+	return scsi_dev_vu(dev);
 }
 
 static struct json_object *lun_describe(struct scsi_dev *dev, unsigned int i)
@@ -513,6 +524,7 @@ static const struct devkind scsi_kind = {
 	.options = scsi_opts,
 	.connected = scsi_connected,
 	.active = scsi_active,
+	.vu = scsi_vu,
 	.describe = scsi_describe,
 	.save = scsi_save,
 	.stats = scsi_stats,

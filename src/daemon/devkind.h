@@ -28,6 +28,7 @@
 struct json_object;
 struct blk_stats;
 struct metrics;
+struct vu_dev;
 
 /* What the daemon checks across devices, read from a kind's options. */
 struct devkind_info {
@@ -68,6 +69,8 @@ struct devkind {
 	bool (*connected)(const void *dev);
 	/* Is the front-end driving it (any queue started)? */
 	bool (*active)(void *dev);
+	/* Its vhost-user device (for a forced removal: vu_dev_retire). */
+	struct vu_dev *(*vu)(void *dev);
 	/* The list-devices / device-show object. */
 	struct json_object *(*describe)(void *dev);
 	/* Append to @arr the device-add objects that rebuild it, children after it. */

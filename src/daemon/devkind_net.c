@@ -67,6 +67,11 @@ static bool net_active(void *dev)
 	return net_dev_active(dev);
 }
 
+static struct vu_dev *net_vu(void *dev)
+{
+	return net_dev_vu(dev);
+}
+
 static struct json_object *net_describe(void *dev)
 {
 	const struct net_options *o = net_dev_options(dev);
@@ -213,6 +218,7 @@ const struct devkind devkind_net = {
 	.options = net_opts,
 	.connected = net_connected,
 	.active = net_active,
+	.vu = net_vu,
 	.describe = net_describe,
 	.save = net_save,
 	.stats = net_stats,

@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "control.h"
 #include "devset.h"
+#include "vhost-user/backend.h"
 
 struct devset_entry *devset_find(const struct devset *set, const char *id)
 {
@@ -115,6 +116,51 @@ int devset_add(struct devset *set, const struct devkind *kind, const void *opts,
 	return 0;
 }
 
+static void devset_retired(void *arg)
+{
+	struct devset_retiring *r = arg;
+	char name[64];
+
+	snprintf(name, sizeof(name), "%s", r->kind->id(r->dev));
+	*r->pprev = r->next;
+	if (r->next)
+		r->next->pprev = r->pprev;
+	r->kind->destroy(r->dev);
+	free(r);
+	log_info("%s: removed (its queues are stopped)", name);
+}
+
+/*
+ * Out of the set now, freed once its rings are stopped: a drain that
+ * takes long, or a back-end that never answers, holds up neither this
+ * call nor the loop (the stop gives up after the device's stop-timeout-ms).
+ */
+static void devset_retire(struct devset *set, struct devset_entry *e)
+{
+	struct devset_retiring *r = malloc(sizeof(*r));
+	unsigned int i = (unsigned int)(e - set->v);
+	struct devset_entry gone = *e;
+
+	if (!r) {
+		/* Out of memory: the old way, waiting here. */
+		log_warn("%s: removed under its front-end (force)", gone.kind->id(gone.dev));
+		gone.kind->destroy(gone.dev);
+	}
+	memmove(&set->v[i], &set->v[i + 1], (set->n - i - 1) * sizeof(*set->v));
+	set->n--;
+	if (!r)
+		return;
+	*r = (struct devset_retiring){.set = set, .kind = gone.kind, .dev = gone.dev};
+	r->next = set->retiring;
+	r->pprev = &set->retiring;
+	if (set->retiring)
+		set->retiring->pprev = &r->next;
+	set->retiring = r;
+	log_warn("%s: removed under its front-end (force); its queues stop in the background",
+		 gone.kind->id(gone.dev));
+	vu_dev_retire(gone.kind->vu(gone.dev), devset_retired, r);
+}
+
 int devset_remove(struct devset *set, const char *name, bool force, char *err, size_t err_len)
 {
 	struct devset_entry *e = devset_find(set, name);
@@ -142,6 +188,10 @@ int devset_remove(struct devset *set, const char *name, bool force, char *err, s
 				      "%s: a front-end is driving it (queues started); detach it "
 				      "in the front-end first, or remove with force",
 				      name);
+		if (e->kind->vu) {
+			devset_retire(set, e);
+			return 0;
+		}
 		log_warn("%s: removed under its front-end (force)", name);
 	}
 	e->kind->destroy(e->dev);
@@ -154,6 +204,14 @@ int devset_remove(struct devset *set, const char *name, bool force, char *err, s
 
 void devset_clear(struct devset *set)
 {
+	/* vu_dev_free waits for their stops (bounded) and never calls back. */
+	while (set->retiring) {
+		struct devset_retiring *r = set->retiring;
+
+		set->retiring = r->next;
+		r->kind->destroy(r->dev);
+		free(r);
+	}
 	while (set->n) {
 		struct devset_entry *e = &set->v[--set->n];
 

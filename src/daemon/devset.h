@@ -12,7 +12,11 @@
  * connection closed, the socket file removed); by default it is refused
  * while a front-end drives the device (any queue started), because the
  * guest would see its disk vanish under I/O: detach it in the front-end
- * first (QEMU's device_del stops every ring), or force.
+ * first (QEMU's device_del stops every ring), or force.  A forced
+ * removal answers at once: the device leaves the set and its socket goes
+ * (the name and the path are free again), and its rings stop in the
+ * background, bounded by its stop-timeout-ms, while the loop serves the
+ * others; only then is it freed (struct devset_retiring).
  *
  * On the daemon's event loop thread only.
  */
@@ -32,8 +36,17 @@ struct devset_entry {
 	void *dev;
 };
 
+/* A device removed under its front-end, its rings still stopping (vu_dev_retire). */
+struct devset_retiring {
+	struct devset_retiring *next, **pprev;
+	struct devset *set;
+	const struct devkind *kind;
+	void *dev;
+};
+
 struct devset {
 	struct devset_entry *v; /* in the order they were added */
+	struct devset_retiring *retiring; /* out of v, not yet freed */
 	unsigned int n, cap;
 	void *loop;		  /* the evloop the devices' sockets are watched on */
 	const char *control_path; /* no device may take it; may be NULL */
@@ -64,7 +77,7 @@ int devset_remove(struct devset *set, const char *name, bool force, char *err, s
 /* The device with id @id, or NULL. */
 struct devset_entry *devset_find(const struct devset *set, const char *id);
 
-/* Tear every device down, newest first, and free the array. */
+/* Tear every device down, newest first (and those still retiring), and free the array. */
 void devset_clear(struct devset *set);
 
 #endif /* VHOSTD_DAEMON_DEVSET_H */

@@ -1080,3 +1080,8 @@ bool blk_dev_connected(const struct blk_dev *dev)
 {
 	return vu_dev_connected(dev->vu);
 }
+
+struct vu_dev *blk_dev_vu(struct blk_dev *dev)
+{
+	return dev->vu;
+}

@@ -103,6 +103,7 @@ struct blk_queue_counts {
 };
 
 struct blk_dev;
+struct vu_dev;
 
 /* Open the image and start the vhost-user back-end.  NULL, message in @err. */
 struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watch_ops *watch,
@@ -117,6 +118,8 @@ uint64_t blk_dev_capacity_sectors(const struct blk_dev *dev);
 bool blk_dev_connected(const struct blk_dev *dev);
 /* Is any queue started (the front-end driving the device)?  Loop thread. */
 bool blk_dev_active(const struct blk_dev *dev);
+/* Its vhost-user device. */
+struct vu_dev *blk_dev_vu(struct blk_dev *dev);
 
 /* A consistent snapshot of the counters (summed over queues). */
 void blk_dev_get_stats(struct blk_dev *dev, struct blk_stats *st);

@@ -1286,3 +1286,8 @@ uint64_t net_dev_kernel_drops(struct net_dev *dev)
 {
 	return dev->nops->kernel_drops ? dev->nops->kernel_drops(dev->nd) : 0;
 }
+
+struct vu_dev *net_dev_vu(struct net_dev *dev)
+{
+	return dev->vu;
+}

@@ -62,6 +62,7 @@ struct net_queue_stats {
 };
 
 struct net_dev;
+struct vu_dev;
 
 /* Open the back-end and start the vhost-user back-end.  NULL, message in @err. */
 struct net_dev *net_dev_new(const struct net_options *opts, const struct vu_watch_ops *watch,
@@ -73,6 +74,8 @@ const struct net_options *net_dev_options(const struct net_dev *dev);
 bool net_dev_connected(const struct net_dev *dev);
 /* Is the front-end driving it (any queue started)?  Loop thread. */
 bool net_dev_active(const struct net_dev *dev);
+/* Its vhost-user device. */
+struct vu_dev *net_dev_vu(struct net_dev *dev);
 const char *net_backend_name(enum net_backend_kind k);
 /* Queues with counters: 2 per pair and the control queue. */
 unsigned int net_dev_nr_queues(const struct net_dev *dev);

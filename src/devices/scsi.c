@@ -1518,3 +1518,8 @@ int scsi_dev_resize_lun(struct scsi_dev *dev, unsigned int target, unsigned int 
 	scsi_dev_event(dev, VIRTIO_SCSI_T_PARAM_CHANGE, target, id, 0x2a | 0x09 << 8);
 	return 0;
 }
+
+struct vu_dev *scsi_dev_vu(struct scsi_dev *dev)
+{
+	return dev->vu;
+}

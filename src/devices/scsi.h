@@ -79,6 +79,7 @@ int scsi_lun_options_parse(const char *str, struct scsi_lun_options *opts, char 
 			   size_t err_len);
 
 struct scsi_dev;
+struct vu_dev;
 
 /*
  * Open every LUN's image (@luns: @nr_luns of them, all for this
@@ -96,6 +97,8 @@ const struct scsi_options *scsi_dev_options(const struct scsi_dev *dev);
 bool scsi_dev_connected(const struct scsi_dev *dev);
 /* Is any queue started (the front-end driving the controller)? */
 bool scsi_dev_active(struct scsi_dev *dev);
+/* Its vhost-user device. */
+struct vu_dev *scsi_dev_vu(struct scsi_dev *dev);
 
 /*
  * LUN slots 0 .. scsi_dev_nr_luns() - 1: options (NULL for a free slot:

@@ -793,9 +793,22 @@ static void vu_conn_teardown(struct vu_dev *dev)
 }
 
 /* The drain of a closed connection is over: let the next front-end in. */
+static void vu_retire_end(struct vu_dev *dev)
+{
+	void (*done)(void *arg) = dev->retire_done;
+
+	dev->retire_done = NULL;
+	if (done)
+		done(dev->retire_arg); /* frees dev */
+}
+
 static void vu_conn_close_end(struct vu_dev *dev)
 {
 	vu_conn_teardown(dev);
+	if (dev->retiring) {
+		vu_retire_end(dev);
+		return;
+	}
 	vu_listen_watch(dev, true);
 	if (dev->client) {
 		dev->backoff_ms = VU_RECONNECT_MIN_MS;
@@ -1088,7 +1101,8 @@ static void vu_timer_event(void *arg, uint32_t events)
 	uint64_t expirations;
 	int r;
 
-	if (read(dev->timer_fd, &expirations, sizeof(expirations)) < 0 || dev->conn_fd >= 0)
+	if (read(dev->timer_fd, &expirations, sizeof(expirations)) < 0 || dev->conn_fd >= 0 ||
+	    dev->retiring)
 		return;
 	r = vu_try_connect(dev);
 	if (!r) {
@@ -1285,10 +1299,34 @@ fail:
 	return NULL;
 }
 
+void vu_dev_retire(struct vu_dev *dev, void (*done)(void *arg), void *arg)
+{
+	struct itimerspec off = {0};
+
+	dev->retiring = true;
+	dev->retire_done = done;
+	dev->retire_arg = arg;
+	if (dev->timer_fd >= 0)
+		timerfd_settime(dev->timer_fd, 0, &off, NULL);
+	if (dev->listen_fd >= 0) {
+		vu_listen_watch(dev, false);
+		close_fd(&dev->listen_fd);
+		unlink(dev->socket_path);
+	}
+	if (dev->conn_fd < 0) {
+		vu_retire_end(dev);
+		return;
+	}
+	/* Already closing: its end (vu_conn_close_end) finishes the retire. */
+	if (dev->pending != VU_PENDING_CLOSE)
+		vu_conn_close(dev);
+}
+
 void vu_dev_free(struct vu_dev *dev)
 {
 	if (!dev)
 		return;
+	dev->retire_done = NULL;
 	/* The loop may not run again: wait here, within stop_timeout_ms. */
 	if (dev->stop_fd >= 0)
 		vu_stop_all_wait(dev);

@@ -204,6 +204,19 @@ struct vu_dev *vu_dev_new(const struct vu_dev_config *cfg);
 void vu_dev_free(struct vu_dev *dev);
 
 /*
+ * Take the device out of service without waiting on the loop's thread
+ * (a forced device-remove under a front-end whose requests may take long
+ * or never finish).  The socket goes at once, so a new device may listen
+ * at its path; every ring stops as on a disconnect, bounded by
+ * stop_timeout_ms and then abandoned, while the loop serves the other
+ * devices; then the connection closes and @done(@arg) runs on the loop's
+ * thread, to call vu_dev_free (which then has nothing to wait for).
+ * @done may run before this returns.  vu_dev_free before @done is fine:
+ * it waits, bounded, as always, and @done never runs.
+ */
+void vu_dev_retire(struct vu_dev *dev, void (*done)(void *arg), void *arg);
+
+/*
  * The device's stop of @q (stop_queue_begin) is complete: from any
  * thread, once.  The loop's thread then calls stop_queue_end.
  */

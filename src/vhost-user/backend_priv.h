@@ -127,6 +127,11 @@ struct vu_dev {
 	uint16_t inflight_queue_size;
 	/* A descriptor to send with the next reply (GET_INFLIGHT_FD), then close. */
 	int reply_fd;
+
+	/* vu_dev_retire(): called once the session is gone; NULL otherwise. */
+	void (*retire_done)(void *arg);
+	void *retire_arg;
+	bool retiring;
 };
 
 /* What a handler tells the dispatcher. */

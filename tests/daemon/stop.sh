@@ -15,6 +15,9 @@
 #   2b. the same with requests that complete 1.5 s after the give-up:
 #      the queue frees itself then and a serves a new front-end; and
 #      2c. that on a virtio-scsi request queue;
+#   2d. device-remove --force of a device whose disk never answers
+#      returns at once, the socket path and the name are free, the rings
+#      stop in the background within stop-timeout-ms, and b runs on;
 #   3. SET_VRING_CALL under I/O, split and packed: callswap_client swaps
 #      the call fd every few rounds with requests in flight and checks
 #      every block it reads; a lost interrupt fails it.
@@ -229,6 +232,54 @@ timed "$BENCH" --socket "$T/a.sock" --scsi-lun 0:0 --iodepth 4 --time 1 --json
 check "scsi: a takes a new front-end that does I/O" \
 	python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["ios"] < 1)' "$T/last.out"
 stop_daemon scsi
+
+# --- 2d. a forced removal of a device whose disk never answers -----------------------------
+
+# device-remove --force answers at once and frees the name and the socket
+# path; the rings stop in the background (giving up after 3 s) while the
+# control socket and b go on; a device of the same name can come back.
+if ! start_daemon remove.log \
+	--blk "id=a,backend=null,size=1G,delay-ms=3600000,stop-timeout-ms=3000,socket=$T/a.sock" \
+	--blk "id=b,path=$T/b.img,socket=$T/b.sock"; then
+	not_ok "vhostd did not start: $(cat "$T/remove.log")"
+	exit 1
+fi
+"$BENCH" --socket "$T/a.sock" --bs 1m --iodepth 64 --time 30 >"$T/a.out" 2>&1 &
+APID=$!
+for ((i = 0; i < 100; i++)); do
+	n=$(a_inflight)
+	[ "${n:-0}" -ge 32 ] && break
+	sleep 0.1
+done
+echo "# a: $n requests in flight at the removal"
+timed "$VHOSTCTL" --control "$T/ctl.sock" remove a --force
+check "remove: device-remove --force of a stalled a answers within $STATS_BOUND ms ($elapsed ms)" \
+	test "$rc" = 0 -a "$elapsed" -le "$STATS_BOUND"
+check "remove: a's socket file is gone at once" test ! -e "$T/a.sock"
+check "remove: a is out of the device list" \
+	bash -c "! '$VHOSTCTL' --control '$T/ctl.sock' list | grep -qw a"
+check "remove: stats answer within $STATS_BOUND ms while a's queue stops" stats_stay_quick 3
+timed "$BENCH" --socket "$T/b.sock" --rw randrw --verify --size 16m --iodepth 4 --time 0.5
+check "remove: b connects and verifies I/O meanwhile (${elapsed} ms)" \
+	test "$rc" = 0 -a "$elapsed" -le "$SESSION_BOUND"
+for ((i = 0; i < 100; i++)); do
+	grep -q "a: removed (its queues are stopped)" "$T/remove.log" && break
+	sleep 0.1
+done
+check "remove: the stop gave up after 3000 ms, naming the requests" \
+	grep -q "a:q0: stop gave up after 3000 ms on [0-9]* request(s)" "$T/remove.log"
+check "remove: then a was freed" grep -q "a: removed (its queues are stopped)" "$T/remove.log"
+kill "$APID" 2>/dev/null
+wait "$APID" 2>/dev/null
+APID=
+timed "$VHOSTCTL" --control "$T/ctl.sock" add blk "id=a,backend=null,size=64M,socket=$T/a.sock"
+check "remove: a device named a comes back on the same socket" test "$rc" = 0
+timed "$BENCH" --socket "$T/a.sock" --iodepth 4 --time 0.5 --json
+check "remove: the new a does I/O" \
+	python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["ios"] < 1)' "$T/last.out"
+check "remove: vhostd is alive" kill -0 "$DPID"
+stop_daemon remove
+grep -E "error|warn" "$T/remove.log" | sed 's/^/# /'
 
 # --- 3. call fds swapped under I/O ------------------------------------------------------
 

@@ -702,8 +702,15 @@ static int worker_wait(struct worker *w)
 			 strerror(-ret));
 		return ret;
 	}
-	if (ret > 0)
+	if (ret > 0) {
 		w->st.calls++;
+	} else if (vu_fe_hung_up(w->b->fe)) {
+		/* The daemon went away (or removed the device): no call will come. */
+		snprintf(w->err, sizeof(w->err),
+			 "q%u: the back-end closed the connection with %u requests in flight", w->q,
+			 w->inflight);
+		return -EPIPE;
+	}
 	return 0;
 }
 

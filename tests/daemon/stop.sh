@@ -269,9 +269,15 @@ done
 check "remove: the stop gave up after 3000 ms, naming the requests" \
 	grep -q "a:q0: stop gave up after 3000 ms on [0-9]* request(s)" "$T/remove.log"
 check "remove: then a was freed" grep -q "a: removed (its queues are stopped)" "$T/remove.log"
+for ((i = 0; i < 50; i++)); do
+	kill -0 "$APID" 2>/dev/null || break
+	sleep 0.1
+done
 kill "$APID" 2>/dev/null
 wait "$APID" 2>/dev/null
 APID=
+check "remove: a's front-end saw its connection closed" \
+	grep -q "the back-end closed the connection with [0-9]* requests in flight" "$T/a.out"
 timed "$VHOSTCTL" --control "$T/ctl.sock" add blk "id=a,backend=null,size=64M,socket=$T/a.sock"
 check "remove: a device named a comes back on the same socket" test "$rc" = 0
 timed "$BENCH" --socket "$T/a.sock" --iodepth 4 --time 0.5 --json

@@ -128,8 +128,13 @@ struct net_queue {
 	unsigned int hdr_len; /* the guest's header: 10 or 12 */
 	bool mergeable;
 	uint64_t features;
-	struct eng_req **held; /* rx: popped buffers not yet filled */
-	unsigned int nheld, held_cap;
+	/*
+	 * rx: popped buffers not yet filled, oldest first: a circular list
+	 * (nheld from held_head), since a frame retires buffers from the
+	 * front while a driver may keep the whole ring posted.
+	 */
+	struct eng_req **held;
+	unsigned int held_head, nheld, held_cap;
 	uint64_t held_bytes;
 	unsigned int conf_gen;
 	struct net_rx_conf conf;
@@ -389,11 +394,20 @@ static void net_rx_sync_conf(struct net_queue *nq)
 	pthread_mutex_unlock(&dev->lock);
 }
 
+/* The @i-th oldest held buffer. */
+static inline struct eng_req *net_held(const struct net_queue *nq, unsigned int i)
+{
+	unsigned int k = nq->held_head + i;
+
+	return nq->held[k < nq->held_cap ? k : k - nq->held_cap];
+}
+
 /* Hand back held buffers unused (the queue is stopping). */
 static void net_rx_release(struct net_queue *nq)
 {
 	for (unsigned int i = 0; i < nq->nheld; i++)
-		eng_req_complete(nq->eq, nq->held[i], 0);
+		eng_req_complete(nq->eq, net_held(nq, i), 0);
+	nq->held_head = 0;
 	nq->nheld = 0;
 	nq->held_bytes = 0;
 }
@@ -403,6 +417,7 @@ static void net_rx_start(struct eng_queue *eq, struct eng_req *req)
 {
 	struct net_queue *nq = eng_queue_priv(eq);
 	const struct virtq_elem *e = &req->elem;
+	unsigned int k;
 
 	/* 5.1.6.3: receive buffers are device-writable only. */
 	if (e->out_num || nq->nheld >= nq->held_cap) {
@@ -410,7 +425,8 @@ static void net_rx_start(struct eng_queue *eq, struct eng_req *req)
 		eng_req_complete(eq, req, 0);
 		return;
 	}
-	nq->held[nq->nheld++] = req;
+	k = nq->held_head + nq->nheld++;
+	nq->held[k < nq->held_cap ? k : k - nq->held_cap] = req;
 	nq->held_bytes += e->in_len;
 }
 
@@ -437,10 +453,14 @@ static int net_rx_hold(struct net_queue *nq, uint64_t need, bool one)
 static void net_rx_complete(struct net_queue *nq, unsigned int n, const uint32_t *lens)
 {
 	for (unsigned int i = 0; i < n; i++) {
-		nq->held_bytes -= nq->held[i]->elem.in_len;
-		eng_req_complete(nq->eq, nq->held[i], lens[i]);
+		struct eng_req *req = net_held(nq, i);
+
+		nq->held_bytes -= req->elem.in_len;
+		eng_req_complete(nq->eq, req, lens[i]);
 	}
-	memmove(nq->held, nq->held + n, (nq->nheld - n) * sizeof(*nq->held));
+	nq->held_head += n;
+	if (nq->held_head >= nq->held_cap)
+		nq->held_head -= nq->held_cap;
 	nq->nheld -= n;
 }
 
@@ -460,6 +480,7 @@ static int net_rx_one(struct net_queue *nq, uint8_t *pkt, size_t len, uint32_t h
 	uint32_t lens[256];
 	struct virtio_net_hdr_v1_hash hh = {0};
 	struct virtio_net_hdr h;
+	struct virtq_elem *first;
 	unsigned int n = 0;
 	uint64_t need;
 	int r;
@@ -511,7 +532,7 @@ static int net_rx_one(struct net_queue *nq, uint8_t *pkt, size_t len, uint32_t h
 	}
 
 	if (!nq->mergeable) {
-		struct virtq_elem *e = &nq->held[0]->elem;
+		struct virtq_elem *e = &net_held(nq, 0)->elem;
 
 		if (e->in_len < need) {
 			/* The buffer stays held for the next frame. */
@@ -528,12 +549,12 @@ static int net_rx_one(struct net_queue *nq, uint8_t *pkt, size_t len, uint32_t h
 		n = 1;
 	} else {
 		/* 5.1.6.4.2: the header goes in the first buffer, num_buffers counts them. */
-		if (nq->held[0]->elem.in_len < nq->hdr_len) {
+		if (net_held(nq, 0)->elem.in_len < nq->hdr_len) {
 			eng_queue_halt(nq->eq, "mergeable receive buffer smaller than the header");
 			return RX_HALT;
 		}
 		while (off < flen || !n) {
-			struct virtq_elem *e = &nq->held[n]->elem;
+			struct virtq_elem *e = &net_held(nq, n)->elem;
 			size_t skip = n ? 0 : nq->hdr_len;
 			size_t room = e->in_len - skip;
 			size_t chunk = flen - off < room ? flen - off : room;
@@ -553,7 +574,8 @@ static int net_rx_one(struct net_queue *nq, uint8_t *pkt, size_t len, uint32_t h
 		hh.hdr = h;
 		hh.hash_value = htole32(hash);
 		hh.hash_report = htole16((uint16_t)report);
-		iov_from_buf(nq->held[0]->elem.iov, nq->held[0]->elem.in_num, 0, &hh, nq->hdr_len);
+		first = &net_held(nq, 0)->elem;
+		iov_from_buf(first->iov, first->in_num, 0, &hh, nq->hdr_len);
 	}
 	net_rx_complete(nq, n, lens);
 	stat_add(&nq->st.packets, 1);
@@ -844,6 +866,7 @@ static int net_queue_attach(struct eng_queue *eq, struct reactor *r)
 
 	nq->eq = eq;
 	nq->r = r;
+	nq->held_head = 0;
 	nq->nheld = 0;
 	nq->held_bytes = 0;
 	nq->waiting = false;

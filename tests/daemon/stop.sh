@@ -71,10 +71,11 @@ a_inflight() {
 	"$VHOSTCTL" --control "$T/ctl.sock" stats a 2>/dev/null | awk '{n += $12} END {print n}'
 }
 
-# Device a's front-end: many large requests (more vhost-bench options in
-# $@), then SIGKILL with at least 32 of them in flight.
-hang_up_on_a() {
-	local i n=0
+# Device a's front-end (APID): many large requests (more vhost-bench
+# options in $@); returns once at least 32 are in flight (n: how many).
+load_a() {
+	local i
+	n=0
 	"$BENCH" --socket "$T/a.sock" --bs 1m --iodepth 64 --time 30 "$@" >"$T/a.out" 2>&1 &
 	APID=$!
 	for ((i = 0; i < 100; i++)); do
@@ -82,6 +83,11 @@ hang_up_on_a() {
 		[ "${n:-0}" -ge 32 ] && break
 		sleep 0.1
 	done
+}
+
+# load_a, then SIGKILL with at least 32 requests in flight.
+hang_up_on_a() {
+	load_a "$@"
 	kill -9 "$APID"
 	wait "$APID" 2>/dev/null
 	APID=
@@ -244,13 +250,7 @@ if ! start_daemon remove.log \
 	not_ok "vhostd did not start: $(cat "$T/remove.log")"
 	exit 1
 fi
-"$BENCH" --socket "$T/a.sock" --bs 1m --iodepth 64 --time 30 >"$T/a.out" 2>&1 &
-APID=$!
-for ((i = 0; i < 100; i++)); do
-	n=$(a_inflight)
-	[ "${n:-0}" -ge 32 ] && break
-	sleep 0.1
-done
+load_a
 echo "# a: $n requests in flight at the removal"
 timed "$VHOSTCTL" --control "$T/ctl.sock" remove a --force
 check "remove: device-remove --force of a stalled a answers within $STATS_BOUND ms ($elapsed ms)" \

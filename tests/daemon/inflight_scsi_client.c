@@ -26,10 +26,11 @@
  * inflight_scsi_client SOCKET burst N DIR
  *   On a slow LUN (backend=null,delay-ms=1500): N commands at once, the
  *   odd ones INQUIRY (answered at once), the even ones WRITE (none done
- *   before the kill); then ABORT TASK for write 0, which waits for it.
+ *   before the kill); then ABORT TASK for write 4, which waits for it.
  *   Once the INQUIRYs are in, DIR/ready; on DIR/restarted, reconnect.
  *   Every write and the TMF complete exactly once, no INQUIRY again, the
- *   TMF after write 0 (it may not finish before what it aborts); then N
+ *   TMF after write 4, which it aborts again (a TMF may not finish before
+ *   what it aborts: it waits for the commands started again); then N
  *   more, to see the rings serve new chains.
  *
  * inflight_scsi_client SOCKET event 0 DIR
@@ -56,6 +57,7 @@
 #define BLOCK 4096
 #define SECTORS (BLOCK / 512)
 #define NEV 4
+#define ABORTED_SLOT 4
 #define TOK_TMF ((uintptr_t)1000)
 #define TOK_EV ((uintptr_t)2000)
 
@@ -300,7 +302,7 @@ static unsigned int harvest(bool verify)
 			s->seq = ++seq;
 			if (s->resp->response == VIRTIO_SCSI_S_ABORTED && !verify) {
 				n++;
-				continue; /* burst: write 0, aborted by the TMF */
+				continue; /* burst: write 4, aborted by the TMF */
 			}
 			if (s->resp->response != VIRTIO_SCSI_S_OK)
 				die("a command failed (virtio-scsi response)");
@@ -408,7 +410,7 @@ static int verify(double secs)
 	return 0;
 }
 
-/* The ABORT TASK for write 0, and its response. */
+/* The ABORT TASK for write 4, and its response. */
 static struct virtio_scsi_ctrl_tmf_req *tmf_req;
 static struct virtio_scsi_ctrl_tmf_resp *tmf_resp;
 static unsigned int tmf_done;
@@ -496,8 +498,14 @@ static int burst(unsigned int n)
 		if (slots[i].busy != !(i & 1))
 			die("not just the INQUIRYs completed before the kill: too fast to test");
 	}
-	/* It waits for write 0 (1.5 s away): in flight at the kill too. */
-	post_tmf(1);
+	/*
+	 * It waits for write 4 (1.5 s away): in flight at the kill too.  Not
+	 * write 0 or 2: the first command on each request queue after the
+	 * restart may get the power-on unit attention at once; write 4 comes
+	 * after write 0 on its queue, so it runs, and the TMF started again
+	 * must find it and abort it.
+	 */
+	post_tmf(ABORTED_SLOT + 1);
 	usleep(100000);
 	harvest_tmf();
 	if (tmf_done)
@@ -522,8 +530,10 @@ static int burst(unsigned int n)
 		die("the TMF in flight at the kill never completed after the restart");
 	if (tmf_resp->response != VIRTIO_SCSI_S_FUNCTION_COMPLETE)
 		die("the TMF started again did not answer FUNCTION COMPLETE");
-	if (tmf_seq < slots[0].seq)
+	if (tmf_seq < slots[ABORTED_SLOT].seq)
 		die("the TMF started again finished before the write it aborts");
+	if (slots[ABORTED_SLOT].resp->response != VIRTIO_SCSI_S_ABORTED)
+		die("the TMF started again did not abort the write started again");
 	/* Each write once; the unit attention's and the aborted one go again. */
 	for (unsigned int i = 0; i < n; i++) {
 		if (slots[i].completions != 1)
@@ -547,8 +557,8 @@ static int burst(unsigned int n)
 	harvest_tmf();
 	fprintf(stderr,
 		"inflight_scsi_client: burst: %u writes and an ABORT TASK across the kill, each "
-		"once, the TMF after its write (write 0: response %u, %u sent again)\n",
-		n / 2, slots[0].resp->response, retried);
+		"once, the TMF after the write it aborted; %u sent again\n",
+		n / 2, retried);
 	vu_fe_disconnect(fe);
 	return 0;
 }
@@ -631,8 +641,8 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[2], "burst")) {
 		unsigned int n = (unsigned int)atoi(argv[3]);
 
-		if (n < 2 || n > SLOTS)
-			die("burst: 2..64 commands");
+		if (n < 2 * ABORTED_SLOT || n > SLOTS)
+			die("burst: 8..64 commands");
 		return burst(n);
 	}
 	if (!strcmp(argv[2], "event"))

@@ -123,10 +123,12 @@ rc=$?
 BPID=
 check "burst: 24 writes and an ABORT TASK in flight at SIGKILL complete exactly once after the restart, the TMF after its write" \
 	test "$rc" = 0
-grep -q "12 request(s) were in flight: started again" "$T/burst.log" ||
-	not_ok "burst: the new vhostd did not say it started 12 again per request queue: $(tail -5 "$T/burst.log")"
-grep -q "s-ctrl.*1 request(s) were in flight: started again\|1 request(s) were in flight: started again" "$T/burst.log" ||
-	not_ok "burst: the new vhostd did not start the TMF again"
+for q in 2 3; do
+	grep -q "s:q$q: 12 request(s) were in flight: started again" "$T/burst.log" ||
+		not_ok "burst: the new vhostd did not say it started 12 again on request queue $q: $(tail -5 "$T/burst.log")"
+done
+grep -q "s:q0: 1 request(s) were in flight: started again" "$T/burst.log" ||
+	not_ok "burst: the new vhostd did not start the TMF again (control queue)"
 [ "$rc" = 0 ] || { cat "$T/burst.err"; tail -20 "$T/burst.log"; }
 stop_daemon
 rm -f "$T/ready" "$T/restarted"
@@ -202,6 +204,8 @@ if VHOSTD_TEST_CRASH=filled:1 start_daemon event.log "${CTL[@]}" "${ARGS[@]}"; t
 		test "$rc" = 0 -a "$crashed" = yes
 	grep -q "reported as missed" "$T/event.log" ||
 		not_ok "event: the new vhostd did not say the event was missed"
+	grep -q "s:q1: 1 request(s) were in flight: started again" "$T/event.log" ||
+		not_ok "event: the new vhostd did not find the event buffer in the region"
 	[ "$rc" = 0 ] || { cat "$T/event.err"; tail -20 "$T/event.log"; }
 	stop_daemon
 else

@@ -53,16 +53,16 @@
 #include "devices/virtio_scsi.h"
 #include "vhost-user/frontend.h"
 
-#define SLOTS 64
-#define BLOCK 4096
-#define SECTORS (BLOCK / 512)
-#define NEV 4
+#define SLOTS	     64
+#define BLOCK	     4096
+#define SECTORS	     (BLOCK / 512)
+#define NEV	     4
 #define ABORTED_SLOT 4
-#define TOK_TMF ((uintptr_t)1000)
-#define TOK_EV ((uintptr_t)2000)
+#define TOK_TMF	     ((uintptr_t)1000)
+#define TOK_EV	     ((uintptr_t)2000)
 
 #define CHECK_CONDITION 0x02
-#define UNIT_ATTENTION 0x06
+#define UNIT_ATTENTION	0x06
 
 struct slot {
 	struct virtio_scsi_cmd_req *req;
@@ -323,8 +323,9 @@ static unsigned int harvest(bool verify)
 				continue;
 			if (!s->writing) {
 				if (!matches(s, i)) {
-					fprintf(stderr, "inflight_scsi_client: block %u: generation "
-							"%llu expected, word 0 is %#llx\n",
+					fprintf(stderr,
+						"inflight_scsi_client: block %u: generation "
+						"%llu expected, word 0 is %#llx\n",
 						i, (unsigned long long)s->gen,
 						(unsigned long long)s->data[0]);
 					die("read back other data than was written");
@@ -538,8 +539,8 @@ static int burst(unsigned int n)
 	for (unsigned int i = 0; i < n; i++) {
 		if (slots[i].completions != 1)
 			die("a command did not complete exactly once");
-		if (!slots[i].inquiry && (slots[i].resp->status ||
-					  slots[i].resp->response != VIRTIO_SCSI_S_OK)) {
+		if (!slots[i].inquiry &&
+		    (slots[i].resp->status || slots[i].resp->response != VIRTIO_SCSI_S_OK)) {
 			post(i, true);
 			retried++;
 		}
@@ -587,8 +588,9 @@ static int event(void)
 		die("not exactly one event buffer came back after the restart");
 	if (ev_last != (VIRTIO_SCSI_T_NO_EVENT | VIRTIO_SCSI_T_EVENTS_MISSED))
 		die("the event buffer in flight at the kill did not say events were missed");
-	fprintf(stderr, "inflight_scsi_client: event: the buffer in flight came back once, "
-			"events missed; %u still posted\n",
+	fprintf(stderr,
+		"inflight_scsi_client: event: the buffer in flight came back once, "
+		"events missed; %u still posted\n",
 		NEV - ev_done);
 	vu_fe_disconnect(fe);
 	return 0;

@@ -11,7 +11,9 @@
  * queue of that LUN that lives on the same thread.  The event queue takes
  * a buffer only when an event happens (eng_queue_pop(), as QEMU and SPDK
  * do): a buffer kept popped would have to be handed back at every ring
- * stop, and a Linux guest does not post it again.
+ * stop, and a Linux guest does not post it again.  Every queue is tracked
+ * in the front-end's in-flight region for crash-safe reconnect; why each
+ * kind of chain may be started again is at scsi_get_protocol_features().
  *
  * Trust.  The driver is untrusted.  The request header (LUN, tag, CDB) and
  * every control request are copied out of guest memory once, then

@@ -10,7 +10,9 @@
  * (eng_queue_call), waits until they are complete and published (they
  * answer ABORTED or RESET), raises the unit attentions a reset leaves, and
  * completes the TMF on the control queue's thread.  Responses follow
- * QEMU's virtio_scsi_do_tmf().
+ * QEMU's virtio_scsi_do_tmf().  A TMF that was in flight when a previous
+ * vhostd died is started again from the in-flight region; it first waits
+ * until the request queues have started theirs (scsi_tmf_wait_replays).
  */
 #include <endian.h>
 #include <stdlib.h>

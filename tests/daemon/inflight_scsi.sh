@@ -7,7 +7,7 @@
 # reconnect=).  vhostd is killed with SIGKILL and restarted on the same
 # socket; inflight_scsi_client keeps the in-flight region, reconnects and
 # sends it back, as a VMM with reconnect does.  Two request queues.
-#   1. burst: 24 WRITEs in flight on a slow null LUN (delay-ms=1500) and an
+#   1. burst: 24 WRITEs in flight on a slow null LUN (delay-ms=2500) and an
 #      ABORT TASK waiting for one of them at the kill, 24 INQUIRYs between
 #      them already answered (out of avail order): after the restart every
 #      write and the TMF complete exactly once, the TMF after its write;
@@ -107,7 +107,7 @@ stop_daemon() {
 SCSI=(--scsi "id=s,socket=$T/s.sock,num-queues=2")
 
 # --- 1. a burst in flight on a slow LUN, and a TMF waiting for it -----------
-ARGS=("${SCSI[@]}" --lun "scsi=s,target=0,lun=0,backend=null,size=64M,delay-ms=1500,block-size=512")
+ARGS=("${SCSI[@]}" --lun "scsi=s,target=0,lun=0,backend=null,size=64M,delay-ms=2500,block-size=512")
 if ! start_daemon burst.log "${ARGS[@]}"; then
 	not_ok "vhostd did not start: $(cat "$T/burst.log")"
 	exit 1

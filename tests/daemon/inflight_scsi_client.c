@@ -24,7 +24,7 @@
  *   buffers stay posted all along: none may come back (no event happened).
  *
  * inflight_scsi_client SOCKET burst N DIR
- *   On a slow LUN (backend=null,delay-ms=1500): N commands at once, the
+ *   On a slow LUN (backend=null,delay-ms=2500): N commands at once, the
  *   odd ones INQUIRY (answered at once), the even ones WRITE (none done
  *   before the kill); then ABORT TASK for write 4, which waits for it.
  *   Once the INQUIRYs are in, DIR/ready; on DIR/restarted, reconnect.
@@ -500,7 +500,7 @@ static int burst(unsigned int n)
 			die("not just the INQUIRYs completed before the kill: too fast to test");
 	}
 	/*
-	 * It waits for write 4 (1.5 s away): in flight at the kill too.  Not
+	 * It waits for write 4 (2.5 s away): in flight at the kill too.  Not
 	 * write 0 or 2: the first command on each request queue after the
 	 * restart may get the power-on unit attention at once; write 4 comes
 	 * after write 0 on its queue, so it runs, and the TMF started again

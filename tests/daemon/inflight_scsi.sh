@@ -23,7 +23,8 @@
 #      used_idx): each time every block checks and nothing completes twice;
 #   4. event: vhostd dies right after it wrote a hot-plug event into a
 #      buffer, before publishing it: after the restart that buffer comes
-#      back once, saying events were missed, the other buffers stay posted.
+#      back once, saying events were missed, the other buffers stay posted,
+#      and the next hot-plug takes the next one.
 # shellcheck disable=SC2317 # functions run by trap
 set -u
 
@@ -184,7 +185,7 @@ grep -q "published before the crash: not started again" "$T/published.log" ||
 
 # --- 4. an event buffer in flight at the crash -----------------------------
 rm -f "$T/ready" "$T/restarted" "$T/s.sock"
-truncate -s 1M "$T/hot.img"
+truncate -s 1M "$T/hot.img" "$T/hot2.img"
 CTL=(--control "$T/ctl.sock")
 if VHOSTD_TEST_CRASH=filled:1 start_daemon event.log "${CTL[@]}" "${ARGS[@]}"; then
 	"$CLIENT" "$T/s.sock" event 0 "$T" 2>"$T/event.err" &
@@ -196,11 +197,15 @@ if VHOSTD_TEST_CRASH=filled:1 start_daemon event.log "${CTL[@]}" "${ARGS[@]}"; t
 		wait_crash
 		[ "$crashed" = yes ] && restart_daemon event.log "${CTL[@]}" "${ARGS[@]}" &&
 			touch "$T/restarted"
+		# the new vhostd knows nothing of the LUN: a second hot-plug event
+		wait_flag ready2 15 &&
+			"$VHOSTCTL" --control "$T/ctl.sock" scsi-add-lun s 0 1 "$T/hot2.img" \
+				>>"$T/event.log" 2>&1
 	fi
 	wait "$BPID"
 	rc=$?
 	BPID=
-	check "event: vhostd died with a hot-plug event unpublished; its buffer came back once as events missed" \
+	check "event: vhostd died with a hot-plug event unpublished; its buffer came back once as events missed, the next event took the next buffer" \
 		test "$rc" = 0 -a "$crashed" = yes
 	grep -q "reported as missed" "$T/event.log" ||
 		not_ok "event: the new vhostd did not say the event was missed"

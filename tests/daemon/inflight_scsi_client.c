@@ -403,8 +403,8 @@ static int verify(double secs)
 	harvest_events();
 	if (ev_done)
 		die("an event buffer came back, but no event happened");
-	if (!flagged)
-		die("too few commands to test");
+	if (!done)
+		die("no command completed");
 	fprintf(stderr,
 		"inflight_scsi_client: verify: %lu commands (%lu unit attentions sent again), "
 		"every block checked\n",

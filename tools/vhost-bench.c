@@ -105,6 +105,7 @@ struct bench_opts {
 	bool poll;
 	bool json;
 	bool packed;
+	bool inflight; /* --inflight: ask for the in-flight region */
 	bool event_idx;
 	bool indirect;
 	bool verify;
@@ -1118,6 +1119,7 @@ static int bench_connect(struct bench *b)
 		.features = driver_features(o),
 		.indirect_max = o->indirect ? 3 : 0,
 		.mem_size = shared_mem_size(o),
+		.inflight = o->inflight,
 	};
 
 	b->fe = vu_fe_connect(&cfg);
@@ -1470,6 +1472,8 @@ static const char usage_text[] =
 	"  --packed           offer VIRTIO_F_RING_PACKED\n"
 	"  --no-event-idx     do not offer VIRTIO_RING_F_EVENT_IDX\n"
 	"  --no-indirect      do not offer VIRTIO_RING_F_INDIRECT_DESC\n"
+	"  --inflight         take the back-end's in-flight region (INFLIGHT_SHMFD),\n"
+	"                     as a VMM that reconnects does: it tracks every request\n"
 	"  --scsi-lun T:L     the back-end is virtio-scsi: drive its target T, LUN L\n"
 	"                     with READ (16) / WRITE (16) on request queues 2..\n"
 	"  --verify           write tagged data and check every read of a block\n"
@@ -1507,6 +1511,7 @@ enum {
 	OPT_JSON,
 	OPT_VERIFY,
 	OPT_SCSI_LUN,
+	OPT_INFLIGHT,
 };
 
 static const struct option long_options[] = {
@@ -1528,6 +1533,7 @@ static const struct option long_options[] = {
 	{"json", no_argument, NULL, OPT_JSON},
 	{"verify", no_argument, NULL, OPT_VERIFY},
 	{"scsi-lun", required_argument, NULL, OPT_SCSI_LUN},
+	{"inflight", no_argument, NULL, OPT_INFLIGHT},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -1699,6 +1705,9 @@ static int parse_flag_opt(struct bench_opts *o, int opt, char **argv)
 		return 0;
 	case OPT_PACKED:
 		o->packed = true;
+		return 0;
+	case OPT_INFLIGHT:
+		o->inflight = true;
 		return 0;
 	case OPT_NO_EVENT_IDX:
 		o->event_idx = false;

@@ -11,7 +11,9 @@
  * queue of that LUN that lives on the same thread.  The event queue takes
  * a buffer only when an event happens (eng_queue_pop(), as QEMU and SPDK
  * do): a buffer kept popped would have to be handed back at every ring
- * stop, and a Linux guest does not post it again.
+ * stop, and a Linux guest does not post it again.  Every queue is tracked
+ * in the front-end's in-flight region for crash-safe reconnect; why each
+ * kind of chain may be started again is at scsi_get_protocol_features().
  *
  * Trust.  The driver is untrusted.  The request header (LUN, tag, CDB) and
  * every control request are copied out of guest memory once, then
@@ -51,6 +53,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "engine/engine.h"
+#include "vhost-user/inflight.h"
 #include "scsi.h"
 #include "scsi_disk.h"
 #include "scsi_priv.h"
@@ -435,7 +438,7 @@ static void scsi_req_exec(struct scsi_queue *sq, struct scsi_req *req, const uin
 }
 
 /* A freshly popped command (engine.h start()): copy, check, run. */
-static void scsi_req_start(struct eng_queue *eq, struct eng_req *base)
+static void scsi_req_start_one(struct eng_queue *eq, struct eng_req *base)
 {
 	struct scsi_queue *sq = eng_queue_priv(eq);
 	struct scsi_req *req = container_of(base, struct scsi_req, base);
@@ -484,6 +487,21 @@ static void scsi_req_start(struct eng_queue *eq, struct eng_req *base)
 		return;
 	}
 	scsi_req_exec(sq, req, hdr.lun, cdb, &b);
+}
+
+/*
+ * start(): the first sq->replays calls after a start are the commands a
+ * previous vhostd had in flight when it died (the engine starts them again
+ * before popping anything new).  Once the last of them is in sq->inflight
+ * (or done), a TMF that was in flight too may look for them (scsi_ctrl.c).
+ */
+static void scsi_req_start(struct eng_queue *eq, struct eng_req *base)
+{
+	struct scsi_queue *sq = eng_queue_priv(eq);
+
+	scsi_req_start_one(eq, base);
+	if (unlikely(atomic_load_explicit(&sq->replays, memory_order_relaxed)))
+		atomic_fetch_sub_explicit(&sq->replays, 1, memory_order_release);
 }
 
 static void scsi_io_done(struct blk_io *io, void *arg)
@@ -613,10 +631,26 @@ static void scsi_event_fill(struct scsi_queue *sq, struct eng_req *base,
  */
 static void scsi_event_start(struct eng_queue *eq, struct eng_req *base)
 {
+	static const struct scsi_event_args lost = {.event = VIRTIO_SCSI_T_NO_EVENT};
 	struct scsi_queue *sq = eng_queue_priv(eq);
 
 	if (base->elem.in_len < sizeof(struct virtio_scsi_event) || base->elem.out_len) {
 		scsi_req_bad(eq, base, "event buffer is not 16 device-writable bytes");
+		return;
+	}
+	/*
+	 * Not popped for an event: the engine starts it again after a crash
+	 * (the in-flight region says a previous vhostd took it for an event
+	 * and died before the driver saw it).  What that event was is gone:
+	 * the buffer goes back once, saying events were missed, so the
+	 * driver rescans (Linux does) instead of losing a hot-plug.
+	 */
+	if (!sq->ev_pending) {
+		log_info("%s: an event was being sent when the previous vhostd died: "
+			 "reported as missed",
+			 sq->name);
+		atomic_store(&sq->dev->events_missed, true);
+		scsi_event_fill(sq, base, &lost);
 		return;
 	}
 	scsi_event_fill(sq, base, sq->ev_pending);
@@ -735,8 +769,27 @@ static int scsi_set_features(void *opaque, uint64_t features)
 
 static uint64_t scsi_get_protocol_features(void *opaque)
 {
-	/* VHOST_USER_PROTOCOL_F_CONFIG (9): GET_CONFIG / SET_CONFIG. */
-	return 1ull << 9;
+	/*
+	 * VHOST_USER_PROTOCOL_F_CONFIG (9): GET_CONFIG / SET_CONFIG.
+	 * VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD (12): the engine tracks every
+	 * queue, and each kind of chain can be started again after a crash:
+	 *  - request queues: every command we implement is idempotent (READ,
+	 *    WRITE and WRITE SAME with the same data, UNMAP, SYNCHRONIZE
+	 *    CACHE, inquiries; RESERVE/RELEASE keep no state; no COMPARE AND
+	 *    WRITE, no persistent reservations).  Commands complete out of
+	 *    order, so the ring cannot resume at used->idx without the region.
+	 *    The new vhostd's LUNs start with the power-on unit attention, so
+	 *    the first command per LUN (maybe one started again) gets CHECK
+	 *    CONDITION 29h/00h and the driver retries it, as after a reset.
+	 *  - the control queue: a TMF may wait behind an AN query that is
+	 *    answered at once (out of order again).  A TMF started again
+	 *    waits until the request queues have started theirs, so the
+	 *    commands it aborts still complete before it (scsi_ctrl.c).
+	 *  - the event queue: a buffer is popped only for an event and
+	 *    completed in the same pass, none is held; one in flight at the
+	 *    crash comes back once as "events missed" (scsi_event_start).
+	 */
+	return 1ull << 9 | 1ull << 12;
 }
 
 static int scsi_get_config(void *opaque, uint8_t *buf, uint32_t len)
@@ -803,6 +856,8 @@ static int scsi_start_queue(void *opaque, struct vu_queue *q)
 	else if (q->index == VIRTIO_SCSI_EVENT_QUEUE)
 		ops = &scsi_event_ops;
 	sq->num = q->vq.num;
+	/* Before the engine can run start(): see scsi_req_start(). */
+	atomic_store(&sq->replays, q->inflight ? q->inflight->nr_resubmit : 0);
 	cfg = (struct eng_queue_config){
 		.name = sq->name,
 		.max_iov = dev->seg_max + 2,

@@ -10,12 +10,16 @@
  * (eng_queue_call), waits until they are complete and published (they
  * answer ABORTED or RESET), raises the unit attentions a reset leaves, and
  * completes the TMF on the control queue's thread.  Responses follow
- * QEMU's virtio_scsi_do_tmf().
+ * QEMU's virtio_scsi_do_tmf().  A TMF that was in flight when a previous
+ * vhostd died is started again from the in-flight region; it first waits
+ * until the request queues have started theirs (scsi_tmf_wait_replays).
  */
 #include <endian.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "common/log.h"
 #include "common/util.h"
 #include "scsi_priv.h"
 
@@ -72,6 +76,55 @@ static int scsi_tmf_complete(struct eng_queue *eq, void *arg)
 	return 0;
 }
 
+/*
+ * Are the commands a previous vhostd had in flight started again on every
+ * request queue (struct scsi_queue's replays)?  A queue not started yet
+ * may still bring some.
+ */
+static bool scsi_replays_started(struct scsi_dev *dev)
+{
+	bool done = true;
+
+	pthread_mutex_lock(&dev->qlock);
+	for (unsigned int i = VIRTIO_SCSI_REQ_QUEUE0; i < dev->nr_queues && done; i++)
+		done = dev->queues[i].ext_eq &&
+		       !atomic_load_explicit(&dev->queues[i].replays, memory_order_acquire);
+	pthread_mutex_unlock(&dev->qlock);
+	return done;
+}
+
+/*
+ * A TMF that was in flight when the previous vhostd died, started again
+ * from the in-flight region.  The commands it aborts may be in flight
+ * too, started again on request queues that the front-end starts after
+ * the control queue.  Answered before they are, the TMF would break its
+ * promise (the guest reuses their buffers, and Linux retries them, while
+ * they still run), so it waits until every request queue has started
+ * what it had.  Bounded: a front-end that never starts some request
+ * queue gets its answer after SCSI_REPLAY_WAIT_MS anyway (logged).  A
+ * poll, not a wait on tmf_cond: that would need qlock under tmf_lock,
+ * the reverse of a queue stop's order; this runs once after a crash.
+ */
+#define SCSI_REPLAY_WAIT_MS 5000
+
+static void scsi_tmf_wait_replays(struct scsi_dev *dev)
+{
+	const struct timespec tick = {0, 10 * 1000 * 1000};
+	unsigned int ms;
+
+	for (ms = 0; ms < SCSI_REPLAY_WAIT_MS; ms += 10) {
+		if (scsi_replays_started(dev))
+			return;
+		pthread_mutex_lock(&dev->tmf_lock);
+		ms = dev->tmf_exit ? SCSI_REPLAY_WAIT_MS : ms;
+		pthread_mutex_unlock(&dev->tmf_lock);
+		nanosleep(&tick, NULL);
+	}
+	log_warn("%s: a task management function started again after a crash: not every "
+		 "request queue started within %u ms, answering with what runs",
+		 dev->opts.id, SCSI_REPLAY_WAIT_MS);
+}
+
 static void scsi_tmf_run(struct scsi_dev *dev, struct scsi_tmf *tmf)
 {
 	bool query = tmf->subtype == VIRTIO_SCSI_T_TMF_QUERY_TASK ||
@@ -79,6 +132,8 @@ static void scsi_tmf_run(struct scsi_dev *dev, struct scsi_tmf *tmf)
 
 	atomic_init(&tmf->pending, 0);
 	tmf->found = 0;
+	if (tmf->replayed)
+		scsi_tmf_wait_replays(dev);
 	/* qlock: no queue's eq is freed under us (stop_queue takes it first). */
 	pthread_mutex_lock(&dev->qlock);
 	for (unsigned int i = VIRTIO_SCSI_REQ_QUEUE0; i < dev->nr_queues; i++) {
@@ -150,7 +205,7 @@ static void scsi_ctrl_answer(struct eng_queue *eq, struct eng_req *base, const v
 	eng_req_complete(eq, base, (uint32_t)len);
 }
 
-static void scsi_ctrl_tmf(struct eng_queue *eq, struct scsi_ctrl_req *req)
+static void scsi_ctrl_tmf(struct eng_queue *eq, struct scsi_ctrl_req *req, bool replayed)
 {
 	struct scsi_queue *sq = eng_queue_priv(eq);
 	struct scsi_dev *dev = sq->dev;
@@ -209,6 +264,7 @@ queue:
 	tmf->target = target;
 	tmf->tag = le64toh(req->tmf.tag);
 	tmf->response = VIRTIO_SCSI_S_FUNCTION_COMPLETE;
+	tmf->replayed = replayed;
 	req->work = tmf;
 	pthread_mutex_lock(&dev->tmf_lock);
 	*dev->tmf_tail = tmf;
@@ -220,9 +276,16 @@ queue:
 static void scsi_ctrl_start(struct eng_queue *eq, struct eng_req *base)
 {
 	struct scsi_ctrl_req *req = container_of(base, struct scsi_ctrl_req, base);
+	struct scsi_queue *sq = eng_queue_priv(eq);
 	struct virtq_elem *e = &base->elem;
+	bool replayed = false;
 	uint32_t type;
 
+	/* The first sq->replays chains: started again after a crash. */
+	if (unlikely(atomic_load_explicit(&sq->replays, memory_order_relaxed))) {
+		atomic_fetch_sub_explicit(&sq->replays, 1, memory_order_relaxed);
+		replayed = true;
+	}
 	req->work = NULL;
 	if (e->out_len < sizeof(type)) {
 		scsi_req_bad(eq, base, "control request without a type");
@@ -239,7 +302,7 @@ static void scsi_ctrl_start(struct eng_queue *eq, struct eng_req *base)
 		}
 		iov_to_buf(e->iov, e->out_num, 0, &req->tmf, sizeof(req->tmf));
 		req->tmf.type = htole32(type); /* the type we decided on, whatever the guest did */
-		scsi_ctrl_tmf(eq, req);
+		scsi_ctrl_tmf(eq, req, replayed);
 	} else if (type == VIRTIO_SCSI_T_AN_QUERY || type == VIRTIO_SCSI_T_AN_SUBSCRIBE) {
 		struct virtio_scsi_ctrl_an_resp resp = {.event_actual = 0,
 							.response = VIRTIO_SCSI_S_OK};

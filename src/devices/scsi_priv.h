@@ -105,6 +105,13 @@ struct scsi_queue {
 	uint64_t tmf_pass;
 	/* the event queue: the event the buffer being popped gets */
 	const struct scsi_event_args *ev_pending;
+	/*
+	 * Crash-safe reconnect: chains the engine starts again first, from
+	 * the in-flight region (vu_queue.inflight), not yet started; set
+	 * before the queue starts, counted down by its start().  A TMF that
+	 * is itself started again waits until every request queue's are.
+	 */
+	atomic_uint replays;
 };
 
 /* One task management function on its way through the TMF thread. */
@@ -118,6 +125,7 @@ struct scsi_tmf {
 	uint8_t response;
 	atomic_uint pending; /* marked commands not yet completed */
 	unsigned int found;
+	bool replayed; /* in flight when a previous vhostd died: started again */
 	struct scsi_tmf *next;
 };
 

@@ -94,7 +94,10 @@
  * "started" (step 2 done, the I/O
  * not started), "filled" (step 3 done, not published), "published" (step
  * 4 done, the batch not cleared) or "cleared" (step 5 done, not 6) - so a
- * test can crash exactly there.  Read once, at the first ring start.
+ * test can crash exactly there.  "inflight:N" instead kills it once some
+ * ring has N requests recorded in flight (a guest test's kill with many
+ * requests in flight, whatever the timing).  Read once, at the first ring
+ * start.
  */
 enum crash_point {
 	CRASH_NONE,
@@ -102,15 +105,16 @@ enum crash_point {
 	CRASH_STARTED,
 	CRASH_FILLED,
 	CRASH_PUBLISHED,
-	CRASH_CLEARED
+	CRASH_CLEARED,
+	CRASH_INFLIGHT
 };
 static enum crash_point crash_at;
 static _Atomic long crash_countdown;
 
 static void crash_hook_init(void)
 {
-	static const char *const names[] = {"",	      "popped",	   "started",
-					    "filled", "published", "cleared"};
+	static const char *const names[] = {"",		 "popped",  "started", "filled",
+					    "published", "cleared", "inflight"};
 	static bool done;
 	const char *env = getenv("VHOSTD_TEST_CRASH"), *colon;
 
@@ -135,6 +139,16 @@ static inline void crash_hook(enum crash_point p)
 		raise(SIGKILL);
 }
 
+/* A request was recorded: "inflight:N" fires at N on one ring. */
+static inline void crash_hook_live(struct vu_inflight_queue *iq)
+{
+	iq->live++;
+	if (unlikely(crash_at == CRASH_INFLIGHT) && iq->live >= atomic_load(&crash_countdown)) {
+		log_warn("test hook: SIGKILL with %u requests in flight on a ring", iq->live);
+		raise(SIGKILL);
+	}
+}
+
 /* --- while the ring runs (its I/O thread): split --- */
 
 static int split_begin(struct vu_inflight_queue *iq, const struct virtq_elem *e)
@@ -151,6 +165,7 @@ static int split_begin(struct vu_inflight_queue *iq, const struct virtq_elem *e)
 	__atomic_store_n(&d->inflight, 1, __ATOMIC_RELEASE);
 	atomic_thread_fence(memory_order_release);
 	crash_hook(CRASH_STARTED);
+	crash_hook_live(iq);
 	return 0;
 }
 
@@ -188,6 +203,7 @@ static void split_published(struct vu_inflight_queue *iq, const struct virtq *vq
 	atomic_thread_fence(memory_order_release);
 	for (unsigned int i = 0; i < iq->nr_batch; i++)
 		__atomic_store_n(&r->desc[iq->batch[i]].inflight, 0, __ATOMIC_RELAXED);
+	iq->live -= iq->nr_batch < iq->live ? iq->nr_batch : iq->live;
 	iq->nr_batch = 0;
 	crash_hook(CRASH_CLEARED);
 	/* Step 6 after step 5. */
@@ -257,6 +273,7 @@ static int packed_begin(struct vu_inflight_queue *iq, const struct virtq_elem *e
 	__atomic_store_n(&r->desc[head].inflight, 1, __ATOMIC_RELEASE);
 	atomic_thread_fence(memory_order_release);
 	crash_hook(CRASH_STARTED);
+	crash_hook_live(iq);
 	return 0;
 }
 
@@ -306,6 +323,7 @@ static void packed_published(struct vu_inflight_queue *iq, const struct virtq *v
 			ent = iq->link[ent];
 		}
 	}
+	iq->live -= iq->nr_batch < iq->live ? iq->nr_batch : iq->live;
 	iq->nr_batch = 0;
 	crash_hook(CRASH_CLEARED);
 	/* Step 6 after step 5: the index first, so T != C until both are out. */
@@ -850,6 +868,7 @@ int vu_inflight_ring_start(struct vu_dev *dev, struct vu_vring *vr, const struct
 	}
 	iq->r = r;
 	iq->num = (uint16_t)num;
+	iq->live = iq->nr_resubmit;
 	if (iq->nr_resubmit)
 		log_info("%s: %u request(s) were in flight: started again", vr->name,
 			 iq->nr_resubmit);

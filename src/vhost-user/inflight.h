@@ -142,6 +142,7 @@ struct vu_inflight_queue {
 	unsigned int nr_batch;
 	uint16_t *resubmit; /* heads (packed: head entries) to start again, in counter order */
 	unsigned int nr_resubmit;
+	unsigned int live;  /* recorded and not cleared (logs, the test hook) */
 	/* Packed only (NULL for split), each for num entries: */
 	struct virtq_desc_copy *descs; /* the engine pops into it (virtq_elem.descs) */
 	uint16_t *free;	    /* free entries, a stack */

@@ -92,9 +92,10 @@
  * Test hook: VHOSTD_TEST_CRASH=POINT:N makes the process SIGKILL itself
  * the N-th time any ring reaches POINT - "popped" (step 1 done, not 2),
  * "started" (step 2 done, the I/O
- * not started), "filled" (step 3 done, not published), "published" (step
- * 4 done, the batch not cleared) or "cleared" (step 5 done, not 6) - so a
- * test can crash exactly there.  "inflight:N" instead kills it once some
+ * not started), "filled" (step 3 done, not published), "flushing" (a
+ * batch about to be published: packed, step 4a done, not 4b), "published"
+ * (step 4 done, the batch not cleared) or "cleared" (step 5 done, not 6) -
+ * so a test can crash exactly there.  "inflight:N" instead kills it once some
  * ring has N requests recorded in flight (a guest test's kill with many
  * requests in flight, whatever the timing).  Read once, at the first ring
  * start.
@@ -106,15 +107,16 @@ enum crash_point {
 	CRASH_FILLED,
 	CRASH_PUBLISHED,
 	CRASH_CLEARED,
-	CRASH_INFLIGHT
+	CRASH_INFLIGHT,
+	CRASH_FLUSHING
 };
 static enum crash_point crash_at;
 static _Atomic long crash_countdown;
 
 static void crash_hook_init(void)
 {
-	static const char *const names[] = {"",		 "popped",  "started", "filled",
-					    "published", "cleared", "inflight"};
+	static const char *const names[] = {"",		 "popped",  "started",	"filled",
+					    "published", "cleared", "inflight", "flushing"};
 	static bool done;
 	const char *env = getenv("VHOSTD_TEST_CRASH"), *colon;
 
@@ -186,8 +188,9 @@ static void split_filled(struct vu_inflight_queue *iq, const struct virtq_elem *
 
 static void split_flushing(struct vu_inflight_queue *iq, const struct virtq *vq)
 {
-	(void)iq;
 	(void)vq;
+	if (iq->nr_batch)
+		crash_hook(CRASH_FLUSHING);
 }
 
 static void split_published(struct vu_inflight_queue *iq, const struct virtq *vq)
@@ -301,6 +304,7 @@ static void packed_flushing(struct vu_inflight_queue *iq, const struct virtq *vq
 	/* Step 4a: after the batch's 2s, before the flags the flush stores. */
 	__atomic_store_n(&r->used_idx, vq->packed.used_idx, __ATOMIC_RELEASE);
 	__atomic_store_n(&r->used_wrap_counter, vq->packed.used_wrap, __ATOMIC_RELEASE);
+	crash_hook(CRASH_FLUSHING);
 }
 
 static void packed_published(struct vu_inflight_queue *iq, const struct virtq *vq)
@@ -775,6 +779,9 @@ static int packed_start(struct vu_vring *vr, struct vu_inflight_queue *iq,
 			/* Undo 4a first: T == C makes the 2s plain "not published". */
 			__atomic_store_n(&r->used_idx, c_idx, __ATOMIC_RELAXED);
 			__atomic_store_n(&r->used_wrap_counter, c_wrap, __ATOMIC_RELEASE);
+			log_info("%s: a batch of %u completion(s) was not published before the "
+				 "crash: started again",
+				 vr->name, n2);
 		}
 	}
 	/* What is left marked 2 was written to the ring but never published. */

@@ -15,7 +15,8 @@
 #   3. crash points (test hook VHOSTD_TEST_CRASH): the same workload with
 #      vhostd killing itself right after a pop (before it is recorded),
 #      right after a pop is recorded (before its I/O starts), after a used entry is written (before it is
-#      published), after used->idx is published (before the batch is
+#      published), right before the flush (packed: the batch's end
+#      recorded, not published), after used->idx is published (before the batch is
 #      cleared from the region) and after the clear (before the region's
 #      used_idx): each time every block checks and nothing completes twice;
 #   4. a front-end that corrupts the region (unknown version, an entry
@@ -143,7 +144,7 @@ wait "$DPID" 2>/dev/null
 DPID=
 
 # --- 3. chosen crash points -------------------------------------------------
-for point in popped started filled published cleared; do
+for point in popped started filled flushing published cleared; do
 	rm -f "$T/ready" "$T/restarted"
 	BLK=(--blk "id=a,path=$T/disk.img,socket=$T/a.sock")
 	VHOSTD_TEST_CRASH="$point:$((RANDOM % 300 + 300))" start_daemon "$point.log" "${BLK[@]}" ||
@@ -198,6 +199,8 @@ grep -q "published before the crash: not started again" "$T/published.log" ||
 	not_ok "published: the restarted vhostd did not take the last batch as done"
 # Packed: the front-end's base was stale, the region's position was taken.
 if ((INFLIGHT_PACKED)); then
+	grep -q "was not published before the crash: started again" "$T/flushing.log" ||
+		not_ok "flushing: the restarted vhostd did not take the last batch back"
 	n=$(cat "$T"/*.log | grep -c "resuming at slot .* (the front-end said 0 wrap 1)")
 	echo "# packed: $n ring starts resumed from the region's position, not the stale base"
 	[ "$n" -ge 5 ] || not_ok "packed: the restarted vhostd did not resume from the region"

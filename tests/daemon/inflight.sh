@@ -175,7 +175,9 @@ done
 # --- 4. a front-end that corrupts the region ------------------------------
 rm -f "$T/a.sock"
 if start_daemon hostile.log --blk "id=a,path=$T/disk.img,socket=$T/a.sock"; then
-	for what in version entry; do
+	HOSTILE="version entry"
+	((INFLIGHT_PACKED)) && HOSTILE+=" chain position"
+	for what in $HOSTILE; do
 		"$CLIENT" "$T/a.sock" hostile $what "$T" 2>"$T/hostile.err"
 		rc=$?
 		check "hostile region ($what): the ring does not start, the daemon lives" \
@@ -186,6 +188,12 @@ if start_daemon hostile.log --blk "id=a,path=$T/disk.img,socket=$T/a.sock"; then
 		not_ok "hostile: no log line for the bad version: $(tail -3 "$T/hostile.log")"
 	grep -q "not started: in-flight region: entry 3 is $BAD_ENTRY" "$T/hostile.log" ||
 		not_ok "hostile: no log line for the bad entry: $(tail -3 "$T/hostile.log")"
+	if ((INFLIGHT_PACKED)); then
+		grep -q "not started: in-flight region: chain at entry 5" "$T/hostile.log" ||
+			not_ok "hostile: no log line for the looping chain: $(tail -3 "$T/hostile.log")"
+		grep -q "not started: in-flight region: .*used 65534/" "$T/hostile.log" ||
+			not_ok "hostile: no log line for the bad position: $(tail -3 "$T/hostile.log")"
+	fi
 	"$CLIENT" "$T/a.sock" verify 0.5 "$T" 2>"$T/after.err"
 	check "after the hostile front-ends, a new one is served" test $? = 0
 	kill "$DPID"

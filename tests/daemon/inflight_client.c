@@ -14,9 +14,10 @@
  *   driver ring), with status OK.  Then N more, to see the ring serve new
  *   chains.
  *
- * inflight_client SOCKET hostile version|entry DIR
+ * inflight_client SOCKET hostile version|entry|chain|position DIR
  *   Corrupt the region (an unknown version, an entry marked 2; packed:
- *   3), reconnect: the ring must not run.
+ *   3, a chain that links to itself, a used position past the ring),
+ *   reconnect: the ring must not run.
  *
  * INFLIGHT_PACKED=1 in the environment: the same on a packed ring (each
  * request a list of 3 descriptors, which the region must copy).
@@ -347,6 +348,16 @@ static int hostile(struct vu_fe *fe, struct virtq_drv *drv, struct slot *slots, 
 	/* The version sits at the same place in both layouts. */
 	if (!strcmp(what, "version"))
 		r->version = 7;
+	else if (!strcmp(what, "chain") && packed) {
+		/* A chain of two whose second entry is itself: a loop. */
+		struct vu_inflight_desc_packed *d = &((struct vu_inflight_packed *)r)->desc[5];
+
+		d->num = 2;
+		d->next = 5;
+		d->last = 5;
+		d->inflight = 1;
+	} else if (!strcmp(what, "position") && packed)
+		((struct vu_inflight_packed *)r)->old_used_idx = 0xfffe;
 	else if (packed)
 		((struct vu_inflight_packed *)r)->desc[3].inflight = 3;
 	else

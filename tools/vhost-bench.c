@@ -105,6 +105,7 @@ struct bench_opts {
 	bool poll;
 	bool json;
 	bool packed;
+	bool inflight; /* ask for the in-flight region (INFLIGHT_SHMFD) */
 	bool event_idx;
 	bool indirect;
 	bool verify;
@@ -1111,6 +1112,7 @@ static int bench_connect(struct bench *b)
 		.features = driver_features(o),
 		.indirect_max = o->indirect ? 3 : 0,
 		.mem_size = shared_mem_size(o),
+		.inflight = o->inflight,
 	};
 
 	b->fe = vu_fe_connect(&cfg);
@@ -1461,6 +1463,7 @@ static const char usage_text[] =
 	"  --queue-size N     ring size (default: 256, or enough for --iodepth)\n"
 	"  --poll             complete by polling the used ring, not by call eventfd\n"
 	"  --packed           offer VIRTIO_F_RING_PACKED\n"
+	"  --inflight         ask for the in-flight region (crash-safe reconnect)\n"
 	"  --no-event-idx     do not offer VIRTIO_RING_F_EVENT_IDX\n"
 	"  --no-indirect      do not offer VIRTIO_RING_F_INDIRECT_DESC\n"
 	"  --scsi-lun T:L     the back-end is virtio-scsi: drive its target T, LUN L\n"
@@ -1495,6 +1498,7 @@ enum {
 	OPT_CPU_PID, /* the last option with an argument */
 	OPT_POLL,
 	OPT_PACKED,
+	OPT_INFLIGHT,
 	OPT_NO_EVENT_IDX,
 	OPT_NO_INDIRECT,
 	OPT_JSON,
@@ -1516,6 +1520,7 @@ static const struct option long_options[] = {
 	{"cpu-pid", required_argument, NULL, OPT_CPU_PID},
 	{"poll", no_argument, NULL, OPT_POLL},
 	{"packed", no_argument, NULL, OPT_PACKED},
+	{"inflight", no_argument, NULL, OPT_INFLIGHT},
 	{"no-event-idx", no_argument, NULL, OPT_NO_EVENT_IDX},
 	{"no-indirect", no_argument, NULL, OPT_NO_INDIRECT},
 	{"json", no_argument, NULL, OPT_JSON},
@@ -1692,6 +1697,9 @@ static int parse_flag_opt(struct bench_opts *o, int opt, char **argv)
 		return 0;
 	case OPT_PACKED:
 		o->packed = true;
+		return 0;
+	case OPT_INFLIGHT:
+		o->inflight = true;
 		return 0;
 	case OPT_NO_EVENT_IDX:
 		o->event_idx = false;

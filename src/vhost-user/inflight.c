@@ -621,8 +621,8 @@ static int packed_alloc(struct vu_inflight_queue *iq, unsigned int num)
 	iq->id_entry = malloc(num * sizeof(*iq->id_entry));
 	iq->saved = calloc(num, sizeof(*iq->saved));
 	iq->saved_off = calloc(num, sizeof(*iq->saved_off));
-	if (!iq->descs || !iq->free || !iq->link || !iq->chain_len || !iq->id_entry ||
-	    !iq->saved || !iq->saved_off)
+	if (!iq->descs || !iq->free || !iq->link || !iq->chain_len || !iq->id_entry || !iq->saved ||
+	    !iq->saved_off)
 		return -ENOMEM;
 	memset(iq->id_entry, 0xff, num * sizeof(*iq->id_entry));
 	return 0;
@@ -634,8 +634,8 @@ static int packed_alloc(struct vu_inflight_queue *iq, unsigned int num)
  * 0, -EINVAL (why says what was wrong) or -ENOMEM.
  */
 static int packed_start(struct vu_vring *vr, struct vu_inflight_queue *iq,
-			struct vu_inflight_packed *r, const struct vu_ring_ptrs *p,
-			uint16_t *base, char *why, size_t why_len)
+			struct vu_inflight_packed *r, const struct vu_ring_ptrs *p, uint16_t *base,
+			char *why, size_t why_len)
 {
 	unsigned int num = vr->num, n2 = 0, slots = 0, nsaved = 0, done = 0;
 	struct vu_inflight_desc_packed *copy;
@@ -822,7 +822,8 @@ static int packed_start(struct vu_vring *vr, struct vu_inflight_queue *iq,
 		log_info("%s: resuming at slot %u wrap %u, used slot %u wrap %u "
 			 "(the front-end said %u wrap %u)",
 			 vr->name, a_idx, a_wrap, c_idx, c_wrap,
-			 *base & ((1u << VIRTQ_PACKED_WRAP_BIT) - 1), *base >> VIRTQ_PACKED_WRAP_BIT);
+			 *base & ((1u << VIRTQ_PACKED_WRAP_BIT) - 1),
+			 *base >> VIRTQ_PACKED_WRAP_BIT);
 	*base = packed_pos(a_idx, a_wrap);
 	ret = 0;
 out:

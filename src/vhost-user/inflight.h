@@ -86,13 +86,13 @@ struct vu_inflight_desc_packed {
 };
 
 struct vu_inflight_packed {
-	uint64_t features; /* 0 */
-	uint16_t version;  /* 1; 0: never used (a fresh region) */
-	uint16_t desc_num; /* the ring's size */
-	uint16_t free_head;	/* not used by vhostd (private free list) */
+	uint64_t features;  /* 0 */
+	uint16_t version;   /* 1; 0: never used (a fresh region) */
+	uint16_t desc_num;  /* the ring's size */
+	uint16_t free_head; /* not used by vhostd (private free list) */
 	uint16_t old_free_head;
-	uint16_t used_idx;	/* where the batch being published ends */
-	uint16_t old_used_idx;	/* where the driver's view of the used ring ends */
+	uint16_t used_idx;     /* where the batch being published ends */
+	uint16_t old_used_idx; /* where the driver's view of the used ring ends */
 	uint8_t used_wrap_counter;
 	uint8_t old_used_wrap_counter;
 	uint8_t padding[10];
@@ -132,26 +132,26 @@ struct vu_inflight_queue {
 	const struct vu_inflight_ops *ops;
 	void *r; /* this ring's part of the shared region */
 	uint16_t num;
-	uint64_t counter;  /* the next pop's counter */
+	uint64_t counter; /* the next pop's counter */
 	/*
 	 * Our own copy of the used position the region holds: split, its
 	 * used_idx; packed, old_used_idx | old_used_wrap_counter << 15.
 	 */
 	uint16_t used_idx;
-	uint16_t *batch;   /* heads (packed: head entries) filled since the last publish */
+	uint16_t *batch; /* heads (packed: head entries) filled since the last publish */
 	unsigned int nr_batch;
 	uint16_t *resubmit; /* heads (packed: head entries) to start again, in counter order */
 	unsigned int nr_resubmit;
-	unsigned int live;  /* recorded and not cleared (logs, the test hook) */
+	unsigned int live; /* recorded and not cleared (logs, the test hook) */
 	/* Packed only (NULL for split), each for num entries: */
 	struct virtq_desc_copy *descs; /* the engine pops into it (virtq_elem.descs) */
-	uint16_t *free;	    /* free entries, a stack */
+	uint16_t *free;		       /* free entries, a stack */
 	unsigned int nr_free;
-	uint16_t *link;	    /* entry -> the chain's next entry (private copy) */
-	uint16_t *chain_len;	/* head entry -> entries of its chain */
-	uint16_t *id_entry; /* buffer id -> head entry, or VU_INFLIGHT_NONE */
+	uint16_t *link;		       /* entry -> the chain's next entry (private copy) */
+	uint16_t *chain_len;	       /* head entry -> entries of its chain */
+	uint16_t *id_entry;	       /* buffer id -> head entry, or VU_INFLIGHT_NONE */
 	struct virtq_desc_copy *saved; /* the chains to start again, by head entry */
-	uint16_t *saved_off;	/* head entry -> its first descriptor in saved */
+	uint16_t *saved_off;	       /* head entry -> its first descriptor in saved */
 };
 
 static inline int vu_inflight_begin(struct vu_inflight_queue *iq, const struct virtq_elem *e)

@@ -271,8 +271,8 @@ int virtq_pop_head(struct virtq *vq, struct virtq_elem *elem, uint16_t head)
 	return take_walked(vq, elem);
 }
 
-int virtq_pop_saved(struct virtq *vq, struct virtq_elem *elem,
-		    const struct virtq_desc_copy *descs, unsigned int n)
+int virtq_pop_saved(struct virtq *vq, struct virtq_elem *elem, const struct virtq_desc_copy *descs,
+		    unsigned int n)
 {
 	int r;
 

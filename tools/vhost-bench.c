@@ -1506,12 +1506,12 @@ enum {
 	OPT_CPU_PID, /* the last option with an argument */
 	OPT_POLL,
 	OPT_PACKED,
+	OPT_INFLIGHT,
 	OPT_NO_EVENT_IDX,
 	OPT_NO_INDIRECT,
 	OPT_JSON,
 	OPT_VERIFY,
 	OPT_SCSI_LUN,
-	OPT_INFLIGHT,
 };
 
 static const struct option long_options[] = {
@@ -1528,12 +1528,12 @@ static const struct option long_options[] = {
 	{"cpu-pid", required_argument, NULL, OPT_CPU_PID},
 	{"poll", no_argument, NULL, OPT_POLL},
 	{"packed", no_argument, NULL, OPT_PACKED},
+	{"inflight", no_argument, NULL, OPT_INFLIGHT},
 	{"no-event-idx", no_argument, NULL, OPT_NO_EVENT_IDX},
 	{"no-indirect", no_argument, NULL, OPT_NO_INDIRECT},
 	{"json", no_argument, NULL, OPT_JSON},
 	{"verify", no_argument, NULL, OPT_VERIFY},
 	{"scsi-lun", required_argument, NULL, OPT_SCSI_LUN},
-	{"inflight", no_argument, NULL, OPT_INFLIGHT},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},

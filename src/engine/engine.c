@@ -320,10 +320,13 @@ static void eng_publish(struct eng_queue *eq)
 {
 	if (!eq->nr_filled || eq->abandoned)
 		return;
-	virtq_flush(eq->vq);
-	/* Only after the used index is out: inflight.c's steps 5 and 6. */
+	/* inflight.c's step 4a (packed: where the batch will end) ... */
 	if (eq->iq)
-		vu_inflight_published(eq->iq, eq->vq->split.published_used_idx);
+		vu_inflight_flushing(eq->iq, eq->vq);
+	virtq_flush(eq->vq);
+	/* ... and only after the batch is out, steps 5 and 6. */
+	if (eq->iq)
+		vu_inflight_published(eq->iq, eq->vq);
 	eq->nr_filled = 0;
 	if (eq->call_fd < 0 || !virtq_should_notify(eq->vq))
 		return;
@@ -352,8 +355,8 @@ static struct iovec *eng_slot_iov(struct eng_queue *eq, struct eng_req *req)
 static void eng_fill(struct eng_queue *eq, const struct virtq_elem *e, uint32_t len)
 {
 	virtq_fill(eq->vq, e, len);
-	if (eq->iq && e->id < eq->num)
-		vu_inflight_filled(eq->iq, e->id);
+	if (eq->iq)
+		vu_inflight_filled(eq->iq, e);
 }
 
 void eng_req_complete(struct eng_queue *eq, struct eng_req *req, uint32_t used_len)
@@ -452,6 +455,7 @@ static int eng_pop_one(struct eng_queue *eq)
 
 	virtq_elem_init(e, eq->stage_iov, eq->max_iov);
 	e->log_iov = eq->stage_log_iov;
+	e->descs = eq->iq ? eq->iq->descs : NULL; /* packed: recorded by begin */
 	r = virtq_pop(eq->vq, e);
 	if (r <= 0) {
 		if (r < 0)
@@ -459,8 +463,12 @@ static int eng_pop_one(struct eng_queue *eq)
 		return r;
 	}
 	/* Recorded before anything starts it: inflight.c's step 2. */
-	if (eq->iq && e->id < eq->num)
-		vu_inflight_begin(eq->iq, e->id);
+	if (eq->iq && vu_inflight_begin(eq->iq, e) < 0) {
+		eng_queue_halt(eq, "more slots in flight than the in-flight region holds");
+		eng_fill(eq, e, 0);
+		eq->nr_filled++;
+		return -EIO;
+	}
 	return eng_start_elem(eq, e);
 }
 
@@ -481,7 +489,7 @@ static void eng_resubmit(struct eng_queue *eq)
 
 		virtq_elem_init(e, eq->stage_iov, eq->max_iov);
 		e->log_iov = eq->stage_log_iov;
-		r = virtq_pop_head(eq->vq, e, iq->resubmit[i]);
+		r = vu_inflight_repop(iq, eq->vq, e, i);
 		if (r < 0) {
 			eng_queue_halt(eq, virtq_strerror(eq->vq->error));
 			return;

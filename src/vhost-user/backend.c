@@ -255,7 +255,7 @@ static void vu_vring_start(struct vu_dev *dev, struct vu_vring *vr)
 	cfg.driver_area = p.driver_area;
 	cfg.device_area = p.device_area;
 	/* Crash-safe reconnect: where to resume, and what to start again. */
-	if (vu_inflight_ring_start(dev, vr, p.device_area, &cfg.base, why, sizeof(why))) {
+	if (vu_inflight_ring_start(dev, vr, &p, &cfg.base, why, sizeof(why))) {
 		log_error("%s: not started: %s", vr->name, why);
 		goto failed;
 	}

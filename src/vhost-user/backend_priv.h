@@ -242,11 +242,12 @@ enum vu_result vu_set_inflight_fd(struct vu_dev *dev, struct vhost_user_msg *msg
 /* Unmap the region and forget every ring's tracking (rings stopped). */
 void vu_inflight_drop(struct vu_dev *dev);
 /*
- * Before @vr starts: with a region, recover it (the last batch, the heads
- * to start again, *@base: where popping resumes) and point vr->q.inflight
- * at its tracking.  0, or -errno with the reason in @why (hostile region).
+ * Before @vr starts: with a region, recover it (the last batch, the chains
+ * to start again, *@base: where popping resumes, vr->iq.used_idx: where
+ * using does) and point vr->q.inflight at its tracking.  0, or -errno with
+ * the reason in @why (hostile region).
  */
-int vu_inflight_ring_start(struct vu_dev *dev, struct vu_vring *vr, void *device_area,
+int vu_inflight_ring_start(struct vu_dev *dev, struct vu_vring *vr, const struct vu_ring_ptrs *p,
 			   uint16_t *base, char *why, size_t why_len);
 
 /* --- backend_mem.c: guest memory --- */

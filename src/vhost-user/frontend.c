@@ -710,9 +710,17 @@ int vu_fe_reconnect(struct vu_fe *fe, int timeout_ms)
 		const volatile uint16_t *used_idx;
 
 		if (virtq_drv_is_packed(fe->queues[i].drv)) {
-			r = -EOPNOTSUPP;
-			step = "packed ring";
-			goto fail;
+			/*
+			 * QEMU 7.2 keeps no packed position when it loses
+			 * the back-end: it sends the base of the last
+			 * GET_VRING_BASE answered, at worst the session's
+			 * start.  So do we: the back-end must find its
+			 * place in the in-flight region.
+			 */
+			r = fe_send_queue(fe, i, 0x10001u << VIRTQ_PACKED_WRAP_BIT, &step);
+			if (r)
+				goto fail;
+			continue;
 		}
 		/*
 		 * QEMU's guess when it lost the back-end: the ring resumes at

@@ -240,6 +240,21 @@ int virtq_pop_batch(struct virtq *vq, struct virtq_elem *const *elems, unsigned 
 	return (int)i;
 }
 
+/* A chain walked outside the avail ring (start again after a restart): take it as popped. */
+static int take_walked(struct virtq *vq, struct virtq_elem *elem)
+{
+	if (inflight_test(vq, elem->id))
+		return virtq_set_broken(vq, VIRTQ_ERR_ID_IN_FLIGHT, "chain to start again");
+	inflight_flip(vq, elem->id);
+	elem->mem = mem_ref_take(vq);
+	/* As virtq_pop_batch() does: before the device model narrows them. */
+	if (unlikely(vq->log) && elem->log_iov)
+		memcpy(elem->log_iov, elem->iov + elem->out_num, elem->in_num * sizeof(*elem->iov));
+	vq->inflight++;
+	vq->nr_popped++;
+	return 1;
+}
+
 int virtq_pop_head(struct virtq *vq, struct virtq_elem *elem, uint16_t head)
 {
 	int r;
@@ -253,16 +268,32 @@ int virtq_pop_head(struct virtq *vq, struct virtq_elem *elem, uint16_t head)
 	r = virtq_split_walk_head(vq, elem, head);
 	if (r < 0)
 		return r;
-	if (inflight_test(vq, head))
-		return virtq_set_broken(vq, VIRTQ_ERR_ID_IN_FLIGHT, "head to start again");
-	inflight_flip(vq, head);
-	elem->mem = mem_ref_take(vq);
-	/* As virtq_pop_batch() does: before the device model narrows them. */
-	if (unlikely(vq->log) && elem->log_iov)
-		memcpy(elem->log_iov, elem->iov + elem->out_num, elem->in_num * sizeof(*elem->iov));
-	vq->inflight++;
-	vq->nr_popped++;
-	return 1;
+	return take_walked(vq, elem);
+}
+
+int virtq_pop_saved(struct virtq *vq, struct virtq_elem *elem, const struct virtq_desc_copy *descs,
+		    unsigned int n)
+{
+	int r;
+
+	if (vq->broken)
+		return -EIO;
+	if (!vq->mem)
+		return virtq_set_broken(vq, VIRTQ_ERR_NO_MAP, NULL);
+	if (vq->ops != &virtq_packed_layout)
+		return -EOPNOTSUPP;
+	r = virtq_packed_walk_saved(vq, elem, descs, n);
+	if (r < 0)
+		return r;
+	return take_walked(vq, elem);
+}
+
+void virtq_resume_used(struct virtq *vq, uint16_t used)
+{
+	if (vq->ops == &virtq_split_layout)
+		virtq_split_resume_used(vq, used);
+	else
+		virtq_packed_resume_used(vq, used);
 }
 
 int virtq_pop(struct virtq *vq, struct virtq_elem *elem)

@@ -148,6 +148,9 @@ static int packed_pop_one(struct virtq *vq, struct virtq_elem *elem)
 	virtq_copy_packed_desc(&p->desc[i], &d);
 
 	for (;;) {
+		/* count < num here (checked below before each step). */
+		if (elem->descs)
+			elem->descs[count] = d;
 		count++;
 		if (d.flags & VRING_DESC_F_INDIRECT) {
 			/* 2.8.19: an indirect descriptor never sits in a NEXT list. */
@@ -200,6 +203,59 @@ static int packed_pop_one(struct virtq *vq, struct virtq_elem *elem)
 	elem->id = d.next;
 	elem->ndescs = (uint16_t)count;
 	return 1;
+}
+
+int virtq_packed_walk_saved(struct virtq *vq, struct virtq_elem *elem,
+			    const struct virtq_desc_copy *descs, unsigned int n)
+{
+	struct virtq_packed_state *p = &vq->packed;
+	unsigned int k;
+	int r;
+
+	virtq_elem_reset(elem);
+	/* The rules packed_pop_one() applies to the same list in the ring. */
+	if (!n || n > vq->num)
+		return virtq_set_broken(vq, VIRTQ_ERR_CHAIN_LONG, "saved chain length");
+	for (k = 0; k < n; k++) {
+		const struct virtq_desc_copy *d = &descs[k];
+		bool last = k == n - 1;
+
+		if (d->flags & VRING_DESC_F_INDIRECT) {
+			/* Ends the list whatever NEXT says, as in the ring. */
+			if (n > 1)
+				return virtq_set_broken(vq, VIRTQ_ERR_INDIRECT_NEXT,
+							"indirect descriptor inside a list");
+			r = packed_indirect(vq, elem, d);
+		} else if (!!(d->flags & VRING_DESC_F_NEXT) == last) {
+			return virtq_set_broken(vq, VIRTQ_ERR_CHAIN_LONG, "saved chain links");
+		} else {
+			r = virtq_elem_add(vq, elem, d);
+		}
+		if (r)
+			return r;
+	}
+	if (descs[n - 1].next >= vq->num)
+		return virtq_set_broken(vq, VIRTQ_ERR_HEAD, "buffer id");
+	if (p->inflight_descs + n > vq->num)
+		return virtq_set_broken(vq, VIRTQ_ERR_AVAIL_IDX,
+					"more descriptors in flight than the ring holds");
+	p->inflight_descs += n;
+	elem->id = descs[n - 1].next;
+	elem->ndescs = (uint16_t)n;
+	return 0;
+}
+
+void virtq_packed_resume_used(struct virtq *vq, uint16_t used)
+{
+	struct virtq_packed_state *p = &vq->packed;
+	uint16_t idx = used & ((1u << VIRTQ_PACKED_WRAP_BIT) - 1);
+
+	if (idx >= vq->num)
+		return; /* the caller checked it; keep the base's position */
+	p->used_idx = p->published_used_idx = idx;
+	p->used_wrap = p->published_used_wrap = used >> VIRTQ_PACKED_WRAP_BIT;
+	p->unsignalled = 0;
+	p->signalled_used_valid = false;
 }
 
 static unsigned int packed_pop(struct virtq *vq, struct virtq_elem *const *elems, unsigned int n)

@@ -306,12 +306,10 @@ static uint16_t split_get_base(const struct virtq *vq)
 	return vq->split.last_avail_idx;
 }
 
-void virtq_resume_used(struct virtq *vq, uint16_t used_idx)
+void virtq_split_resume_used(struct virtq *vq, uint16_t used_idx)
 {
 	struct virtq_split_state *s = &vq->split;
 
-	if (vq->ops != &virtq_split_layout)
-		return;
 	s->used_idx = s->published_used_idx = used_idx;
 	s->signalled_used = used_idx;
 	s->signalled_used_valid = false;

@@ -88,6 +88,8 @@ const char *virtq_strerror(enum virtq_error err);
  * into (@mem); virtq_fill() drops it.  Every popped element must be filled
  * exactly once, even on a broken queue (fill is then only that release).
  */
+struct virtq_desc_copy;
+
 struct virtq_elem {
 	uint16_t id;		/* split: head index; packed: buffer id */
 	uint16_t ndescs;	/* ring slots the chain used (packed: used-ring step) */
@@ -106,6 +108,14 @@ struct virtq_elem {
 	 * iov[] as it is then.
 	 */
 	struct iovec *log_iov;
+	/*
+	 * Optional, capacity the queue size: a packed pop copies the chain's
+	 * descriptors here as walked (ring slots, not an indirect table's
+	 * entries), so the in-flight region can keep them after the ring
+	 * slots are overwritten by used elements (vhost-user/inflight.h).
+	 * Split pops leave it alone (the table keeps a chain until it is used).
+	 */
+	struct virtq_desc_copy *descs;
 };
 
 static inline void virtq_elem_init(struct virtq_elem *elem, struct iovec *iov,
@@ -117,6 +127,7 @@ static inline void virtq_elem_init(struct virtq_elem *elem, struct iovec *iov,
 	elem->out_len = elem->in_len = 0;
 	elem->mem = NULL;
 	elem->log_iov = NULL;
+	elem->descs = NULL;
 }
 
 /* Where the ring lives (host pointers, already translated) and how to walk it. */
@@ -289,10 +300,22 @@ int virtq_pop_batch(struct virtq *vq, struct virtq_elem *const *elems, unsigned 
  */
 int virtq_pop_head(struct virtq *vq, struct virtq_elem *elem, uint16_t head);
 /*
- * Split rings, right after virtq_init(): the used ring is at @used_idx, not
- * at the base (chains are still in flight across a back-end restart).
+ * Packed rings only: take the chain whose @n ring descriptors were saved
+ * in @descs (by a pop, elem->descs, kept in the in-flight region) as
+ * popped, without consuming ring slots - its slots were consumed before
+ * the back-end died and may hold used elements by now.  Walked with every
+ * check virtq_pop() applies (the copy is as untrusted as the ring); it
+ * counts @n slots as in flight, so its fill steps the used position by
+ * @n.  Same results as virtq_pop(); -EOPNOTSUPP on a split ring.
  */
-void virtq_resume_used(struct virtq *vq, uint16_t used_idx);
+int virtq_pop_saved(struct virtq *vq, struct virtq_elem *elem,
+		    const struct virtq_desc_copy *descs, unsigned int n);
+/*
+ * Right after virtq_init(): the used position is @used, not the base
+ * (chains are still in flight across a back-end restart).  Split: used
+ * index; packed: bits 0..14 the next used slot, bit 15 its wrap counter.
+ */
+void virtq_resume_used(struct virtq *vq, uint16_t used);
 
 /*
  * Stage a completion: @len bytes were written to @elem's writable buffers
@@ -386,6 +409,11 @@ extern const struct virtq_layout_ops virtq_split_layout;
 extern const struct virtq_layout_ops virtq_packed_layout;
 /* device_split.c: walk the chain at @head into @elem (virtq_pop_head). */
 int virtq_split_walk_head(struct virtq *vq, struct virtq_elem *elem, uint16_t head);
+void virtq_split_resume_used(struct virtq *vq, uint16_t used_idx);
+/* device_packed.c: walk saved descriptors into @elem (virtq_pop_saved). */
+int virtq_packed_walk_saved(struct virtq *vq, struct virtq_elem *elem,
+			    const struct virtq_desc_copy *descs, unsigned int n);
+void virtq_packed_resume_used(struct virtq *vq, uint16_t used);
 
 /* A descriptor copied out of shared memory: read once, then checked, then used. */
 struct virtq_desc_copy {

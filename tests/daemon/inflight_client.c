@@ -14,9 +14,13 @@
  *   driver ring), with status OK.  Then N more, to see the ring serve new
  *   chains.
  *
- * inflight_client SOCKET hostile version|entry DIR
- *   Corrupt the region (an unknown version, an entry marked 2), reconnect:
- *   the ring must not run.
+ * inflight_client SOCKET hostile version|entry|chain|position DIR
+ *   Corrupt the region (an unknown version, an entry marked 2; packed:
+ *   3, a chain that links to itself, a used position past the ring),
+ *   reconnect: the ring must not run.
+ *
+ * INFLIGHT_PACKED=1 in the environment: the same on a packed ring (each
+ * request a list of 3 descriptors, which the region must copy).
  *
  * inflight_client SOCKET verify SECONDS DIR
  *   SLOTS slots, each owning one 4 KiB block, cycle: write generation g,
@@ -53,6 +57,7 @@ struct slot {
 };
 
 static const char *dir;
+static bool packed; /* INFLIGHT_PACKED=1: a packed ring */
 
 static void die(const char *what)
 {
@@ -340,8 +345,21 @@ static int hostile(struct vu_fe *fe, struct virtq_drv *drv, struct slot *slots, 
 	r = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (r == MAP_FAILED)
 		die("cannot map the region");
+	/* The version sits at the same place in both layouts. */
 	if (!strcmp(what, "version"))
 		r->version = 7;
+	else if (!strcmp(what, "chain") && packed) {
+		/* A chain of two whose second entry is itself: a loop. */
+		struct vu_inflight_desc_packed *d = &((struct vu_inflight_packed *)r)->desc[5];
+
+		d->num = 2;
+		d->next = 5;
+		d->last = 5;
+		d->inflight = 1;
+	} else if (!strcmp(what, "position") && packed)
+		((struct vu_inflight_packed *)r)->old_used_idx = 0xfffe;
+	else if (packed)
+		((struct vu_inflight_packed *)r)->desc[3].inflight = 3;
 	else
 		r->desc[3].inflight = 2;
 	munmap(r, size);
@@ -370,6 +388,9 @@ int main(int argc, char **argv)
 	struct virtq_drv *drv;
 	struct vu_fe *fe;
 
+	packed = getenv("INFLIGHT_PACKED") && !strcmp(getenv("INFLIGHT_PACKED"), "1");
+	if (packed)
+		cfg.features |= 1ull << VIRTIO_F_RING_PACKED;
 	if (argc != 5)
 		die("usage: inflight_client SOCKET burst N DIR | SOCKET verify SECONDS DIR");
 	cfg.socket_path = argv[1];

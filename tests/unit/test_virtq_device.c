@@ -976,6 +976,92 @@ static void test_packed_hostile(void)
 	virtq_destroy(&vq);
 }
 
+/*
+ * Crash-safe reconnect on a packed ring: a pop copies the list's
+ * descriptors (virtq_elem.descs); B completes first, so its used element
+ * overwrites A's first slot; a new queue resumed at the used position
+ * (virtq_resume_used) starts A again from the copy (virtq_pop_saved),
+ * and the driver sees A's used element next.  Bad copies break the queue.
+ */
+static void test_packed_saved(void)
+{
+	struct virtq_desc_copy dc[2][8], bad[2];
+	struct pdrv d;
+	struct virtq vq;
+	struct virtq_elem e[2];
+	struct iovec iov[2][8];
+	struct virtq_config cfg;
+	uint16_t id;
+	uint32_t len;
+
+	pdrv_setup(&d, &vq, 5, 0);
+	ppost_ids(&d, (struct buf[]){{DATA_GPA, 16, 0}, {DATA_GPA + 0x100, 32, VRING_DESC_F_WRITE}},
+		  2, (uint16_t[]){9, 0});
+	ppost(&d, (struct buf[]){{DATA_GPA + 0x200, 8, VRING_DESC_F_WRITE}}, 1, 1);
+	for (unsigned int i = 0; i < 2; i++) {
+		virtq_elem_init(&e[i], iov[i], 8);
+		e[i].descs = dc[i];
+		CHECK(virtq_pop(&vq, &e[i]) == 1);
+	}
+	CHECK(e[0].ndescs == 2 && dc[0][0].addr == DATA_GPA && dc[0][0].len == 16 &&
+	      (dc[0][0].flags & VRING_DESC_F_NEXT) && dc[0][1].next == 0 &&
+	      (dc[0][1].flags & VRING_DESC_F_WRITE) && dc[0][1].addr == DATA_GPA + 0x100);
+	CHECK(e[1].ndescs == 1 && dc[1][0].next == 1);
+	virtq_push(&vq, &e[1], 8);
+	CHECK(pget(&d, &id, &len, NULL) && id == 1);
+	CHECK(d.desc[0].id == 1); /* A's first slot holds B's used element now */
+	CHECK(virtq_get_base(&vq) == (0x8000 | 3));
+	/* The back-end dies with A in flight: its element goes with it. */
+	virtq_fill(&vq, &e[0], 0);
+	virtq_destroy(&vq);
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.num = 5;
+	cfg.features = F(VIRTIO_F_RING_PACKED);
+	cfg.desc = d.desc;
+	cfg.driver_area = d.driver;
+	cfg.device_area = d.device;
+	cfg.base = 0x8000 | 3;
+	cfg.mem = map;
+	cfg.name = "test:packed-saved";
+	CHECK(virtq_init(&vq, &cfg) == 0);
+	virtq_resume_used(&vq, 0x8000 | 1);
+	CHECK(virtq_pop_head(&vq, &e[0], 0) == -EOPNOTSUPP);
+	virtq_elem_init(&e[0], iov[0], 8);
+	CHECK(virtq_pop_saved(&vq, &e[0], dc[0], 2) == 1);
+	CHECK(e[0].id == 0 && e[0].ndescs == 2 && e[0].out_len == 16 && e[0].in_len == 32);
+	CHECK(iov[0][1].iov_base == hva(DATA_GPA + 0x100));
+	virtq_push(&vq, &e[0], 32);
+	CHECK(pget(&d, &id, &len, NULL) && id == 0 && len == 32);
+	CHECK(!virtq_is_broken(&vq));
+	virtq_destroy(&vq);
+
+	/* The same id twice is a second completion waiting to happen. */
+	CHECK(virtq_init(&vq, &cfg) == 0);
+	virtq_elem_init(&e[0], iov[0], 8);
+	CHECK(virtq_pop_saved(&vq, &e[0], dc[0], 2) == 1);
+	virtq_elem_init(&e[1], iov[1], 8);
+	CHECK(virtq_pop_saved(&vq, &e[1], dc[0], 2) == -EIO);
+	CHECK(vq.error == VIRTQ_ERR_ID_IN_FLIGHT);
+	virtq_fill(&vq, &e[0], 0);
+	virtq_destroy(&vq);
+
+	/* A copy whose last descriptor says NEXT, or an id past the ring. */
+	for (unsigned int k = 0; k < 2; k++) {
+		CHECK(virtq_init(&vq, &cfg) == 0);
+		bad[0] = dc[0][0];
+		bad[1] = dc[0][1];
+		if (k == 0)
+			bad[1].flags |= VRING_DESC_F_NEXT;
+		else
+			bad[1].next = 5;
+		virtq_elem_init(&e[0], iov[0], 8);
+		CHECK(virtq_pop_saved(&vq, &e[0], bad, 2) == -EIO && virtq_is_broken(&vq));
+		CHECK(virtq_pop_saved(&vq, &e[0], dc[0], 0) == -EIO);
+		virtq_destroy(&vq);
+	}
+}
+
 static void test_iov(void)
 {
 	char a[4] = "abcd", b[3] = "efg", out[8] = {0};
@@ -1005,6 +1091,7 @@ int main(void)
 	test_packed_wrap();
 	test_packed_notify();
 	test_packed_hostile();
+	test_packed_saved();
 	test_iov();
 
 	/* Every popped element was filled: only our own reference is left. */

@@ -11,21 +11,32 @@
 # next back-end. Every pass must verify in the guest, and the host then
 # compares the whole image with the expected one byte for byte.
 #
-# Split ring only. With packed=on QEMU 7.2 cannot resume: a packed ring has
-# no used index in shared memory, and virtio_queue_packed_restore_last_avail_idx()
+# Packed rings: QEMU 7.2 cannot resume one by itself: a packed ring has no
+# used index in shared memory, and virtio_queue_packed_restore_last_avail_idx()
 # (hw/virtio/virtio.c) is a no-op, so after a disconnect QEMU hands the new
 # back-end the last_avail_idx/wrap counter it got from the last *successful*
-# GET_VRING_BASE (the start of the session: 0 with wrap 1). The new back-end
-# then starts in the wrong place of the ring (seen: base 0x8000 again after
-# 0x8019) and the guest's I/O hangs until the timeout. Only
-# VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD could let a back-end find its place,
-# and vhostd does not offer it. RECONNECT_PACKED=1 runs the packed layout anyway
-# (expected to fail on QEMU 7.2).
+# GET_VRING_BASE (the start of the session: 0 with wrap 1; seen: base 0x8000
+# again after 0x8019). Without more the new back-end starts in the wrong
+# place of the ring and the guest's I/O hangs. vhostd keeps its packed
+# positions and wrap counters in the in-flight region
+# (VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD, which QEMU keeps across the
+# disconnect) and trusts the region over that base, so the packed variant
+# runs with BACKEND=vhostd (skipped for qsd, which has no packed ring).
+#
+# blk-crash (CRASH=1) also runs fio verify after the passes and kills the
+# back-end once more in it with many requests in flight (see FIO_INFLIGHT).
 set -euo pipefail
 source "$(dirname "$0")/../../lib.sh"
 
 MiB=$((1 << 20))
 DISK_SIZE=$((48 * MiB))
+# blk-crash: after the passes, fio verify (two jobs at iodepth 64, 4 KiB
+# random writes) over [48 MiB, 80 MiB), and one more SIGKILL in it, by the
+# back-end itself once a ring holds FIO_INFLIGHT requests recorded in
+# flight (test hook VHOSTD_TEST_CRASH=inflight:N): the kill with many
+# requests in flight, whatever the timing of the machine.
+FIO_INFLIGHT=${FIO_INFLIGHT:-32}
+CMP_BYTES=$DISK_SIZE
 NCHUNK=32	# the first 32 MiB are rewritten every pass, the rest never
 PASSES=${PASSES:-6}
 RESTART_IN_PASSES=${RESTART_IN_PASSES:-"1 3"}	# restart while these passes write
@@ -39,15 +50,19 @@ if ((PACKED)); then SUFFIX=-packed; fi
 
 main() {
 	require_backend
-	if ((PACKED)) && [[ ${RECONNECT_PACKED:-0} != 1 ]]; then
+	if ((PACKED)) && [[ $BACKEND != vhostd ]]; then
 		glog "packed ring: QEMU 7.2 cannot restore a packed ring's position after a" \
-			"back-end disconnect (see the comment in run.sh); skipped"
+			"back-end disconnect and $BACKEND keeps no in-flight region for it" \
+			"(see the comment in run.sh); skipped"
 		exit 77
 	fi
 	guest_workdir
 	trap 'reconnect_cleanup' EXIT
-	local img=$WORK/disk.img expected=$WORK/expected.img data=$WORK/data p rc=0
+	local img=$WORK/disk.img expected=$WORK/expected.img data=$WORK/data p rc=0 fio=0
+	if ((CRASH)) && [[ $BACKEND == vhostd ]]; then fio=1; fi
+	if ((fio)); then DISK_SIZE=$((80 * MiB)); fi
 	prepare "$img" "$expected" "$data"
+	if ((fio)); then echo "$FIO_INFLIGHT" >"$data/fio"; fi
 
 	# Every vhostd instance logs the rings' bases, which shows where each
 	# one resumed.
@@ -64,19 +79,33 @@ main() {
 	for p in $RESTART_IN_PASSES; do
 		wait_console "pass $p writing" || break
 		sleep 0.1	# into the middle of the writes (~1 s under TCG)
-		restart_backend
+		# The last back-end of the passes also serves fio: it kills itself there.
+		if ((fio)) && [[ $p == "${RESTART_IN_PASSES##* }" ]]; then
+			VHOSTD_TEST_CRASH=inflight:$FIO_INFLIGHT restart_backend
+		else
+			restart_backend
+		fi
 	done
+	if ((fio)) && wait_console "fio writing"; then
+		fio_crash
+	fi
 	wait "$QEMU_PID" || rc=$?
 	QEMU_PID=
 	stop_backend || gdie "the last back-end did not exit cleanly"
 	keep_backend_log
 	((rc == 0)) || gdie "the guest failed (after $RESTARTS restarts)"
-	((RESTARTS == $(wc -w <<<"$RESTART_IN_PASSES"))) ||
+	((RESTARTS == $(wc -w <<<"$RESTART_IN_PASSES") + fio)) ||
 		gdie "only $RESTARTS back-end restarts happened"
+	if ((fio)); then
+		grep -a -q "fio verified" "$GUEST_LOG" || gdie "the guest's fio did not verify"
+		# fio's region is the guest's: the host checks the rest.
+		CMP_BYTES=$((48 * MiB))
+	fi
 
 	check_stalls
 	if [[ $BACKEND == vhostd ]]; then check_resumed; fi
-	cmp "$img" "$expected" >&2 || gdie "image differs from the expected one"
+	cmp -n "$CMP_BYTES" "$img" "$expected" >&2 || gdie "image differs from the expected one"
+	if ((fio)); then check_fio_kill; fi
 	glog "image matches after $RESTARTS restarts"
 }
 
@@ -145,6 +174,42 @@ restart_backend() {
 	glog "back-end restarted (pid $BACKEND_PID)"
 }
 
+# blk-crash's kill under fio: the back-end kills itself once a ring holds
+# FIO_INFLIGHT requests in flight; restart it.
+fio_crash() {
+	local i
+	for ((i = 0; i < 1200; i++)); do
+		kill -0 "$BACKEND_PID" 2>/dev/null || break
+		kill -0 "$QEMU_PID" 2>/dev/null || gdie "the guest ended before the kill under fio"
+		sleep 0.1
+	done
+	kill -0 "$BACKEND_PID" 2>/dev/null &&
+		gdie "no ring held $FIO_INFLIGHT requests in flight during fio in 120 s"
+	wait "$BACKEND_PID" 2>/dev/null || true
+	glog "the back-end (pid $BACKEND_PID) killed itself (SIGKILL) under fio"
+	BACKEND_PID=
+	rm -f "$SOCK"
+	keep_backend_log
+	sleep "$DOWN_SECONDS"
+	RESTARTS=$((RESTARTS + 1))
+	start_backend "$WORK/disk.img"
+	glog "back-end restarted (pid $BACKEND_PID)"
+}
+
+# The back-end after the kill under fio started again what the killed one
+# had in flight: at least FIO_INFLIGHT on one ring.
+check_fio_kill() {
+	local killed=$WORK/backend.$((RESTARTS - 1)).log next=$WORK/backend.$RESTARTS.log n
+	grep -q "test hook: SIGKILL with [0-9]* requests in flight" "$killed" ||
+		gdie "the back-end under fio did not kill itself with requests in flight"
+	glog "under fio: $(grep -o "SIGKILL with [0-9]* requests in flight on a ring" "$killed")"
+	n=$({ grep -h -o '[0-9]* request(s) were in flight' "$next" || true; } |
+		awk '{s += $1} END {print s + 0}')
+	((n >= FIO_INFLIGHT)) ||
+		gdie "after the kill under fio only $n request(s) were started again"
+	glog "under fio: $n request(s) in flight at the kill, all started again; fio verified"
+}
+
 # A pass with a restart must have waited out the outage: proof that the
 # guest had requests outstanding while no back-end was there.
 check_stalls() {
@@ -176,6 +241,12 @@ check_resumed() {
 		bases=$(sed -n 's/.*:\(q[0-9]*\): started (size [0-9]*, base \(0x[0-9a-f]*\|0\)).*/\1=\2/p' "$log" |
 			tr '\n' ' ')
 		glog "back-end $i resumed rings at: ${bases:-nothing}"
+		# Packed: QEMU's base is stale; the region's position must have won.
+		if ((PACKED)); then
+			grep -q 'resuming at slot .* (the front-end said' "$log" ||
+				gdie "back-end $i: no ring resumed from the in-flight region's position"
+			glog "back-end $i: $(grep -o 'q[0-9]*: resuming at slot .*' "$log" | tr '\n' ';')"
+		fi
 		[[ $bases == *"=0x"[1-9a-f]* ]] || gdie "back-end $i started no ring past index 0"
 	done
 }

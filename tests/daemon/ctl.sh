@@ -336,6 +336,8 @@ cfg_fail() { # description regex json
 	fi
 }
 cfg_fail "not JSON" "bad.json: line 2" $'{"devices": [\n{"type": "blk",, }]}'
+cfg_fail "an empty file" "bad.json: line 2: the JSON ends too early" ''
+cfg_fail "a file cut short" "bad.json: line 2: the JSON ends too early" '{"devices": ['
 cfg_fail "text after the object" "bad.json: line 1: text after" '{"devices": []} x'
 cfg_fail "no devices key" "bad.json: \{\"devices\"" '{"devs": []}'
 cfg_fail "an extra key" "bad.json: \{\"devices\"" '{"devices": [], "x": 1}'
@@ -349,6 +351,11 @@ cfg_fail "LUN of no controller" "no --scsi device 'sc9'" \
 	'{"devices": [{"type":"lun","scsi":"sc9","target":0,"lun":0,"backend":"null","size":"1M"}]}'
 cfg_fail "same id in the file and on the command line" "duplicate device id 'vda'" \
 	"{\"devices\": [{\"type\":\"blk\",\"id\":\"vda\",\"backend\":\"null\",\"size\":\"1M\",\"socket\":\"$T/q.sock\"}, {\"type\":\"blk\",\"id\":\"vda\",\"backend\":\"null\",\"size\":\"1M\",\"socket\":\"$T/r.sock\"}]}"
+# A NUL byte would hide the rest of the file from the parser.
+printf '{"devices": []}\0{"devices": [{"type": "floppy"}]}\n' >"$T/nul.json"
+"$VHOSTD" --config "$T/nul.json" 2>"$T/err" >/dev/null </dev/null
+check "config: a NUL byte, exit 2" test $? = 2
+check "config: a NUL byte is named" grep -q "nul.json: a NUL byte at offset 15" "$T/err"
 "$VHOSTD" --config "$T/none.json" 2>"$T/err"
 check "config: a missing file, exit 2" test $? = 2
 check "config: a missing file is named" grep -q "none.json" "$T/err"

@@ -242,6 +242,64 @@ out:
 	return ok;
 }
 
+/*
+ * How many keys @t spells: strings (json-c also takes 'single quotes')
+ * followed by ':', outside comments.  @t parsed already, so each of them
+ * is a key.
+ */
+static size_t text_keys(const char *t, size_t len)
+{
+	size_t n = 0;
+	bool key = false;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = t[i];
+
+		if (c == '"' || c == '\'') {
+			for (i++; i < len && t[i] != c; i++)
+				i += t[i] == '\\';
+			key = true;
+			continue;
+		}
+		if (c == '/' && i + 1 < len && (t[i + 1] == '/' || t[i + 1] == '*')) {
+			const char *end = t[i + 1] == '/' ? "\n" : "*/";
+			const char *e = memmem(t + i + 2, len - i - 2, end, strlen(end));
+
+			i = e ? (size_t)(e - t) + strlen(end) - 1 : len;
+			continue;
+		}
+		if (c == ':' && key)
+			n++;
+		if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
+			key = false;
+	}
+	return n;
+}
+
+/* The keys of @v's objects, at every depth (bounded by the tokener's). */
+static size_t value_keys(struct json_object *v)
+{
+	size_t n = 0;
+
+	if (json_object_is_type(v, json_type_object)) {
+		json_object_object_foreach(v, key, m)
+		{
+			(void)key;
+			n += 1 + value_keys(m);
+		}
+	} else if (json_object_is_type(v, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(v); i++)
+			n += value_keys(json_object_array_get_idx(v, i));
+	}
+	return n;
+}
+
+bool ctl_json_dup_keys(const char *text, size_t len, struct json_object *v)
+{
+	/* json-c keeps the last of a key given twice: fewer keys than spelt. */
+	return text_keys(text, len) != value_keys(v);
+}
+
 /* Serialize and drop @reply (may be NULL: no reply). */
 static char *reply_string(struct json_object *reply)
 {
@@ -261,6 +319,10 @@ char *ctl_dispatch(const struct ctl_method *methods, void *opaque, const char *l
 
 	if (!parse_value(line, len, &req))
 		reply = reply_error(CTL_ERR_PARSE, "parse error: not one valid JSON value", NULL);
+	else if (ctl_json_dup_keys(line, len, req))
+		/* Which value would the caller have meant?  Ask, do not guess. */
+		reply = reply_error(CTL_ERR_INVALID_REQUEST, "a key appears twice in one object",
+				    NULL);
 	else if (json_object_is_type(req, json_type_array))
 		reply = batch_handle(methods, opaque, req);
 	else

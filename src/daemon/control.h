@@ -89,4 +89,11 @@ void ctl_server_free(struct ctl_server *srv);
  */
 char *ctl_dispatch(const struct ctl_method *methods, void *opaque, const char *line, size_t len);
 
+/*
+ * Does @text (@len bytes, parsed into @v) give a key twice in one object?
+ * json-c keeps the last silently; a request or a config file that does
+ * is refused instead.
+ */
+bool ctl_json_dup_keys(const char *text, size_t len, struct json_object *v);
+
 #endif /* VHOSTD_DAEMON_CONTROL_H */

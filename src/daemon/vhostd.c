@@ -372,6 +372,10 @@ static int add_config(struct vhostd *d, const char *path)
 		goto out;
 	}
 parsed:
+	if (ctl_json_dup_keys(text, strlen(text), root)) {
+		usage_error("%s: a key appears twice in one object", path);
+		goto out;
+	}
 	if (!json_object_is_type(root, json_type_object) ||
 	    !json_object_object_get_ex(root, "devices", &devs) ||
 	    !json_object_is_type(devs, json_type_array) || json_object_object_length(root) != 1) {

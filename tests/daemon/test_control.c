@@ -127,6 +127,23 @@ static void test_envelope(void)
 	expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"nope\"}",
 		     CTL_ERR_METHOD_NOT_FOUND);
 
+	/*
+	 * A key given twice: json-c keeps the last silently, so a device-add
+	 * would run with a value its caller may not have meant.  Refused at
+	 * any depth; the same key in two objects, a key-like text in a
+	 * string value or in a comment is no duplicate.
+	 */
+	expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"echo\",\"id\":2}",
+		     CTL_ERR_INVALID_REQUEST);
+	expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"echo\","
+		     "\"params\":[{\"a\":1,\"b\":{\"size\":1, \"size\" :2}}]}",
+		     CTL_ERR_INVALID_REQUEST);
+	r = dispatch("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"echo\",\"params\":"
+		     "[{\"a\":\"\\\"a\\\":\"},{\"a\":1} /* \"a\": */, 'x:']} // \"id\":2");
+	CHECK_MSG(r && !error_code(r), "no duplicate key, yet refused: %s",
+		  r ? json_object_to_json_string(r) : "no reply");
+	json_object_put(r);
+
 	/* A NUL inside the line is not JSON, whatever follows. */
 	{
 		static const char nul[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\0\"method\":\"echo\"}";

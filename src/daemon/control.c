@@ -228,6 +228,12 @@ static bool parse_value(const char *line, size_t len, struct json_object **val)
 		goto out;
 	memcpy(copy, line, len);
 	copy[len] = '\0';
+	/*
+	 * Strict: no comments.  Not strict, json-c ends the text at a
+	 * comment that runs to the end of an unfinished value and returns
+	 * the value it was inside of, as if that were the request.
+	 */
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	*val = json_tokener_parse_ex(tok, copy, (int)len + 1);
 	end = json_tokener_get_parse_end(tok);
 	if (json_tokener_get_error(tok) == json_tokener_success && end <= len + 1)

@@ -145,6 +145,8 @@ expect_err "version with params" version '[1]' 'no parameters'
 expect_err "stats of no device" stats '{"name":"nosuch"}' "no device named 'nosuch'"
 expect_err "stats with a bad parameter" stats '{"device":"vda"}' 'one optional parameter'
 expect_err "scsi-add-lun of no controller" scsi-add-lun '{"name":"sc9","target":0,"lun":0,"path":"x"}' "no virtio-scsi controller"
+expect_err "scsi-add-lun: \"scsi\" beside \"name\"" scsi-add-lun '{"name":"sc0","target":0,"lun":9,"backend":"null","size":"1M","scsi":"sc9"}' "unknown parameter 'scsi'"
+expect_err "scsi-add-lun: \"type\"" scsi-add-lun '{"name":"sc0","target":0,"lun":9,"backend":"null","size":"1M","type":"blk"}' "unknown parameter 'type'"
 expect_err "scsi-add-lun bad key" scsi-add-lun '{"name":"sc0","target":0,"lun":9,"backend":"null","size":"1M","colour":1}' 'colour'
 expect_err "scsi-remove-lun extra parameter" scsi-remove-lun '{"name":"sc0","target":0,"lun":2,"now":true}' "unknown parameter 'now'"
 expect_err "scsi-remove-lun target out of range" scsi-remove-lun '{"name":"sc0","target":300,"lun":2}' 'target 0..255'

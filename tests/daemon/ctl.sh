@@ -344,6 +344,8 @@ cfg_fail "a key twice" "bad.json: a key appears twice in one object" \
 	$'{"devices": [\n{"type":"blk","id":"q","backend":"null",\n"size":"1M","size":"2M","socket":"x"}]}'
 cfg_fail "a key-like comment is no second key" "bad.json: devices\[0\]: type: unknown device type 'floppy'" \
 	'{"devices": [{"type": "floppy" /* "type": */}]}'
+cfg_fail "cut short in a comment" "bad.json: line 2: the JSON ends too early" \
+	"{\"devices\": [{\"type\":\"blk\",\"id\":\"q\",\"backend\":\"null\",\"size\":\"1M\",\"socket\":\"$T/q.sock\"} // cut"
 cfg_fail "text after the object" "bad.json: line 1: text after" '{"devices": []} x'
 cfg_fail "no devices key" "bad.json: \{\"devices\"" '{"devs": []}'
 cfg_fail "an extra key" "bad.json: \{\"devices\"" '{"devices": [], "x": 1}'

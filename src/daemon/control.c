@@ -184,6 +184,13 @@ static struct json_object *batch_handle(const struct ctl_method *methods, void *
 
 	if (!n)
 		return reply_error(CTL_ERR_INVALID_REQUEST, "empty batch", NULL);
+	/* Their replies come at once, unthrottled: bounded here (control.h). */
+	if (n > CTL_MAX_BATCH) {
+		char msg[64];
+
+		snprintf(msg, sizeof(msg), "a batch of more than %d calls", CTL_MAX_BATCH);
+		return reply_error(CTL_ERR_INVALID_REQUEST, msg, NULL);
+	}
 	replies = json_object_new_array();
 	for (i = 0; i < n; i++) {
 		r = request_handle(methods, opaque, json_object_array_get_idx(batch, i));

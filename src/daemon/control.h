@@ -32,6 +32,12 @@ struct json_object;
 
 /* Longest request line; a longer one gets an error and the connection closes. */
 #define CTL_MAX_LINE (64 * 1024)
+/*
+ * Calls in one batch.  Replies are bounded per line (CTL_MAX_PENDING_OUT
+ * stops reading), but a batch's come at once: one line of "stats" calls
+ * would build hundreds of MiB.
+ */
+#define CTL_MAX_BATCH 64
 /* Replies queued for a client that does not read them before it is dropped. */
 #define CTL_MAX_PENDING_OUT (256 * 1024)
 /*

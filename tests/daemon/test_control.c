@@ -190,6 +190,41 @@ static void test_envelope(void)
 		CHECK_MSG(!error_code(json_object_array_get_idx(r, 1)), "batch: echo failed");
 	}
 	json_object_put(r);
+
+	/*
+	 * One line of 64 KiB holds some 1500 calls; each a "stats" of every
+	 * LUN, their replies took hundreds of MiB at once (and the loop for
+	 * seconds).  CTL_MAX_BATCH calls run; one more and none does.
+	 */
+	{
+		static const char call[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"count\"},";
+		size_t len = 2 + (CTL_MAX_BATCH + 1) * (sizeof(call) - 1);
+		char *batch = malloc(len + 1);
+
+		CHECK(batch);
+		for (unsigned int n = CTL_MAX_BATCH; n <= CTL_MAX_BATCH + 1; n++) {
+			char *p = batch;
+
+			*p++ = '[';
+			for (unsigned int i = 0; i < n; i++, p += sizeof(call) - 1)
+				memcpy(p, call, sizeof(call) - 1);
+			p[-1] = ']';
+			*p = '\0';
+			calls = 0;
+			r = dispatch(batch);
+			if (n == CTL_MAX_BATCH)
+				CHECK_MSG(r && json_object_is_type(r, json_type_array) &&
+						  json_object_array_length(r) == n &&
+						  calls == (int)n,
+					  "a batch of %u: %d calls", n, calls);
+			else
+				CHECK_MSG(r && error_code(r) == CTL_ERR_INVALID_REQUEST && !calls,
+					  "a batch of %u: %d calls, %s", n, calls,
+					  r ? json_object_to_json_string(r) : "no reply");
+			json_object_put(r);
+		}
+		free(batch);
+	}
 }
 
 /* --- the socket server --- */

@@ -184,6 +184,13 @@ static struct json_object *batch_handle(const struct ctl_method *methods, void *
 
 	if (!n)
 		return reply_error(CTL_ERR_INVALID_REQUEST, "empty batch", NULL);
+	/* Their replies come at once, unthrottled: bounded here (control.h). */
+	if (n > CTL_MAX_BATCH) {
+		char msg[64];
+
+		snprintf(msg, sizeof(msg), "a batch of more than %d calls", CTL_MAX_BATCH);
+		return reply_error(CTL_ERR_INVALID_REQUEST, msg, NULL);
+	}
 	replies = json_object_new_array();
 	for (i = 0; i < n; i++) {
 		r = request_handle(methods, opaque, json_object_array_get_idx(batch, i));
@@ -228,6 +235,12 @@ static bool parse_value(const char *line, size_t len, struct json_object **val)
 		goto out;
 	memcpy(copy, line, len);
 	copy[len] = '\0';
+	/*
+	 * Strict: no comments.  Not strict, json-c ends the text at a
+	 * comment that runs to the end of an unfinished value and returns
+	 * the value it was inside of, as if that were the request.
+	 */
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	*val = json_tokener_parse_ex(tok, copy, (int)len + 1);
 	end = json_tokener_get_parse_end(tok);
 	if (json_tokener_get_error(tok) == json_tokener_success && end <= len + 1)
@@ -240,6 +253,64 @@ out:
 	json_tokener_free(tok);
 	free(copy);
 	return ok;
+}
+
+/*
+ * How many keys @t spells: strings (json-c also takes 'single quotes')
+ * followed by ':', outside comments.  @t parsed already, so each of them
+ * is a key.
+ */
+static size_t text_keys(const char *t, size_t len)
+{
+	size_t n = 0;
+	bool key = false;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = t[i];
+
+		if (c == '"' || c == '\'') {
+			for (i++; i < len && t[i] != c; i++)
+				i += t[i] == '\\';
+			key = true;
+			continue;
+		}
+		if (c == '/' && i + 1 < len && (t[i + 1] == '/' || t[i + 1] == '*')) {
+			const char *end = t[i + 1] == '/' ? "\n" : "*/";
+			const char *e = memmem(t + i + 2, len - i - 2, end, strlen(end));
+
+			i = e ? (size_t)(e - t) + strlen(end) - 1 : len;
+			continue;
+		}
+		if (c == ':' && key)
+			n++;
+		if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
+			key = false;
+	}
+	return n;
+}
+
+/* The keys of @v's objects, at every depth (bounded by the tokener's). */
+static size_t value_keys(struct json_object *v)
+{
+	size_t n = 0;
+
+	if (json_object_is_type(v, json_type_object)) {
+		json_object_object_foreach(v, key, m)
+		{
+			(void)key;
+			n += 1 + value_keys(m);
+		}
+	} else if (json_object_is_type(v, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(v); i++)
+			n += value_keys(json_object_array_get_idx(v, i));
+	}
+	return n;
+}
+
+bool ctl_json_dup_keys(const char *text, size_t len, struct json_object *v)
+{
+	/* json-c keeps the last of a key given twice: fewer keys than spelt. */
+	return text_keys(text, len) != value_keys(v);
 }
 
 /* Serialize and drop @reply (may be NULL: no reply). */
@@ -261,6 +332,10 @@ char *ctl_dispatch(const struct ctl_method *methods, void *opaque, const char *l
 
 	if (!parse_value(line, len, &req))
 		reply = reply_error(CTL_ERR_PARSE, "parse error: not one valid JSON value", NULL);
+	else if (ctl_json_dup_keys(line, len, req))
+		/* Which value would the caller have meant?  Ask, do not guess. */
+		reply = reply_error(CTL_ERR_INVALID_REQUEST, "a key appears twice in one object",
+				    NULL);
 	else if (json_object_is_type(req, json_type_array))
 		reply = batch_handle(methods, opaque, req);
 	else

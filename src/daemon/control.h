@@ -32,6 +32,12 @@ struct json_object;
 
 /* Longest request line; a longer one gets an error and the connection closes. */
 #define CTL_MAX_LINE (64 * 1024)
+/*
+ * Calls in one batch.  Replies are bounded per line (CTL_MAX_PENDING_OUT
+ * stops reading), but a batch's come at once: one line of "stats" calls
+ * would build hundreds of MiB.
+ */
+#define CTL_MAX_BATCH 64
 /* Replies queued for a client that does not read them before it is dropped. */
 #define CTL_MAX_PENDING_OUT (256 * 1024)
 /*
@@ -88,5 +94,12 @@ void ctl_server_free(struct ctl_server *srv);
  * directly by the tests.
  */
 char *ctl_dispatch(const struct ctl_method *methods, void *opaque, const char *line, size_t len);
+
+/*
+ * Does @text (@len bytes, parsed into @v) give a key twice in one object?
+ * json-c keeps the last silently; a request or a config file that does
+ * is refused instead.
+ */
+bool ctl_json_dup_keys(const char *text, size_t len, struct json_object *v);
 
 #endif /* VHOSTD_DAEMON_CONTROL_H */

@@ -183,6 +183,17 @@ static int rpc_scsi_add_lun(void *opaque, struct json_object *params, struct jso
 	ret = scsi_params(opaque, params, &dev, &target, &lun, err, err_len);
 	if (ret)
 		return ret;
+	/*
+	 * "name" becomes the LUN's "scsi": a "scsi" of its own would replace
+	 * it (the LUN on another controller than the one checked), and a
+	 * "type" would be dropped unseen.
+	 */
+	if (json_object_object_get_ex(params, "scsi", NULL) ||
+	    json_object_object_get_ex(params, "type", NULL)) {
+		snprintf(err, err_len, "unknown parameter '%s' (the controller is \"name\")",
+			 json_object_object_get_ex(params, "scsi", NULL) ? "scsi" : "type");
+		return CTL_ERR_INVALID_PARAMS;
+	}
 	p = json_object_new_object();
 	json_object_object_foreach(params, key, v)
 	{

@@ -296,14 +296,22 @@ static char *read_file(const char *path)
 				goto fail;
 			}
 			p = realloc(buf, cap * 2);
-			if (!p)
+			if (!p) {
+				usage_error("--config %s: out of memory", path);
 				goto fail;
+			}
 			buf = p;
 			cap *= 2;
 		}
 	}
 	if (ferror(f)) {
 		usage_error("--config %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	/* The parser stops at a NUL: what follows would be silently ignored. */
+	p = memchr(buf, '\0', len);
+	if (p) {
+		usage_error("%s: a NUL byte at offset %zu", path, (size_t)(p - buf));
 		goto fail;
 	}
 	fclose(f);
@@ -352,12 +360,22 @@ static int add_config(struct vhostd *d, const char *path)
 		/* Only white space may follow the object. */
 		if (root && !text[end + strspn(text + end, " \t\r\n")])
 			goto parsed;
+		/*
+		 * json-c says "continue" when the text ends inside a value
+		 * (an empty or cut-short file): say that instead.
+		 */
 		usage_error("%s: line %u: %s", path, line_of(text, end),
 			    root ? "text after the JSON object"
-				 : json_tokener_error_desc(json_tokener_get_error(tok)));
+			    : json_tokener_get_error(tok) == json_tokener_continue
+				    ? "the JSON ends too early"
+				    : json_tokener_error_desc(json_tokener_get_error(tok)));
 		goto out;
 	}
 parsed:
+	if (ctl_json_dup_keys(text, strlen(text), root)) {
+		usage_error("%s: a key appears twice in one object", path);
+		goto out;
+	}
 	if (!json_object_is_type(root, json_type_object) ||
 	    !json_object_object_get_ex(root, "devices", &devs) ||
 	    !json_object_is_type(devs, json_type_array) || json_object_object_length(root) != 1) {

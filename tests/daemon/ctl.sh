@@ -145,6 +145,8 @@ expect_err "version with params" version '[1]' 'no parameters'
 expect_err "stats of no device" stats '{"name":"nosuch"}' "no device named 'nosuch'"
 expect_err "stats with a bad parameter" stats '{"device":"vda"}' 'one optional parameter'
 expect_err "scsi-add-lun of no controller" scsi-add-lun '{"name":"sc9","target":0,"lun":0,"path":"x"}' "no virtio-scsi controller"
+expect_err "scsi-add-lun: \"scsi\" beside \"name\"" scsi-add-lun '{"name":"sc0","target":0,"lun":9,"backend":"null","size":"1M","scsi":"sc9"}' "unknown parameter 'scsi'"
+expect_err "scsi-add-lun: \"type\"" scsi-add-lun '{"name":"sc0","target":0,"lun":9,"backend":"null","size":"1M","type":"blk"}' "unknown parameter 'type'"
 expect_err "scsi-add-lun bad key" scsi-add-lun '{"name":"sc0","target":0,"lun":9,"backend":"null","size":"1M","colour":1}' 'colour'
 expect_err "scsi-remove-lun extra parameter" scsi-remove-lun '{"name":"sc0","target":0,"lun":2,"now":true}' "unknown parameter 'now'"
 expect_err "scsi-remove-lun target out of range" scsi-remove-lun '{"name":"sc0","target":300,"lun":2}' 'target 0..255'
@@ -336,6 +338,14 @@ cfg_fail() { # description regex json
 	fi
 }
 cfg_fail "not JSON" "bad.json: line 2" $'{"devices": [\n{"type": "blk",, }]}'
+cfg_fail "an empty file" "bad.json: line 2: the JSON ends too early" ''
+cfg_fail "a file cut short" "bad.json: line 2: the JSON ends too early" '{"devices": ['
+cfg_fail "a key twice" "bad.json: a key appears twice in one object" \
+	$'{"devices": [\n{"type":"blk","id":"q","backend":"null",\n"size":"1M","size":"2M","socket":"x"}]}'
+cfg_fail "a key-like comment is no second key" "bad.json: devices\[0\]: type: unknown device type 'floppy'" \
+	'{"devices": [{"type": "floppy" /* "type": */}]}'
+cfg_fail "cut short in a comment" "bad.json: line 2: the JSON ends too early" \
+	"{\"devices\": [{\"type\":\"blk\",\"id\":\"q\",\"backend\":\"null\",\"size\":\"1M\",\"socket\":\"$T/q.sock\"} // cut"
 cfg_fail "text after the object" "bad.json: line 1: text after" '{"devices": []} x'
 cfg_fail "no devices key" "bad.json: \{\"devices\"" '{"devs": []}'
 cfg_fail "an extra key" "bad.json: \{\"devices\"" '{"devices": [], "x": 1}'
@@ -349,6 +359,11 @@ cfg_fail "LUN of no controller" "no --scsi device 'sc9'" \
 	'{"devices": [{"type":"lun","scsi":"sc9","target":0,"lun":0,"backend":"null","size":"1M"}]}'
 cfg_fail "same id in the file and on the command line" "duplicate device id 'vda'" \
 	"{\"devices\": [{\"type\":\"blk\",\"id\":\"vda\",\"backend\":\"null\",\"size\":\"1M\",\"socket\":\"$T/q.sock\"}, {\"type\":\"blk\",\"id\":\"vda\",\"backend\":\"null\",\"size\":\"1M\",\"socket\":\"$T/r.sock\"}]}"
+# A NUL byte would hide the rest of the file from the parser.
+printf '{"devices": []}\0{"devices": [{"type": "floppy"}]}\n' >"$T/nul.json"
+"$VHOSTD" --config "$T/nul.json" 2>"$T/err" >/dev/null </dev/null
+check "config: a NUL byte, exit 2" test $? = 2
+check "config: a NUL byte is named" grep -q "nul.json: a NUL byte at offset 15" "$T/err"
 "$VHOSTD" --config "$T/none.json" 2>"$T/err"
 check "config: a missing file, exit 2" test $? = 2
 check "config: a missing file is named" grep -q "none.json" "$T/err"

@@ -127,6 +127,34 @@ static void test_envelope(void)
 	expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"nope\"}",
 		     CTL_ERR_METHOD_NOT_FOUND);
 
+	/*
+	 * A key given twice: json-c keeps the last silently, so a device-add
+	 * would run with a value its caller may not have meant.  Refused at
+	 * any depth; the same key in two objects or a key-like text in a
+	 * string value is no duplicate.
+	 */
+	expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"echo\",\"id\":2}",
+		     CTL_ERR_INVALID_REQUEST);
+	expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"echo\","
+		     "\"params\":[{\"a\":1,\"b\":{\"size\":1, \"size\" :2}}]}",
+		     CTL_ERR_INVALID_REQUEST);
+	r = dispatch("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"echo\",\"params\":"
+		     "[{\"a\":\"\\\"a\\\":\"},{\"a\":1}, \"x:\"]}");
+	CHECK_MSG(r && !error_code(r), "no duplicate key, yet refused: %s",
+		  r ? json_object_to_json_string(r) : "no reply");
+	json_object_put(r);
+
+	/*
+	 * json-c, when not strict, takes a comment that runs to the end of
+	 * an unfinished value as the end of the text and returns the value
+	 * it was inside of: here the outer "fail" call's params, a batch
+	 * that would run "echo".  Comments are no JSON: a parse error.
+	 */
+	expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"fail\",\"params\":"
+		     "[{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"echo\"}] // ",
+		     CTL_ERR_PARSE);
+	expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"echo\"} /* */", CTL_ERR_PARSE);
+
 	/* A NUL inside the line is not JSON, whatever follows. */
 	{
 		static const char nul[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\0\"method\":\"echo\"}";
@@ -162,6 +190,41 @@ static void test_envelope(void)
 		CHECK_MSG(!error_code(json_object_array_get_idx(r, 1)), "batch: echo failed");
 	}
 	json_object_put(r);
+
+	/*
+	 * One line of 64 KiB holds some 1500 calls; each a "stats" of every
+	 * LUN, their replies took hundreds of MiB at once (and the loop for
+	 * seconds).  CTL_MAX_BATCH calls run; one more and none does.
+	 */
+	{
+		static const char call[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"count\"},";
+		size_t len = 2 + (CTL_MAX_BATCH + 1) * (sizeof(call) - 1);
+		char *batch = malloc(len + 1);
+
+		CHECK(batch);
+		for (unsigned int n = CTL_MAX_BATCH; n <= CTL_MAX_BATCH + 1; n++) {
+			char *p = batch;
+
+			*p++ = '[';
+			for (unsigned int i = 0; i < n; i++, p += sizeof(call) - 1)
+				memcpy(p, call, sizeof(call) - 1);
+			p[-1] = ']';
+			*p = '\0';
+			calls = 0;
+			r = dispatch(batch);
+			if (n == CTL_MAX_BATCH)
+				CHECK_MSG(r && json_object_is_type(r, json_type_array) &&
+						  json_object_array_length(r) == n &&
+						  calls == (int)n,
+					  "a batch of %u: %d calls", n, calls);
+			else
+				CHECK_MSG(r && error_code(r) == CTL_ERR_INVALID_REQUEST && !calls,
+					  "a batch of %u: %d calls, %s", n, calls,
+					  r ? json_object_to_json_string(r) : "no reply");
+			json_object_put(r);
+		}
+		free(batch);
+	}
 }
 
 /* --- the socket server --- */

@@ -525,7 +525,7 @@ static void feature_not_offered(int sock)
 static void protocol_feature_not_offered(int sock)
 {
 	send_u64(sock, VHOST_USER_SET_PROTOCOL_FEATURES,
-		 1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD, NULL, 0);
+		 1ull << VHOST_USER_PROTOCOL_F_HOST_NOTIFIER, NULL, 0);
 }
 
 static void config_not_negotiated(int sock)
@@ -609,6 +609,89 @@ static void log_not_a_file(int sock)
 	close(fd);
 }
 
+/*
+ * --- GET/SET_INFLIGHT_FD (INFLIGHT_SHMFD negotiated first; the echo
+ * device offers it here) ---
+ */
+
+static void send_inflight(int sock, uint32_t request, uint64_t size, uint64_t offset,
+			  uint16_t num_queues, uint16_t queue_size, int fd)
+{
+	struct vhost_user_inflight in = {.mmap_size = size,
+					 .mmap_offset = offset,
+					 .num_queues = num_queues,
+					 .queue_size = queue_size};
+
+	send_u64(sock, VHOST_USER_SET_PROTOCOL_FEATURES,
+		 1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD, NULL, 0);
+	send_msg(sock, request, 0, &in, sizeof(in), fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0);
+}
+
+static void inflight_get_no_queues(int sock)
+{
+	send_inflight(sock, VHOST_USER_GET_INFLIGHT_FD, 0, 0, 0, 64, -1);
+}
+
+static void inflight_get_more_queues(int sock)
+{
+	send_inflight(sock, VHOST_USER_GET_INFLIGHT_FD, 0, 0, 3, 64, -1);
+}
+
+static void inflight_get_ring_too_big(int sock)
+{
+	send_inflight(sock, VHOST_USER_GET_INFLIGHT_FD, 0, 0, 1, 65535, -1);
+}
+
+static void inflight_without_fd(int sock)
+{
+	send_inflight(sock, VHOST_USER_SET_INFLIGHT_FD, 8192, 0, 1, 64, -1);
+}
+
+/* The region is shared for good: a pipe, or a file that can shrink (SIGBUS), is refused. */
+static void inflight_pipe(int sock)
+{
+	int p[2];
+
+	CHECK(!pipe2(p, O_CLOEXEC));
+	send_inflight(sock, VHOST_USER_SET_INFLIGHT_FD, 8192, 0, 1, 64, p[0]);
+	close(p[0]);
+	close(p[1]);
+}
+
+static void inflight_not_sealed(int sock)
+{
+	int fd = memfd_create("neg", MFD_CLOEXEC);
+
+	CHECK(fd >= 0 && !ftruncate(fd, 8192));
+	send_inflight(sock, VHOST_USER_SET_INFLIGHT_FD, 8192, 0, 1, 64, fd);
+	close(fd);
+}
+
+static void inflight_past_end_of_file(int sock)
+{
+	int fd = memfd_sized(4096);
+
+	send_inflight(sock, VHOST_USER_SET_INFLIGHT_FD, 8192, 0, 1, 64, fd);
+	close(fd);
+}
+
+static void inflight_offset_wraps(int sock)
+{
+	int fd = memfd_sized(8192);
+
+	send_inflight(sock, VHOST_USER_SET_INFLIGHT_FD, 8192, UINT64_MAX - 4095, 1, 64, fd);
+	close(fd);
+}
+
+/* Smaller than 2 rings of 64 need, whatever the file holds. */
+static void inflight_region_too_small(int sock)
+{
+	int fd = memfd_sized(1 << 20);
+
+	send_inflight(sock, VHOST_USER_SET_INFLIGHT_FD, 4096, 0, 2, 64, fd);
+	close(fd);
+}
+
 /* --- the cases --- */
 
 struct neg_case {
@@ -670,6 +753,15 @@ static const struct neg_case cases[] = {
 	{"config-not-negotiated", config_not_negotiated, false},
 	{"config-size-mismatch", config_size_mismatch, false},
 	{"status-too-big", status_too_big, false},
+	{"inflight-get-no-queues", inflight_get_no_queues, false},
+	{"inflight-get-more-queues", inflight_get_more_queues, false},
+	{"inflight-get-ring-too-big", inflight_get_ring_too_big, false},
+	{"inflight-without-fd", inflight_without_fd, false},
+	{"inflight-pipe", inflight_pipe, false},
+	{"inflight-not-sealed", inflight_not_sealed, false},
+	{"inflight-past-end-of-file", inflight_past_end_of_file, false},
+	{"inflight-offset-wraps", inflight_offset_wraps, false},
+	{"inflight-region-too-small", inflight_region_too_small, false},
 };
 
 static void run_case(const struct neg_case *c)
@@ -717,6 +809,8 @@ int main(int argc, char **argv)
 	}
 
 	dev = vt_echo_start(&loop, &echo, &sock_path, 2, 256);
+	/* For the inflight-* cases; before any connection, so the loop sees it. */
+	echo.extra_protocol_features = 1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD;
 
 	for (size_t i = 0; i < n; i++) {
 		bool wanted = argc < 2;

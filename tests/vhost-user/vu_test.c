@@ -181,7 +181,8 @@ static int echo_set_features(void *opaque, uint64_t features)
 
 static uint64_t echo_get_protocol_features(void *opaque)
 {
-	return 1ull << VHOST_USER_PROTOCOL_F_CONFIG;
+	return 1ull << VHOST_USER_PROTOCOL_F_CONFIG |
+	       ((struct echo_dev *)opaque)->extra_protocol_features;
 }
 
 static int echo_get_config(void *opaque, uint8_t *buf, uint32_t len)

@@ -57,8 +57,9 @@ struct echo_queue {
 };
 
 struct echo_dev {
-	uint64_t offered;  /* virtio features offered */
-	uint64_t features; /* set_features */
+	uint64_t offered;		  /* virtio features offered */
+	uint64_t features;		  /* set_features */
+	uint64_t extra_protocol_features; /* offered beside CONFIG (INFLIGHT_SHMFD) */
 	atomic_uint starts, stops;
 	atomic_uint_least64_t requests;
 	atomic_uint status;

@@ -990,6 +990,28 @@ static int net_set_config(void *opaque, const uint8_t *buf, uint32_t offset, uin
 	return 0;
 }
 
+/*
+ * A packed ring's base from the front-end can be stale: after a back-end
+ * crash QEMU 7.2 passes on the position of the last clean stop (see
+ * virtq/packed_resync.c).  Every net queue completes in order, one slot
+ * per list with Linux, so the descriptors' flags say where to resume; a
+ * lost frame (one the crashed back-end had taken from the tap but not
+ * delivered) is allowed, a hung queue is not.  A ring of another shape
+ * keeps the front-end's base, as a split ring always does.
+ */
+static void net_packed_resync(struct net_queue *nq, struct virtq *vq)
+{
+	uint16_t given = virtq_get_base(vq), found;
+	int r = virtq_packed_resync(vq, &found);
+
+	if (r)
+		log_warn("%s: cannot check the packed ring's position (%s): resuming at %#x",
+			 nq->name, strerror(-r), given);
+	else if (found != given)
+		log_info("%s: the packed ring shows position %#x, not the front-end's %#x: resuming there",
+			 nq->name, found, given);
+}
+
 static int net_start_queue(void *opaque, struct vu_queue *q)
 {
 	struct net_dev *dev = opaque;
@@ -1021,6 +1043,8 @@ static int net_start_queue(void *opaque, struct vu_queue *q)
 		if (dev->nops->set_pair_active)
 			dev->nops->set_pair_active(dev->nd, nq->pair, true);
 	}
+	if (has_feature(features, VIRTIO_F_RING_PACKED))
+		net_packed_resync(nq, &q->vq);
 	cfg = (struct eng_queue_config){
 		.name = nq->name,
 		.max_iov = NET_MAX_IOV,

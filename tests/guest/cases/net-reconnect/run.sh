@@ -165,6 +165,15 @@ PY
 		log=$WORK/backend.$i.log
 		[[ $i == "$RESTARTS" ]] && log=$WORK/backend.log
 		grep -q 'front-end connected' "$log" || gdie "vhostd $i: QEMU did not reconnect"
+		! grep -q 'cannot check the packed ring' "$log" ||
+			gdie "vhostd $i: $(grep -m1 'cannot check the packed ring' "$log")"
+		# QEMU 7.2 passed the stale base of the session's start: the
+		# ring itself must have told vhostd where to resume.
+		if ((PACKED)); then
+			grep -q 'the packed ring shows position' "$log" ||
+				gdie "vhostd $i resumed no packed ring from its descriptors"
+			grep 'the packed ring shows position' "$log" | sed "s/^/[$CASE] vhostd $i: /" >&2
+		fi
 		glog "vhostd $i started rings at:" \
 			"$(sed -n 's/.*:\(q[0-9]*\): started (size [0-9]*, base \(0x[0-9a-f]*\|0\)).*/\1=\2/p' "$log" |
 				tr '\n' ' ')"

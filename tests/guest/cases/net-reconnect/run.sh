@@ -109,21 +109,8 @@ main() {
 	in_ns ip tuntap add dev "$TAP" mode tap multi_queue vnet_hdr
 	in_ns ip addr add 10.0.0.1/24 dev "$TAP"
 	in_ns ip link set "$TAP" up
-	ip netns exec "$NS" python3 - "$www" "$port" >"$WORK/server.log" 2>&1 <<'PY' &
-import os, socketserver, sys, threading
-www, port = sys.argv[1], int(sys.argv[2])
-def handler(name):
-    class H(socketserver.BaseRequestHandler):
-        def handle(self):
-            with open(os.path.join(www, name), "rb") as f:
-                self.request.sendall(f.read())
-    return H
-socketserver.ThreadingTCPServer.allow_reuse_address = True
-servers = [socketserver.ThreadingTCPServer(("10.0.0.1", port + i), handler(n))
-           for i, n in enumerate(("blob", "state"))]
-threading.Thread(target=servers[1].serve_forever, daemon=True).start()
-servers[0].serve_forever()
-PY
+	ip netns exec "$NS" python3 "$(dirname "$0")/server.py" "$www" "$port" \
+		>"$WORK/server.log" 2>&1 &
 	SERVER_PID=$!
 
 	SOCK=$WORK/vhost.sock

@@ -165,7 +165,7 @@ main() {
 	}
 	glog "guest: fetches (good failed) $(guest_report FETCHES), $(guest_report PING)"
 	check_logs
-	# check_rarp: with VHOST_USER_SEND_RARP (next commit)
+	check_rarp
 	stop_all
 }
 

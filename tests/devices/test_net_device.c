@@ -916,6 +916,38 @@ static void run_hostile(void)
 	free(c);
 }
 
+/*
+ * VHOST_USER_SEND_RARP (what QEMU sends after a migration for a guest
+ * without GUEST_ANNOUNCE): the loopback brings the announce back on rx, a
+ * broadcast RARP request naming the MAC, and it is counted.
+ */
+static void run_rarp(bool packed)
+{
+	struct ctx *c = calloc(1, sizeof(*c));
+	static const uint8_t mac[6] = {0x52, 0x54, 0x00, 0x77, 0x88, 0x99};
+	struct virtio_net_hdr h;
+	long n;
+
+	dev_start(c, "loopback", 1, packed, 0, true);
+	CHECK_EQ(net_dev_rarps(c->dev), 0);
+	CHECK_EQ(vu_fe_send_rarp(c->fe, mac), 0);
+	n = recv_frame(c, 0, &h, 5000);
+	CHECK_MSG(n == 60, "announce frame of %ld bytes", n);
+	CHECK(!memcmp(c->got, bcast, 6));
+	CHECK(!memcmp(c->got + 6, mac, 6));
+	CHECK(c->got[12] == 0x80 && c->got[13] == 0x35); /* ETH_P_RARP */
+	CHECK(c->got[20] == 0 && c->got[21] == 3);	 /* reverse request */
+	CHECK(!memcmp(c->got + 22, mac, 6));
+	CHECK(!memcmp(c->got + 32, mac, 6));
+	CHECK_EQ(h.flags, 0);
+	CHECK_EQ(h.gso_type, VIRTIO_NET_HDR_GSO_NONE);
+	CHECK_EQ(net_dev_rarps(c->dev), 1);
+	/* Traffic goes on as before. */
+	echo(c, 0, 100, 1, false);
+	dev_stop(c);
+	free(c);
+}
+
 int main(void)
 {
 	log_set_level(LOG_LVL_ERROR);
@@ -929,6 +961,7 @@ int main(void)
 		run_mq(packed);
 		run_null(packed);
 		run_rss(packed);
+		run_rarp(packed);
 	}
 	run_small_big_buffer();
 	run_csum();

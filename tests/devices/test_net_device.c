@@ -23,11 +23,13 @@
 #include <endian.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -120,9 +122,10 @@ static void dev_start(struct ctx *c, const char *backend, unsigned int pairs, bo
 	c->pairs = pairs;
 	snprintf(c->sock, sizeof(c->sock), "/tmp/vhd-net-%d-%d.sock", (int)getpid(), serial++);
 	unlink(c->sock);
+	/* "loopback", or a whole option such as "tap=IF". */
 	snprintf(spec, sizeof(spec),
-		 "id=n%d,socket=%s,backend=%s,queues=%u,queue-size=%d,mac=52:54:00:12:34:56",
-		 serial, c->sock, backend, pairs, QSIZE);
+		 "id=n%d,socket=%s,%s%s,queues=%u,queue-size=%d,mac=52:54:00:12:34:56", serial,
+		 c->sock, strchr(backend, '=') ? "" : "backend=", backend, pairs, QSIZE);
 	if (net_options_parse(spec, &o, err, sizeof(err)))
 		FAIL("options: %s", err);
 	c->loop = evloop_new();
@@ -948,9 +951,107 @@ static void run_rarp(bool packed)
 	free(c);
 }
 
+/* ethtool -k @ifname: is @feature ("tcp-segmentation-offload") on? */
+static bool tap_feature_on(const char *ifname, const char *feature)
+{
+	char cmd[128], line[256];
+	size_t flen = strlen(feature);
+	bool on = false, seen = false;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "ethtool -k %s", ifname);
+	f = popen(cmd, "r");
+	CHECK(f);
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, feature, flen) || line[flen] != ':')
+			continue;
+		seen = true;
+		on = !strncmp(line + flen + 1, " on", 3);
+	}
+	CHECK_EQ(pclose(f), 0);
+	CHECK_MSG(seen, "ethtool -k %s shows no %s", ifname, feature);
+	return on;
+}
+
+static void expect_tap_offloads(const char *ifname, bool csum, bool tso)
+{
+	CHECK_MSG(tap_feature_on(ifname, "tx-checksumming") == csum, "%s: tx-checksumming not %s",
+		  ifname, csum ? "on" : "off");
+	CHECK_MSG(tap_feature_on(ifname, "tcp-segmentation-offload") == tso,
+		  "%s: tcp-segmentation-offload not %s", ifname, tso ? "on" : "off");
+}
+
+static uint8_t set_guest_offloads(struct ctx *c, uint64_t o)
+{
+	uint64_t le = htole64(o);
+
+	return ctrl_cmd(c, VIRTIO_NET_CTRL_GUEST_OFFLOADS, VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET, &le,
+			sizeof(le));
+}
+
+/*
+ * VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET reaches a real tap as TUNSETOFFLOAD:
+ * what the kernel may hand the tap's reader (the guest) is what the tap
+ * shows as its own offloads (ethtool -k: tx-checksumming follows
+ * GUEST_CSUM, tcp-segmentation-offload GUEST_TSO4/6).  Needs root and
+ * /dev/net/tun; runs in network and mount namespaces of its own (unshared
+ * before any thread exists, so every later thread is in them too; they go
+ * away with the process, the tap with them).
+ */
+static void run_tap_offloads(void)
+{
+	static const char ifname[] = "vhd-off0";
+	const uint64_t csum = 1ull << VIRTIO_NET_F_GUEST_CSUM;
+	const uint64_t tso = 1ull << VIRTIO_NET_F_GUEST_TSO4 | 1ull << VIRTIO_NET_F_GUEST_TSO6;
+	char cmd[128];
+	struct ctx *c;
+
+	if (geteuid() != 0 || access("/dev/net/tun", R_OK | W_OK)) {
+		printf("tap offloads: skipped: needs root and /dev/net/tun for a tap\n");
+		return;
+	}
+	/*
+	 * vhostd checks the tap in sysfs, which shows the namespace of
+	 * whoever mounted it: a mount namespace with a sysfs of our own.
+	 */
+	if (unshare(CLONE_NEWNET | CLONE_NEWNS) ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+	    mount("sysfs", "/sys", "sysfs", 0, NULL)) {
+		printf("tap offloads: skipped: no network namespace: %s\n", strerror(errno));
+		return;
+	}
+	snprintf(cmd, sizeof(cmd), "ip tuntap add dev %s mode tap multi_queue vnet_hdr", ifname);
+	CHECK_EQ(system(cmd), 0);
+	c = calloc(1, sizeof(*c));
+	CHECK(c);
+	dev_start(c, "tap=vhd-off0", 1, false, 0, true);
+	CHECK(vu_fe_features(c->fe) & (1ull << VIRTIO_NET_F_CTRL_GUEST_OFFLOADS));
+	CHECK(vu_fe_features(c->fe) & tso);
+	/* SET_FEATURES: everything the guest negotiated. */
+	expect_tap_offloads(ifname, true, true);
+	CHECK_EQ(set_guest_offloads(c, csum), VIRTIO_NET_OK);
+	expect_tap_offloads(ifname, true, false);
+	CHECK_EQ(set_guest_offloads(c, 0), VIRTIO_NET_OK);
+	expect_tap_offloads(ifname, false, false);
+	CHECK_EQ(set_guest_offloads(c, csum | tso), VIRTIO_NET_OK);
+	expect_tap_offloads(ifname, true, true);
+	/* TSO without CSUM: a tap takes no segments it must checksum itself. */
+	CHECK_EQ(set_guest_offloads(c, tso), VIRTIO_NET_OK);
+	expect_tap_offloads(ifname, false, false);
+	/* Not negotiated (HOST_TSO4 is no guest offload): refused, nothing changes. */
+	CHECK_EQ(set_guest_offloads(c, csum | 1ull << VIRTIO_NET_F_HOST_TSO4), VIRTIO_NET_ERR);
+	expect_tap_offloads(ifname, false, false);
+	CHECK_EQ(set_guest_offloads(c, csum | tso), VIRTIO_NET_OK);
+	expect_tap_offloads(ifname, true, true);
+	dev_stop(c);
+	free(c);
+	printf("tap offloads: ok\n");
+}
+
 int main(void)
 {
 	log_set_level(LOG_LVL_ERROR);
+	run_tap_offloads();
 	for (int packed = 0; packed < 2; packed++) {
 		run_config(packed);
 		run_echo(packed, true);

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -951,6 +952,84 @@ static void run_rarp(bool packed)
 	free(c);
 }
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * Fairness across queue pairs: both pairs of a loopback flooded at once
+ * (every free tx buffer filled, every rx buffer handed back at once, the
+ * driver treating both alike) for a second.  A device that let one pair's
+ * work starve the other's would show it in the counts; the bound is
+ * generous (neither pair below a quarter of the other) since the two
+ * pairs share the I/O threads with everything else on the machine.
+ */
+static void run_fairness(bool packed)
+{
+	struct ctx *c = calloc(1, sizeof(*c));
+	uint64_t got[2] = {0, 0}, sent[2] = {0, 0}, end;
+	struct net_queue_stats st[2];
+
+	CHECK(c);
+	dev_start(c, "loopback", 2, packed, 0, true);
+	end = now_ms() + 1000;
+	while (now_ms() < end) {
+		for (unsigned int p = 0; p < 2; p++) {
+			struct virtq_drv *tq = vu_fe_queue(c->fe, txq(p));
+			struct virtq_drv *rq = vu_fe_queue(c->fe, rxq(p));
+			uint32_t len;
+			bool added = false;
+			void *t;
+
+			while ((t = virtq_drv_get_buf(tq, NULL)))
+				c->tx_busy[p][(uintptr_t)t - 1] = false;
+			for (unsigned int i = 0; i < TX_BUFS; i++) {
+				uint8_t *b = c->tx[p] + (size_t)i * TX_BUF;
+				struct virtq_sg sg;
+
+				if (c->tx_busy[p][i])
+					continue;
+				memset(b, 0, c->hl);
+				make_frame(b + c->hl, dev_mac, 200, (uint32_t)sent[p]);
+				sg = (struct virtq_sg){addr(c, b), c->hl + 200};
+				CHECK_EQ(virtq_drv_add_sgs(tq, &sg, 1, 0, (void *)(uintptr_t)(i + 1)), 0);
+				c->tx_busy[p][i] = true;
+				sent[p]++;
+				added = true;
+			}
+			if (added)
+				CHECK(vu_fe_kick(c->fe, txq(p)) >= 0);
+			added = false;
+			while ((t = virtq_drv_get_buf(rq, &len))) {
+				unsigned int i = (unsigned int)((uintptr_t)t - 1);
+
+				CHECK_EQ(len, c->hl + 200);
+				post_rx_buf(c, p, i);
+				got[p]++;
+				added = true;
+			}
+			if (added)
+				CHECK(vu_fe_kick(c->fe, rxq(p)) >= 0);
+		}
+	}
+	for (unsigned int p = 0; p < 2; p++)
+		stats(c, rxq(p), &st[p]);
+	printf("fairness (%s): pair 0 %llu frames back, pair 1 %llu\n", packed ? "packed" : "split",
+	       (unsigned long long)got[0], (unsigned long long)got[1]);
+	CHECK_MSG(got[0] >= 100 && got[1] >= 100, "a pair barely moved: %llu / %llu",
+		  (unsigned long long)got[0], (unsigned long long)got[1]);
+	CHECK_MSG(got[0] * 4 >= got[1] && got[1] * 4 >= got[0], "unfair: %llu / %llu",
+		  (unsigned long long)got[0], (unsigned long long)got[1]);
+	/* The device's own counters agree that both moved. */
+	CHECK(st[0].packets >= got[0] && st[1].packets >= got[1]);
+	dev_stop(c);
+	free(c);
+}
+
 /* ethtool -k @ifname: is @feature ("tcp-segmentation-offload") on? */
 static bool tap_feature_on(const char *ifname, const char *feature)
 {
@@ -1063,6 +1142,7 @@ int main(void)
 		run_null(packed);
 		run_rss(packed);
 		run_rarp(packed);
+		run_fairness(packed);
 	}
 	run_small_big_buffer();
 	run_csum();

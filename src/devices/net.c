@@ -1096,7 +1096,8 @@ static int net_start_queue(void *opaque, struct vu_queue *q)
 		if (dev->nops->set_pair_active)
 			dev->nops->set_pair_active(dev->nd, nq->pair, true);
 	}
-	if (has_feature(features, VIRTIO_F_RING_PACKED))
+	/* Control commands are lists of several slots: not a shape to read. */
+	if (has_feature(features, VIRTIO_F_RING_PACKED) && nq->kind != NQ_CTRL)
 		net_packed_resync(nq, &q->vq);
 	cfg = (struct eng_queue_config){
 		.name = nq->name,

@@ -765,6 +765,13 @@ static void net_tx_start(struct eng_queue *eq, struct eng_req *req)
 static void net_tx_send_rarp(struct net_queue *nq)
 {
 	struct net_dev *dev = nq->dev;
+	static const uint8_t rarp_head[] = {
+		0x80, 0x35, /* ETH_P_RARP */
+		0x00, 0x01, /* hardware: Ethernet */
+		0x08, 0x00, /* protocol: IPv4 */
+		6,    4,    /* address lengths */
+		0x00, 0x03, /* reverse request */
+	};
 	uint8_t hdr[NETDEV_HDR_LEN] = {0}; /* no offload: a plain frame */
 	uint8_t f[60] = {0};		   /* the Ethernet minimum, zero-padded */
 	struct iovec iov[2] = {{hdr, sizeof(hdr)}, {f, sizeof(f)}};
@@ -775,13 +782,9 @@ static void net_tx_send_rarp(struct net_queue *nq)
 	pthread_mutex_unlock(&dev->lock);
 	memset(f, 0xff, 6);
 	memcpy(f + 6, mac, 6);
-	f[12] = 0x80, f[13] = 0x35;		/* ETH_P_RARP */
-	f[14] = 0x00, f[15] = 0x01;		/* hardware: Ethernet */
-	f[16] = 0x08, f[17] = 0x00;		/* protocol: IPv4 */
-	f[18] = 6, f[19] = 4;			/* address lengths */
-	f[20] = 0x00, f[21] = 0x03;		/* reverse request */
-	memcpy(f + 22, mac, 6);			/* sender hardware address */
-	memcpy(f + 32, mac, 6);			/* target hardware address */
+	memcpy(f + 12, rarp_head, sizeof(rarp_head));
+	memcpy(f + 22, mac, 6); /* sender hardware address */
+	memcpy(f + 32, mac, 6); /* target hardware address */
 	if (dev->nops->send(dev->nd, nq->pair, iov, 2) < 0) {
 		net_drop(nq, NET_DROP_BACKEND);
 		log_warn("%s: could not announce %02x:%02x:%02x:%02x:%02x:%02x (RARP)",
@@ -1061,7 +1064,8 @@ static void net_packed_resync(struct net_queue *nq, struct virtq *vq)
 		log_warn("%s: cannot check the packed ring's position (%s): resuming at %#x",
 			 nq->name, strerror(-r), given);
 	else if (found != given)
-		log_info("%s: the packed ring shows position %#x, not the front-end's %#x: resuming there",
+		log_info("%s: the packed ring shows position %#x, not the front-end's %#x: "
+			 "resuming there",
 			 nq->name, found, given);
 }
 
@@ -1148,8 +1152,7 @@ static void net_send_rarp(void *opaque, const uint8_t mac[6])
 	log_debug("%s: the front-end asks for an announce (SEND_RARP)", dev->opts.id);
 	if (tx0->eq && tx0->q && tx0->q->kick_fd >= 0 &&
 	    write(tx0->q->kick_fd, &one, sizeof(one)) < 0)
-		log_warn("%s: cannot wake tx0 for the announce: %s", dev->opts.id,
-			 strerror(errno));
+		log_warn("%s: cannot wake tx0 for the announce: %s", dev->opts.id, strerror(errno));
 }
 
 uint64_t net_dev_rarps(struct net_dev *dev)

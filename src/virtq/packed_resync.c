@@ -67,7 +67,7 @@ int virtq_packed_find_base(const struct vring_packed_desc *desc, uint16_t num, u
 		pending++;
 		if (flags[i] & VRING_DESC_F_NEXT) {
 			free(flags);
-			return -EPROTO;	/* a list of several slots */
+			return -EPROTO; /* a list of several slots */
 		}
 		if (!slot_pending(prev)) {
 			edges++;

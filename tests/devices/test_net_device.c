@@ -1055,7 +1055,9 @@ static void run_fairness(bool packed, bool one_thread)
 				memset(b, 0, c->hl);
 				make_frame(b + c->hl, dev_mac, 200, (uint32_t)sent[p]);
 				sg = (struct virtq_sg){addr(c, b), c->hl + 200};
-				CHECK_EQ(virtq_drv_add_sgs(tq, &sg, 1, 0, (void *)(uintptr_t)(i + 1)), 0);
+				CHECK_EQ(virtq_drv_add_sgs(tq, &sg, 1, 0,
+							   (void *)(uintptr_t)(i + 1)),
+					 0);
 				c->tx_busy[p][i] = true;
 				sent[p]++;
 				added = true;

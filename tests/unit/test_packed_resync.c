@@ -46,9 +46,8 @@ static void device_use(struct model *m)
 {
 	uint16_t slot = (uint16_t)(m->used % m->num);
 
-	m->desc[slot].flags = wrap_at(m, m->used)
-				      ? VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED
-				      : 0;
+	m->desc[slot].flags =
+		wrap_at(m, m->used) ? VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED : 0;
 	m->used++;
 }
 
@@ -56,7 +55,8 @@ static void expect_base(const struct model *m)
 {
 	uint16_t base = 0xffff, want;
 
-	want = (uint16_t)(m->used % m->num) | (uint16_t)wrap_at(m, m->used) << VIRTQ_PACKED_WRAP_BIT;
+	want = (uint16_t)(m->used % m->num) | (uint16_t)wrap_at(m, m->used)
+						      << VIRTQ_PACKED_WRAP_BIT;
 	CHECK_EQ(virtq_packed_find_base(m->desc, m->num, &base), 0);
 	CHECK_MSG(base == want, "size %u, added %llu, used %llu: found %#x, want %#x", m->num,
 		  (unsigned long long)m->added, (unsigned long long)m->used, base, want);
@@ -74,7 +74,9 @@ static void run_model(uint16_t num, unsigned int steps, unsigned int seed)
 		/* Phases that fill the ring up and drain it, and mixes. */
 		unsigned int bias = (s / 97) % 3;
 		bool add = m.added - m.used < num &&
-			   (m.added == m.used || (unsigned int)rand() % 4 < (bias == 0 ? 3u : bias == 1 ? 1u : 2u));
+			   (m.added == m.used || (unsigned int)rand() % 4 < (bias == 0	 ? 3u
+									     : bias == 1 ? 1u
+											 : 2u));
 
 		if (add)
 			driver_add(&m);

@@ -125,6 +125,7 @@ main() {
 	start_vhostd B tapB
 	LOG_A=$GUEST_LOG_DIR/$CASE$SUFFIX.A.log
 	LOG_B=$GUEST_LOG_DIR/$CASE$SUFFIX.B.log
+	# shellcheck disable=SC2034 # lib.sh's guest_report reads it
 	GUEST_LOG=$LOG_B
 	mkdir -p "$GUEST_LOG_DIR"
 	qemu_cmd "$WORK/B.sock" "$WORK/mon-b.sock"
@@ -162,7 +163,7 @@ main() {
 	((i < 60)) || gdie "the guest on B did not answer for 60 s"
 	glog "the guest answers on B $(((${EPOCHREALTIME/./} - start) / 1000)) ms after the move"
 	in_ns bridge fdb show br br0 | grep -i "$MAC" | sed "s/^/[$CASE] fdb: /" >&2 || true
-	echo done >"$www/state"
+	echo "done" >"$www/state"
 	wait "$qb" || rc=$?
 	((rc == 0)) || gdie "QEMU B exited $rc"
 	result=$(grep -a -o 'GUEST-RESULT: .*' "$LOG_B" | tr -d '\r' | tail -n 1) || true

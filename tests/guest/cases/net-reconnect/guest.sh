@@ -47,7 +47,7 @@ while [ "$after" -lt 3 ]; do
 		sum=$(sha256sum /tmp/blob | cut -d' ' -f1)
 		[ "$sum" = "$WANT" ] || fail "fetch $good: the blob has sha256 $sum, not $WANT"
 		good=$((good + 1))
-		[ "$state" != done ] || after=$((after + 1))
+		[ "$state" != "done" ] || after=$((after + 1))
 	else
 		bad=$((bad + 1))
 		log "a fetch failed (outage?), $good good so far"

@@ -141,7 +141,7 @@ main() {
 		wait_link
 	done
 	sleep 2	# traffic through the last back-end
-	echo done >"$www/state"
+	echo "done" >"$www/state"
 	wait "$QEMU_PID" || rc=$?
 	QEMU_PID=
 	((rc == 0)) || gdie "the guest failed (after $RESTARTS restarts)"

@@ -22,7 +22,7 @@ PACKAGES=(
 	# the NBD back-end (libnbd) and the NBD servers its tests start
 	libnbd-dev nbdkit
 	# virtio-net: DPDK's testpmd as a foreign front-end, guest network tools
-	dpdk-dev iproute2 iperf3 ethtool iputils-ping
+	dpdk-dev iproute2 iperf3 ethtool iputils-ping tcpdump
 )
 
 missing=()

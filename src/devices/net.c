@@ -47,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/kvopts.h"
 #include "common/log.h"
@@ -139,6 +140,7 @@ struct net_queue {
 	unsigned int conf_gen;
 	struct net_rx_conf conf;
 	struct iovec *tx_iov; /* header copy + the frame's segments */
+	struct vu_queue *q;   /* while started; the loop thread's */
 };
 
 struct net_dev {
@@ -163,6 +165,14 @@ struct net_dev {
 	 */
 	struct netdev *inbox;
 	pthread_mutex_t *inbox_lock;
+
+	/*
+	 * VHOST_USER_SEND_RARP: the MAC to announce (under lock), sent by
+	 * tx0's thread, the only one that sends on pair 0.
+	 */
+	atomic_bool rarp_pending;
+	uint8_t rarp_mac[6];
+	atomic_uint_fast64_t rarps; /* announces sent */
 };
 
 /* ---- options ------------------------------------------------------------- */
@@ -768,11 +778,57 @@ static void net_tx_start(struct eng_queue *eq, struct eng_req *req)
 	eng_req_complete(eq, req, 0);
 }
 
+/*
+ * The announce a guest without GUEST_ANNOUNCE cannot make after a
+ * migration: a broadcast RARP request (RFC 903, opcode 3) whose sender and
+ * target are its MAC, so that switches and bridges learn the MAC's new
+ * port at once.  Both IPv4 addresses are zero: a RARP request knows none.
+ */
+static void net_tx_send_rarp(struct net_queue *nq)
+{
+	struct net_dev *dev = nq->dev;
+	static const uint8_t rarp_head[] = {
+		0x80, 0x35, /* ETH_P_RARP */
+		0x00, 0x01, /* hardware: Ethernet */
+		0x08, 0x00, /* protocol: IPv4 */
+		6,    4,    /* address lengths */
+		0x00, 0x03, /* reverse request */
+	};
+	uint8_t hdr[NETDEV_HDR_LEN] = {0}; /* no offload: a plain frame */
+	uint8_t f[60] = {0};		   /* the Ethernet minimum, zero-padded */
+	struct iovec iov[2] = {{hdr, sizeof(hdr)}, {f, sizeof(f)}};
+	uint8_t mac[6];
+
+	pthread_mutex_lock(&dev->lock);
+	memcpy(mac, dev->rarp_mac, sizeof(mac));
+	pthread_mutex_unlock(&dev->lock);
+	memset(f, 0xff, 6);
+	memcpy(f + 6, mac, 6);
+	memcpy(f + 12, rarp_head, sizeof(rarp_head));
+	memcpy(f + 22, mac, 6); /* sender hardware address */
+	memcpy(f + 32, mac, 6); /* target hardware address */
+	if (dev->nops->send(dev->nd, nq->pair, iov, 2) < 0) {
+		net_drop(nq, NET_DROP_BACKEND);
+		log_warn("%s: could not announce %02x:%02x:%02x:%02x:%02x:%02x (RARP)",
+			 dev->opts.id, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+		return;
+	}
+	nq->tx_sent = true;
+	log_info("%s: announced %02x:%02x:%02x:%02x:%02x:%02x with a RARP frame (%" PRIuFAST64
+		 " so far)",
+		 dev->opts.id, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5],
+		 atomic_fetch_add(&dev->rarps, 1) + 1);
+}
+
 /* tx reap(): runs every 16 chains and at the end of a burst. */
 static void net_tx_reap(struct eng_queue *eq)
 {
 	struct net_queue *nq = eng_queue_priv(eq);
 	struct net_dev *dev = nq->dev;
+
+	if (nq->pair == 0 && atomic_load_explicit(&dev->rarp_pending, memory_order_relaxed) &&
+	    atomic_exchange(&dev->rarp_pending, false))
+		net_tx_send_rarp(nq);
 
 	if (nq->tx_sent) {
 		struct net_queue *rq = &dev->queues[2 * nq->pair];
@@ -1013,6 +1069,29 @@ static int net_set_config(void *opaque, const uint8_t *buf, uint32_t offset, uin
 	return 0;
 }
 
+/*
+ * A packed ring's base from the front-end can be stale: after a back-end
+ * crash QEMU 7.2 passes on the position of the last clean stop (see
+ * virtq/packed_resync.c).  Every net queue completes in order, one slot
+ * per list with Linux, so the descriptors' flags say where to resume; a
+ * lost frame (one the crashed back-end had taken from the tap but not
+ * delivered) is allowed, a hung queue is not.  A ring of another shape
+ * keeps the front-end's base, as a split ring always does.
+ */
+static void net_packed_resync(struct net_queue *nq, struct virtq *vq)
+{
+	uint16_t given = virtq_get_base(vq), found;
+	int r = virtq_packed_resync(vq, &found);
+
+	if (r)
+		log_warn("%s: cannot check the packed ring's position (%s): resuming at %#x",
+			 nq->name, strerror(-r), given);
+	else if (found != given)
+		log_info("%s: the packed ring shows position %#x, not the front-end's %#x: "
+			 "resuming there",
+			 nq->name, found, given);
+}
+
 static int net_start_queue(void *opaque, struct vu_queue *q)
 {
 	struct net_dev *dev = opaque;
@@ -1044,6 +1123,9 @@ static int net_start_queue(void *opaque, struct vu_queue *q)
 		if (dev->nops->set_pair_active)
 			dev->nops->set_pair_active(dev->nd, nq->pair, true);
 	}
+	/* Control commands are lists of several slots: not a shape to read. */
+	if (has_feature(features, VIRTIO_F_RING_PACKED) && nq->kind != NQ_CTRL)
+		net_packed_resync(nq, &q->vq);
 	cfg = (struct eng_queue_config){
 		.name = nq->name,
 		.max_iov = NET_MAX_IOV,
@@ -1059,10 +1141,46 @@ static int net_start_queue(void *opaque, struct vu_queue *q)
 		return r;
 	}
 	q->priv = nq;
+	nq->q = q;
+	/* An announce asked for while tx0 was stopped: its thread sends it. */
+	if (nq->index == 1 && atomic_load(&dev->rarp_pending) && q->kick_fd >= 0) {
+		uint64_t one = 1;
+
+		if (write(q->kick_fd, &one, sizeof(one)) < 0)
+			log_warn("%s: cannot wake tx0 for the announce: %s", dev->opts.id,
+				 strerror(errno));
+	}
 	log_debug("%s: started (%u entries, %s ring, I/O thread %d)", nq->name, q->vq.num,
 		  has_feature(features, VIRTIO_F_RING_PACKED) ? "packed" : "split",
 		  eng_queue_thread(nq->eq));
 	return 0;
+}
+
+/*
+ * VHOST_USER_SEND_RARP, on the loop thread.  tx0's thread sends the frame:
+ * a write to its kick eventfd makes it run a pass even with an empty ring
+ * (the guest may have nothing to send: that is why it is announced).  A
+ * tx0 not started sends it when it starts.
+ */
+static void net_send_rarp(void *opaque, const uint8_t mac[6])
+{
+	struct net_dev *dev = opaque;
+	struct net_queue *tx0 = &dev->queues[1];
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&dev->lock);
+	memcpy(dev->rarp_mac, mac, sizeof(dev->rarp_mac));
+	pthread_mutex_unlock(&dev->lock);
+	atomic_store(&dev->rarp_pending, true);
+	log_debug("%s: the front-end asks for an announce (SEND_RARP)", dev->opts.id);
+	if (tx0->eq && tx0->q && tx0->q->kick_fd >= 0 &&
+	    write(tx0->q->kick_fd, &one, sizeof(one)) < 0)
+		log_warn("%s: cannot wake tx0 for the announce: %s", dev->opts.id, strerror(errno));
+}
+
+uint64_t net_dev_rarps(struct net_dev *dev)
+{
+	return atomic_load(&dev->rarps);
 }
 
 static void net_stop_queue(void *opaque, struct vu_queue *q)
@@ -1077,6 +1195,7 @@ static void net_stop_queue(void *opaque, struct vu_queue *q)
 		return;
 	eng_queue_stop(nq->eq);
 	nq->eq = NULL;
+	nq->q = NULL;
 	q->priv = NULL;
 	if (nq->kind == NQ_RX && dev->nops->set_pair_active)
 		dev->nops->set_pair_active(dev->nd, nq->pair, false);
@@ -1106,6 +1225,7 @@ static const struct vu_device_ops net_ops = {
 	.get_config = net_get_config,
 	.set_config = net_set_config,
 	.start_queue = net_start_queue,
+	.send_rarp = net_send_rarp,
 	.stop_queue = net_stop_queue,
 	.set_status = net_set_status,
 };

@@ -82,5 +82,7 @@ unsigned int net_dev_nr_queues(const struct net_dev *dev);
 void net_dev_queue_stats(struct net_dev *dev, unsigned int i, struct net_queue_stats *st);
 /* What the back-end's kernel side dropped (tap: frames the guest was too slow for). */
 uint64_t net_dev_kernel_drops(struct net_dev *dev);
+/* Announces sent for VHOST_USER_SEND_RARP (RARP frames to the back-end). */
+uint64_t net_dev_rarps(struct net_dev *dev);
 
 #endif /* VHOSTD_DEVICES_NET_H */

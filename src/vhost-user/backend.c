@@ -137,6 +137,9 @@ uint64_t vu_offered_protocol_features(const struct vu_dev *dev)
 	if (dev->ops->get_protocol_features)
 		f |= dev->ops->get_protocol_features(dev->opaque) &
 		     (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD);
+	/* RARP for a device that can put a frame on its network. */
+	if (dev->ops->send_rarp)
+		f |= 1ull << VHOST_USER_PROTOCOL_F_RARP;
 	return f;
 }
 

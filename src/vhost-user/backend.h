@@ -148,6 +148,12 @@ struct vu_device_ops {
 	int (*set_call_fd)(void *opaque, struct vu_queue *q, int fd);
 	/* Status byte written by the driver (SET_STATUS); optional. */
 	void (*set_status)(void *opaque, uint8_t status);
+	/*
+	 * Optional (net): VHOST_USER_SEND_RARP, offered as the RARP protocol
+	 * feature when set.  Announce @mac to the network (after a migration,
+	 * for a guest that cannot announce itself).  Must not block.
+	 */
+	void (*send_rarp)(void *opaque, const uint8_t mac[6]);
 };
 
 /*

@@ -435,6 +435,20 @@ static enum vu_result get_status(struct vu_dev *dev, struct vhost_user_msg *msg,
 	return VU_OK;
 }
 
+/*
+ * The MAC is the payload's first six bytes (vhost-user.rst).  QEMU sends
+ * it after a migration only when the guest did not take GUEST_ANNOUNCE.
+ */
+static enum vu_result send_rarp(struct vu_dev *dev, struct vhost_user_msg *msg, int *fds,
+				unsigned int nfds)
+{
+	uint8_t mac[6];
+
+	memcpy(mac, &msg->payload.u64, sizeof(mac));
+	dev->ops->send_rarp(dev->opaque, mac);
+	return VU_OK;
+}
+
 /* --- the table --- */
 
 #define U64	      sizeof(uint64_t)
@@ -563,6 +577,10 @@ const struct vu_msg_info vu_msg_table[VHOST_USER_REQUEST_MAX] = {
 		.max_size = sizeof(struct vhost_user_inflight), .min_fds = 1, .max_fds = 1,
 		.fd_kind = VU_FD_MEMORY, .flags = VU_MSG_STOP_ALL,
 		.needs_protocol_feature = VU_NEEDS(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD),
+	},
+	[VHOST_USER_SEND_RARP] = {
+		.handler = send_rarp, .min_size = U64, .max_size = U64,
+		.needs_protocol_feature = VU_NEEDS(VHOST_USER_PROTOCOL_F_RARP),
 	},
 	[VHOST_USER_SET_STATUS] = {
 		.handler = set_status, .min_size = U64, .max_size = U64,

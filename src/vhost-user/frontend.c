@@ -68,7 +68,7 @@ struct vu_fe {
 	(1ull << VHOST_USER_PROTOCOL_F_MQ | 1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK |              \
 	 1ull << VHOST_USER_PROTOCOL_F_CONFIG | 1ull << VHOST_USER_PROTOCOL_F_STATUS |             \
 	 1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS |                                       \
-	 1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD)
+	 1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD | 1ull << VHOST_USER_PROTOCOL_F_RARP)
 
 static bool fe_has_protocol(const struct vu_fe *fe, unsigned int bit)
 {
@@ -533,6 +533,16 @@ int vu_fe_set_log_base(struct vu_fe *fe, int fd, uint64_t size, uint64_t offset)
 	msg.payload.log.mmap_offset = offset;
 	/* With LOG_SHMFD the back-end replies (QEMU waits for it too). */
 	return fe_request(fe, &msg, &fd, 1, sizeof(msg.payload.u64));
+}
+
+int vu_fe_send_rarp(struct vu_fe *fe, const uint8_t mac[6])
+{
+	uint64_t v = 0;
+
+	if (!fe_has_protocol(fe, VHOST_USER_PROTOCOL_F_RARP))
+		return -ENOTSUP;
+	memcpy(&v, mac, 6);
+	return fe_set_u64(fe, VHOST_USER_SEND_RARP, v, -1);
 }
 
 int vu_fe_set_log_all(struct vu_fe *fe, bool on)

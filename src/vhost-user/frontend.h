@@ -125,6 +125,12 @@ int vu_fe_wait_call(struct vu_fe *fe, unsigned int index, int timeout_ms);
  */
 bool vu_fe_hung_up(struct vu_fe *fe);
 
+/*
+ * VHOST_USER_SEND_RARP: ask the back-end to announce @mac, as QEMU does
+ * after a migration.  -ENOTSUP without the RARP protocol feature.
+ */
+int vu_fe_send_rarp(struct vu_fe *fe, const uint8_t mac[6]);
+
 /* Stop one queue (GET_VRING_BASE); its base is stored in *@base. */
 int vu_fe_stop_queue(struct vu_fe *fe, unsigned int index, uint16_t *base);
 

@@ -352,6 +352,21 @@ void virtq_disable_notify(struct virtq *vq);
 /* True if the driver has made nothing new available. */
 bool virtq_avail_empty(struct virtq *vq);
 
+/*
+ * Packed rings (packed_resync.c): the resume position the descriptors'
+ * flags show for a device that completes in order, one slot per list -
+ * for a back-end restarted after a crash, when the front-end's base is
+ * stale.  0 with *@base set; -EPROTO if the ring does not have that shape.
+ */
+int virtq_packed_find_base(const struct vring_packed_desc *desc, uint16_t num, uint16_t *base);
+/*
+ * Right after virtq_init() (nothing popped): move a packed ring to the
+ * position virtq_packed_find_base() finds, stored in *@found.  0 (moved
+ * or already there), -EPROTO (shape not recognised, position kept),
+ * -EOPNOTSUPP on a split ring, -EBUSY with chains popped.
+ */
+int virtq_packed_resync(struct virtq *vq, uint16_t *found);
+
 /* Resume point for GET_VRING_BASE (packed: wrap counter in bit 15). */
 uint16_t virtq_get_base(const struct virtq *vq);
 

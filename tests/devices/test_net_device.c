@@ -23,11 +23,15 @@
 #include <endian.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -68,6 +72,7 @@ struct ctx {
 	uint8_t *ctrl;	      /* a command and its ack */
 	uint8_t frame[70000]; /* scratch */
 	uint8_t got[70000];
+	uint64_t gpa_base; /* 0: guest-physical = our addresses */
 };
 
 static void *loop_main(void *arg)
@@ -120,9 +125,10 @@ static void dev_start(struct ctx *c, const char *backend, unsigned int pairs, bo
 	c->pairs = pairs;
 	snprintf(c->sock, sizeof(c->sock), "/tmp/vhd-net-%d-%d.sock", (int)getpid(), serial++);
 	unlink(c->sock);
+	/* "loopback", or a whole option such as "tap=IF". */
 	snprintf(spec, sizeof(spec),
-		 "id=n%d,socket=%s,backend=%s,queues=%u,queue-size=%d,mac=52:54:00:12:34:56",
-		 serial, c->sock, backend, pairs, QSIZE);
+		 "id=n%d,socket=%s,%s%s,queues=%u,queue-size=%d,mac=52:54:00:12:34:56", serial,
+		 c->sock, strchr(backend, '=') ? "" : "backend=", backend, pairs, QSIZE);
 	if (net_options_parse(spec, &o, err, sizeof(err)))
 		FAIL("options: %s", err);
 	c->loop = evloop_new();
@@ -141,6 +147,7 @@ static void dev_start(struct ctx *c, const char *backend, unsigned int pairs, bo
 		.queue_size = QSIZE,
 		.features = want,
 		.indirect_max = 8,
+		.gpa_base = c->gpa_base,
 	};
 	c->fe = vu_fe_connect(&fcfg);
 	if (!c->fe)
@@ -916,9 +923,283 @@ static void run_hostile(void)
 	free(c);
 }
 
+/*
+ * VHOST_USER_SEND_RARP (what QEMU sends after a migration for a guest
+ * without GUEST_ANNOUNCE): the loopback brings the announce back on rx, a
+ * broadcast RARP request naming the MAC, and it is counted.
+ */
+static void run_rarp(bool packed)
+{
+	struct ctx *c = calloc(1, sizeof(*c));
+	static const uint8_t mac[6] = {0x52, 0x54, 0x00, 0x77, 0x88, 0x99};
+	struct virtio_net_hdr h;
+	long n;
+
+	dev_start(c, "loopback", 1, packed, 0, true);
+	CHECK_EQ(net_dev_rarps(c->dev), 0);
+	CHECK_EQ(vu_fe_send_rarp(c->fe, mac), 0);
+	n = recv_frame(c, 0, &h, 5000);
+	CHECK_MSG(n == 60, "announce frame of %ld bytes", n);
+	CHECK(!memcmp(c->got, bcast, 6));
+	CHECK(!memcmp(c->got + 6, mac, 6));
+	CHECK(c->got[12] == 0x80 && c->got[13] == 0x35); /* ETH_P_RARP */
+	CHECK(c->got[20] == 0 && c->got[21] == 3);	 /* reverse request */
+	CHECK(!memcmp(c->got + 22, mac, 6));
+	CHECK(!memcmp(c->got + 32, mac, 6));
+	CHECK_EQ(h.flags, 0);
+	CHECK_EQ(h.gso_type, VIRTIO_NET_HDR_GSO_NONE);
+	CHECK_EQ(net_dev_rarps(c->dev), 1);
+	/* Traffic goes on as before. */
+	echo(c, 0, 100, 1, false);
+	dev_stop(c);
+	free(c);
+}
+
+/*
+ * Live migration: with VHOST_F_LOG_ALL on, every rx buffer the device
+ * fills is marked in the dirty log (virtq_fill logs an element's writable
+ * buffers), and a tx buffer, which the device only reads, is not.  The
+ * guest test (net-migrate) cannot show this: a Linux guest dirties each
+ * mergeable rx page itself when it builds the skb.
+ */
+#define LOG_GPA_MAX (1ull << 30)
+#define LOG_BYTES   (LOG_GPA_MAX / 4096 / 8)
+static void run_dirtylog(bool packed)
+{
+	struct ctx *c = calloc(1, sizeof(*c));
+	uint8_t *log;
+	uint32_t len;
+	uint64_t page, tx_page;
+	int fd, i;
+
+	CHECK(c);
+	c->gpa_base = 1u << 20; /* guest memory from 1 MiB up, as in a VM: a small log */
+	dev_start(c, "loopback", 1, packed, 0, true);
+	fd = memfd_create("net-dirty-log", MFD_CLOEXEC);
+	CHECK(fd >= 0);
+	CHECK_EQ(ftruncate(fd, LOG_BYTES), 0);
+	log = mmap(NULL, LOG_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	CHECK(log != MAP_FAILED);
+	CHECK(vu_fe_addr(c->fe, c->rx[0] + RX_BUFS * c->rx_size) < LOG_GPA_MAX);
+	CHECK_EQ(vu_fe_set_log_base(c->fe, fd, LOG_BYTES, 0), 0);
+	CHECK_EQ(vu_fe_set_log_all(c->fe, true), 0);
+	/* Restarting the rings under logging may have logged their own pages. */
+	memset(log, 0, LOG_BYTES);
+	make_frame(c->frame, dev_mac, 1000, 7);
+	send_plain(c, 0, c->frame, 1000);
+	i = next_rx(c, 0, &len, 5000);
+	CHECK(i >= 0);
+	CHECK_EQ(len, c->hl + 1000);
+	CHECK(!memcmp(c->rx[0] + (size_t)i * c->rx_size + c->hl, c->frame, 1000));
+	page = vu_fe_addr(c->fe, c->rx[0] + (size_t)i * c->rx_size) / 4096;
+	CHECK_MSG(log[page / 8] >> (page % 8) & 1, "rx buffer page %#llx not in the dirty log",
+		  (unsigned long long)page);
+	page = vu_fe_addr(c->fe, c->rx[0] + (size_t)i * c->rx_size + len - 1) / 4096;
+	CHECK(log[page / 8] >> (page % 8) & 1);
+	tx_page = vu_fe_addr(c->fe, c->tx[0] + TX_BUF / 2) / 4096;
+	CHECK_MSG(!(log[tx_page / 8] >> (tx_page % 8) & 1), "a tx buffer page was logged");
+	post_rx_buf(c, 0, (unsigned int)i);
+	CHECK_EQ(vu_fe_set_log_all(c->fe, false), 0);
+	dev_stop(c);
+	munmap(log, LOG_BYTES);
+	close(fd);
+	free(c);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * Fairness across queue pairs: both pairs of a loopback flooded at once
+ * (every free tx buffer filled, every rx buffer handed back at once, the
+ * driver treating both alike) for a second.  A device that let one pair's
+ * work starve the other's would show it in the counts; the bound is
+ * generous (neither pair below a quarter of the other) since the two
+ * pairs share the I/O threads with everything else on the machine.
+ */
+static void run_fairness(bool packed, bool one_thread)
+{
+	struct ctx *c = calloc(1, sizeof(*c));
+	uint64_t got[2] = {0, 0}, sent[2] = {0, 0}, end;
+	struct net_queue_stats st[2], tst[2];
+
+	CHECK(c);
+	/*
+	 * one_thread: all four queues on I/O thread 0, so rx and tx compete
+	 * for the same passes too: the budget must let rx keep up with what
+	 * tx feeds the loopback (else frames pile up and are dropped there).
+	 */
+	dev_start(c, one_thread ? "backend=loopback,io-thread=0" : "loopback", 2, packed, 0, true);
+	end = now_ms() + 1000;
+	while (now_ms() < end) {
+		for (unsigned int p = 0; p < 2; p++) {
+			struct virtq_drv *tq = vu_fe_queue(c->fe, txq(p));
+			struct virtq_drv *rq = vu_fe_queue(c->fe, rxq(p));
+			uint32_t len;
+			bool added = false;
+			void *t;
+
+			while ((t = virtq_drv_get_buf(tq, NULL)))
+				c->tx_busy[p][(uintptr_t)t - 1] = false;
+			for (unsigned int i = 0; i < TX_BUFS; i++) {
+				uint8_t *b = c->tx[p] + (size_t)i * TX_BUF;
+				struct virtq_sg sg;
+
+				if (c->tx_busy[p][i])
+					continue;
+				memset(b, 0, c->hl);
+				make_frame(b + c->hl, dev_mac, 200, (uint32_t)sent[p]);
+				sg = (struct virtq_sg){addr(c, b), c->hl + 200};
+				CHECK_EQ(virtq_drv_add_sgs(tq, &sg, 1, 0,
+							   (void *)(uintptr_t)(i + 1)),
+					 0);
+				c->tx_busy[p][i] = true;
+				sent[p]++;
+				added = true;
+			}
+			if (added)
+				CHECK(vu_fe_kick(c->fe, txq(p)) >= 0);
+			added = false;
+			while ((t = virtq_drv_get_buf(rq, &len))) {
+				unsigned int i = (unsigned int)((uintptr_t)t - 1);
+
+				CHECK_EQ(len, c->hl + 200);
+				post_rx_buf(c, p, i);
+				got[p]++;
+				added = true;
+			}
+			if (added)
+				CHECK(vu_fe_kick(c->fe, rxq(p)) >= 0);
+		}
+	}
+	for (unsigned int p = 0; p < 2; p++) {
+		stats(c, rxq(p), &st[p]);
+		stats(c, txq(p), &tst[p]);
+	}
+	printf("fairness (%s%s): pair 0 %llu frames back of %llu sent, pair 1 %llu of %llu\n",
+	       packed ? "packed" : "split", one_thread ? ", one thread" : "",
+	       (unsigned long long)got[0], (unsigned long long)tst[0].packets,
+	       (unsigned long long)got[1], (unsigned long long)tst[1].packets);
+	/* rx against tx: what tx handed the loopback mostly came back. */
+	for (unsigned int p = 0; p < 2; p++)
+		CHECK_MSG(got[p] * 4 >= tst[p].packets, "pair %u: rx %llu behind tx %llu", p,
+			  (unsigned long long)got[p], (unsigned long long)tst[p].packets);
+	CHECK_MSG(got[0] >= 100 && got[1] >= 100, "a pair barely moved: %llu / %llu",
+		  (unsigned long long)got[0], (unsigned long long)got[1]);
+	CHECK_MSG(got[0] * 4 >= got[1] && got[1] * 4 >= got[0], "unfair: %llu / %llu",
+		  (unsigned long long)got[0], (unsigned long long)got[1]);
+	/* The device's own counters agree that both moved. */
+	CHECK(st[0].packets >= got[0] && st[1].packets >= got[1]);
+	dev_stop(c);
+	free(c);
+}
+
+/* ethtool -k @ifname: is @feature ("tcp-segmentation-offload") on? */
+static bool tap_feature_on(const char *ifname, const char *feature)
+{
+	char cmd[128], line[256];
+	size_t flen = strlen(feature);
+	bool on = false, seen = false;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "ethtool -k %s", ifname);
+	f = popen(cmd, "r");
+	CHECK(f);
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, feature, flen) || line[flen] != ':')
+			continue;
+		seen = true;
+		on = !strncmp(line + flen + 1, " on", 3);
+	}
+	CHECK_EQ(pclose(f), 0);
+	CHECK_MSG(seen, "ethtool -k %s shows no %s", ifname, feature);
+	return on;
+}
+
+static void expect_tap_offloads(const char *ifname, bool csum, bool tso)
+{
+	CHECK_MSG(tap_feature_on(ifname, "tx-checksumming") == csum, "%s: tx-checksumming not %s",
+		  ifname, csum ? "on" : "off");
+	CHECK_MSG(tap_feature_on(ifname, "tcp-segmentation-offload") == tso,
+		  "%s: tcp-segmentation-offload not %s", ifname, tso ? "on" : "off");
+}
+
+static uint8_t set_guest_offloads(struct ctx *c, uint64_t o)
+{
+	uint64_t le = htole64(o);
+
+	return ctrl_cmd(c, VIRTIO_NET_CTRL_GUEST_OFFLOADS, VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET, &le,
+			sizeof(le));
+}
+
+/*
+ * VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET reaches a real tap as TUNSETOFFLOAD:
+ * what the kernel may hand the tap's reader (the guest) is what the tap
+ * shows as its own offloads (ethtool -k: tx-checksumming follows
+ * GUEST_CSUM, tcp-segmentation-offload GUEST_TSO4/6).  Needs root and
+ * /dev/net/tun; runs in network and mount namespaces of its own (unshared
+ * before any thread exists, so every later thread is in them too; they go
+ * away with the process, the tap with them).
+ */
+static void run_tap_offloads(void)
+{
+	static const char ifname[] = "vhd-off0";
+	const uint64_t csum = 1ull << VIRTIO_NET_F_GUEST_CSUM;
+	const uint64_t tso = 1ull << VIRTIO_NET_F_GUEST_TSO4 | 1ull << VIRTIO_NET_F_GUEST_TSO6;
+	char cmd[128];
+	struct ctx *c;
+
+	if (geteuid() != 0 || access("/dev/net/tun", R_OK | W_OK)) {
+		printf("tap offloads: skipped: needs root and /dev/net/tun for a tap\n");
+		return;
+	}
+	/*
+	 * vhostd checks the tap in sysfs, which shows the namespace of
+	 * whoever mounted it: a mount namespace with a sysfs of our own.
+	 */
+	if (unshare(CLONE_NEWNET | CLONE_NEWNS) ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+	    mount("sysfs", "/sys", "sysfs", 0, NULL)) {
+		printf("tap offloads: skipped: no network namespace: %s\n", strerror(errno));
+		return;
+	}
+	snprintf(cmd, sizeof(cmd), "ip tuntap add dev %s mode tap multi_queue vnet_hdr", ifname);
+	CHECK_EQ(system(cmd), 0);
+	c = calloc(1, sizeof(*c));
+	CHECK(c);
+	dev_start(c, "tap=vhd-off0", 1, false, 0, true);
+	CHECK(vu_fe_features(c->fe) & (1ull << VIRTIO_NET_F_CTRL_GUEST_OFFLOADS));
+	CHECK(vu_fe_features(c->fe) & tso);
+	/* SET_FEATURES: everything the guest negotiated. */
+	expect_tap_offloads(ifname, true, true);
+	CHECK_EQ(set_guest_offloads(c, csum), VIRTIO_NET_OK);
+	expect_tap_offloads(ifname, true, false);
+	CHECK_EQ(set_guest_offloads(c, 0), VIRTIO_NET_OK);
+	expect_tap_offloads(ifname, false, false);
+	CHECK_EQ(set_guest_offloads(c, csum | tso), VIRTIO_NET_OK);
+	expect_tap_offloads(ifname, true, true);
+	/* TSO without CSUM: a tap takes no segments it must checksum itself. */
+	CHECK_EQ(set_guest_offloads(c, tso), VIRTIO_NET_OK);
+	expect_tap_offloads(ifname, false, false);
+	/* Not negotiated (HOST_TSO4 is no guest offload): refused, nothing changes. */
+	CHECK_EQ(set_guest_offloads(c, csum | 1ull << VIRTIO_NET_F_HOST_TSO4), VIRTIO_NET_ERR);
+	expect_tap_offloads(ifname, false, false);
+	CHECK_EQ(set_guest_offloads(c, csum | tso), VIRTIO_NET_OK);
+	expect_tap_offloads(ifname, true, true);
+	dev_stop(c);
+	free(c);
+	printf("tap offloads: ok\n");
+}
+
 int main(void)
 {
 	log_set_level(LOG_LVL_ERROR);
+	run_tap_offloads();
 	for (int packed = 0; packed < 2; packed++) {
 		run_config(packed);
 		run_echo(packed, true);
@@ -929,6 +1210,10 @@ int main(void)
 		run_mq(packed);
 		run_null(packed);
 		run_rss(packed);
+		run_rarp(packed);
+		run_fairness(packed, false);
+		run_fairness(packed, true);
+		run_dirtylog(packed);
 	}
 	run_small_big_buffer();
 	run_csum();

@@ -40,11 +40,14 @@ int kv_parse_uint(const char *v, unsigned long min, unsigned long max, unsigned 
 	if (!*v)
 		return -EINVAL;
 	for (; *v; v++) {
+		unsigned long d = (unsigned long)(*v - '0');
+
 		if (*v < '0' || *v > '9')
 			return -EINVAL;
-		if (n > (max - (unsigned long)(*v - '0')) / 10)
+		/* n * 10 + d <= max, without overflow (and d > max: max - d wraps). */
+		if (d > max || n > (max - d) / 10)
 			return -ERANGE;
-		n = n * 10 + (unsigned long)(*v - '0');
+		n = n * 10 + d;
 	}
 	if (n < min)
 		return -ERANGE;

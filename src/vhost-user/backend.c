@@ -259,7 +259,16 @@ static void vu_vring_start(struct vu_dev *dev, struct vu_vring *vr)
 	cfg.device_area = p.device_area;
 	/* Crash-safe reconnect: where to resume, and what to start again. */
 	if (vu_inflight_ring_start(dev, vr, &p, &cfg.base, why, sizeof(why))) {
-		log_error("%s: not started: %s", vr->name, why);
+		char msg[192];
+
+		/*
+		 * Only the front-end writes the region between our sessions: a
+		 * region that fails its checks is its doing, and the ring's
+		 * requests cannot be accounted for.  Unlike a ring address
+		 * that a later message may still fix, say so (NEEDS_RESET).
+		 */
+		snprintf(msg, sizeof(msg), "%s: not started: %s", vr->name, why);
+		vu_dev_set_broken(dev, msg);
 		goto failed;
 	}
 	vu_vring_log_config(dev, vr, &cfg);

@@ -187,14 +187,14 @@ if start_daemon hostile.log --blk "id=a,path=$T/disk.img,socket=$T/a.sock"; then
 			test "$rc" = 0 -a -n "$(kill -0 "$DPID" 2>/dev/null && echo up)"
 		[ "$rc" = 0 ] || cat "$T/hostile.err"
 	done
-	grep -q "not started: in-flight region: version 7," "$T/hostile.log" ||
+	grep -q "device needs reset: a:q0: not started: in-flight region: version 7," "$T/hostile.log" ||
 		not_ok "hostile: no log line for the bad version: $(tail -3 "$T/hostile.log")"
-	grep -q "not started: in-flight region: entry 3 is $BAD_ENTRY" "$T/hostile.log" ||
+	grep -q "device needs reset: a:q0: not started: in-flight region: entry 3 is $BAD_ENTRY" "$T/hostile.log" ||
 		not_ok "hostile: no log line for the bad entry: $(tail -3 "$T/hostile.log")"
 	if ((INFLIGHT_PACKED)); then
-		grep -q "not started: in-flight region: chain at entry 5" "$T/hostile.log" ||
+		grep -q "device needs reset: a:q0: not started: in-flight region: chain at entry 5" "$T/hostile.log" ||
 			not_ok "hostile: no log line for the looping chain: $(tail -3 "$T/hostile.log")"
-		grep -q "not started: in-flight region: .*used 65534/" "$T/hostile.log" ||
+		grep -q "device needs reset: a:q0: not started: in-flight region: .*used 65534/" "$T/hostile.log" ||
 			not_ok "hostile: no log line for the bad position: $(tail -3 "$T/hostile.log")"
 	fi
 	"$CLIENT" "$T/a.sock" verify 0.5 "$T" 2>"$T/after.err"

@@ -170,6 +170,8 @@ static bool net_stats(void *dev, const char *name, struct json_object *arr)
 	devkind_save_str(d, "id", id);
 	devkind_save_str(d, "type", "net");
 	devkind_save_u64(d, "kernel-drops", net_dev_kernel_drops(dev));
+	/* Announcements sent for the front-end (SEND_RARP, after a migration). */
+	devkind_save_u64(d, "rarps", net_dev_rarps(dev));
 	for (unsigned int i = 0; i < net_dev_nr_queues(dev); i++) {
 		struct net_queue_stats st;
 

@@ -82,12 +82,18 @@ check "net: drops by cause" grep -q '^vhostd_net_dropped_packets_total{device="n
 check "net: connection state" grep -q '^vhostd_device_connected{device="n0",type="net"} 0$' "$T/m0.txt"
 
 # Load on both, scraped twice in the middle of it.
-"$BENCH" --socket "$T/a.sock" --rw randrw --queues 2 --iodepth 8 --time 3 >"$T/b1.out" 2>&1 &
+"$BENCH" --socket "$T/a.sock" --rw randrw --queues 2 --iodepth 8 --time 6 >"$T/b1.out" 2>&1 &
 BPID=$!
-"$BENCH" --socket "$T/s.sock" --scsi-lun 0:1 --rw randread --iodepth 4 --time 3 >"$T/b2.out" 2>&1 &
+"$BENCH" --socket "$T/s.sock" --scsi-lun 0:1 --rw randread --iodepth 4 --time 6 >"$T/b2.out" 2>&1 &
 B2PID=$!
-sleep 1
-get "$URL" >"$T/m1.txt"
+# The first scrape once both front-ends drive their devices (a loaded
+# machine may take seconds to get them there), the second a second later.
+for ((i = 0; i < 100; i++)); do
+	get "$URL" >"$T/m1.txt"
+	grep -q '^vhostd_device_active{device="vda",type="blk"} 1$' "$T/m1.txt" &&
+		grep -q '^vhostd_device_active{device="sc0",type="scsi"} 1$' "$T/m1.txt" && break
+	sleep 0.2
+done
 sleep 1
 get "$URL" >"$T/m2.txt"
 wait "$BPID"

@@ -42,11 +42,17 @@ stop_vhostd() {
 }
 
 # testpmd in interactive mode fed by a script: start, run $1 s, stop, quit.
+# "start" waits for its prompt: on a loaded machine the set-up can take
+# longer than the run, and a "stop" already in the pipe would follow it at once.
 testpmd() { # seconds log args...
 	local secs=$1 log=$2
 	shift 2
+	rm -f "$log"
 	(
-		sleep 2
+		for ((i = 0; i < 400; i++)); do
+			grep -q 'testpmd> ' "$log" 2>/dev/null && break
+			sleep 0.1
+		done
 		echo start
 		sleep "$secs"
 		echo stop

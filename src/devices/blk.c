@@ -916,7 +916,6 @@ struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watc
 	};
 	bool null = opts->backend == BLK_BACKEND_NULL;
 	char where[300];
-	struct vu_dev_config vcfg;
 	const char *how;
 	struct blk_dev *dev;
 
@@ -969,25 +968,10 @@ struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watc
 		snprintf(bq->name, sizeof(bq->name), "%s:q%u", opts->id, i);
 	}
 
-	vcfg = (struct vu_dev_config){
-		.name = dev->opts.id,
-		.socket_path = dev->opts.socket,
-		.client = opts->client,
-		.num_queues = opts->num_queues,
-		.max_queue_size = opts->queue_size,
-		.ops = &blk_ops,
-		.opaque = dev,
-		.watch = watch,
-		.loop = loop,
-		.max_guest_memory = opts->max_guest_memory,
-		.stop_timeout_ms = opts->stop_timeout_ms,
-	};
-	dev->vu = vu_dev_new(&vcfg);
-	if (!dev->vu) {
-		kv_err(err, err_len, "%s: vhost-user socket %s: %s", opts->id, opts->socket,
-		       strerror(errno));
+	dev->vu = eng_dev_vu_new(&ENG_DEV_FIELDS(&dev->opts), opts->num_queues, opts->queue_size,
+				 &blk_ops, dev, watch, loop, err, err_len);
+	if (!dev->vu)
 		goto fail;
-	}
 	if (null)
 		how = "no storage";
 	else if (opts->backend == BLK_BACKEND_NBD)
@@ -996,9 +980,9 @@ struct blk_dev *blk_dev_new(const struct blk_options *opts, const struct vu_watc
 		how = dev->info.direct ? "librbd, no cache" : "librbd";
 	else
 		how = dev->info.direct ? "O_DIRECT" : "page cache";
-	log_info("%s: %s, %" PRIu64 " sectors, %s%s, %u queue(s) of %u", opts->id,
-		 where, dev->capacity, how,
-		 opts->readonly ? ", read-only" : "", opts->num_queues, opts->queue_size);
+	log_info("%s: %s, %" PRIu64 " sectors, %s%s, %u queue(s) of %u", opts->id, where,
+		 dev->capacity, how, opts->readonly ? ", read-only" : "", opts->num_queues,
+		 opts->queue_size);
 	return dev;
 
 fail:

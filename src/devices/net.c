@@ -1270,7 +1270,6 @@ struct net_dev *net_dev_new(const struct net_options *opts, const struct vu_watc
 {
 	struct netdev_config ncfg = {
 		.name = opts->id, .ifname = opts->ifname, .pairs = opts->pairs};
-	struct vu_dev_config vcfg;
 	struct net_dev *dev;
 
 	if (!opts->pairs || opts->pairs > NET_MAX_PAIRS || opts->queue_size < NET_MIN_QUEUE_SIZE ||
@@ -1341,23 +1340,9 @@ struct net_dev *net_dev_new(const struct net_options *opts, const struct vu_watc
 			}
 		}
 	}
-	vcfg = (struct vu_dev_config){
-		.name = dev->opts.id,
-		.socket_path = dev->opts.socket,
-		.client = opts->client,
-		.num_queues = dev->nr_queues,
-		.max_queue_size = opts->queue_size,
-		.ops = &net_ops,
-		.opaque = dev,
-		.watch = watch,
-		.loop = loop,
-		.max_guest_memory = opts->max_guest_memory,
-		.stop_timeout_ms = opts->stop_timeout_ms,
-	};
-	dev->vu = vu_dev_new(&vcfg);
+	dev->vu = eng_dev_vu_new(&ENG_DEV_FIELDS(&dev->opts), dev->nr_queues, opts->queue_size,
+				 &net_ops, dev, watch, loop, err, err_len);
 	if (!dev->vu) {
-		kv_err(err, err_len, "%s: vhost-user socket %s: %s", opts->id, opts->socket,
-		       strerror(errno));
 		net_dev_destroy(dev);
 		return NULL;
 	}

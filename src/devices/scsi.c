@@ -52,6 +52,7 @@
 #include "common/kvopts.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "engine/devopts.h"
 #include "engine/engine.h"
 #include "vhost-user/inflight.h"
 #include "scsi.h"
@@ -1148,7 +1149,6 @@ struct scsi_dev *scsi_dev_new(const struct scsi_options *opts, const struct scsi
 			      unsigned int nr_luns, const struct vu_watch_ops *watch, void *loop,
 			      char *err, size_t err_len)
 {
-	struct vu_dev_config vcfg;
 	struct scsi_dev *dev;
 
 	if (!opts->num_queues || opts->num_queues > SCSI_MAX_REQ_QUEUES ||
@@ -1227,25 +1227,10 @@ struct scsi_dev *scsi_dev_new(const struct scsi_options *opts, const struct scsi
 	dev->tmf_running = true;
 	pthread_setname_np(dev->tmf_thread, "scsi-tmf");
 
-	vcfg = (struct vu_dev_config){
-		.name = dev->opts.id,
-		.socket_path = dev->opts.socket,
-		.client = opts->client,
-		.num_queues = dev->nr_queues,
-		.max_queue_size = opts->queue_size,
-		.ops = &scsi_ops,
-		.opaque = dev,
-		.watch = watch,
-		.loop = loop,
-		.max_guest_memory = opts->max_guest_memory,
-		.stop_timeout_ms = opts->stop_timeout_ms,
-	};
-	dev->vu = vu_dev_new(&vcfg);
-	if (!dev->vu) {
-		kv_err(err, err_len, "%s: vhost-user socket %s: %s", opts->id, opts->socket,
-		       strerror(errno));
+	dev->vu = eng_dev_vu_new(&ENG_DEV_FIELDS(&dev->opts), dev->nr_queues, opts->queue_size,
+				 &scsi_ops, dev, watch, loop, err, err_len);
+	if (!dev->vu)
 		goto fail;
-	}
 	log_info("%s: virtio-scsi, %u LUN(s), %u request queue(s) of %u", opts->id, dev->nr_luns,
 		 opts->num_queues, opts->queue_size);
 	for (unsigned int i = 0; i < dev->nr_luns; i++) {

@@ -9,6 +9,7 @@
 #include "common/kvopts.h"
 #include "devopts.h"
 #include "engine.h"
+#include "vhost-user/backend.h"
 
 int eng_dev_option_set(const struct eng_dev_fields *f, const char *key, const char *v, char *err,
 		       size_t err_len)
@@ -54,4 +55,30 @@ int eng_dev_option_set(const struct eng_dev_fields *f, const char *key, const ch
 		return -ENOENT;
 	}
 	return 0;
+}
+
+struct vu_dev *eng_dev_vu_new(const struct eng_dev_fields *f, unsigned int num_queues,
+			      uint16_t max_queue_size, const struct vu_device_ops *ops,
+			      void *opaque, const struct vu_watch_ops *watch, void *loop, char *err,
+			      size_t err_len)
+{
+	const struct vu_dev_config cfg = {
+		.name = f->id,
+		.socket_path = f->socket,
+		.client = *f->client,
+		.num_queues = num_queues,
+		.max_queue_size = max_queue_size,
+		.ops = ops,
+		.opaque = opaque,
+		.watch = watch,
+		.loop = loop,
+		.max_guest_memory = *f->max_guest_memory,
+		.stop_timeout_ms = *f->stop_timeout_ms,
+	};
+	struct vu_dev *vu = vu_dev_new(&cfg);
+
+	if (!vu)
+		kv_err(err, err_len, "%s: vhost-user socket %s: %s", f->id, f->socket,
+		       strerror(errno));
+	return vu;
 }

@@ -32,6 +32,10 @@ struct eng_dev_fields {
 				 &(o)->client, &(o)->poll_us, &(o)->io_thread,                     \
 				 &(o)->max_guest_memory, &(o)->stop_timeout_ms})
 
+struct vu_dev;
+struct vu_device_ops;
+struct vu_watch_ops;
+
 /* stop-timeout-ms= at most (an hour); 0 is backend.h's default. */
 #define ENG_MAX_STOP_TIMEOUT_MS 3600000
 
@@ -41,5 +45,15 @@ struct eng_dev_fields {
  */
 int eng_dev_option_set(const struct eng_dev_fields *f, const char *key, const char *v, char *err,
 		       size_t err_len);
+
+/*
+ * The device's vhost-user side from its common options: listening on its
+ * socket (or connecting to it, client=on).  @f's strings must live as long
+ * as the device.  NULL with a message naming the device and the socket.
+ */
+struct vu_dev *eng_dev_vu_new(const struct eng_dev_fields *f, unsigned int num_queues,
+			      uint16_t max_queue_size, const struct vu_device_ops *ops,
+			      void *opaque, const struct vu_watch_ops *watch, void *loop, char *err,
+			      size_t err_len);
 
 #endif /* VHOSTD_ENGINE_DEVOPTS_H */

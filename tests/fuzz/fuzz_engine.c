@@ -251,10 +251,47 @@ unsigned int fuzz_eng_nr_queues(void)
 	return nr_queues;
 }
 
+/*
+ * The slot array of the last queue stopped is kept for the next start:
+ * harnesses start and stop queues on every input, and a fresh calloc of a
+ * few hundred KiB (page faults, ASan's allocator) cost more than the
+ * request parser under test.  It is zeroed again on reuse, as calloc would.
+ */
+static void *spare_slots;
+static size_t spare_size;
+
+static void *slots_alloc(size_t size)
+{
+	void *p;
+
+	if (spare_slots && spare_size >= size) {
+		p = spare_slots;
+		spare_slots = NULL;
+		memset(p, 0, size);
+		return p;
+	}
+	return calloc(1, size);
+}
+
+static void slots_free(void *p, size_t size)
+{
+	if (!p)
+		return;
+	if (!spare_slots || spare_size < size) {
+		free(spare_slots);
+		spare_slots = p;
+		spare_size = size;
+		return;
+	}
+	free(p);
+}
+
 static void queue_free(struct eng_queue *eq)
 {
 	free(eq->stage_iov);
-	free(eq->slots);
+	fuzz_eng_lock();
+	slots_free(eq->slots, (size_t)eq->num * eq->stride);
+	fuzz_eng_unlock();
 	free(eq);
 }
 
@@ -276,7 +313,9 @@ int eng_queue_start(struct vu_queue *q, const struct eng_queue_ops *ops,
 	snprintf(eq->name, sizeof(eq->name), "%s", cfg->name);
 	eq->iov_off = (ops->req_size + 15) & ~(size_t)15;
 	eq->stride = eq->iov_off + (size_t)eq->max_iov * sizeof(struct iovec);
-	eq->slots = calloc(eq->num, eq->stride);
+	fuzz_eng_lock();
+	eq->slots = slots_alloc((size_t)eq->num * eq->stride);
+	fuzz_eng_unlock();
 	eq->stage_iov = calloc(eq->max_iov ? eq->max_iov : 1, sizeof(struct iovec));
 	if (!eq->slots || !eq->stage_iov) {
 		queue_free(eq);

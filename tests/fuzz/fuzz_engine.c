@@ -252,38 +252,53 @@ unsigned int fuzz_eng_nr_queues(void)
 }
 
 /*
- * The slot array of the last queue stopped is kept for the next start:
- * harnesses start and stop queues on every input, and a fresh calloc of a
- * few hundred KiB (page faults, ASan's allocator) cost more than the
- * request parser under test.  It is zeroed again on reuse, as calloc would.
+ * The slot arrays of the last queues stopped are kept for the next starts:
+ * harnesses start and stop their queues on every input, and a fresh calloc
+ * of a few hundred KiB (page faults, ASan's allocator) cost more than the
+ * request parser under test.  Zeroed again on reuse, as calloc would.
  */
-static void *spare_slots;
-static size_t spare_size;
+#define NR_SPARE 8
+
+static struct {
+	void *p;
+	size_t size;
+} spare[NR_SPARE];
 
 static void *slots_alloc(size_t size)
 {
-	void *p;
+	for (int i = 0; i < NR_SPARE; i++) {
+		void *p = spare[i].p;
 
-	if (spare_slots && spare_size >= size) {
-		p = spare_slots;
-		spare_slots = NULL;
-		memset(p, 0, size);
-		return p;
+		if (p && spare[i].size >= size) {
+			spare[i].p = NULL;
+			memset(p, 0, size);
+			return p;
+		}
 	}
 	return calloc(1, size);
 }
 
 static void slots_free(void *p, size_t size)
 {
+	int smallest = 0;
+
 	if (!p)
 		return;
-	if (!spare_slots || spare_size < size) {
-		free(spare_slots);
-		spare_slots = p;
-		spare_size = size;
+	for (int i = 0; i < NR_SPARE; i++) {
+		if (!spare[i].p) {
+			smallest = i;
+			break;
+		}
+		if (spare[i].size < spare[smallest].size)
+			smallest = i;
+	}
+	if (spare[smallest].p && spare[smallest].size >= size) {
+		free(p);
 		return;
 	}
-	free(p);
+	free(spare[smallest].p);
+	spare[smallest].p = p;
+	spare[smallest].size = size;
 }
 
 static void queue_free(struct eng_queue *eq)

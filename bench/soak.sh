@@ -16,7 +16,10 @@
 # the guest.  It does migrate (QEMU 7.2 registers no migration blocker for it
 # when the back-end offers VHOST_F_LOG_ALL), so:
 #
-#   blk guest   vhost-user-blk-pci, chardev reconnect=1, on a vhostd that is
+#   blk guest   vhost-user-blk-pci, chardev reconnect=1, on a vhostd (its
+#               image behind a qemu-storage-daemon NBD export throttled to
+#               SOAK_BLK_IOPS, default 300, so that each kill finds requests
+#               in flight; SOAK_BLK_IOPS=0: the image file directly) that is
 #               SIGKILLed every minute and started again on the same socket
 #               (its requests in flight come back from the in-flight region
 #               QEMU keeps), and every MIGRATE_EVERY minutes, half a minute
@@ -48,7 +51,7 @@
 #   - every daemon that is stopped (not killed) exits 0 with no error line.
 # Prints a table per generation and per minute.  Exit 0 only if all hold.
 #
-# Environment: MIGRATE_EVERY (minutes, default 3), SOAK_RSS_SLACK_KB,
+# Environment: MIGRATE_EVERY (minutes, default 3), SOAK_RSS_SLACK_KB, SOAK_BLK_IOPS,
 # VHOSTD_BIN (default build/vhostd; build-san/vhostd works too), GUEST_LOG_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,6 +64,9 @@ fi
 MINUTES=${1:-10}
 MIGRATE_EVERY=${MIGRATE_EVERY:-3}
 RSS_SLACK_KB=${SOAK_RSS_SLACK_KB:-8192}
+BLK_IOPS=${SOAK_BLK_IOPS:-300}
+NBD_PID=
+BLK_BACKEND=
 export CASE=soak
 export PACKED=0 NUM_QUEUES=2 BACKEND=vhostd
 source tests/guest/lib.sh
@@ -104,8 +110,7 @@ sample() {
 start_blk() {
 	GEN=$((GEN + 1))
 	BLK_SOCK=$1
-	"$VHOSTD_BIN" --log-level info \
-		--blk "id=vda,path=$WORK/blk.img,socket=$BLK_SOCK,num-queues=$NUM_QUEUES,locking=off" \
+	"$VHOSTD_BIN" --log-level info --blk "id=vda,$BLK_BACKEND,socket=$BLK_SOCK,num-queues=$NUM_QUEUES" \
 		>"$WORK/blk.$GEN.log" 2>&1 &
 	BLK_PID=$!
 	PIDS+=("$BLK_PID")
@@ -124,12 +129,18 @@ wait_log() {
 	return 1
 }
 
-# record_gen HOW: the current blk generation's figures, before it goes.
+# record_gen HOW: the current blk generation's figures, before it goes,
+# with how many requests it started again from the in-flight region (those
+# the previous generation had in flight when it was killed).
 record_gen() {
-	local s
+	local s n
 	s=$(sample "$BLK_PID")
-	GEN_ROWS+=("$GEN $BLK_PID $((SECONDS - GEN_START[GEN])) $s $1")
+	n=$({ grep -a -h -o '[0-9]* request(s) were in flight' "$WORK/blk.$GEN.log" || true; } |
+		awk '{s += $1} END {print s + 0}')
+	RESUBMITTED=$((RESUBMITTED + n))
+	GEN_ROWS+=("$GEN $BLK_PID $((SECONDS - GEN_START[GEN])) $s $n $1")
 }
+RESUBMITTED=0
 
 log_errors() {
 	grep -a -E 'vhostd: error:|ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:' "$1" |
@@ -330,7 +341,23 @@ main() {
 	start_scsi_daemon 2
 	start_scsi_qemu 1 0
 
-	# The blk daemon and guest.
+	# The blk daemon and guest; the image directly, or behind a throttled
+	# NBD export so that a kill finds requests in flight.  (nbdkit's delay
+	# filter, 1.32, aborted when vhostd was killed with requests in it.)
+	if [[ $BLK_IOPS == 0 ]]; then
+		BLK_BACKEND="path=$WORK/blk.img,locking=off"
+	else
+		qemu-storage-daemon --object "throttle-group,id=tg0,x-iops-total=$BLK_IOPS" \
+			--blockdev "driver=file,node-name=file0,filename=$WORK/blk.img" \
+			--blockdev driver=throttle,node-name=thr0,throttle-group=tg0,file=file0 \
+			--nbd-server "addr.type=unix,addr.path=$WORK/nbd.sock" \
+			--export type=nbd,id=e0,node-name=thr0,name=soak,writable=on \
+			>"$WORK/qsd-nbd.log" 2>&1 &
+		NBD_PID=$!
+		PIDS+=("$NBD_PID")
+		wait_for_socket "$WORK/nbd.sock" "$NBD_PID"
+		BLK_BACKEND="backend=nbd,uri=nbd+unix:///soak?socket=$WORK/nbd.sock"
+	fi
 	start_blk "$WORK/blk.sock"
 	start_blk_qemu "$BLK_SOCK" 0
 	glog "guests booting (logs $GUEST_LOG_DIR/soak.*.log); $MINUTES minutes," \
@@ -376,6 +403,10 @@ main() {
 	wait "$BLK_PID" || brc=$?
 	wait "${SCSI_PID[1]}" || src=$?
 	wait "${SCSI_PID[2]}" || src=$?
+	if [[ -n $NBD_PID ]]; then
+		kill -TERM "$NBD_PID"
+		wait "$NBD_PID" || true
+	fi
 	PIDS=()
 
 	print_tables
@@ -403,7 +434,8 @@ main() {
 	fi
 	check_growth || fail=1
 	glog "blk: $(report_of "$LOG_BLK" PASSES) passes and $(report_of "$LOG_BLK" FIO_RUNS)" \
-		"fio runs verified; $KILLS SIGKILLs, $MIGRATIONS migrations, $GEN daemon generations"
+		"fio runs verified; $KILLS SIGKILLs ($RESUBMITTED requests were in flight and started" \
+		"again), $MIGRATIONS migrations, $GEN daemon generations"
 	glog "scsi: $(report_of "$LOG_SCSI" PASSES) passes and $(report_of "$LOG_SCSI" FIO_RUNS)" \
 		"fio runs verified; $SCSI_MIGRATIONS migrations between two daemons that live on"
 	((fail == 0)) || gdie "soak failed"
@@ -414,10 +446,10 @@ print_tables() {
 	local row
 	{
 		echo "blk vhostd generations (sampled just before each left):"
-		printf '  %-4s %-8s %-8s %-9s %-9s %-4s %s\n' gen pid seconds anon_kB rss_kB fds how
+		printf '  %-4s %-8s %-8s %-9s %-9s %-4s %-6s %s\n' gen pid seconds anon_kB rss_kB fds resub how
 		for row in "${GEN_ROWS[@]}"; do
 			# shellcheck disable=SC2086
-			printf '  %-4s %-8s %-8s %-9s %-9s %-4s %s\n' $row
+			printf '  %-4s %-8s %-8s %-9s %-9s %-4s %-6s %s\n' $row
 		done
 		echo "scsi vhostds, never killed (at start, per minute, after the guest left):"
 		printf '  %-7s %-7s %-6s %-9s %-9s %s\n' daemon minute guest anon_kB rss_kB fds

@@ -17,6 +17,9 @@
 #              src/vhost-user/backend*.c
 #   net        virtio-net's tx header check, control commands and receive
 #              filter (fuzz_net.c): after touching net_proto.c
+#   inflight   the in-flight region's recovery at ring start and the
+#              tracking after it, crashed and recovered again (exactly once;
+#              fuzz_inflight.c): after touching src/vhost-user/inflight.c
 #   all        each of the above for SECONDS, one after the other
 #
 #   scripts/fuzz.sh 30 all	what `make test` runs, in shorter slices
@@ -29,7 +32,7 @@
 # grows in build-fuzz/fuzz-corpus-NAME across runs, seeded from the
 # repository's tests/fuzz/*corpus (regenerate the seeds with
 # build/tests/fuzz_gen_corpus tests/fuzz/corpus and
-# build/tests/fuzz_gen_dev_corpus blk|scsi|vu DIR).  A crash leaves its input
+# build/tests/fuzz_gen_dev_corpus blk|scsi|vu|inflight DIR).  A crash leaves its input
 # in build-fuzz/fuzz-artifacts/; replay it with
 #   build-fuzz/tests/fuzz_blk_req build-fuzz/fuzz-artifacts/crash-...
 # or, without clang, build/tests/fuzz_blk_req_run -n 0 FILE.  A fixed crash
@@ -50,13 +53,14 @@ harness() {
 	scsi-ctrl) echo "fuzz_scsi_ctrl tests/fuzz/scsi-ctrl-corpus 8192" ;;
 	vu)	   echo "fuzz_vu_msgs tests/fuzz/vu-corpus 8192" ;;
 	net)	   echo "fuzz_net tests/fuzz/net-corpus 4096" ;;
-	*) echo "scripts/fuzz.sh: unknown harness '$1' (virtq, scsi, blk, scsi-ctrl, vu, net, all)" >&2
+	inflight)  echo "fuzz_inflight tests/fuzz/inflight-corpus 10700" ;;
+	*) echo "scripts/fuzz.sh: unknown harness '$1' (virtq, scsi, blk, scsi-ctrl, vu, net, inflight, all)" >&2
 	   exit 2 ;;
 	esac
 }
 
 if [ "$which" = all ]; then
-	names="virtq scsi blk scsi-ctrl vu net"
+	names="virtq scsi blk scsi-ctrl vu net inflight"
 else
 	names=$which
 	harness "$which" >/dev/null

@@ -6,7 +6,7 @@
 #   3. bounded libFuzzer runs (scripts/fuzz.sh, ~105 s): the ring's chain
 #      walker, the SCSI CDB parser, the blk request parser, virtio-scsi's
 #      control and request queues, vhost-user message sequences,
-#      virtio-net's header and control parsing
+#      virtio-net's header and control parsing, the in-flight region's recovery
 #   4. the real-guest tests: a Debian kernel under QEMU TCG on vhostd
 #
 # A one-node Ceph cluster (tests/ceph/ceph-up.sh) serves every RBD test.
@@ -83,9 +83,10 @@ UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 
 if [ -x scripts/fuzz.sh ]; then
 	# ~105 s in all: each harness for a slice (scripts/fuzz.sh says which is which).
-	for h in virtq:"${VHOSTD_FUZZ_SECONDS:-30}" scsi:"${VHOSTD_FUZZ_SCSI_SECONDS:-15}" \
+	for h in virtq:"${VHOSTD_FUZZ_SECONDS:-20}" scsi:"${VHOSTD_FUZZ_SCSI_SECONDS:-15}" \
 		 blk:"${VHOSTD_FUZZ_BLK_SECONDS:-15}" scsi-ctrl:"${VHOSTD_FUZZ_SCSI_CTRL_SECONDS:-15}" \
-		 vu:"${VHOSTD_FUZZ_VU_SECONDS:-15}" net:"${VHOSTD_FUZZ_NET_SECONDS:-15}"; do
+		 vu:"${VHOSTD_FUZZ_VU_SECONDS:-15}" net:"${VHOSTD_FUZZ_NET_SECONDS:-10}" \
+		 inflight:"${VHOSTD_FUZZ_INFLIGHT_SECONDS:-15}"; do
 		echo "=== fuzz ${h%%:*} (bounded, ${h#*:} s) ==="
 		if scripts/fuzz.sh "${h#*:}" "${h%%:*}"; then
 			passed=$((passed + 1))

@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static uint8_t in[IN_MAX + GUARD];
+	static uint8_t in[IN_MAX + GUARD], pattern[IN_MAX + GUARD];
 	static struct scsi_task t;
 	struct scsi_disk_config cfg;
 	struct scsi_disk d;
@@ -84,10 +84,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		op = scsi_disk_exec(&d, &t, cdb, &b);
 	}
 
-	for (unsigned int i = 0; i < GUARD; i++)
-		CHECK_EQ(in[IN_MAX + i], 0xa5);
-	for (size_t i = in_len; i < IN_MAX; i++)
-		CHECK_EQ(in[i], 0xa5);
+	/*
+	 * Nothing past in_len was written.  memcmp against a pattern, not a
+	 * byte loop: the loop (instrumented for coverage) took most of the
+	 * time of an input.
+	 */
+	if (!pattern[0])
+		memset(pattern, 0xa5, sizeof(pattern));
+	CHECK(!memcmp(in + in_len, pattern, IN_MAX + GUARD - in_len));
 	CHECK(t.data_in <= in_len);
 	CHECK(t.sense_len == 0 || (t.sense_len == SCSI_SENSE_LEN && t.sense[0] == 0x70));
 	CHECK((t.status == SCSI_STATUS_GOOD) == !t.sense_len);

@@ -5,9 +5,10 @@
  *	fuzz_gen_dev_corpus blk DIR	(tests/fuzz/blk-corpus)
  *	fuzz_gen_dev_corpus scsi DIR	(tests/fuzz/scsi-ctrl-corpus)
  *	fuzz_gen_dev_corpus vu DIR	(tests/fuzz/vu-corpus)
+ *	fuzz_gen_dev_corpus inflight DIR	(tests/fuzz/inflight-corpus)
  *
  * Each seed is a well-formed input of its harness (fuzz_chain.h's chain
- * format, or fuzz_vu_msgs.c's message format) that reaches deep into the
+ * format, fuzz_vu_msgs.c's message format, fuzz_inflight.h's region) that reaches deep into the
  * parser: every request type with good and bad framing, so mutation starts
  * from requests the device actually carries out.  Files named crash-* in
  * those directories are not generated: they are inputs a fuzzing run found,
@@ -22,7 +23,9 @@
 #include "devices/virtio_blk.h"
 #include "devices/virtio_scsi.h"
 #include "fuzz_chain.h"
+#include "fuzz_inflight.h"
 #include "fuzz_vu_msgs.h"
+#include "vhost-user/inflight.h"
 #include "vhost-user/protocol.h"
 
 static uint8_t seed_buf[16384];
@@ -669,10 +672,105 @@ static void gen_vu(void)
 	vu_seed("scsi-basic", 1, v_scsi_basic);
 }
 
+/* ---- in-flight regions (fuzz_inflight.h) ----------------------------------------- */
+
+/* Op bytes of fuzz_inflight.h. */
+#define OP_POP(h)  ((uint8_t)((h) << 2 | 0))
+#define OP_FILL(h) ((uint8_t)((h) << 2 | 1))
+#define OP_PUBLISH 2
+#define OP_CRASH   3
+#define OP_CRASH_PUBLISHED 0x83 /* the used index out, the batch not cleared */
+
+struct fi_entry {
+	uint16_t head, next;
+	uint8_t inflight;
+	uint64_t counter;
+};
+
+/*
+ * One seed: a ring of @num entries in a region sized for @rqsize (the
+ * header's region_qsize picks num + rqsize), part @idx of @nq; its header
+ * (version @version, used_idx @ridx, last batch @last) and @n entries.
+ */
+static void fi_seed(const char *name, uint8_t flags, uint8_t num, uint8_t rqsize, uint8_t nq,
+		    uint8_t idx, uint16_t used, uint16_t version, uint16_t ridx, uint16_t last,
+		    const struct fi_entry *e, unsigned int n, const uint8_t *ops, unsigned int nops)
+{
+	uint64_t stride = VU_INFLIGHT_STRIDE(num + rqsize);
+
+	begin();
+	u8(flags);
+	u8((uint8_t)(num - 1));
+	u8(rqsize);
+	u8((uint8_t)((nq - 1) | idx << 4));
+	u16(used);
+	u16(0x1234); /* the front-end's base: kept only for a fresh region */
+	u8((uint8_t)nops);
+	u8(0);
+	u8(0);
+	u8(0);
+	put(ops, nops);
+	for (unsigned int part = 0; part < nq; part++) {
+		size_t start = out_len;
+
+		if (part == idx && version) {
+			u64(0);
+			u16(version);
+			u16(num);
+			u16(last);
+			u16(ridx);
+			for (unsigned int i = 0; i < num; i++) {
+				const struct fi_entry *d = NULL;
+
+				for (unsigned int k = 0; k < n; k++)
+					d = e[k].head == i ? &e[k] : d;
+				u8(d ? d->inflight : 0);
+				put((uint8_t[5]){0}, 5);
+				u16(d ? d->next : 0);
+				u64(d ? d->counter : 0);
+			}
+		}
+		while (out_len < start + stride)
+			u8(0);
+	}
+	save(name);
+}
+
+static void gen_inflight(void)
+{
+	static const uint8_t run[] = {OP_POP(0), OP_POP(1), OP_POP(2), OP_FILL(1), OP_PUBLISH,
+				      OP_POP(3), OP_FILL(0), OP_FILL(3), OP_CRASH};
+	static const uint8_t run_pub[] = {OP_POP(0), OP_POP(1), OP_POP(2), OP_FILL(2), OP_FILL(0),
+					  OP_PUBLISH, OP_POP(4), OP_FILL(1), OP_FILL(4),
+					  OP_CRASH_PUBLISHED};
+	static const uint8_t resub[] = {OP_FILL(5), OP_PUBLISH, OP_POP(0), OP_FILL(2), OP_CRASH};
+	/* Heads 2 and 5 in flight, 5 popped first. */
+	static const struct fi_entry two[] = {{2, 0, 1, 7}, {5, 0, 1, 3}};
+	/* Heads 1 and 4 published (used 7, region 5) but still marked; 6 in flight. */
+	static const struct fi_entry batch[] = {{4, 1, 1, 5}, {1, 0, 1, 4}, {6, 0, 1, 9}};
+	static const struct fi_entry bad_entry[] = {{3, 0, 2, 1}};
+	static const struct fi_entry bad_link[] = {{4, 200, 1, 5}, {6, 0, 1, 9}};
+
+	fi_seed("fresh", 0, 8, 0, 1, 0, 0, 0, 0, 0, NULL, 0, run, sizeof(run));
+	fi_seed("fresh-crash-published", 0, 8, 0, 1, 0, 3, 0, 0, 0, NULL, 0, run_pub,
+		sizeof(run_pub));
+	fi_seed("resubmit", 0, 8, 0, 1, 0, 5, 1, 5, 0, two, 2, resub, sizeof(resub));
+	fi_seed("batch-published", 0, 8, 0, 1, 0, 7, 1, 5, 4, batch, 3, resub, sizeof(resub));
+	fi_seed("two-queues", 0, 16, 4, 2, 1, 5, 1, 5, 0, two, 2, run, sizeof(run));
+	fi_seed("big-ring", 0, 160, 0, 1, 0, 100, 1, 100, 0, two, 2, run_pub, sizeof(run_pub));
+	fi_seed("bad-version", 0, 8, 0, 1, 0, 5, 2, 5, 0, two, 2, NULL, 0);
+	fi_seed("bad-entry", 0, 8, 0, 1, 0, 5, 1, 5, 0, bad_entry, 1, NULL, 0);
+	fi_seed("bad-used-idx", 0, 8, 0, 1, 0, 100, 1, 5, 0, two, 2, NULL, 0);
+	fi_seed("bad-link", 0, 8, 0, 1, 0, 7, 1, 5, 4, bad_link, 2, NULL, 0);
+	fi_seed("packed", FI_PACKED, 8, 0, 1, 0, 5, 1, 5, 0, two, 2, run, sizeof(run));
+	fi_seed("no-feature", FI_NO_PROTOCOL_FEATURE, 8, 0, 1, 0, 5, 1, 5, 0, two, 2, NULL, 0);
+	fi_seed("untracked-ring", 0, 8, 0, 1, 1, 5, 1, 5, 0, two, 2, NULL, 0);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 3)
-		FAIL("usage: fuzz_gen_dev_corpus blk|scsi|vu DIR");
+		FAIL("usage: fuzz_gen_dev_corpus blk|scsi|vu|inflight DIR");
 	out_dir = argv[2];
 	if (!strcmp(argv[1], "blk"))
 		gen_blk();
@@ -680,6 +778,8 @@ int main(int argc, char **argv)
 		gen_scsi();
 	else if (!strcmp(argv[1], "vu"))
 		gen_vu();
+	else if (!strcmp(argv[1], "inflight"))
+		gen_inflight();
 	else
 		FAIL("unknown corpus %s", argv[1]);
 	return 0;

@@ -2,6 +2,7 @@
 /*
  * ring_fixture.c - hand-written rings in guarded guest memory.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "ring_fixture.h"
@@ -24,6 +25,12 @@ void fixture_create(struct ring_fixture *f, size_t a_size, size_t b_size, unsign
 	f->canary[0] = f->a + f->a_size;
 	f->b = f->canary[0] + f->canary_size;
 	f->canary[1] = f->b + f->b_size;
+	for (int i = 0; i < 2; i++) {
+		f->canary_ref[i] = malloc(f->canary_size);
+		if (!f->canary_ref[i])
+			FAIL("out of memory");
+		canary_fill(f->canary_ref[i], f->canary_size, (uint8_t)(i + 1));
+	}
 
 	r[0] = (struct mem_region){
 		.gpa = FIX_GPA_A, .size = f->a_size, .uva = FIX_UVA_A, .hva = f->a};
@@ -54,6 +61,8 @@ void fixture_destroy(struct ring_fixture *f)
 	if (f->big)
 		release_untouchable(f->big, FIX_BIG_SIZE);
 	guarded_free(&f->arena);
+	free(f->canary_ref[0]);
+	free(f->canary_ref[1]);
 }
 
 void fixture_reset(struct ring_fixture *f)
@@ -61,8 +70,8 @@ void fixture_reset(struct ring_fixture *f)
 	fixture_ring_fini(f);
 	memset(f->a, 0, f->a_size);
 	memset(f->b, 0, f->b_size);
-	canary_fill(f->canary[0], f->canary_size, 1);
-	canary_fill(f->canary[1], f->canary_size, 2);
+	memcpy(f->canary[0], f->canary_ref[0], f->canary_size);
+	memcpy(f->canary[1], f->canary_ref[1], f->canary_size);
 }
 
 static size_t split_used_off(uint16_t num)
@@ -150,8 +159,11 @@ uint64_t fixture_data_gpa(const struct ring_fixture *f, size_t off)
 void fixture_check_canaries(const struct ring_fixture *f)
 {
 	for (int i = 0; i < 2; i++) {
-		long bad = canary_check(f->canary[i], f->canary_size, (uint8_t)(i + 1));
+		long bad;
 
+		if (!memcmp(f->canary[i], f->canary_ref[i], f->canary_size))
+			continue;
+		bad = canary_check(f->canary[i], f->canary_size, (uint8_t)(i + 1));
 		if (bad >= 0)
 			FAIL("memory outside the map was written: canary %d, byte %ld", i, bad);
 	}

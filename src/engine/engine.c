@@ -469,7 +469,13 @@ static int eng_pop_one(struct eng_queue *eq)
 		eq->nr_filled++;
 		return -EIO;
 	}
-	return eng_start_elem(eq, e);
+	r = eng_start_elem(eq, e);
+	/*
+	 * The device may have found the chain hostile and halted the queue
+	 * ("pop no more"): a burst that went on would start requests on a
+	 * queue that is about to be stopped as broken.
+	 */
+	return r > 0 && eq->halted ? -EIO : r;
 }
 
 /*

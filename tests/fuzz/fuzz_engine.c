@@ -161,7 +161,7 @@ static int pop_one(struct eng_queue *eq)
 	req->busy = true;
 	eq->inflight++;
 	eq->ops->start(eq, req);
-	return 1;
+	return eq->halted ? -EIO : 1; /* as engine.c: a halted queue pops no more */
 }
 
 int eng_queue_pop(struct eng_queue *eq)

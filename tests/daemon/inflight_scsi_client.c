@@ -626,6 +626,9 @@ int main(int argc, char **argv)
 		die("usage: inflight_scsi_client SOCKET verify|burst|event ARG DIR");
 	cfg.socket_path = argv[1];
 	dir = argv[4];
+	/* INFLIGHT_PACKED=1: the same on packed rings (positions from the region). */
+	if (getenv("INFLIGHT_PACKED") && !strcmp(getenv("INFLIGHT_PACKED"), "1"))
+		cfg.features |= 1ull << VIRTIO_F_RING_PACKED;
 	fe = vu_fe_connect(&cfg);
 	if (!fe)
 		die("cannot connect");

@@ -69,7 +69,10 @@
  *      it (C = T).  Entries freed in 5 are reused only after 6.
  *
  * Recovery is itself a sequence of stores in that order, so a crash while
- * a ring starts leaves a region the next start reads the same way.
+ * a ring starts leaves a region the next start reads the same way.  On a
+ * packed ring it also takes the used flags of a cut-short batch out of the
+ * ring (packed_scrub_unpublished()): the slots after C are not the driver's
+ * to read yet, but they would be after the next process's first flush.
  */
 
 #include <errno.h>
@@ -94,8 +97,10 @@
  * "started" (step 2 done, the I/O
  * not started), "filled" (step 3 done, not published), "flushing" (a
  * batch about to be published: packed, step 4a done, not 4b), "published"
- * (step 4 done, the batch not cleared) or "cleared" (step 5 done, not 6) -
- * so a test can crash exactly there.  "inflight:N" instead kills it once some
+ * (step 4 done, the batch not cleared), "cleared" (step 5 done, not 6) or
+ * "filled-tail" (step 3 done for a request that is not the first of its
+ * batch: on a packed ring its slot's used flags are already out) - so a
+ * test can crash exactly there.  "inflight:N" instead kills it once some
  * ring has N requests recorded in flight (a guest test's kill with many
  * requests in flight, whatever the timing).  Read once, at the first ring
  * start.
@@ -108,7 +113,8 @@ enum crash_point {
 	CRASH_PUBLISHED,
 	CRASH_CLEARED,
 	CRASH_INFLIGHT,
-	CRASH_FLUSHING
+	CRASH_FLUSHING,
+	CRASH_FILLED_TAIL
 };
 static enum crash_point crash_at;
 static _Atomic long crash_countdown;
@@ -116,7 +122,8 @@ static _Atomic long crash_countdown;
 static void crash_hook_init(void)
 {
 	static const char *const names[] = {"",		 "popped",  "started",	"filled",
-					    "published", "cleared", "inflight", "flushing"};
+					    "published", "cleared", "inflight", "flushing",
+					    "filled-tail"};
 	static bool done;
 	const char *env = getenv("VHOSTD_TEST_CRASH"), *colon;
 
@@ -184,6 +191,8 @@ static void split_filled(struct vu_inflight_queue *iq, const struct virtq_elem *
 	if (iq->nr_batch < iq->num)
 		iq->batch[iq->nr_batch++] = head;
 	crash_hook(CRASH_FILLED);
+	if (iq->nr_batch > 1)
+		crash_hook(CRASH_FILLED_TAIL);
 }
 
 static void split_flushing(struct vu_inflight_queue *iq, const struct virtq *vq)
@@ -293,6 +302,8 @@ static void packed_filled(struct vu_inflight_queue *iq, const struct virtq_elem 
 	if (iq->nr_batch < iq->num)
 		iq->batch[iq->nr_batch++] = head;
 	crash_hook(CRASH_FILLED);
+	if (iq->nr_batch > 1)
+		crash_hook(CRASH_FILLED_TAIL);
 }
 
 static void packed_flushing(struct vu_inflight_queue *iq, const struct virtq *vq)
@@ -612,6 +623,33 @@ static void packed_step(unsigned int num, uint16_t *idx, bool *wrap, unsigned in
 	*idx = (uint16_t)next;
 }
 
+/*
+ * The slots from the used position C to the resume point A were popped and
+ * their completions never published.  But a batch cut short by the crash
+ * may have left used flags in them: fill writes every slot's flags but the
+ * batch head's before the flush.  The driver cannot see those while C is
+ * not used, but the first batch the new process publishes exposes the
+ * slot after it, and its stale flags and id would complete a request twice
+ * (or one never started).  So every slot in [C, A) gets the flags the
+ * driver gave it for this lap: available, not used.  The driver does not
+ * write these slots (they are outstanding to it) and the new process pops
+ * from A on, so nobody else touches them.
+ */
+static void packed_scrub_unpublished(struct vring_packed_desc *ring, unsigned int num,
+				     uint16_t c_idx, bool c_wrap, uint16_t a_idx, bool a_wrap)
+{
+	while (c_idx != a_idx || c_wrap != a_wrap) {
+		uint16_t flags = vq_read16(&ring[c_idx].flags);
+
+		flags &= (uint16_t)~(VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED);
+		flags |= c_wrap ? VRING_PACKED_DESC_F_AVAIL : VRING_PACKED_DESC_F_USED;
+		vq_write16(&ring[c_idx].flags, flags);
+		packed_step(num, &c_idx, &c_wrap, 1);
+	}
+	/* Before any used element of the new process (its flush releases). */
+	atomic_thread_fence(memory_order_release);
+}
+
 static int packed_alloc(struct vu_inflight_queue *iq, unsigned int num)
 {
 	iq->descs = calloc(num, sizeof(*iq->descs));
@@ -812,6 +850,7 @@ static int packed_start(struct vu_vring *vr, struct vu_inflight_queue *iq,
 			max_counter = copy[h].counter + 1;
 	}
 	qsort_r(iq->resubmit, iq->nr_resubmit, sizeof(*iq->resubmit), by_counter_packed, copy);
+	packed_scrub_unpublished(p->desc, num, c_idx, c_wrap, a_idx, a_wrap);
 	for (unsigned int i = num; i; i--) {
 		if (!claimed[i - 1])
 			iq->free[iq->nr_free++] = (uint16_t)(i - 1);

@@ -18,7 +18,8 @@
 #   3. crash points (VHOSTD_TEST_CRASH): the same workload with vhostd
 #      killing itself after a pop (before it is recorded), after the
 #      record (before the command starts), after a used entry is written
-#      (before it is published), after used->idx is published (before the
+#      (before it is published), after one that is not its batch's first
+#      (packed: its used flags are out), after used->idx is published (before the
 #      region is cleared) and after the clear (before the region's
 #      used_idx): each time every block checks and nothing completes twice;
 #   4. event: vhostd dies right after it wrote a hot-plug event into a
@@ -164,7 +165,7 @@ check "verify: $kills SIGKILLs under verified READ/WRITE(10/16), every block che
 stop_daemon
 
 # --- 3. chosen crash points -------------------------------------------------
-for point in popped started filled published cleared; do
+for point in popped started filled filled-tail published cleared; do
 	rm -f "$T/ready" "$T/restarted"
 	VHOSTD_TEST_CRASH="$point:$((RANDOM % 300 + 300))" start_daemon "$point.log" "${ARGS[@]}" ||
 		{ not_ok "$point: vhostd did not start"; continue; }

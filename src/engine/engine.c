@@ -60,6 +60,13 @@
 /* iovecs kept in each request slot; longer chains borrow a full-size array. */
 #define ENG_INLINE_IOV 16
 
+/*
+ * Chains popped with one virtq_pop_batch() by a queue whose start()
+ * completes them before it returns (eng_queue_ops.completes_in_start):
+ * one publish per batch, as ENG_PUBLISH_EVERY gives the others.
+ */
+#define ENG_POP_BATCH ENG_PUBLISH_EVERY
+
 enum eng_cmd_op { CMD_ATTACH, CMD_DETACH, CMD_DETACH_ASYNC, CMD_ABANDON, CMD_CALL, CMD_EXIT };
 
 /*
@@ -136,6 +143,16 @@ struct eng_queue {
 	 */
 	struct iovec *log_iovs;
 	struct iovec *stage_log_iov;
+	/*
+	 * completes_in_start queues without an in-flight region: ENG_POP_BATCH
+	 * requests laid out as slots (the iovecs at iov_offset) but with
+	 * max_iov iovecs each, which a batch of chains is popped straight
+	 * into and started from; no slot, no copy.  And their log_iov arrays
+	 * while the ring logs.  NULL otherwise.
+	 */
+	void *batch_mem;
+	size_t batch_stride;
+	struct iovec *batch_log_iovs;
 	unsigned int nr_big_iovs;
 	unsigned int num;
 	unsigned int max_iov;
@@ -511,6 +528,83 @@ int eng_queue_pop(struct eng_queue *eq)
 	return eng_pop_one(eq);
 }
 
+static struct eng_req *eng_batch_req(struct eng_queue *eq, unsigned int i)
+{
+	return (struct eng_req *)((char *)eq->batch_mem + (size_t)i * eq->batch_stride);
+}
+
+/*
+ * eng_pop_burst() for a completes_in_start queue: pop ENG_POP_BATCH chains
+ * at once straight into the batch requests (the ring code reads their
+ * heads together and prefetches ahead of the walks), start each, publish
+ * the batch.  The per-chain cost a packet-sized request cannot hide.
+ */
+static bool eng_pop_burst_batched(struct eng_queue *eq)
+{
+	struct virtq_elem *elems[ENG_POP_BATCH];
+	unsigned int done = 0;
+
+	while (done < ENG_BUDGET) {
+		unsigned int want = ENG_BUDGET - done, i;
+		int got;
+
+		if (want > ENG_POP_BATCH)
+			want = ENG_POP_BATCH;
+		for (i = 0; i < want; i++) {
+			struct eng_req *req = eng_batch_req(eq, i);
+
+			virtq_elem_init(&req->elem, eng_slot_iov(eq, req), eq->max_iov);
+			req->elem.log_iov =
+				eq->batch_log_iovs ? eq->batch_log_iovs + (size_t)i * eq->max_iov
+						   : NULL;
+			elems[i] = &req->elem;
+		}
+		got = virtq_pop_batch(eq->vq, elems, want);
+		if (got < 0) {
+			eng_queue_halt(eq, virtq_strerror(eq->vq->error));
+			return false;
+		}
+		/*
+		 * Start pulling in every chain's first buffer (a packet's
+		 * header, a request's): the driver's core just wrote them, and
+		 * start() would otherwise wait for each in turn.
+		 */
+		for (i = 0; i < (unsigned int)got; i++) {
+			const struct virtq_elem *e = elems[i];
+
+			if (e->out_num + e->in_num)
+				prefetch(e->iov[0].iov_base);
+		}
+		for (i = 0; i < (unsigned int)got; i++) {
+			struct eng_req *req = eng_batch_req(eq, i);
+
+			if (unlikely(eq->halted)) {
+				/* A chain before it was hostile: filled unstarted (virtq.h). */
+				eng_fill(eq, &req->elem, 0);
+				eq->nr_filled++;
+				continue;
+			}
+			req->busy = true;
+			eq->inflight++;
+			eq->ops->start(eq, req);
+			if (unlikely(req->busy)) {
+				/* The model broke its word: the request cannot outlive the batch. */
+				eng_queue_halt(eq, "request left in flight by a model that said it would not");
+				eng_req_complete(eq, req, 0);
+			}
+		}
+		done += (unsigned int)got;
+		if (eq->ops->reap)
+			eq->ops->reap(eq);
+		eng_publish(eq);
+		if (eq->vq->broken && !eq->halted)
+			eng_queue_halt(eq, virtq_strerror(eq->vq->error));
+		if ((unsigned int)got < want || eq->halted)
+			return false;
+	}
+	return true;
+}
+
 /*
  * Pop up to the budget with kicks off.  True if the budget ran out (the
  * ring may hold more: run again next pass).
@@ -523,6 +617,8 @@ static bool eng_pop_burst(struct eng_queue *eq)
 		virtq_disable_notify(eq->vq);
 		eq->notify_off = true;
 	}
+	if (eq->batch_mem)
+		return eng_pop_burst_batched(eq);
 	for (n = 1; n <= ENG_BUDGET; n++) {
 		int r = eng_pop_one(eq);
 
@@ -1164,6 +1260,8 @@ static void eng_queue_free(struct eng_queue *eq)
 	free(eq->stage_log_iov);
 	free(eq->stage_iov);
 	free(eq->slot_mem);
+	free(eq->batch_mem);
+	free(eq->batch_log_iovs);
 	free(eq);
 }
 
@@ -1186,6 +1284,23 @@ static int eng_queue_slots(struct eng_queue *eq)
 		eq->stage_log_iov = calloc(eq->max_iov, sizeof(*eq->stage_log_iov));
 		if (!eq->log_iovs || !eq->stage_log_iov)
 			return -ENOMEM;
+	}
+	/*
+	 * Large but mostly never touched (pages come as iovecs are written):
+	 * a chain as long as max_iov is rare.
+	 */
+	if (eq->ops->completes_in_start && !eq->iq) {
+		eq->batch_stride = head + (size_t)eq->max_iov * sizeof(struct iovec);
+		eq->batch_stride = (eq->batch_stride + 63) & ~(size_t)63;
+		eq->batch_mem = calloc(ENG_POP_BATCH, eq->batch_stride);
+		if (!eq->batch_mem)
+			return -ENOMEM;
+		if (virtq_logging(eq->vq)) {
+			eq->batch_log_iovs = calloc((size_t)ENG_POP_BATCH * eq->max_iov,
+						    sizeof(*eq->batch_log_iovs));
+			if (!eq->batch_log_iovs)
+				return -ENOMEM;
+		}
 	}
 	return 0;
 }

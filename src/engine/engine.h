@@ -102,6 +102,13 @@ struct eng_queue_ops {
 	 * virtio-scsi event queue).  Kicks still run the queue (reap()).
 	 */
 	bool manual_pop;
+	/*
+	 * start() always completes the request before it returns (a packet
+	 * handed to a socket): the engine then pops chains in batches straight
+	 * into a few request structs of its own instead of a slot per head,
+	 * and starts them from there.
+	 */
+	bool completes_in_start;
 };
 
 /*

@@ -452,7 +452,12 @@ static int net_rx_hold(struct net_queue *nq, uint64_t need, bool one)
 
 		if (nq->nheld >= nq->held_cap)
 			return 2;
-		r = eng_queue_pop(nq->eq);
+		/*
+		 * Buffers come in batches, held for the frames after this
+		 * one: their ring reads and first lines are fetched together
+		 * (one at a time, each frame would wait for both in turn).
+		 */
+		r = eng_queue_pop_many(nq->eq, nq->held_cap - nq->nheld);
 		if (r <= 0)
 			return r;
 	}
@@ -477,6 +482,45 @@ static void net_rx_complete(struct net_queue *nq, unsigned int n, const uint32_t
 enum { RX_DONE, RX_WAIT, RX_HALT };
 
 /*
+ * The receive header into @e's first buffer.  Where it fits there (every
+ * driver's layout), field by field straight into guest memory: the copy of
+ * a header built on our stack would read back our own fresh narrow stores
+ * in one wide load, which waits until every earlier store has left the
+ * store buffer, and those are the previous frames' stores into guest lines
+ * another core holds.
+ */
+static void net_rx_put_hdr(const struct net_queue *nq, const struct virtq_elem *e,
+			   const struct virtio_net_hdr *h, uint16_t num_buffers, uint32_t hash,
+			   uint16_t report)
+{
+	struct virtio_net_hdr_v1_hash hh = {0};
+
+	if (likely(e->iov[0].iov_len >= nq->hdr_len)) {
+		struct virtio_net_hdr_v1_hash *g = e->iov[0].iov_base;
+
+		*(volatile uint8_t *)&g->hdr.flags = h->flags;
+		*(volatile uint8_t *)&g->hdr.gso_type = h->gso_type;
+		vq_write16(&g->hdr.hdr_len, le16toh(h->hdr_len));
+		vq_write16(&g->hdr.gso_size, le16toh(h->gso_size));
+		vq_write16(&g->hdr.csum_start, le16toh(h->csum_start));
+		vq_write16(&g->hdr.csum_offset, le16toh(h->csum_offset));
+		if (nq->hdr_len >= sizeof(struct virtio_net_hdr))
+			vq_write16(&g->hdr.num_buffers, num_buffers);
+		if (nq->hdr_len >= sizeof(hh)) {
+			vq_write32(&g->hash_value, hash);
+			vq_write16(&g->hash_report, report);
+			vq_write16(&g->padding, 0);
+		}
+		return;
+	}
+	hh.hdr = *h;
+	hh.hdr.num_buffers = htole16(num_buffers);
+	hh.hash_value = htole32(hash);
+	hh.hash_report = htole16(report);
+	iov_from_buf(e->iov, e->in_num, 0, &hh, nq->hdr_len);
+}
+
+/*
  * Put one frame (@pkt: the back-end's 12-byte header, then @flen bytes)
  * into the guest's buffers.  RX_DONE when it is delivered or dropped,
  * RX_WAIT when buffers are missing (the frame stays where it is).
@@ -488,7 +532,6 @@ static int net_rx_one(struct net_queue *nq, uint8_t *pkt, size_t len, uint32_t h
 	size_t flen = len - NETDEV_HDR_LEN, off = 0;
 	struct net_rx_conf *c = &nq->conf;
 	uint32_t lens[256];
-	struct virtio_net_hdr_v1_hash hh = {0};
 	struct virtio_net_hdr h;
 	struct virtq_elem *first;
 	unsigned int n = 0;
@@ -541,51 +584,46 @@ static int net_rx_one(struct net_queue *nq, uint8_t *pkt, size_t len, uint32_t h
 		return RX_DONE;
 	}
 
+	first = &net_held(nq, 0)->elem;
 	if (!nq->mergeable) {
-		struct virtq_elem *e = &net_held(nq, 0)->elem;
-
-		if (e->in_len < need) {
+		if (first->in_len < need) {
 			/* The buffer stays held for the next frame. */
 			net_drop(nq, NET_DROP_NO_ROOM);
 			return RX_DONE;
 		}
-		h.num_buffers = htole16(1);
-		hh.hdr = h;
-		hh.hash_value = htole32(hash);
-		hh.hash_report = htole16((uint16_t)report);
-		iov_from_buf(e->iov, e->in_num, 0, &hh, nq->hdr_len);
-		iov_from_buf(e->iov, e->in_num, nq->hdr_len, frame, flen);
 		lens[0] = (uint32_t)need;
 		n = 1;
 	} else {
 		/* 5.1.6.4.2: the header goes in the first buffer, num_buffers counts them. */
-		if (net_held(nq, 0)->elem.in_len < nq->hdr_len) {
+		if (first->in_len < nq->hdr_len) {
 			eng_queue_halt(nq->eq, "mergeable receive buffer smaller than the header");
 			return RX_HALT;
 		}
+		/* Which buffers take how much (the held ones hold enough). */
 		while (off < flen || !n) {
-			struct virtq_elem *e = &net_held(nq, n)->elem;
 			size_t skip = n ? 0 : nq->hdr_len;
-			size_t room = e->in_len - skip;
+			size_t room = net_held(nq, n)->elem.in_len - skip;
 			size_t chunk = flen - off < room ? flen - off : room;
 
 			if (n == ARRAY_SIZE(lens)) {
 				/* More than 256 buffers for one frame: smaller than any driver
 				 * uses. */
 				net_drop(nq, NET_DROP_NO_ROOM);
-				net_rx_complete(nq, 0, lens);
 				return RX_DONE;
 			}
-			iov_from_buf(e->iov, e->in_num, skip, frame + off, chunk);
 			off += chunk;
 			lens[n++] = (uint32_t)(skip + chunk);
 		}
-		h.num_buffers = htole16((uint16_t)n);
-		hh.hdr = h;
-		hh.hash_value = htole32(hash);
-		hh.hash_report = htole16((uint16_t)report);
-		first = &net_held(nq, 0)->elem;
-		iov_from_buf(first->iov, first->in_num, 0, &hh, nq->hdr_len);
+	}
+	/* The header first: num_buffers is known, and the data follows it. */
+	net_rx_put_hdr(nq, first, &h, (uint16_t)n, hash, (uint16_t)report);
+	off = 0;
+	for (unsigned int i = 0; i < n; i++) {
+		const struct virtq_elem *e = &net_held(nq, i)->elem;
+		size_t skip = i ? 0 : nq->hdr_len;
+
+		iov_from_buf(e->iov, e->in_num, skip, frame + off, lens[i] - skip);
+		off += lens[i] - skip;
 	}
 	net_rx_complete(nq, n, lens);
 	stat_add(&nq->st.packets, 1);

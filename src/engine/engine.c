@@ -144,11 +144,12 @@ struct eng_queue {
 	struct iovec *log_iovs;
 	struct iovec *stage_log_iov;
 	/*
-	 * completes_in_start queues without an in-flight region: ENG_POP_BATCH
-	 * requests laid out as slots (the iovecs at iov_offset) but with
-	 * max_iov iovecs each, which a batch of chains is popped straight
-	 * into and started from; no slot, no copy.  And their log_iov arrays
-	 * while the ring logs.  NULL otherwise.
+	 * completes_in_start and manual_pop queues without an in-flight
+	 * region: ENG_POP_BATCH requests laid out as slots (the iovecs at
+	 * iov_offset) but with max_iov iovecs each, which a batch of chains
+	 * is popped into: started from there (completes_in_start: no slot, no
+	 * copy) or moved into their slots (eng_queue_pop_many()).  And their
+	 * log_iov arrays while the ring logs.  NULL otherwise.
 	 */
 	void *batch_mem;
 	size_t batch_stride;
@@ -539,9 +540,90 @@ static struct eng_req *eng_batch_req(struct eng_queue *eq, unsigned int i)
  * heads together and prefetches ahead of the walks), start each, publish
  * the batch.  The per-chain cost a packet-sized request cannot hide.
  */
-static bool eng_pop_burst_batched(struct eng_queue *eq)
+/*
+ * Pop up to @want (<= ENG_POP_BATCH) chains into the batch requests with
+ * one virtq_pop_batch(): the ring code reads their heads together and
+ * prefetches ahead of the walks.  The count, or -EIO (halted).
+ */
+static int eng_pop_into_batch(struct eng_queue *eq, unsigned int want)
 {
 	struct virtq_elem *elems[ENG_POP_BATCH];
+	unsigned int i;
+	int got;
+
+	for (i = 0; i < want; i++) {
+		struct eng_req *req = eng_batch_req(eq, i);
+
+		virtq_elem_init(&req->elem, eng_slot_iov(eq, req), eq->max_iov);
+		req->elem.log_iov =
+			eq->batch_log_iovs ? eq->batch_log_iovs + (size_t)i * eq->max_iov : NULL;
+		elems[i] = &req->elem;
+	}
+	got = virtq_pop_batch(eq->vq, elems, want);
+	if (got < 0) {
+		eng_queue_halt(eq, virtq_strerror(eq->vq->error));
+		return -EIO;
+	}
+	/*
+	 * Start pulling in every chain's first buffer (a packet's header, a
+	 * receive buffer, a request's header): the driver's core wrote them
+	 * last, and start() would otherwise wait for each in turn.
+	 */
+	for (i = 0; i < (unsigned int)got; i++) {
+		const struct virtq_elem *e = elems[i];
+		const char *base = e->iov[0].iov_base;
+		/* And the next line: a header at the end of one (DPDK's headroom). */
+		size_t last = e->iov[0].iov_len < 128 ? e->iov[0].iov_len : 128;
+
+		if (e->out_num) {
+			prefetch(base);
+			if (last > 1)
+				prefetch(base + last - 1);
+		} else if (e->in_num) {
+			prefetchw(base);
+			if (last > 1)
+				prefetchw(base + last - 1);
+		}
+	}
+	return got;
+}
+
+/* After a batch: a ring the pop found broken halts the queue (one log line). */
+static void eng_batch_check_broken(struct eng_queue *eq)
+{
+	if (eq->vq->broken && !eq->halted)
+		eng_queue_halt(eq, virtq_strerror(eq->vq->error));
+}
+
+int eng_queue_pop_many(struct eng_queue *eq, unsigned int max)
+{
+	unsigned int i;
+	int got;
+
+	if (eq->halted || eq->stopping)
+		return eq->halted ? -EIO : 0;
+	if (!eq->batch_mem)
+		return eng_pop_one(eq);
+	got = eng_pop_into_batch(eq, max < ENG_POP_BATCH ? max : ENG_POP_BATCH);
+	if (got <= 0)
+		return got;
+	for (i = 0; i < (unsigned int)got; i++) {
+		struct eng_req *req = eng_batch_req(eq, i);
+
+		if (unlikely(eq->halted)) {
+			/* Popped after a hostile one: filled unstarted (virtq.h). */
+			eng_fill(eq, &req->elem, 0);
+			eq->nr_filled++;
+			continue;
+		}
+		eng_start_elem(eq, &req->elem);
+	}
+	eng_batch_check_broken(eq);
+	return eq->halted ? -EIO : got;
+}
+
+static bool eng_pop_burst_batched(struct eng_queue *eq)
+{
 	unsigned int done = 0;
 
 	while (done < ENG_BUDGET) {
@@ -550,31 +632,9 @@ static bool eng_pop_burst_batched(struct eng_queue *eq)
 
 		if (want > ENG_POP_BATCH)
 			want = ENG_POP_BATCH;
-		for (i = 0; i < want; i++) {
-			struct eng_req *req = eng_batch_req(eq, i);
-
-			virtq_elem_init(&req->elem, eng_slot_iov(eq, req), eq->max_iov);
-			req->elem.log_iov =
-				eq->batch_log_iovs ? eq->batch_log_iovs + (size_t)i * eq->max_iov
-						   : NULL;
-			elems[i] = &req->elem;
-		}
-		got = virtq_pop_batch(eq->vq, elems, want);
-		if (got < 0) {
-			eng_queue_halt(eq, virtq_strerror(eq->vq->error));
+		got = eng_pop_into_batch(eq, want);
+		if (got < 0)
 			return false;
-		}
-		/*
-		 * Start pulling in every chain's first buffer (a packet's
-		 * header, a request's): the driver's core just wrote them, and
-		 * start() would otherwise wait for each in turn.
-		 */
-		for (i = 0; i < (unsigned int)got; i++) {
-			const struct virtq_elem *e = elems[i];
-
-			if (e->out_num + e->in_num)
-				prefetch(e->iov[0].iov_base);
-		}
 		for (i = 0; i < (unsigned int)got; i++) {
 			struct eng_req *req = eng_batch_req(eq, i);
 
@@ -597,8 +657,7 @@ static bool eng_pop_burst_batched(struct eng_queue *eq)
 		if (eq->ops->reap)
 			eq->ops->reap(eq);
 		eng_publish(eq);
-		if (eq->vq->broken && !eq->halted)
-			eng_queue_halt(eq, virtq_strerror(eq->vq->error));
+		eng_batch_check_broken(eq);
 		if ((unsigned int)got < want || eq->halted)
 			return false;
 	}
@@ -726,6 +785,9 @@ static void eng_queue_attach(struct eng_thread *t, struct eng_cmd *cmd)
 	eng_arm_kick(eq);
 	/* Serve whatever the driver queued before we started: a kick may be gone. */
 	eng_mark_ready(eq);
+	/* A dead predecessor's last completions may have gone unsignalled. */
+	if (eq->iq && eq->iq->recovered && eq->call_fd >= 0)
+		eng_send_call(eq);
 	eng_cmd_done(t, cmd, 0);
 }
 
@@ -1289,7 +1351,7 @@ static int eng_queue_slots(struct eng_queue *eq)
 	 * Large but mostly never touched (pages come as iovecs are written):
 	 * a chain as long as max_iov is rare.
 	 */
-	if (eq->ops->completes_in_start && !eq->iq) {
+	if ((eq->ops->completes_in_start || eq->ops->manual_pop) && !eq->iq) {
 		eq->batch_stride = head + (size_t)eq->max_iov * sizeof(struct iovec);
 		eq->batch_stride = (eq->batch_stride + 63) & ~(size_t)63;
 		eq->batch_mem = calloc(ENG_POP_BATCH, eq->batch_stride);

@@ -185,6 +185,12 @@ void eng_queue_wake(struct eng_queue *eq);
  * empty, -EIO the queue is halted or the chain was hostile.
  */
 int eng_queue_pop(struct eng_queue *eq);
+/*
+ * The same for up to @max chains at once (at most 16 are taken): read
+ * together, their first buffers prefetched, then each start()ed in ring
+ * order.  The number popped, 0 the ring is empty, -EIO as above.
+ */
+int eng_queue_pop_many(struct eng_queue *eq, unsigned int max);
 
 /*
  * Run @fn(@eq, @arg) on the queue's I/O thread and wait for it; returns

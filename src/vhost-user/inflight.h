@@ -143,6 +143,12 @@ struct vu_inflight_queue {
 	uint16_t *resubmit; /* heads (packed: head entries) to start again, in counter order */
 	unsigned int nr_resubmit;
 	unsigned int live; /* recorded and not cleared (logs, the test hook) */
+	/*
+	 * Recovered from a region a previous back-end used: it may have
+	 * published completions and died before it signalled them, so the
+	 * engine sends the driver one interrupt when the ring starts.
+	 */
+	bool recovered;
 	/* Packed only (NULL for split), each for num entries: */
 	struct virtq_desc_copy *descs; /* the engine pops into it (virtq_elem.descs) */
 	uint16_t *free;		       /* free entries, a stack */

@@ -19,9 +19,9 @@
 #      not its batch's first (packed: its slot's used flags are out, the
 #      head's are not), right before the flush (packed: the batch's end
 #      recorded, not published), after used->idx is published (before the
-#      batch is cleared from the region) and after the clear (before the
-#      region's used_idx): each time every block checks and nothing
-#      completes twice;
+#      batch is cleared from the region), in the middle of that clear and
+#      after it (before the region's used_idx): each time every block
+#      checks and nothing completes twice;
 #   4. a front-end that corrupts the region (unknown version, an entry
 #      marked 2; packed: 3) before reconnecting: the ring is not started,
 #      with one log line, and the daemon serves the next front-end.
@@ -147,7 +147,7 @@ wait "$DPID" 2>/dev/null
 DPID=
 
 # --- 3. chosen crash points -------------------------------------------------
-for point in popped started filled filled-tail flushing published cleared; do
+for point in popped started filled filled-tail flushing published clearing cleared; do
 	rm -f "$T/ready" "$T/restarted"
 	BLK=(--blk "id=a,path=$T/disk.img,socket=$T/a.sock")
 	# Early enough to be reached within the client's 3 s on a loaded

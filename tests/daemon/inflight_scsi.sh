@@ -20,7 +20,7 @@
 #      record (before the command starts), after a used entry is written
 #      (before it is published), after one that is not its batch's first
 #      (packed: its used flags are out), after used->idx is published (before the
-#      region is cleared) and after the clear (before the region's
+#      region is cleared), in the middle of the clear and after it (before the region's
 #      used_idx): each time every block checks and nothing completes twice;
 #   4. event: vhostd dies right after it wrote a hot-plug event into a
 #      buffer, before publishing it: after the restart that buffer comes
@@ -165,7 +165,7 @@ check "verify: $kills SIGKILLs under verified READ/WRITE(10/16), every block che
 stop_daemon
 
 # --- 3. chosen crash points -------------------------------------------------
-for point in popped started filled filled-tail published cleared; do
+for point in popped started filled filled-tail published clearing cleared; do
 	rm -f "$T/ready" "$T/restarted"
 	VHOSTD_TEST_CRASH="$point:$((RANDOM % 300 + 300))" start_daemon "$point.log" "${ARGS[@]}" ||
 		{ not_ok "$point: vhostd did not start"; continue; }

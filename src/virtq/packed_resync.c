@@ -28,6 +28,16 @@
  * every virtio-net rx buffer with mergeable buffers.  A ring that does not
  * have the shape (a pending slot with NEXT, two used->available edges) is
  * refused and the caller keeps the front-end's base.
+ *
+ * One more shape is a flush the crash cut short: the device writes a
+ * batch's used elements and the flags of every slot but the first, whose
+ * flags go last and expose the whole batch.  The ring then shows a pending
+ * slot right after this lap's used run, and after it slots already used in
+ * this lap.  An in-order device writes a slot's element only after the
+ * previous slot's, so the pending slot's id and len are the batch head's:
+ * virtq_packed_resync() stores its flags, publishing the batch as the dead
+ * device meant to, and the ring has the plain shape again.  (Left as it
+ * is, the next batch would hang behind it, or be refused as two edges.)
  */
 #include <errno.h>
 #include <stdint.h>
@@ -104,6 +114,39 @@ int virtq_packed_find_base(const struct vring_packed_desc *desc, uint16_t num, u
 	return 0;
 }
 
+/* The head of a flush cut short (above): its used flags stored.  True if one was found. */
+static bool packed_finish_flush(struct virtq *vq)
+{
+	struct vring_packed_desc *desc = vq->packed.desc;
+	uint16_t num = vq->num;
+
+	/* A batch that crossed the ring's end is not recognised (refused). */
+	for (unsigned int i = 0; i + 1 < num; i++) {
+		uint16_t f = vq_load_acquire16(&desc[i].flags);
+		uint16_t prev = vq_load_acquire16(&desc[(i + num - 1) % num].flags);
+		uint16_t next = vq_load_acquire16(&desc[i + 1].flags);
+		uint16_t used;
+		bool w;
+
+		if (!slot_pending(f) || slot_pending(prev) || slot_pending(next))
+			continue;
+		w = slot_avail_bit(f);
+		/* The used run before it is this lap's (the last lap's at slot 0)... */
+		if (slot_avail_bit(prev) != (i ? w : !w))
+			continue;
+		/* ... and so is the slot after it: written after it, in order. */
+		if (slot_avail_bit(next) != w || (f & VRING_DESC_F_NEXT))
+			continue;
+		used = w ? VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED : 0;
+		if (vq_read32(&desc[i].len))
+			used |= VRING_DESC_F_WRITE;
+		vq_store_release16(&desc[i].flags, used);
+		virtq_log_ring(vq, vq->log_desc_gpa, (uint64_t)i * sizeof(*desc), sizeof(*desc));
+		return true;
+	}
+	return false;
+}
+
 int virtq_packed_resync(struct virtq *vq, uint16_t *found)
 {
 	struct virtq_packed_state *p = &vq->packed;
@@ -119,6 +162,7 @@ int virtq_packed_resync(struct virtq *vq, uint16_t *found)
 		return -EOPNOTSUPP;
 	if (vq->inflight)
 		return -EBUSY;
+	packed_finish_flush(vq);
 	r = virtq_packed_find_base(p->desc, vq->num, &cfg.base);
 	if (r)
 		return r;

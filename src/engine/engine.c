@@ -595,9 +595,44 @@ static void eng_batch_check_broken(struct eng_queue *eq)
 		eng_queue_halt(eq, virtq_strerror(eq->vq->error));
 }
 
+/* A completes_in_start request, from the batch request it was popped into. */
+static void eng_start_in_place(struct eng_queue *eq, struct eng_req *req)
+{
+	req->busy = true;
+	eq->inflight++;
+	eq->ops->start(eq, req);
+	if (unlikely(req->busy)) {
+		/* The model broke its word: the request cannot outlive the batch. */
+		eng_queue_halt(eq, "request left in flight by a model that said it would not");
+		eng_req_complete(eq, req, 0);
+	}
+}
+
+/* Any other request: moved into its head's slot first. */
+static void eng_start_in_slot(struct eng_queue *eq, struct eng_req *req)
+{
+	eng_start_elem(eq, &req->elem);
+}
+
+/* Start the first @n batch requests in ring order with @start. */
+static void eng_start_batch(struct eng_queue *eq, unsigned int n,
+			    void (*start)(struct eng_queue *eq, struct eng_req *req))
+{
+	for (unsigned int i = 0; i < n; i++) {
+		struct eng_req *req = eng_batch_req(eq, i);
+
+		if (unlikely(eq->halted)) {
+			/* A chain before it was hostile: filled unstarted (virtq.h). */
+			eng_fill(eq, &req->elem, 0);
+			eq->nr_filled++;
+			continue;
+		}
+		start(eq, req);
+	}
+}
+
 int eng_queue_pop_many(struct eng_queue *eq, unsigned int max)
 {
-	unsigned int i;
 	int got;
 
 	if (eq->halted || eq->stopping)
@@ -607,17 +642,7 @@ int eng_queue_pop_many(struct eng_queue *eq, unsigned int max)
 	got = eng_pop_into_batch(eq, max < ENG_POP_BATCH ? max : ENG_POP_BATCH);
 	if (got <= 0)
 		return got;
-	for (i = 0; i < (unsigned int)got; i++) {
-		struct eng_req *req = eng_batch_req(eq, i);
-
-		if (unlikely(eq->halted)) {
-			/* Popped after a hostile one: filled unstarted (virtq.h). */
-			eng_fill(eq, &req->elem, 0);
-			eq->nr_filled++;
-			continue;
-		}
-		eng_start_elem(eq, &req->elem);
-	}
+	eng_start_batch(eq, (unsigned int)got, eng_start_in_slot);
 	eng_batch_check_broken(eq);
 	return eq->halted ? -EIO : got;
 }
@@ -627,7 +652,7 @@ static bool eng_pop_burst_batched(struct eng_queue *eq)
 	unsigned int done = 0;
 
 	while (done < ENG_BUDGET) {
-		unsigned int want = ENG_BUDGET - done, i;
+		unsigned int want = ENG_BUDGET - done;
 		int got;
 
 		if (want > ENG_POP_BATCH)
@@ -635,24 +660,7 @@ static bool eng_pop_burst_batched(struct eng_queue *eq)
 		got = eng_pop_into_batch(eq, want);
 		if (got < 0)
 			return false;
-		for (i = 0; i < (unsigned int)got; i++) {
-			struct eng_req *req = eng_batch_req(eq, i);
-
-			if (unlikely(eq->halted)) {
-				/* A chain before it was hostile: filled unstarted (virtq.h). */
-				eng_fill(eq, &req->elem, 0);
-				eq->nr_filled++;
-				continue;
-			}
-			req->busy = true;
-			eq->inflight++;
-			eq->ops->start(eq, req);
-			if (unlikely(req->busy)) {
-				/* The model broke its word: the request cannot outlive the batch. */
-				eng_queue_halt(eq, "request left in flight by a model that said it would not");
-				eng_req_complete(eq, req, 0);
-			}
-		}
+		eng_start_batch(eq, (unsigned int)got, eng_start_in_place);
 		done += (unsigned int)got;
 		if (eq->ops->reap)
 			eq->ops->reap(eq);

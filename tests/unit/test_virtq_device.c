@@ -601,6 +601,23 @@ static void pdrv_setup(struct pdrv *d, struct virtq *vq, uint16_t num, uint64_t 
 	CHECK(virtq_init(vq, &cfg) == 0);
 }
 
+/* A new device on @d's ring as it is (a back-end restarted), at @base. */
+static void pdrv_restart(struct pdrv *d, struct virtq *vq, uint16_t base, const char *name)
+{
+	struct virtq_config cfg;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.num = d->num;
+	cfg.features = F(VIRTIO_F_RING_PACKED);
+	cfg.desc = d->desc;
+	cfg.driver_area = d->driver;
+	cfg.device_area = d->device;
+	cfg.base = base;
+	cfg.mem = map;
+	cfg.name = name;
+	CHECK(virtq_init(vq, &cfg) == 0);
+}
+
 struct buf {
 	uint64_t addr;
 	uint32_t len;
@@ -996,7 +1013,6 @@ static void test_packed_torn_flush(void)
 	struct virtq vq, vq2;
 	struct virtq_elem e[6];
 	struct iovec iov[6][2];
-	struct virtq_config cfg;
 	uint16_t id, found = 0, flags;
 	uint32_t len;
 
@@ -1019,16 +1035,7 @@ static void test_packed_torn_flush(void)
 	virtq_destroy(&vq);
 
 	/* A new device, given the session's first base (QEMU 7.2 after a crash). */
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.num = 8;
-	cfg.features = F(VIRTIO_F_RING_PACKED);
-	cfg.desc = d.desc;
-	cfg.driver_area = d.driver;
-	cfg.device_area = d.device;
-	cfg.base = 1u << VIRTQ_PACKED_WRAP_BIT;
-	cfg.mem = map;
-	cfg.name = "test:packed2";
-	CHECK(virtq_init(&vq2, &cfg) == 0);
+	pdrv_restart(&d, &vq2, 1u << VIRTQ_PACKED_WRAP_BIT, "test:packed2");
 	CHECK(virtq_packed_resync(&vq2, &found) == 0);
 	CHECK_MSG(found == (0x8000 | 5), "resumed at %#x", found);
 	CHECK(pget(&d, &id, &len, &flags) && id == 2 && len == 10 && (flags & VRING_DESC_F_WRITE));
@@ -1049,7 +1056,6 @@ static void test_packed_saved(void)
 	struct virtq vq;
 	struct virtq_elem e[2];
 	struct iovec iov[2][8];
-	struct virtq_config cfg;
 	uint16_t id;
 	uint32_t len;
 
@@ -1074,16 +1080,7 @@ static void test_packed_saved(void)
 	virtq_fill(&vq, &e[0], 0);
 	virtq_destroy(&vq);
 
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.num = 5;
-	cfg.features = F(VIRTIO_F_RING_PACKED);
-	cfg.desc = d.desc;
-	cfg.driver_area = d.driver;
-	cfg.device_area = d.device;
-	cfg.base = 0x8000 | 3;
-	cfg.mem = map;
-	cfg.name = "test:packed-saved";
-	CHECK(virtq_init(&vq, &cfg) == 0);
+	pdrv_restart(&d, &vq, 0x8000 | 3, "test:packed-saved");
 	virtq_resume_used(&vq, 0x8000 | 1);
 	CHECK(virtq_pop_head(&vq, &e[0], 0) == -EOPNOTSUPP);
 	virtq_elem_init(&e[0], iov[0], 8);
@@ -1096,7 +1093,7 @@ static void test_packed_saved(void)
 	virtq_destroy(&vq);
 
 	/* The same id twice is a second completion waiting to happen. */
-	CHECK(virtq_init(&vq, &cfg) == 0);
+	pdrv_restart(&d, &vq, 0x8000 | 3, "test:packed-saved");
 	virtq_elem_init(&e[0], iov[0], 8);
 	CHECK(virtq_pop_saved(&vq, &e[0], dc[0], 2) == 1);
 	virtq_elem_init(&e[1], iov[1], 8);
@@ -1107,7 +1104,7 @@ static void test_packed_saved(void)
 
 	/* A copy whose last descriptor says NEXT, or an id past the ring. */
 	for (unsigned int k = 0; k < 2; k++) {
-		CHECK(virtq_init(&vq, &cfg) == 0);
+		pdrv_restart(&d, &vq, 0x8000 | 3, "test:packed-saved");
 		bad[0] = dc[0][0];
 		bad[1] = dc[0][1];
 		if (k == 0)

@@ -43,6 +43,15 @@ struct lb_pair {
 	_Alignas(64) atomic_uint head; /* next to consume (consumer writes) */
 	_Alignas(64) atomic_uint tail; /* next to fill (producer writes) */
 	atomic_bool sleeping;
+	/*
+	 * Wake-ups written to efd, counted after each write; wakes_seen (the
+	 * consumer's) is what it had counted before its last read of efd.
+	 * Equal while it sleeps: efd holds nothing, and an empty peek needs
+	 * no read() to clear it (one syscall per run of a queue that is
+	 * served without its poll: the inbox, a same-thread loopback).
+	 */
+	atomic_uint wakes;
+	unsigned int wakes_seen;
 	bool produced; /* since the last flush (producer only) */
 	int efd;
 	struct lb_slot *slots;
@@ -92,6 +101,7 @@ static int lb_open(const struct netdev_config *cfg, struct netdev **out, char *e
 		atomic_init(&lp->head, 0);
 		atomic_init(&lp->tail, 0);
 		atomic_init(&lp->sleeping, false);
+		atomic_init(&lp->wakes, 0);
 	}
 	*out = nd;
 	return 0;
@@ -119,8 +129,15 @@ static ssize_t lb_peek(struct netdev *nd, unsigned int p, uint8_t **pkt)
 	uint64_t v;
 
 	if (head == atomic_load_explicit(&lp->tail, memory_order_acquire)) {
+		unsigned int wakes = atomic_load(&lp->wakes);
+
+		/* Asleep already, and nobody woke us since: nothing to clear. */
+		if (atomic_load_explicit(&lp->sleeping, memory_order_relaxed) &&
+		    wakes == lp->wakes_seen)
+			return -EAGAIN;
 		/* Going to sleep: say so, clear the eventfd, look once more. */
 		atomic_store(&lp->sleeping, true);
+		lp->wakes_seen = wakes;
 		if (read(lp->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 			return -errno;
 		if (head == atomic_load(&lp->tail))
@@ -183,8 +200,12 @@ static void lb_flush(struct netdev *nd, unsigned int p)
 	lp->produced = false;
 	/* Pairs with the receiver's store to sleeping and its re-check of tail. */
 	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load(&lp->sleeping) && eventfd_write(lp->efd, 1) < 0) {
-		/* Our own eventfd, read on every sleep: it cannot be full. */
+	if (atomic_load(&lp->sleeping)) {
+		if (eventfd_write(lp->efd, 1) < 0) {
+			/* Our own eventfd, read on every sleep: it cannot be full. */
+		}
+		/* After the write: a reader that sees the count reads it away. */
+		atomic_fetch_add(&lp->wakes, 1);
 	}
 }
 
@@ -193,6 +214,7 @@ static void lb_wake(struct netdev *nd, unsigned int p)
 	if (eventfd_write(nd->p[p].efd, 1) < 0) {
 		/* Our own eventfd, read on every sleep: it cannot be full. */
 	}
+	atomic_fetch_add(&nd->p[p].wakes, 1);
 }
 
 const struct netdev_ops netdev_loopback_ops = {

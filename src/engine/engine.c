@@ -61,9 +61,10 @@
 #define ENG_INLINE_IOV 16
 
 /*
- * Chains popped with one virtq_pop_batch() by a queue whose start()
- * completes them before it returns (eng_queue_ops.completes_in_start):
- * one publish per batch, as ENG_PUBLISH_EVERY gives the others.
+ * Chains popped with one virtq_pop_batch(): by a queue whose start()
+ * completes them before it returns (eng_queue_ops.completes_in_start), one
+ * publish per batch, as ENG_PUBLISH_EVERY gives the others; and by
+ * eng_queue_pop_many().
  */
 #define ENG_POP_BATCH ENG_PUBLISH_EVERY
 
@@ -535,12 +536,6 @@ static struct eng_req *eng_batch_req(struct eng_queue *eq, unsigned int i)
 }
 
 /*
- * eng_pop_burst() for a completes_in_start queue: pop ENG_POP_BATCH chains
- * at once straight into the batch requests (the ring code reads their
- * heads together and prefetches ahead of the walks), start each, publish
- * the batch.  The per-chain cost a packet-sized request cannot hide.
- */
-/*
  * Pop up to @want (<= ENG_POP_BATCH) chains into the batch requests with
  * one virtq_pop_batch(): the ring code reads their heads together and
  * prefetches ahead of the walks.  The count, or -EIO (halted).
@@ -647,6 +642,11 @@ int eng_queue_pop_many(struct eng_queue *eq, unsigned int max)
 	return eq->halted ? -EIO : got;
 }
 
+/*
+ * eng_pop_burst() for a completes_in_start queue: ENG_POP_BATCH chains at
+ * a time, started where they were popped, one publish per batch.  The
+ * per-chain cost a packet-sized request cannot hide.
+ */
 static bool eng_pop_burst_batched(struct eng_queue *eq)
 {
 	unsigned int done = 0;

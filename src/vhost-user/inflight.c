@@ -150,6 +150,21 @@ static inline void crash_hook(enum crash_point p)
 		raise(SIGKILL);
 }
 
+/* A used entry was written (step 3): "filled", and "filled-tail" past a batch's first. */
+static inline void crash_hook_filled(const struct vu_inflight_queue *iq)
+{
+	crash_hook(CRASH_FILLED);
+	if (iq->nr_batch > 1)
+		crash_hook(CRASH_FILLED_TAIL);
+}
+
+/* Step 5 cleared the @i-th of the batch: "clearing" after the first of several. */
+static inline void crash_hook_clearing(const struct vu_inflight_queue *iq, unsigned int i)
+{
+	if (i == 0 && iq->nr_batch > 1)
+		crash_hook(CRASH_CLEARING);
+}
+
 /* A request was recorded: "inflight:N" fires at N on one ring. */
 static inline void crash_hook_live(struct vu_inflight_queue *iq)
 {
@@ -192,9 +207,7 @@ static void split_filled(struct vu_inflight_queue *iq, const struct virtq_elem *
 	r->last_batch_head = head;
 	if (iq->nr_batch < iq->num)
 		iq->batch[iq->nr_batch++] = head;
-	crash_hook(CRASH_FILLED);
-	if (iq->nr_batch > 1)
-		crash_hook(CRASH_FILLED_TAIL);
+	crash_hook_filled(iq);
 }
 
 static void split_flushing(struct vu_inflight_queue *iq, const struct virtq *vq)
@@ -217,8 +230,7 @@ static void split_published(struct vu_inflight_queue *iq, const struct virtq *vq
 	atomic_thread_fence(memory_order_release);
 	for (unsigned int i = 0; i < iq->nr_batch; i++) {
 		__atomic_store_n(&r->desc[iq->batch[i]].inflight, 0, __ATOMIC_RELAXED);
-		if (i == 0 && iq->nr_batch > 1)
-			crash_hook(CRASH_CLEARING);
+		crash_hook_clearing(iq, i);
 	}
 	iq->live -= iq->nr_batch < iq->live ? iq->nr_batch : iq->live;
 	iq->nr_batch = 0;
@@ -306,9 +318,7 @@ static void packed_filled(struct vu_inflight_queue *iq, const struct virtq_elem 
 	__atomic_store_n(&r->desc[head].inflight, 2, __ATOMIC_RELAXED);
 	if (iq->nr_batch < iq->num)
 		iq->batch[iq->nr_batch++] = head;
-	crash_hook(CRASH_FILLED);
-	if (iq->nr_batch > 1)
-		crash_hook(CRASH_FILLED_TAIL);
+	crash_hook_filled(iq);
 }
 
 static void packed_flushing(struct vu_inflight_queue *iq, const struct virtq *vq)
@@ -342,8 +352,7 @@ static void packed_published(struct vu_inflight_queue *iq, const struct virtq *v
 			iq->free[iq->nr_free++] = ent;
 			ent = iq->link[ent];
 		}
-		if (i == 0 && iq->nr_batch > 1)
-			crash_hook(CRASH_CLEARING);
+		crash_hook_clearing(iq, i);
 	}
 	iq->live -= iq->nr_batch < iq->live ? iq->nr_batch : iq->live;
 	iq->nr_batch = 0;

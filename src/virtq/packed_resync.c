@@ -114,8 +114,8 @@ int virtq_packed_find_base(const struct vring_packed_desc *desc, uint16_t num, u
 	return 0;
 }
 
-/* The head of a flush cut short (above): its used flags stored.  True if one was found. */
-static bool packed_finish_flush(struct virtq *vq)
+/* The head of a flush cut short (above), if there is one: its used flags stored. */
+static void packed_finish_flush(struct virtq *vq)
 {
 	struct vring_packed_desc *desc = vq->packed.desc;
 	uint16_t num = vq->num;
@@ -142,9 +142,8 @@ static bool packed_finish_flush(struct virtq *vq)
 			used |= VRING_DESC_F_WRITE;
 		vq_store_release16(&desc[i].flags, used);
 		virtq_log_ring(vq, vq->log_desc_gpa, (uint64_t)i * sizeof(*desc), sizeof(*desc));
-		return true;
+		return;
 	}
-	return false;
 }
 
 int virtq_packed_resync(struct virtq *vq, uint16_t *found)

@@ -757,6 +757,19 @@ fail:
 	return r;
 }
 
+int vu_fe_get_status(struct vu_fe *fe, uint8_t *status)
+{
+	uint64_t v;
+	int r;
+
+	if (!fe_has_protocol(fe, VHOST_USER_PROTOCOL_F_STATUS))
+		return -ENOTSUP;
+	r = fe_get_u64(fe, VHOST_USER_GET_STATUS, &v);
+	if (!r)
+		*status = (uint8_t)v;
+	return r;
+}
+
 bool vu_fe_has_inflight(const struct vu_fe *fe)
 {
 	return fe->inflight_fd >= 0;

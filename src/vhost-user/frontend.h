@@ -126,6 +126,13 @@ int vu_fe_wait_call(struct vu_fe *fe, unsigned int index, int timeout_ms);
 bool vu_fe_hung_up(struct vu_fe *fe);
 
 /*
+ * GET_STATUS: the device status byte, where a broken device says
+ * VIRTIO_STATUS_NEEDS_RESET.  0 or -errno (-ENOTSUP without the STATUS
+ * protocol feature).
+ */
+int vu_fe_get_status(struct vu_fe *fe, uint8_t *status);
+
+/*
  * VHOST_USER_SEND_RARP: ask the back-end to announce @mac, as QEMU does
  * after a migration.  -ENOTSUP without the RARP protocol feature.
  */

@@ -178,6 +178,20 @@ static void reap(struct eng_queue *eq)
 		eq->ops->reap(eq);
 }
 
+/*
+ * A multi-step request (WRITE SAME, UNMAP: one back-end operation after
+ * another) wakes its queue once per step, and the real engine gives each
+ * wake a pass; a few hundred steps are normal.  Far more, and the model
+ * wakes itself without end: the caller's wait for idle reports the hang.
+ */
+#define FUZZ_ENG_MAX_WAKES 100000
+
+static void reap_woken(struct eng_queue *eq)
+{
+	for (unsigned int i = 0; i < FUZZ_ENG_MAX_WAKES && eq->woken; i++)
+		reap(eq);
+}
+
 unsigned int fuzz_eng_run(struct eng_queue *eq)
 {
 	unsigned int popped = 0;
@@ -195,8 +209,7 @@ unsigned int fuzz_eng_run(struct eng_queue *eq)
 		}
 		reap(eq);
 	}
-	for (unsigned int i = 0; i < 8 && eq->woken; i++)
-		reap(eq);
+	reap_woken(eq);
 	publish(eq);
 	fuzz_eng_unlock();
 	return popped;
@@ -226,8 +239,14 @@ bool fuzz_eng_wait_idle(void)
 		unsigned int n = 0;
 
 		fuzz_eng_lock();
-		for (struct eng_queue *eq = queues; eq; eq = eq->next)
+		for (struct eng_queue *eq = queues; eq; eq = eq->next) {
+			/* Woken by another thread (a TMF's last command) or a step. */
+			if (eq->woken) {
+				reap_woken(eq);
+				publish(eq);
+			}
 			n += eq->inflight;
+		}
 		fuzz_eng_unlock();
 		if (!n)
 			return true;

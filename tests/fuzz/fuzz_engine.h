@@ -35,8 +35,9 @@ unsigned int fuzz_eng_run(struct eng_queue *eq);
 unsigned int fuzz_eng_run_all(void);
 /*
  * Wait (lock released) until no started queue has a request in flight, at
- * most FUZZ_ENG_WAIT_MS: for work another thread finishes (a TMF).  False
- * on timeout: the harness calls that a hang.
+ * most FUZZ_ENG_WAIT_MS: for work another thread finishes (a TMF).  A
+ * queue woken meanwhile is reaped and published, as an I/O thread would.
+ * False on timeout: the harness calls that a hang.
  */
 #define FUZZ_ENG_WAIT_MS 5000
 bool fuzz_eng_wait_idle(void);

@@ -3,7 +3,7 @@
 # tests/daemon/tap.sh (which gives $T and the clean-up trap) or on its own.
 #
 #   ceph_cluster          sets $CEPH_CONF: the cluster named by
-#                         $VHOSTD_CEPH_CONF when it answers (scripts/test.sh
+#                         $VHOSTD_CEPH_CONF when it takes writes (scripts/test.sh
 #                         brings one up for every RBD test), else one of its
 #                         own under $1 (ceph-up.sh), stopped by ceph_cluster_down.
 #                         Returns 77 with the reason on stdout when Ceph cannot
@@ -13,13 +13,34 @@
 CEPH_DIR_OWN=
 CEPH_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
+# ceph_takes_writes CONF: the cluster makes and removes an image within 30 s
+# (a mon that answers is not enough: the OSD may be down or blocked).
+ceph_takes_writes() {
+	local probe=rbd/vhd-probe-$$-$RANDOM
+	timeout 30 rbd -c "$1" create --size 1M "$probe" >/dev/null 2>&1 &&
+		timeout 30 rbd -c "$1" rm "$probe" >/dev/null 2>&1
+}
+
+# ceph_state CONF: what the cluster says of itself, as "# " lines.
+ceph_state() {
+	{
+		timeout 20 ceph -c "$1" --connect-timeout 10 -s
+		timeout 20 ceph -c "$1" --connect-timeout 10 osd tree
+	} 2>&1 | sed 's/^/# /'
+}
+
 ceph_cluster() { # dir
 	local rc
-	if [ -n "${VHOSTD_CEPH_CONF:-}" ] &&
-		timeout 20 ceph -c "$VHOSTD_CEPH_CONF" --connect-timeout 10 health >/dev/null 2>&1; then
-		CEPH_CONF=$VHOSTD_CEPH_CONF
-		echo "# using the cluster of $CEPH_CONF"
-		return 0
+	if [ -n "${VHOSTD_CEPH_CONF:-}" ]; then
+		if ceph_takes_writes "$VHOSTD_CEPH_CONF"; then
+			CEPH_CONF=$VHOSTD_CEPH_CONF
+			echo "# using the cluster of $CEPH_CONF"
+			return 0
+		fi
+		# Said, with the cluster's own account, and then a cluster of our own.
+		echo "# the shared cluster of $VHOSTD_CEPH_CONF did not create an image within 30 s:"
+		ceph_state "$VHOSTD_CEPH_CONF"
+		echo "# bringing up a cluster of this test's own"
 	fi
 	"$CEPH_HERE/ceph-up.sh" "$1" >"$1.up" 2>&1
 	rc=$?
@@ -42,5 +63,8 @@ ceph_cluster_down() {
 
 ceph_image() { # name size
 	rbd -c "$CEPH_CONF" rm "rbd/$1" >/dev/null 2>&1 || true
-	timeout 60 rbd -c "$CEPH_CONF" create --size "$2" "rbd/$1"
+	timeout 60 rbd -c "$CEPH_CONF" create --size "$2" "rbd/$1" && return 0
+	echo "# rbd create rbd/$1 failed or took over 60 s; the cluster says:"
+	ceph_state "$CEPH_CONF"
+	return 1
 }

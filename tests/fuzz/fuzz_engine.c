@@ -233,9 +233,19 @@ unsigned int fuzz_eng_run_all(void)
 	return total;
 }
 
+/*
+ * Has FUZZ_ENG_WAIT_MS passed since @start?  By the clock, not by counting
+ * sleeps: a 50 us nanosleep takes twice that or more, and libFuzzer's own
+ * 10 s alarm must not fire before our clearer message.
+ */
+static bool waited_too_long(uint64_t start)
+{
+	return eng_now_ns() - start > (uint64_t)FUZZ_ENG_WAIT_MS * 1000000;
+}
+
 bool fuzz_eng_wait_idle(void)
 {
-	for (unsigned int i = 0; i < FUZZ_ENG_WAIT_MS * 20; i++) {
+	for (uint64_t start = eng_now_ns(); !waited_too_long(start);) {
 		unsigned int n = 0;
 
 		fuzz_eng_lock();
@@ -381,7 +391,7 @@ static void drain_detach(struct eng_queue *eq)
 	 * The null back-end has finished everything by the next reap; a
 	 * virtio-scsi TMF completes from the TMF thread, which needs the lock.
 	 */
-	for (unsigned int i = 0; i < FUZZ_ENG_WAIT_MS * 20 && eq->inflight; i++) {
+	for (uint64_t start = eng_now_ns(); eq->inflight && !waited_too_long(start);) {
 		reap(eq);
 		if (!eq->inflight)
 			break;

@@ -383,15 +383,12 @@ static void full_call_and_err(int sock)
 #define HUGE_SIZE   (2u << 20)
 
 /* GET_STATUS on a front-end's connection. */
-static uint64_t fe_status(struct vu_fe *fe)
+static uint8_t fe_status(struct vu_fe *fe)
 {
-	uint8_t wire[VHOST_USER_HDR_SIZE];
-	struct vhost_user_msg reply;
+	uint8_t status;
 
-	CHECK_EQ(vu_fe_send_raw(fe, wire, vt_wire(wire, VHOST_USER_GET_STATUS, 0, 0, NULL, 0), NULL,
-				0, &reply, sizeof(reply)),
-		 0);
-	return reply.payload.u64;
+	CHECK_EQ(vu_fe_get_status(fe, &status), 0);
+	return status;
 }
 
 /* Device a says NEEDS_RESET within 5 s. */

@@ -191,6 +191,16 @@ static int lb_send(struct netdev *nd, unsigned int p, const struct iovec *iov, u
 	return 0;
 }
 
+/* Wake the consumer: write its eventfd, then count the wake-up (lb_peek). */
+static void lb_signal(struct lb_pair *lp)
+{
+	if (eventfd_write(lp->efd, 1) < 0) {
+		/* Our own eventfd, read on every sleep: it cannot be full. */
+	}
+	/* After the write: a reader that sees the count reads it away. */
+	atomic_fetch_add(&lp->wakes, 1);
+}
+
 static void lb_flush(struct netdev *nd, unsigned int p)
 {
 	struct lb_pair *lp = &nd->p[p];
@@ -200,21 +210,13 @@ static void lb_flush(struct netdev *nd, unsigned int p)
 	lp->produced = false;
 	/* Pairs with the receiver's store to sleeping and its re-check of tail. */
 	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load(&lp->sleeping)) {
-		if (eventfd_write(lp->efd, 1) < 0) {
-			/* Our own eventfd, read on every sleep: it cannot be full. */
-		}
-		/* After the write: a reader that sees the count reads it away. */
-		atomic_fetch_add(&lp->wakes, 1);
-	}
+	if (atomic_load(&lp->sleeping))
+		lb_signal(lp);
 }
 
 static void lb_wake(struct netdev *nd, unsigned int p)
 {
-	if (eventfd_write(nd->p[p].efd, 1) < 0) {
-		/* Our own eventfd, read on every sleep: it cannot be full. */
-	}
-	atomic_fetch_add(&nd->p[p].wakes, 1);
+	lb_signal(&nd->p[p]);
 }
 
 const struct netdev_ops netdev_loopback_ops = {
